@@ -1,0 +1,45 @@
+# ReportLens: `make run` starts the app, `make test` runs the whole suite. Both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.reportlens-installed
+HOST ?= 127.0.0.1
+PORT ?= 8501
+PYTEST_ARGS ?=
+
+.PHONY: run test setup db demo lint bench clean-db
+
+# torch==2.13.0 (CPU wheel) goes in first: anything else lets pip pull several GB of CUDA packages.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt $(BIN)/python
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+setup: $(STAMP)
+
+db: setup
+	$(BIN)/python -m db.migrate
+
+demo: db
+	$(BIN)/python cli.py seed-demo
+
+run: demo
+	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+test: setup
+	@set -euo pipefail; \
+	if [ -z "$${REPORTLENS_TEST_PG_URL:-}" ]; then \
+	  if url=$$(bash scripts/ensure_postgres.sh); then export REPORTLENS_TEST_PG_URL="$$url"; \
+	  else echo "PostgreSQL could not be started; PostgreSQL tests will fail in CI" >&2; fi; \
+	fi; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python bench/import_bench.py
