@@ -13,6 +13,8 @@ Stated policies (also shown in the UI and the ``convert`` summary):
   left with no token at all is reported as ``span_without_tokens`` and cannot be tagged.
 * **Continuation sub-tokens** (``##m`` after ``bp``) get ``I-X`` when ``label_all_subtokens`` is true
   (default), otherwise they are ignored (``None`` tag, label id -100) and only the first sub-token is trained.
+* **Whitespace at a span's edges** belongs to no token, so the inverse returns the span without it
+  (``trim_whitespace``); it is not reported.
 * **Windows**: a document longer than ``max_length`` tokens (special tokens included) is split into
   windows of at most ``max_length`` tokens that overlap by ``stride`` tokens; nothing is truncated. A window
   does not end inside a word when it can avoid it. Tags are computed once over the whole document, so a span
@@ -139,6 +141,16 @@ def resolve_overlaps(text: str, spans: Sequence[Span], doc_id: Any = None) -> tu
             )
         )
     return sorted(kept), issues
+
+
+def trim_whitespace(text: str, span: Span) -> Span:
+    """``span`` without leading/trailing whitespace (any Unicode space); unchanged if it is all whitespace."""
+    start, end = span.start, span.end
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return span if start == end else Span(start, end, span.label)
 
 
 def _is_special(offset: tuple[int, int]) -> bool:

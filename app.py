@@ -1,0 +1,21 @@
+"""ReportLens: Streamlit entry point. ``make run`` starts it on 127.0.0.1:8501."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+st.set_page_config(page_title="ReportLens", page_icon="🩺", layout="wide")
+
+PAGES = {
+    "ReportLens": [st.Page("pages/home.py", title="Overview", icon="🏠", default=True)],
+    "Data": [
+        st.Page("pages/import_data.py", title="Import", icon="📥", url_path="import"),
+        st.Page("pages/dataset.py", title="Dataset", icon="🗂️", url_path="dataset"),
+    ],
+}
+
+st.navigation(PAGES).run()

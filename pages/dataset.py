@@ -1,0 +1,128 @@
+"""Dataset: documents, labels, a document's spans and its token-level BIO view, alignment issues."""
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.alignment import AlignConfig, resolve_overlaps
+from db.repository import get_document, label_counts, list_documents
+from services.dataset import UNK_WARN_SHARE, bio_rows, project_alignment, project_unk_share
+from ui.render import highlight_html, label_colors, legend_html
+from ui.state import engine, project_picker, tokenizer
+
+PAGE_SIZE = 25
+
+st.title("Dataset")
+project = project_picker()
+if project is None:
+    st.info("No project yet. Import a Label Studio export on the **Import** page, or run "
+            "`python cli.py seed-demo` for the demo project.")
+    st.page_link("pages/import_data.py", label="Import data", icon="📥")
+    st.stop()
+
+tok = tokenizer()
+
+
+@st.cache_data(show_spinner="Measuring how much of the text the model can read…", max_entries=32)
+def _unk_share(project_id: int, n_documents: int) -> float:  # n_documents: recompute after an import
+    return project_unk_share(engine(), project_id, tok)
+
+
+unk = _unk_share(project.id, project.n_documents)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Documents", project.n_documents)
+c2.metric("Labeled", project.n_labeled)
+c3.metric("Labels", len(project.labels))
+c4.metric("Unreadable tokens ([UNK])", f"{unk:.1%}")
+if unk >= UNK_WARN_SHARE:
+    st.warning(
+        f"The base model cannot read {unk:.0%} of this project's tokens (they become [UNK]). A model trained on it "
+        "will miss those words. The bundled English MiniLM does not know most Chinese characters: choose a base model "
+        "that reads this language (e.g. a local bert-base-chinese folder via REPORTLENS_BASE_MODEL).",
+        icon="⚠️",
+    )
+
+counts = label_counts(engine(), project.id)
+if counts:
+    df_counts = pd.DataFrame({"label": list(counts), "spans": list(counts.values())}).sort_values("spans")
+    fig = px.bar(df_counts, x="spans", y="label", orientation="h", title="Spans per label (training view)",
+                 height=120 + 28 * len(counts))
+    st.plotly_chart(fig, width="stretch")
+else:
+    st.info("No labeled documents yet: label tasks in Label Studio and import the export.")
+
+st.subheader("Documents")
+f1, f2, f3 = st.columns([3, 2, 2])
+search = f1.text_input("Search text", placeholder="e.g. atrial fibrillation")
+label = f2.selectbox("Label", ["(any)", *sorted(counts)], index=0)
+status = f3.selectbox("Status", ["all", "labeled", "unlabeled"], index=0)
+labeled = {"all": None, "labeled": True, "unlabeled": False}[status]
+page = st.session_state.get("dataset_page", 0)
+rows, total = list_documents(engine(), project.id, search=search, label=None if label == "(any)" else label,
+                             labeled=labeled, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
+if total == 0:
+    st.info("No document matches. Clear the search or the filters.")
+    st.stop()
+pages = max(1, -(-total // PAGE_SIZE))
+page = min(page, pages - 1)
+st.caption(f"{total:,} documents · page {page + 1} of {pages}")
+table = pd.DataFrame([
+    {"id": r.id, "task": r.ls_task_id, "preview": r.preview, "spans": r.n_spans, "labels": ", ".join(r.labels),
+     "annotations": r.n_annotations, "source": r.source}
+    for r in rows
+])
+st.dataframe(table, hide_index=True, width="stretch")
+p1, p2, _ = st.columns([1, 1, 6])
+if p1.button("◀ Previous", disabled=page == 0):
+    st.session_state["dataset_page"] = page - 1
+    st.rerun()
+if p2.button("Next ▶", disabled=page >= pages - 1):
+    st.session_state["dataset_page"] = page + 1
+    st.rerun()
+
+choice = st.selectbox("Open document", [r.id for r in rows],
+                      format_func=lambda i: next(f"#{r.id} · {r.preview[:60]}" for r in rows if r.id == i))
+doc = get_document(engine(), choice)
+st.subheader(f"Document #{doc.id}" + (f" (Label Studio task {doc.ls_task_id})" if doc.ls_task_id else ""))
+spans = doc.training.spans if doc.training else ()
+kept, overlap_issues = resolve_overlaps(doc.text, spans, doc.id)
+colors = label_colors(project.labels or [s.label for s in spans])
+if spans:
+    st.html(legend_html({k: v for k, v in colors.items() if any(s.label == k for s in spans)}))
+else:
+    st.caption("Not labeled yet (no non-cancelled human annotation).")
+st.html(highlight_html(doc.text, kept, colors))
+
+tab_ann, tab_bio, tab_meta = st.tabs(["Annotations", "Tokens and BIO tags", "Metadata"])
+with tab_ann:
+    if doc.annotations:
+        st.dataframe(pd.DataFrame([
+            {"source": a.source, "author": a.author, "updated": a.updated_at or a.created_at, "spans": len(a.spans),
+             "choices": ", ".join(a.choices), "ground truth": a.ground_truth, "cancelled": a.cancelled,
+             "model version": a.model_version, "score": a.score}
+            for a in doc.annotations
+        ]), hide_index=True, width="stretch")
+        st.caption("Training uses the ground-truth annotation if there is one, else the most recent non-cancelled "
+                   "human annotation. Predictions are never training labels.")
+with tab_bio:
+    cfg = AlignConfig()
+    bio, issues = bio_rows(tok, doc, cfg)
+    st.dataframe(pd.DataFrame(bio), hide_index=True, width="stretch", height=320)
+    for issue in overlap_issues + [i for i in issues if i.code != "overlap"]:
+        st.warning(issue.message, icon="⚠️")
+with tab_meta:
+    st.json(doc.meta, expanded=False)
+
+st.subheader("Alignment issues of the project")
+st.caption("Spans whose edges fall inside tokens, overlapping spans and spans without tokens, for the bundled "
+           "tokenizer with the default settings (max length 256, stride 32).")
+if st.button("Check alignment of all labeled documents"):
+    st.session_state["alignment_report"] = project_alignment(engine(), project.id, tok, AlignConfig())
+report = st.session_state.get("alignment_report")
+if report and report["project_id"] == project.id:
+    st.write(report["summary"])
+    if report["issues"]:
+        st.dataframe(pd.DataFrame(report["issues"])[["level", "code", "task", "span", "message"]],
+                     hide_index=True, width="stretch")
+    else:
+        st.success("Every span lines up with token boundaries.")

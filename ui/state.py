@@ -1,0 +1,51 @@
+"""Process-wide resources for the Streamlit app (engine, tokenizer) and the selected project.
+
+Loaded once per process through ``st.cache_resource``; nothing is loaded at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import streamlit as st
+
+log = logging.getLogger("reportlens.ui")
+
+
+def engine() -> Any:
+    """The database engine for ``REPORTLENS_DATABASE_URL`` (or data/), migrated to the newest schema once."""
+    from db.engine import database_url
+
+    return _engine(database_url())
+
+
+@st.cache_resource(show_spinner="Opening the database…")
+def _engine(url: str) -> Any:
+    from db.engine import make_engine
+    from db.migrate import upgrade
+
+    upgrade(url)
+    return make_engine(url)
+
+
+@st.cache_resource(show_spinner="Loading the tokenizer…")
+def tokenizer(model: str | None = None) -> Any:
+    from training.encoding import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+def project_picker(key: str = "project") -> Any:
+    """A sidebar select box of projects; remembers the choice across pages. ``None`` when there is no project."""
+    from db.repository import list_projects
+
+    projects = list_projects(engine())
+    if not projects:
+        return None
+    names = [p.name for p in projects]
+    current = st.session_state.get("project_name")
+    index = names.index(current) if current in names else 0
+    name = st.sidebar.selectbox("Project", names, index=index, key=f"{key}_select")
+    st.session_state["project_name"] = name
+    return next(p for p in projects if p.name == name)
