@@ -33,15 +33,24 @@ def _read_config(path: str | None) -> Any:
     return parse_label_config(p.read_text(encoding="utf-8"))
 
 
+def _engine() -> Any:
+    """The database engine, migrated to the newest schema first (a no-op when it already is)."""
+    from db.engine import database_url, make_engine
+    from db.migrate import upgrade
+
+    url = database_url()
+    upgrade(url)
+    return make_engine(url)
+
+
 def _print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from db.engine import make_engine
     from services.imports import import_file
 
-    engine = make_engine()
+    engine = _engine()
     summary = import_file(
         engine, Path(args.export), args.project, config=_read_config(args.config), strict=args.strict,
         progress=_progress_printer(),
@@ -51,9 +60,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def _progress_printer():  # noqa: ANN202
-    def progress(n: int) -> None:
-        if n and n % 5000 == 0:
-            print(f"... {n} tasks", file=sys.stderr, flush=True)
+    """Progress on stderr (stdout stays pure JSON), at most every 5,000 tasks."""
+    last = [0]
+
+    def progress(n: int, fraction: float | None) -> None:
+        if n - last[0] >= 5000:
+            last[0] = n
+            pct = f" ({fraction:.0%} of the file)" if fraction else ""
+            print(f"... {n:,} tasks read{pct}", file=sys.stderr, flush=True)
 
     return progress
 
@@ -71,18 +85,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
-    from db.engine import make_engine
     from db.repository import list_projects
 
-    _print_json([p.__dict__ for p in list_projects(make_engine())])
+    _print_json([p.__dict__ for p in list_projects(_engine())])
     return 0
 
 
 def cmd_seed_demo(args: argparse.Namespace) -> int:
-    from db.engine import make_engine
     from services.imports import seed_demo
 
-    result = seed_demo(make_engine(), force=args.force, n=args.n)
+    result = seed_demo(_engine(), force=args.force, n=args.n)
     _print_json(result)
     return 0
 

@@ -338,7 +338,9 @@ def build_windows(
     return out
 
 
-def merge_window_probs(n_tokens: int, windows: Sequence[tuple[int, int]], window_probs: Sequence[np.ndarray]) -> np.ndarray:
+def merge_window_probs(
+    n_tokens: int, windows: Sequence[tuple[int, int]], window_probs: Sequence[np.ndarray]
+) -> np.ndarray:
     """Per-token probabilities for the whole document from per-window ones (content tokens only, no specials).
 
     Each token takes the row of the window where it has the most context (min distance to a window edge);
@@ -353,7 +355,7 @@ def merge_window_probs(n_tokens: int, windows: Sequence[tuple[int, int]], window
     best = np.full(n_tokens, -1, dtype=np.int64)
     for (a, b), probs in zip(windows, window_probs, strict=True):
         if probs.shape != (b - a, n_labels):
-            raise ValueError(f"Window ({a}, {b}) expects probabilities of shape {(b - a, n_labels)}, got {probs.shape}.")
+            raise ValueError(f"Window ({a}, {b}) needs probabilities of shape {(b - a, n_labels)}, not {probs.shape}.")
         pos = np.arange(a, b)
         context = np.minimum(pos - a, b - 1 - pos)
         better = context > best[a:b]

@@ -59,8 +59,8 @@ def parse_brat(txt_path: Path, ann_path: Path | None = None, issues: list[Issue]
                 spans.append(span)
     if other:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(other.items()))
-        issues.append(Issue("info", "ignored_annotations", f"{ref}: events/relations/attributes not imported ({kinds}).",
-                            task=ref))
+        issues.append(Issue("info", "ignored_annotations",
+                            f"{ref}: events/relations/attributes not imported ({kinds}).", task=ref))
     ann = Annotation(source="human", spans=tuple(dict.fromkeys(spans)), author="brat", external_id=ann_path.name)
     return ParsedTask(text=text, meta={"file": txt_path.name}, annotations=(ann,), position=position,
                       source_name=txt_path.name)

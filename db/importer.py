@@ -1,0 +1,399 @@
+"""Store parsed tasks (Label Studio, DICOM, CoNLL, demo) in one write transaction per file.
+
+Re-import rules (one project):
+
+* A task with a Label Studio id is the document with that ``ls_task_id``; without an id, the document with the same
+  text (sha256 ``text_hash``). A task with an id whose id is unknown adopts an id-less document with the same text.
+  So re-importing never duplicates documents.
+* An existing document gets the file's text and meta. Its annotations are merged: an annotation with an external id
+  (Label Studio annotation or prediction id) replaces the stored one with the same source and id (delete + insert);
+  one without an id is added unless an identical one is stored. Annotations not in the file are kept, because an
+  export may be partial. When the text changed and such annotations are kept, a ``stale_offsets`` warning says so.
+* The same task twice in one file: the last one wins, with a ``duplicate_task`` warning.
+* Unchanged documents and annotations are not rewritten (counted as unchanged).
+
+The whole file is one transaction: a parser error midway (e.g. malformed JSON at task 30,000) rolls everything back
+and re-raises, and a failed ImportRun row is then written in a separate transaction so the failure shows in the
+history. ``strict=True`` rolls back as soon as any error issue is reported and raises :class:`StrictImportError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.types import Annotation, Issue, ParsedTask, ReportLensError
+from db.engine import lock_project_key, refresh_planner_stats, write_session
+from db.models import ANNOTATION_SOURCES, DOCUMENT_SOURCES, AuditEvent, ImportRun, Project, utcnow
+from db.models import Annotation as AnnotationRow
+from db.models import Document as DocumentModel
+from db.models import Span as SpanRow
+from db.summary import MAX_STORED_ISSUES, ImportSummary, StrictImportError, merge_label_configs
+
+__all__ = ["BATCH_SIZE", "ImportSummary", "StrictImportError", "import_tasks", "text_hash"]
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 1000
+DOCS, ANNS, SPANS = DocumentModel.__table__, AnnotationRow.__table__, SpanRow.__table__
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+def _annotation_hash(a: Annotation, spans: list[tuple[int, int, str, float | None]]) -> str:
+    content = [a.source, a.external_id, a.author, a.created_at, a.updated_at, bool(a.ground_truth),
+               bool(a.cancelled), a.model_version, a.score, list(a.choices), sorted(spans, key=repr)]
+    return hashlib.sha256(_canonical(content).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class _Item:
+    task: ParsedTask
+    key: tuple[str, Any]
+    hash: str
+    meta: dict[str, Any]
+    annotations: list[tuple[Annotation, list[tuple[int, int, str, float | None]], str]]
+    redo: bool = False
+
+
+class _Importer:
+    """The state of one running import (inside its write transaction)."""
+
+    def __init__(self, project_name: str, file_name: str | None, source: str, report: Any) -> None:
+        self.project_name, self.file_name, self.source, self.report = project_name, file_name, source, report
+        self.session: Session | None = None
+        self.project_id = self.run_id = 0
+        self.tasks_read = self.batches = self.inserted = 0  # tasks, batches, new documents
+        self.seen: dict[tuple[str, Any], int] = {}  # key -> document id, for this file
+        self.status: dict[tuple[str, Any], str] = {}  # key -> added | updated | unchanged
+        self.counts: dict[tuple[str, Any], tuple[int, int, int]] = {}  # key -> (annotations, predictions, spans)
+        self.own_issues: list[Issue] = []
+        self.t0 = time.perf_counter()
+        self.started_at = utcnow()
+
+    # ------------------------------------------------------------------ issues and summary
+
+    def issues(self) -> list[Issue]:
+        parser = list(getattr(self.report, "issues", None) or []) if self.report is not None else []
+        return parser + self.own_issues
+
+    def has_errors(self) -> bool:
+        return any(i.level == "error" for i in self.issues())
+
+    def summary(self, status: str = "ok", error: str | None = None) -> ImportSummary:
+        by_level: dict[str, list[Issue]] = defaultdict(list)
+        for issue in self.issues():
+            by_level[issue.level].append(issue)
+        statuses = list(self.status.values())
+        totals = [sum(c[i] for c in self.counts.values()) for i in range(3)]
+        return ImportSummary(
+            project=self.project_name, file_name=self.file_name,
+            format=(getattr(self.report, "format", None) or None) if self.report is not None else self.source,
+            documents_added=statuses.count("added"), documents_updated=statuses.count("updated"),
+            documents_unchanged=statuses.count("unchanged"),
+            annotations=totals[0], predictions=totals[1], spans=totals[2],
+            skipped=by_level["error"], warnings=by_level["warning"], infos=by_level["info"],
+            duration_s=time.perf_counter() - self.t0, tasks_read=self.tasks_read, status=status, error=error,
+            import_id=self.run_id or None,
+        )
+
+    # ------------------------------------------------------------------ preparing one batch
+
+    def _prepare(self, task: ParsedTask) -> _Item:
+        text = task.text
+        if not isinstance(text, str):
+            raise ReportLensError(f"{task.ref}: text must be a string, got {type(text).__name__}; fix the parser.")
+        h = text_hash(text)
+        key: tuple[str, Any] = ("id", int(task.task_id)) if task.task_id is not None else ("hash", h)
+        meta = dict(task.meta or {})
+        if task.source_name and "source_name" not in meta:
+            meta["source_name"] = task.source_name
+        anns = []
+        for a in task.annotations:
+            if a.source not in ANNOTATION_SOURCES:
+                self.own_issues.append(Issue("error", "unknown_source", f"{task.ref}: annotation source {a.source!r} "
+                                             f"is not one of {', '.join(ANNOTATION_SOURCES)}; it was skipped.",
+                                             task=task.ref))
+                continue
+            spans = []
+            for i, sp in enumerate(a.spans):
+                if not (0 <= sp.start < sp.end <= len(text)):
+                    self.own_issues.append(Issue(
+                        "error", "span_out_of_range",
+                        f"{task.ref}: {sp.describe()} does not fit the text (length {len(text)}); it was skipped. "
+                        "Fix the region in Label Studio and export again.", task=task.ref, span=sp.as_tuple()))
+                    continue
+                score = a.span_scores[i] if i < len(a.span_scores) else None
+                spans.append((sp.start, sp.end, sp.label, None if score is None else float(score)))
+            anns.append((a, spans, _annotation_hash(a, spans)))
+        return _Item(task, key, h, meta, anns)
+
+    def store_batch(self, tasks: list[ParsedTask]) -> None:
+        assert self.session is not None
+        items: dict[tuple[str, Any], _Item] = {}
+        for task in tasks:
+            item = self._prepare(task)
+            if item.key in items or item.key in self.seen:
+                what = f"Task id {item.key[1]}" if item.key[0] == "id" else "The same text (no task id)"
+                self.own_issues.append(Issue("warning", "duplicate_task", f"{task.ref}: {what} appears more than "
+                                             "once in this file; the last one is kept.", task=task.ref))
+                item.redo = item.key in self.seen
+                items.pop(item.key, None)
+            items[item.key] = item
+        self._store(list(items.values()))
+
+    # ------------------------------------------------------------------ writing one batch
+
+    def _existing_documents(self, items: list[_Item]) -> dict[tuple[str, Any], dict[str, Any]]:
+        s, found = self.session, {}
+        assert s is not None
+        cols = (DOCS.c.id, DOCS.c.ls_task_id, DOCS.c.text_hash, DOCS.c.meta)
+        ids = [it.key[1] for it in items if it.key[0] == "id"]
+        if ids:
+            q = select(*cols).where(DOCS.c.project_id == self.project_id, DOCS.c.ls_task_id.in_(ids))
+            for row in s.execute(q).mappings():
+                found[("id", row["ls_task_id"])] = dict(row)
+        hashes = {it.hash for it in items if it.key not in found}
+        if hashes:
+            q = (select(*cols).where(DOCS.c.project_id == self.project_id, DOCS.c.text_hash.in_(hashes))
+                 .order_by(DOCS.c.ls_task_id.is_not(None), DOCS.c.id))
+            by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for row in s.execute(q).mappings():
+                by_hash[row["text_hash"]].append(dict(row))
+            adopted: set[int] = set()
+            for it in items:
+                if it.key in found:
+                    continue
+                for row in by_hash.get(it.hash, []):
+                    if it.key[0] == "hash" or (row["ls_task_id"] is None and row["id"] not in adopted):
+                        found[it.key] = row
+                        adopted.add(row["id"])
+                        break
+        return found
+
+    def _store(self, items: list[_Item]) -> None:
+        s = self.session
+        assert s is not None
+        now = utcnow()
+        existing = self._existing_documents(items)
+        new_items = [it for it in items if it.key not in existing]
+        changed_docs: dict[int, bool] = {}
+        updates = []
+        for it in items:
+            row = existing.get(it.key)
+            if row is None:
+                continue
+            ls_id = it.key[1] if it.key[0] == "id" else row["ls_task_id"]
+            changed = row["text_hash"] != it.hash or _canonical(row["meta"]) != _canonical(it.meta) \
+                or row["ls_task_id"] != ls_id
+            changed_docs[row["id"]] = changed
+            if changed:
+                updates.append({"b_id": row["id"], "b_text": it.task.text, "b_hash": it.hash, "b_meta": it.meta,
+                                "b_ls": ls_id, "b_now": now})
+        if updates:
+            s.execute(update(DOCS).where(DOCS.c.id == bindparam("b_id")).values(
+                text=bindparam("b_text"), text_hash=bindparam("b_hash"), meta=bindparam("b_meta"),
+                ls_task_id=bindparam("b_ls"), updated_at=bindparam("b_now")), updates)
+        doc_ids = {it.key: existing[it.key]["id"] for it in items if it.key in existing}
+        if new_items:
+            rows = [{"project_id": self.project_id, "ls_task_id": it.key[1] if it.key[0] == "id" else None,
+                     "text_hash": it.hash, "text": it.task.text, "meta": it.meta, "source": self.source,
+                     "created_at": now, "updated_at": now} for it in new_items]
+            result = s.execute(insert(DOCS).returning(DOCS.c.id, sort_by_parameter_order=True), rows)
+            for it, new_id in zip(new_items, result.scalars().all(), strict=True):
+                doc_ids[it.key] = new_id
+            self.inserted += len(new_items)
+        redo = [doc_ids[it.key] for it in items if it.redo]
+        if redo:  # last one wins: drop what this file stored for the earlier copy of the task
+            s.execute(delete(ANNS).where(ANNS.c.document_id.in_(redo), ANNS.c.import_id == self.run_id))
+        self._store_annotations(items, doc_ids, existing, changed_docs, now)
+        for it in items:
+            self.seen[it.key] = doc_ids[it.key]
+
+    def _store_annotations(self, items: list[_Item], doc_ids: dict[tuple[str, Any], int],
+                           existing: dict[tuple[str, Any], dict[str, Any]], changed_docs: dict[int, bool],
+                           now: Any) -> None:
+        s = self.session
+        assert s is not None
+        stored: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        old_ids = [doc_ids[k] for k in existing]
+        if old_ids:
+            q = select(ANNS.c.id, ANNS.c.document_id, ANNS.c.source, ANNS.c.external_id, ANNS.c.content_hash).where(
+                ANNS.c.document_id.in_(old_ids))
+            for row in s.execute(q).mappings():
+                stored[row["document_id"]].append(dict(row))
+        to_delete: list[int] = []
+        to_insert: list[tuple[dict[str, Any], list[tuple[int, int, str, float | None]]]] = []
+        for it in items:
+            doc_id = doc_ids[it.key]
+            rows = stored.get(doc_id, [])
+            touched, kept_ids = False, {r["id"] for r in rows}
+            n_ann = n_pred = n_spans = 0
+            for pos, (a, spans, chash) in enumerate(it.annotations):
+                n_pred += a.source == "model"
+                n_ann += a.source != "model"
+                n_spans += len(spans)
+                if a.external_id is not None:
+                    same = [r for r in rows if r["source"] == a.source and r["external_id"] == str(a.external_id)]
+                else:
+                    same = [r for r in rows if r["source"] == a.source and r["content_hash"] == chash]
+                if same and all(r["content_hash"] == chash for r in same):
+                    kept_ids -= {r["id"] for r in same}
+                    continue
+                to_delete += [r["id"] for r in same]
+                kept_ids -= {r["id"] for r in same}
+                touched = True
+                to_insert.append(({
+                    "document_id": doc_id, "source": a.source,
+                    "external_id": None if a.external_id is None else str(a.external_id), "author": a.author,
+                    "created_at": a.created_at, "updated_at": a.updated_at, "ground_truth": bool(a.ground_truth),
+                    "cancelled": bool(a.cancelled), "model_version": a.model_version,
+                    "score": None if a.score is None else float(a.score), "choices": list(a.choices),
+                    "position": pos, "content_hash": chash, "import_id": self.run_id, "stored_at": now}, spans))
+            self.counts[it.key] = (n_ann, n_pred, n_spans)
+            if it.key not in existing:
+                status = "added"
+            else:
+                text_changed = existing[it.key]["text_hash"] != it.hash
+                if text_changed and kept_ids:
+                    self.own_issues.append(Issue(
+                        "warning", "stale_offsets", f"{it.task.ref}: the text changed, and {len(kept_ids)} stored "
+                        "annotation(s) not in this file were kept; their offsets may no longer match. Re-export "
+                        "them from Label Studio or delete them.", task=it.task.ref))
+                status = "updated" if (touched or changed_docs.get(doc_id)) else "unchanged"
+            previous = self.status.get(it.key)
+            self.status[it.key] = previous if previous in ("added", "updated") else status
+        if to_delete:
+            s.execute(delete(ANNS).where(ANNS.c.id.in_(to_delete)))
+        if to_insert:
+            result = s.execute(insert(ANNS).returning(ANNS.c.id, sort_by_parameter_order=True),
+                               [row for row, _ in to_insert])
+            span_rows = [{"annotation_id": ann_id, "start": st, "end": en, "label": lab, "score": sc}
+                         for ann_id, (_, spans) in zip(result.scalars().all(), to_insert, strict=True)
+                         for st, en, lab, sc in spans]
+            if span_rows:
+                s.execute(insert(SPANS), span_rows)
+
+
+def _project(session: Session, name: str, create: bool) -> Project:
+    project = session.scalars(select(Project).where(Project.name == name)).one_or_none()
+    if project is None:
+        if not create:
+            raise ReportLensError(f"Project {name!r} does not exist; create it first or allow creating it.")
+        project = Project(name=name, settings={})
+        session.add(project)
+        session.flush()
+    return project
+
+
+def _config_dict(report: Any) -> dict[str, Any] | None:
+    config = getattr(report, "config", None) if report is not None else None
+    if config is None:
+        return None
+    return config.to_dict() if hasattr(config, "to_dict") else dict(config)
+
+
+def import_tasks(
+    engine: Engine,
+    project_name: str,
+    tasks: Iterable[ParsedTask],
+    *,
+    report: Any = None,
+    file_name: str | None = None,
+    strict: bool = False,
+    source: str = "labelstudio",
+    progress: Callable[[int], None] | None = None,
+    create_project: bool = True,
+    actor: str = "local",
+    batch_size: int = BATCH_SIZE,
+) -> ImportSummary:
+    """Import one file's tasks into ``project_name`` in ONE write transaction (see the module docstring for the rules).
+
+    ``tasks`` is consumed lazily and stored in batches of ``batch_size``. ``report`` (a ``ParseReport``: ``.issues``,
+    ``.config``, ``.format``) is read while the parser fills it; its label config is merged into the project's.
+    ``progress(n)`` is called with the number of tasks read after each batch. Raises :class:`StrictImportError` in
+    strict mode when an error issue appears, and re-raises whatever the parser raised; in both cases nothing is
+    stored except a failed ImportRun record.
+    """
+    if source not in DOCUMENT_SOURCES:
+        raise ReportLensError(f"Unknown document source {source!r}; use one of {', '.join(DOCUMENT_SOURCES)}.")
+    if not project_name or not project_name.strip():
+        raise ReportLensError("A project name is required; choose one on the Import page or pass --project.")
+    state = _Importer(project_name, file_name, source, report)
+    try:
+        with write_session(engine) as s:
+            lock_project_key(s, project_name)
+            project = _project(s, project_name, create_project)
+            run = ImportRun(project_id=project.id, project_name=project_name, file_name=file_name, source=source,
+                            format=state.summary().format, strict=strict, status="running", summary={},
+                            started_at=state.started_at)
+            s.add(run)
+            s.flush()
+            state.session, state.project_id, state.run_id = s, project.id, run.id
+            batch: list[ParsedTask] = []
+            for task in tasks:
+                batch.append(task)
+                state.tasks_read += 1
+                if len(batch) >= batch_size:
+                    state.store_batch(batch)
+                    batch = []
+                    state.batches += 1
+                    if state.inserted and state.batches & (state.batches - 1) == 0:  # after batch 1, 2, 4, 8, ...
+                        refresh_planner_stats(s, ("documents", "annotations"))
+                    if strict and state.has_errors():
+                        raise StrictImportError(state.summary("failed", "strict mode: error issues found"))
+                    if progress is not None:
+                        progress(state.tasks_read)
+            if batch:
+                state.store_batch(batch)
+            if strict and state.has_errors():
+                raise StrictImportError(state.summary("failed", "strict mode: error issues found"))
+            project.label_config = merge_label_configs(project.label_config, _config_dict(report))
+            summary = state.summary()
+            run.status, run.finished_at, run.format = "ok", utcnow(), summary.format
+            run.summary = summary.to_dict(max_issues=MAX_STORED_ISSUES)
+            s.add(AuditEvent(actor=actor, action="import", entity="import_run", entity_id=run.id,
+                             details={"project": project_name, "file_name": file_name, "status": "ok",
+                                      "documents": summary.documents, "spans": summary.spans}))
+        if progress is not None:
+            progress(state.tasks_read)
+        return summary
+    except Exception as exc:
+        failed = exc.summary if isinstance(exc, StrictImportError) else state.summary("failed", str(exc))
+        _record_failure(engine, failed, strict, source, actor, exc, state.started_at)
+        raise
+
+
+def _record_failure(engine: Engine, summary: ImportSummary, strict: bool, source: str, actor: str,
+                    exc: Exception, started_at: Any) -> None:
+    """After the rollback: keep a failed ImportRun (no data) so the history shows what went wrong."""
+    error = str(exc) or type(exc).__name__
+    try:
+        with write_session(engine) as s:
+            project_id = s.scalars(select(Project.id).where(Project.name == summary.project)).one_or_none()
+            data = summary.to_dict(max_issues=MAX_STORED_ISSUES) | {"status": "failed", "error": error,
+                                                                     "import_id": None}
+            run = ImportRun(project_id=project_id, project_name=summary.project, file_name=summary.file_name,
+                            format=summary.format, source=source, strict=strict, status="failed", error=error,
+                            summary=data, started_at=started_at, finished_at=utcnow())
+            s.add(run)
+            s.flush()
+            s.add(AuditEvent(actor=actor, action="import_failed", entity="import_run", entity_id=run.id,
+                             details={"project": summary.project, "file_name": summary.file_name, "error": error}))
+    except SQLAlchemyError:
+        log.exception("Could not record the failed import of %s", summary.file_name)

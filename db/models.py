@@ -1,0 +1,147 @@
+"""SQLAlchemy 2.x typed models. Portable between SQLite and PostgreSQL; schema changes go through Alembic.
+
+These classes never leave ``db/``: repository functions return ``core`` types or frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Named constraints, so Alembic batch mode on SQLite can find and alter them later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+DOCUMENT_SOURCES = ("labelstudio", "dicom", "conll", "demo")
+ANNOTATION_SOURCES = ("human", "model", "rule", "review")
+IMPORT_STATUSES = ("running", "ok", "failed")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    label_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # core.labelstudio.LabelConfig.to_dict()
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"base_model": "..."}
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Document(Base):
+    """A report text. Re-import key: ``ls_task_id`` when present, else ``text_hash`` (sha256 hex of the text)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (
+        UniqueConstraint("project_id", "ls_task_id"),
+        Index("ix_documents_project_id_text_hash", "project_id", "text_hash"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    ls_task_id: Mapped[int | None] = mapped_column(BigInteger)
+    text_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source: Mapped[str] = mapped_column(String(20), default="labelstudio")  # one of DOCUMENT_SOURCES
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportRun(Base):
+    """One import of one file. ``project_id`` is NULL when the import failed before its project existed."""
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="SET NULL"), index=True)
+    project_name: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str | None] = mapped_column(String(500))
+    format: Mapped[str | None] = mapped_column(String(50))
+    source: Mapped[str] = mapped_column(String(20), default="labelstudio")
+    strict: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(20), default="running")  # one of IMPORT_STATUSES
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # ImportSummary.to_dict(), issues capped
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Annotation(Base):
+    """A human annotation, model prediction, rule output or review decision of one document.
+
+    ``created_at``/``updated_at`` are Label Studio's ISO strings (they drive the training policy); ``stored_at`` is
+    when this row was written. ``content_hash`` fingerprints the content so re-imports can skip unchanged rows.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (Index("ix_annotations_document_id_source", "document_id", "source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20))  # one of ANNOTATION_SOURCES
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    author: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[str | None] = mapped_column(String(40))
+    updated_at: Mapped[str | None] = mapped_column(String(40))
+    ground_truth: Mapped[bool] = mapped_column(Boolean, default=False)
+    cancelled: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_version: Mapped[str | None] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)
+    choices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order within the task in its source file
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"), index=True)
+    stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Span(Base):
+    __tablename__ = "spans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    annotation_id: Mapped[int] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(200))
+    score: Mapped[float | None] = mapped_column(Float)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
