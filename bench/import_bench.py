@@ -6,7 +6,8 @@
 The export is generated first (not timed). The import then runs in a child process, which times
 ``core.labelstudio.iter_tasks`` -> ``db.importer.import_tasks`` (one transaction) and reports its own peak RSS
 (``ru_maxrss``), so generating the file does not count. A second import of the same file (every document unchanged)
-is timed too. Prints and writes a JSON result.
+is timed too. A third child times ``cli.py convert`` (bundled tokenizer, BIO windows as JSON lines) on the same
+export. Prints and writes a JSON result.
 """
 
 from __future__ import annotations
@@ -137,14 +138,44 @@ def child(export: str, db_file: str) -> None:
                       "db_mb": round(Path(db_file).stat().st_size / 2**20, 1)}))
 
 
+def child_convert(export: str, out: str) -> None:
+    """Runs in a fresh process: ``cli.py convert`` on the export with the bundled tokenizer; prints one JSON line."""
+    from services.convert import convert_export
+    from training.encoding import load_tokenizer
+
+    t = time.perf_counter()
+    load_tokenizer()
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    summary = convert_export(Path(export), Path(out))
+    seconds = time.perf_counter() - t
+    docs = summary["labeled_documents"]
+    print(json.dumps({"tokenizer_load_s": round(load_s, 2), "seconds": round(seconds, 2),
+                      "docs_per_s": round(docs / seconds), "documents": docs, "windows": summary["windows"],
+                      "tokens": summary["tokens"], "jsonl_mb": round(Path(out).stat().st_size / 2**20, 1),
+                      "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
+def _run_child(*args: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(proc.returncode)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=50_000, help="number of tasks (default 50,000)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "import.json"), help="where to write the result")
     ap.add_argument("--child", nargs=2, metavar=("EXPORT", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--child-convert", nargs=2, metavar=("EXPORT", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
+        return 0
+    if args.child_convert:
+        child_convert(*args.child_convert)
         return 0
     with tempfile.TemporaryDirectory(prefix="reportlens-bench-") as tmp:
         export, db_file = Path(tmp) / "export.json", Path(tmp) / "bench.db"
@@ -152,15 +183,11 @@ def main() -> int:
         data = write_export(export, args.n)
         data["generate_s"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, __file__, "--child", str(export), str(db_file)],
-                              capture_output=True, text=True, cwd=ROOT, check=False)
+        measured = _run_child("--child", str(export), str(db_file))
         wall = time.perf_counter() - t
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stdout + proc.stderr)
-            return proc.returncode
-        measured = json.loads(proc.stdout.strip().splitlines()[-1])
+        converted = _run_child("--child-convert", str(export), str(Path(tmp) / "bio.jsonl"))
     result = {
-        "benchmark": "import", "export": data, **measured,
+        "benchmark": "import", "export": data, **measured, "convert": converted,
         "child_wall_s": round(wall, 2),
         "peak_rss_mb": measured["reimport"]["peak_rss_mb_so_far"],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -171,7 +198,9 @@ def main() -> int:
     first = measured["first"]
     print(f"{args.n} tasks ({data['bytes'] / 2**20:.1f} MB, {data['spans']} spans): parse+import "
           f"{first['seconds']} s ({first['docs_per_s']} docs/s), re-import {measured['reimport']['seconds']} s, "
-          f"peak RSS {result['peak_rss_mb']} MB (first import: {first['peak_rss_mb_so_far']} MB) -> {out}")
+          f"peak RSS {result['peak_rss_mb']} MB (first import: {first['peak_rss_mb_so_far']} MB); convert "
+          f"{converted['seconds']} s ({converted['docs_per_s']} docs/s, {converted['windows']} windows), "
+          f"peak RSS {converted['peak_rss_mb']} MB -> {out}")
     return 0
 
 

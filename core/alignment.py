@@ -25,6 +25,7 @@ Stated policies (also shown in the UI and the ``convert`` summary):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -178,8 +179,15 @@ def spans_to_bio(
             tags.append(None)
         else:
             tags.append(OUTSIDE)
+    content = [i for i, (s, e) in enumerate(offsets) if s < e]  # tokenizer offsets ascend over content tokens
+    ends = [offsets[i][1] for i in content]
     for span in kept:
-        hit = [i for i, (s, e) in enumerate(offsets) if s < e and s < span.end and e > span.start]
+        hit = []
+        for k in range(bisect_right(ends, span.start), len(content)):
+            i = content[k]
+            if offsets[i][0] >= span.end:
+                break
+            hit.append(i)
         if not hit:
             issues.append(_issue(text, span, doc_id, "error", "span_without_tokens",
                                  "covers no token (only whitespace or characters the tokenizer drops), "

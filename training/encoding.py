@@ -86,7 +86,7 @@ def tokenize_documents(tokenizer: Any, docs: Sequence[tuple[Any, str]]) -> list[
                     doc_id=doc_id,
                     text=text,
                     input_ids=tuple(ids),
-                    tokens=tuple(tokenizer.convert_ids_to_tokens(ids)),
+                    tokens=tuple(enc.tokens(j)),
                     offsets=tuple((int(s), int(e)) for s, e in enc["offset_mapping"][j]),
                     word_ids=tuple(enc.word_ids(j)),
                 )
@@ -153,10 +153,11 @@ def encode_documents(
 
 def _encode_batch(tokenizer, batch, schema, config, cls, sep, summary) -> Iterable[EncodedDoc]:  # noqa: ANN001
     tokenized = tokenize_documents(tokenizer, [(d.id, d.text) for d in batch])
+    unk = tokenizer.unk_token
     for doc, tdoc in zip(batch, tokenized, strict=True):
         tags, issues = spans_to_bio(doc.text, tdoc.offsets, doc.spans, tdoc.word_ids, config, doc.id)
         windows = build_windows(tdoc, tags, schema, config, cls, sep)
-        n_unk = sum(t == tokenizer.unk_token for t in tdoc.tokens)
+        n_unk = tdoc.tokens.count(unk)
         enc = EncodedDoc(doc.id, tuple(windows), tuple(issues), len(tdoc), n_unk)
         if summary is not None:
             summary.documents += 1
@@ -175,7 +176,8 @@ def measure_unk(tokenizer: Any, texts: Iterable[tuple[Any, str]], limit: int | N
         if limit is not None and i >= limit:
             break
         batch.append(item)
+    unk_token = tokenizer.unk_token
     for tdoc in tokenize_documents(tokenizer, batch):
         total += len(tdoc)
-        unk += sum(t == tokenizer.unk_token for t in tdoc.tokens)
+        unk += tdoc.tokens.count(unk_token)
     return unk, total

@@ -118,3 +118,31 @@ def test_dataset_document_view_tags_the_stored_spans(demo_db):
     # the highlighted text is escaped HTML with one <mark> per span
     html_blocks = [h.proto.body for h in at.get("html")]
     assert any(b.count("<mark") == row["spans"] for b in html_blocks)
+
+
+def test_dataset_warns_when_the_model_cannot_read_the_text(empty_db, tmp_path):
+    import json
+
+    from db.migrate import upgrade
+    from services.imports import import_file
+
+    upgrade(empty_db)
+    export = tmp_path / "zh.json"
+    export.write_text(json.dumps([
+        {"id": i, "data": {"text": f"窦性心律，心率{60 + i}次/分，未见异常。"}, "annotations": []} for i in range(5)
+    ], ensure_ascii=False), encoding="utf-8")
+    import_file(make_engine(empty_db), export, "中文心电图")
+    at = page("pages/dataset.py").run()
+    assert not at.exception, at.exception
+    assert any("cannot read" in w.value for w in at.warning)
+    unk = next(m.value for m in at.metric if "UNK" in m.label)
+    assert float(unk.rstrip("%")) > 20
+
+
+def test_import_page_shows_the_history_of_the_selected_project(demo_db):
+    at = page("pages/import_data.py").run()
+    assert not at.exception, at.exception
+    at.session_state["project_name"] = list_projects(make_engine(demo_db))[0].name
+    at.run()
+    history = at.dataframe[-1].value
+    assert len(history) == 1 and "ok" in history.to_string()
