@@ -186,9 +186,14 @@ def _training_document(doc_id: int, text: str, meta: dict[str, Any], ls_task_id:
     if chosen is None:
         return None
     ann_id = next(i for i, a in anns if a is chosen)
+    # Spans kept from an earlier import of a text that has since changed may no longer fit it (``stale_offsets``
+    # at import): they are left out of the training view and listed, never allowed to break the whole project.
+    fits = [sp for sp in chosen.spans if 0 <= sp.start < sp.end <= len(text)]
     info = {**(meta or {}), "ls_task_id": ls_task_id, "source": source, "annotation_id": ann_id,
             "choices": list(chosen.choices), "author": chosen.author}
-    return Document(id=doc_id, text=text, spans=chosen.spans, meta=info)
+    if len(fits) != len(chosen.spans):
+        info["invalid_spans"] = [sp.as_tuple() for sp in chosen.spans if sp not in fits]
+    return Document(id=doc_id, text=text, spans=tuple(fits), meta=info)
 
 
 def get_document(engine: Engine, doc_id: int, policy: str = DEFAULT_POLICY) -> StoredDocument | None:

@@ -85,6 +85,10 @@ choice = st.selectbox("Open document", [r.id for r in rows],
 doc = get_document(engine(), choice)
 st.subheader(f"Document #{doc.id}" + (f" (Label Studio task {doc.ls_task_id})" if doc.ls_task_id else ""))
 spans = doc.training.spans if doc.training else ()
+if doc.training and doc.training.meta.get("invalid_spans"):
+    st.warning(f"{len(doc.training.meta['invalid_spans'])} span(s) of this document lie outside its current text "
+               "(the text changed in a later export) and are left out of training. Re-export the task from Label "
+               "Studio to fix them.", icon="⚠️")
 kept, overlap_issues = resolve_overlaps(doc.text, spans, doc.id)
 colors = label_colors(project.labels or [s.label for s in spans])
 if spans:

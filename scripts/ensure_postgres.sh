@@ -92,14 +92,16 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
 fi
 [[ "$(id -u)" -eq 0 ]] && chown postgres: "$PGROOT"
 
-if ! as_owner "$BINDIR/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
+PSQL=("$BINDIR/psql" -h 127.0.0.1 -p "$PORT" -U postgres -X -q -t -A)
+if "${PSQL[@]}" -d postgres -c "select 1" >/dev/null 2>&1; then
+    log "a PostgreSQL server already answers on 127.0.0.1:$PORT; using it"
+elif ! as_owner "$BINDIR/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     log "starting PostgreSQL on 127.0.0.1:$PORT ..."
     as_owner "$BINDIR/pg_ctl" -D "$PGDATA" -w -t 60 -l "$PGROOT/log" \
         -o "-c listen_addresses=127.0.0.1 -p $PORT -k $SOCKDIR -c fsync=off -c synchronous_commit=off" start \
         >/dev/null || { tail -n 20 "$PGROOT/log" >&2; exit 1; }
 fi
 
-PSQL=("$BINDIR/psql" -h 127.0.0.1 -p "$PORT" -U postgres -X -q -t -A)
 for _ in $(seq 1 50); do
     "${PSQL[@]}" -d postgres -c "select 1" >/dev/null 2>&1 && break
     sleep 0.2

@@ -466,3 +466,16 @@ def test_concurrent_writers_in_two_processes(db_url: str, tmp_path: Any) -> None
     assert results == [("ok", 400), ("ok", 400)], results
     assert count(db_url, m.Document) == 800 and count(db_url, m.Project) == 1
     assert count(db_url, m.ImportRun) == 8
+
+
+def test_spans_left_stale_by_a_changed_text_never_break_the_training_view(db_url: str) -> None:
+    engine = make_engine(db_url)
+    long_text = "Sinus rhythm at 78 bpm with first degree AV block."
+    import_tasks(engine, "stale", [task(1, long_text, human("a", (0, 12, "RHYTHM"), (28, 49, "FINDING"),
+                                                               ground_truth=True))])
+    summary = import_tasks(engine, "stale", [task(1, "Sinus rhythm.", human("b", (0, 12, "RHYTHM")))])
+    assert [w.code for w in summary.warnings] == ["stale_offsets"]
+    project = get_project(engine, "stale")
+    (doc,) = list(training_documents(engine, project.id))
+    assert doc.spans == (Span(0, 12, "RHYTHM"),)  # the ground-truth annotation, minus what no longer fits
+    assert doc.meta["invalid_spans"] == [(28, 49, "FINDING")]
