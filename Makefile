@@ -36,6 +36,7 @@ test: setup
 	  if url=$$(bash scripts/ensure_postgres.sh); then export REPORTLENS_TEST_PG_URL="$$url"; \
 	  else echo "PostgreSQL could not be started; PostgreSQL tests will fail in CI" >&2; fi; \
 	fi; \
+	bash scripts/ensure_chromium.sh || echo "Chromium could not be installed; browser tests will skip (fail in CI)" >&2; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
