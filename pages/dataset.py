@@ -46,7 +46,7 @@ counts = label_counts(engine(), project.id)
 if counts:
     df_counts = pd.DataFrame({"label": list(counts), "spans": list(counts.values())}).sort_values("spans")
     fig = px.bar(df_counts, x="spans", y="label", orientation="h", title="Spans per label (training view)",
-                 height=120 + 28 * len(counts))
+                 height=max(260, 120 + 28 * len(counts)))
     st.plotly_chart(fig, width="stretch")
 else:
     st.info("No labeled documents yet: label tasks in Label Studio and import the export.")
@@ -65,7 +65,7 @@ if total == 0:
     st.stop()
 pages = max(1, -(-total // PAGE_SIZE))
 page = min(page, pages - 1)
-st.caption(f"{total:,} documents · page {page + 1} of {pages}")
+st.caption(f"{total:,} document{'s' if total != 1 else ''} · page {page + 1} of {pages}")
 table = pd.DataFrame([
     {"id": r.id, "task": r.ls_task_id, "preview": r.preview, "spans": r.n_spans, "labels": ", ".join(r.labels),
      "annotations": r.n_annotations, "source": r.source}

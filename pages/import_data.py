@@ -57,6 +57,7 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
         bar.progress(1.0, text="Done")
         st.session_state["project_name"] = project_name
         st.session_state["last_import"] = summary.to_dict()
+        st.rerun()  # redraw the form with the new project in the list
     except ReportLensError as exc:
         bar.empty()
         st.session_state.pop("last_import", None)
@@ -80,7 +81,8 @@ if last:
         df = pd.DataFrame(issues)[["level", "code", "task", "span", "message"]]
         df["span"] = df["span"].map(lambda s: "" if not s else f"{s[0]}–{s[1]} {s[2]}")
         levels = st.multiselect("Show", ["error", "warning", "info"], default=["error", "warning", "info"])
-        st.dataframe(df[df["level"].isin(levels)], hide_index=True, width="stretch")
+        st.dataframe(df[df["level"].isin(levels)], hide_index=True, width="stretch",
+                     column_config={"message": st.column_config.TextColumn(width="large")})
         st.download_button("Download issues (CSV)", df.to_csv(index=False), "import-issues.csv", "text/csv")
     else:
         st.caption("No issues: every task and span was stored as it was.")
@@ -91,4 +93,10 @@ if project is not None:
     history = import_history(engine(), project.id)
     if history:
         st.subheader(f"Import history of {project.name}")
-        st.dataframe(pd.DataFrame([h.__dict__ for h in history]), hide_index=True, width="stretch")
+        rows = [
+            {"file": h.file_name, "format": h.format, "status": h.status, "started": h.started_at,
+             "added": (h.summary or {}).get("documents_added"), "updated": (h.summary or {}).get("documents_updated"),
+             "skipped": len((h.summary or {}).get("skipped", [])), "error": h.error}
+            for h in history
+        ]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
