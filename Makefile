@@ -37,6 +37,7 @@ test: setup
 	  else echo "PostgreSQL could not be started; PostgreSQL tests will fail in CI" >&2; fi; \
 	fi; \
 	bash scripts/ensure_chromium.sh || echo "Chromium could not be installed; browser tests will skip (fail in CI)" >&2; \
+	$(BIN)/ruff check --quiet . ; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -16,6 +16,10 @@ PAGES = {
         st.Page("pages/import_data.py", title="Import", icon="📥", url_path="import"),
         st.Page("pages/dataset.py", title="Dataset", icon="🗂️", url_path="dataset"),
     ],
+    "Models": [
+        st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
+        st.Page("pages/models.py", title="Models", icon="📊", url_path="models"),
+    ],
 }
 
 st.navigation(PAGES).run()

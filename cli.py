@@ -4,6 +4,10 @@
     python cli.py convert EXPORT --out FILE.jsonl [--model DIR] [--max-length N --stride N] [--config XML]
     python cli.py projects
     python cli.py seed-demo [--force]
+    python cli.py train --project NAME [config flags, see --help] [--wait]
+    python cli.py models --project NAME
+    python cli.py evaluate (--model VERSION | --project NAME) EXPORT
+    python cli.py predict (--model VERSION | --project NAME) EXPORT --out FILE.json
 
 Exit codes: 0 done, 1 bad input (the message says what, where and how to fix), 2 wrong usage.
 """
@@ -99,6 +103,109 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from db import jobs
+    from db.repository import get_project
+    from training.config import from_cli_args
+    from training.launcher import ensure_worker
+
+    engine = _engine()
+    project = get_project(engine, args.project)
+    if project is None:
+        raise ReportLensError(f"Project {args.project!r} does not exist; import an export into it first.")
+    config = from_cli_args(args)
+    job = jobs.enqueue(engine, project.id, "train", config.to_dict())
+    started = ensure_worker(engine)
+    print(f"queued training job {job.id} for {project.name!r}" + (" (worker started)" if started else ""),
+          file=sys.stderr)
+    if not args.wait:
+        _print_json({"job": job.id, "status": job.status})
+        return 0
+    return _wait_for(engine, job.id)
+
+
+def _wait_for(engine: Any, job_id: int) -> int:
+    import time
+
+    from db import jobs
+    from db.model_versions import list_model_versions
+
+    last = None
+    try:
+        while True:
+            job = jobs.get_job(engine, job_id)
+            p = job.progress or {}
+            line = _progress_line(job.status, p)
+            if line != last:
+                print(line, file=sys.stderr, flush=True)
+                last = line
+            if not job.is_active:
+                break
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        jobs.request_cancel(engine, job_id)
+        print(f"cancel requested for job {job_id}", file=sys.stderr)
+        return 130
+    out: dict[str, Any] = {"job": job.id, "status": job.status, "error": job.error}
+    version = next((v for v in list_model_versions(engine, job.project_id) if v.job_id == job.id), None)
+    if version is not None:
+        out.update({"model_version": version.name, "model_id": version.id, "active": version.is_active,
+                    "duration_s": version.duration_s, "metrics": _metric_summary(version.metrics)})
+    _print_json(out)
+    return 0 if job.status == "succeeded" else 1
+
+
+def _progress_line(status: str, p: dict[str, Any]) -> str:
+    parts = [status]
+    if p.get("step") is not None and p.get("max_steps"):
+        parts.append(f"step {p['step']}/{p['max_steps']}")
+    if p.get("epoch") is not None:
+        parts.append(f"epoch {float(p['epoch']):.2f}")
+    if p.get("loss") is not None:
+        parts.append(f"loss {float(p['loss']):.4f}")
+    dev = p.get("dev") if isinstance(p.get("dev"), dict) else {}
+    if dev.get("f1") is not None:
+        parts.append(f"dev F1 {float(dev['f1']):.3f}")
+    if p.get("eta_s") is not None:
+        parts.append(f"ETA {int(p['eta_s'])} s")
+    if p.get("message"):
+        parts.append(str(p["message"]))
+    return " | ".join(parts)
+
+
+def _metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for split in ("dev", "test"):
+        m = (metrics or {}).get(split) or {}
+        if m:
+            out[split] = {k: m.get(k) for k in ("precision", "recall", "f1", "per_label", "documents")}
+    return out
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from services.models import version_rows
+
+    _print_json(version_rows(_engine(), args.project))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from services.models import evaluate_export, resolve_version
+
+    engine = _engine()
+    _print_json(evaluate_export(engine, Path(args.export), resolve_version(engine, args.model, args.project)))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from services.models import predict_export, resolve_version
+
+    engine = _engine()
+    version = resolve_version(engine, args.model, args.project)
+    _print_json(predict_export(engine, Path(args.export), version, Path(args.out)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -130,6 +237,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="re-import the demo even if projects exist")
     demo.add_argument("--n", type=int, default=300, help="number of synthetic reports")
     demo.set_defaults(func=cmd_seed_demo)
+
+    from training.config import add_cli_args
+
+    train = sub.add_parser("train", help="queue a training job (LoRA by default) for a project")
+    train.add_argument("--project", required=True)
+    train.add_argument("--wait", action="store_true", help="print progress, then the final metrics as JSON")
+    add_cli_args(train)
+    train.set_defaults(func=cmd_train)
+
+    models = sub.add_parser("models", help="list a project's model versions (the active one marked)")
+    models.add_argument("--project", required=True)
+    models.set_defaults(func=cmd_models)
+
+    for name, func, helptext in (("evaluate", cmd_evaluate, "entity-level metrics against an export's annotations"),
+                                 ("predict", cmd_predict, "write an export back with predictions (pre-annotations)")):
+        sp = sub.add_parser(name, help=helptext)
+        sp.add_argument("export")
+        sp.add_argument("--model", help="model version id (or a name like v3 with --project)")
+        sp.add_argument("--project", help="project whose active model version is used")
+        if name == "predict":
+            sp.add_argument("--out", required=True, help="Label Studio import file to write")
+        sp.set_defaults(func=func)
     return p
 
 

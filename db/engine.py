@@ -18,10 +18,12 @@ Callers own the session::
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENV_URL = "REPORTLENS_DATABASE_URL"
+ENV_DATA_DIR = "REPORTLENS_DATA_DIR"
 ENV_BUSY_TIMEOUT = "REPORTLENS_SQLITE_BUSY_TIMEOUT_MS"
 DEFAULT_BUSY_TIMEOUT_MS = 60_000
 _BEGIN_OPTION = "reportlens_sqlite_begin"  # execution option read by the ``begin`` hook
@@ -39,18 +42,44 @@ _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
 
+def data_dir() -> Path:
+    """Where ReportLens keeps its files (models, worker logs, the default SQLite database): ``REPORTLENS_DATA_DIR``
+    if set, else ``<repo>/data``. Created when missing."""
+    raw = os.environ.get(ENV_DATA_DIR, "").strip()
+    path = Path(raw).expanduser().resolve() if raw else REPO_ROOT / "data"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def database_url() -> str:
-    """``REPORTLENS_DATABASE_URL`` if set, else the SQLite file ``<repo>/data/reportlens.db`` (folder created)."""
+    """``REPORTLENS_DATABASE_URL`` if set, else the SQLite file ``reportlens.db`` in :func:`data_dir`."""
     url = os.environ.get(ENV_URL, "").strip()
     if url:
         return url
-    data = REPO_ROOT / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data / 'reportlens.db'}"
+    return f"sqlite:///{data_dir() / 'reportlens.db'}"
 
 
 def _json_dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def json_safe(obj: Any) -> Any:
+    """Plain JSON data: numpy/torch scalars and arrays to Python numbers and lists, NaN/inf to ``None`` (PostgreSQL
+    ``json`` rejects NaN), paths and datetimes to strings."""
+    if obj is None or isinstance(obj, str | bool | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    tolist = getattr(obj, "tolist", None)  # numpy / torch scalars and arrays
+    if callable(tolist):
+        return json_safe(tolist())
+    return str(obj)
 
 
 def _busy_timeout_ms() -> int:

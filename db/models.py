@@ -145,3 +145,73 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(String(50))
     entity_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+# ---------------------------------------------------------------- background jobs and model versions
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+class Job(Base):
+    """One background job. ``python -m training.worker`` claims queued rows, writes progress and a heartbeat, and
+    records the outcome; the UI polls the row. ``history`` holds numeric progress points for curves (capped)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_kind", "status", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # e.g. "train"
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # one of JOB_STATUSES
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. TrainConfig.to_dict()
+    progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # latest: epoch, step, loss, eta_s, message
+    history: Mapped[list[Any]] = mapped_column(JSON, default=list)  # numeric progress points, capped
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker_id: Mapped[str | None] = mapped_column(String(100))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)  # readable; the traceback tail goes to ``log``
+    log: Mapped[str] = mapped_column(Text, default="")  # the tail, capped; never report text
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # how many times a worker claimed it
+
+
+class Worker(Base):
+    """A live (or recently live) worker process: registered at start, heartbeat every few seconds, removed at exit.
+    ``training.worker.ensure_worker`` reads it to decide whether a new worker must be started."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(Integer)  # the job it is running, if any (no FK: purely informative)
+
+
+class ModelVersion(Base):
+    """A trained model of a project (``name`` v1, v2, ...). Exactly one version per project is active (enforced by
+    the repository functions in db.jobs)."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(50))
+    base_model: Mapped[str | None] = mapped_column(String(500))
+    method: Mapped[str | None] = mapped_column(String(30))  # "lora" | "full"
+    adapter_path: Mapped[str | None] = mapped_column(String(1000))  # relative to the data dir when inside it
+    label_schema: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # {"labels": [...]}
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # TrainConfig.to_dict()
+    data_snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # document ids, annotation versions
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
-from core.types import Annotation, Document, Issue
+from core.types import Annotation, Document, Issue, LabelSchema
+from db.engine import data_dir
 from db.summary import ImportSummary
 
 
@@ -71,3 +73,92 @@ class ImportRunInfo:
 
     def import_summary(self) -> ImportSummary:
         return ImportSummary.from_dict(self.summary)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A background job row. ``progress`` is the latest report (epoch, step, max_steps, loss, dev metrics, eta_s,
+    message); ``history`` the numeric points for curves (empty, like ``log``, in :func:`db.jobs.list_jobs` unless
+    ``details=True``)."""
+
+    id: int
+    project_id: int
+    kind: str
+    status: str  # queued | running | succeeded | failed | cancelled
+    params: dict[str, Any] = field(compare=False, hash=False)
+    progress: dict[str, Any] = field(compare=False, hash=False)
+    history: tuple[dict[str, Any], ...] = field(compare=False, hash=False)
+    cancel_requested: bool
+    worker_id: str | None
+    host: str | None
+    pid: int | None
+    heartbeat_at: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    error: str | None
+    log: str = field(compare=False, hash=False)
+    result: dict[str, Any] | None = field(compare=False, hash=False)
+    attempts: int
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ("queued", "running")
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of the work done (``step / max_steps``), or ``None`` when the job has not said."""
+        step, total = self.progress.get("step"), self.progress.get("max_steps")
+        if isinstance(step, int | float) and isinstance(total, int | float) and total > 0:
+            return max(0.0, min(1.0, step / total))
+        return 1.0 if self.status == "succeeded" else None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        end = self.finished_at or self.heartbeat_at
+        return (end - self.started_at).total_seconds() if end is not None else None
+
+
+@dataclass(frozen=True)
+class ModelVersionInfo:
+    id: int
+    project_id: int
+    job_id: int | None
+    name: str  # "v1", "v2", ...
+    base_model: str | None
+    method: str | None  # "lora" | "full"
+    adapter_path: str | None  # as stored: relative to the data dir when it lies inside it
+    label_schema: dict[str, Any] = field(compare=False, hash=False)
+    config: dict[str, Any] = field(compare=False, hash=False)
+    data_snapshot: dict[str, Any] = field(compare=False, hash=False)
+    metrics: dict[str, Any] = field(compare=False, hash=False)
+    duration_s: float | None
+    created_at: datetime
+    is_active: bool
+
+    @property
+    def model_dir(self) -> Path | None:
+        """The folder holding the saved model (``adapter_path`` resolved against the current data dir)."""
+        if not self.adapter_path:
+            return None
+        path = Path(self.adapter_path)
+        return path if path.is_absolute() else data_dir() / path
+
+    def schema(self) -> LabelSchema:
+        return LabelSchema(tuple(self.label_schema.get("labels") or ()))
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime
+    job_id: int | None

@@ -21,3 +21,22 @@ def tiny_tokenizer():
 
     vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
     return BertTokenizer(vocab=vocab, do_lower_case=True)
+
+
+def tiny_model_dir(path):
+    """A "local base model folder" at ``path``: a random 2-layer BERT (hidden 32) and the tiny tokenizer."""
+    from pathlib import Path
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    out = Path(path)
+    if (out / "config.json").exists():
+        return out
+    tok = tiny_tokenizer()
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=37, max_position_embeddings=128)
+    BertModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out

@@ -1,0 +1,120 @@
+"""Train: the training form (one click with the defaults), live progress of the running job, job history."""
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from core.types import ReportLensError
+from db import jobs
+from training.config import TrainConfig, fields_for_form
+from training.launcher import ensure_worker
+from ui.state import engine, project_picker
+
+st.title("Train")
+project = project_picker()
+if project is None:
+    st.info("No project yet. Import labeled reports on the **Import** page first.")
+    st.page_link("pages/import_data.py", label="Import data", icon="📥")
+    st.stop()
+if project.n_labeled == 0:
+    st.info(f"**{project.name}** has no labeled report yet: label some in Label Studio and import the export.")
+    st.stop()
+
+st.caption(f"{project.n_labeled} labeled reports · labels: {', '.join(project.labels) or '—'}. The defaults train a "
+           "LoRA adapter on the bundled MiniLM BERT; the split into train/dev/test is fixed per project.")
+
+with st.form("train_form"):
+    values = {}
+    basic = [f for f in fields_for_form() if not f.get("advanced")]
+    advanced = [f for f in fields_for_form() if f.get("advanced")]
+
+    def widget(spec, container):  # noqa: ANN001, ANN202
+        label, default, help_ = spec["name"].replace("_", " "), spec["default"], spec.get("help")
+        key = f"cfg_{spec['name']}"
+        if spec["type"] == "choice":
+            return container.selectbox(label, spec["choices"], index=list(spec["choices"]).index(default), help=help_,
+                                       key=key)
+        if spec["type"] == "bool":
+            return container.checkbox(label, value=bool(default), help=help_, key=key)
+        if spec["type"] == "list":
+            raw = container.text_input(label, ",".join(default), help=help_, key=key)
+            return tuple(x.strip() for x in raw.split(",") if x.strip())
+        if spec.get("optional"):
+            raw = container.text_input(label + " (blank = auto)", "" if default is None else str(default), help=help_,
+                                       key=key)
+            return None if not raw.strip() else (int(raw) if spec["type"] == "int" else float(raw))
+        if spec["type"] == "int":
+            return container.number_input(label, value=int(default), step=1, help=help_, key=key)
+        if spec["type"] == "float":
+            return container.number_input(label, value=float(default), format="%g", help=help_, key=key)
+        return container.text_input(label, str(default), help=help_, key=key)
+
+    cols = st.columns(3)
+    for i, spec in enumerate(basic):
+        values[spec["name"]] = widget(spec, cols[i % 3])
+    with st.expander("Advanced settings"):
+        acols = st.columns(3)
+        for i, spec in enumerate(advanced):
+            values[spec["name"]] = widget(spec, acols[i % 3])
+    submitted = st.form_submit_button("Start training", type="primary")
+
+if submitted:
+    try:
+        config = TrainConfig.from_dict(values)
+        job = jobs.enqueue(engine(), project.id, "train", config.to_dict())
+        started = ensure_worker(engine())
+        st.success(f"Training job {job.id} queued" + (" and a worker started." if started else "."), icon="✅")
+    except (ReportLensError, ValueError) as exc:
+        st.error(f"Not queued: {exc}", icon="🚫")
+
+
+@st.fragment(run_every=2.0)
+def live_progress() -> None:
+    active = jobs.active_jobs(engine(), project.id)
+    if not active:
+        st.caption("No training job is running.")
+        return
+    if any(j.status == "queued" for j in active):
+        ensure_worker(engine())  # e.g. after an app restart: queued jobs always get a worker
+    for job in active:
+        job = jobs.get_job(engine(), job.id)
+        p = job.progress or {}
+        st.subheader(f"Job {job.id}: {job.status}")
+        frac = (p.get("step") or 0) / p["max_steps"] if p.get("max_steps") else 0.0
+        eta = f" · ETA {int(p['eta_s'])} s" if p.get("eta_s") else ""
+        st.progress(min(frac, 1.0), text=f"step {p.get('step', 0)} / {p.get('max_steps', '?')}{eta}")
+        _curves(job.history)
+        if st.button("Cancel", key=f"cancel_{job.id}", disabled=job.cancel_requested):
+            jobs.request_cancel(engine(), job.id)
+            st.rerun()
+
+
+def _curves(history) -> None:  # noqa: ANN001
+    if not history:
+        return
+    df = pd.DataFrame(list(history))
+    fig = go.Figure()
+    if "loss" in df:
+        d = df.dropna(subset=["loss"])
+        fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], name="training loss", mode="lines"))
+    if "dev_f1" in df:
+        d = df.dropna(subset=["dev_f1"])
+        fig.add_trace(go.Scatter(x=d["step"], y=d["dev_f1"], name="dev entity F1", mode="lines+markers", yaxis="y2"))
+    fig.update_layout(height=300, xaxis_title="step", yaxis=dict(title="loss"),
+                      yaxis2=dict(title="dev F1", overlaying="y", side="right", range=[0, 1]),
+                      margin=dict(t=20, b=40))
+    st.plotly_chart(fig, width="stretch")
+
+
+live_progress()
+
+st.subheader("Job history")
+history = jobs.list_jobs(engine(), project.id)
+if history:
+    st.dataframe(pd.DataFrame([
+        {"job": j.id, "kind": j.kind, "status": j.status, "created": j.created_at, "started": j.started_at,
+         "finished": j.finished_at, "error": j.error}
+        for j in history
+    ]), hide_index=True, width="stretch")
+else:
+    st.caption("No job yet.")

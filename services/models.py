@@ -1,0 +1,153 @@
+"""Model versions in use: resolve one, predict a Label Studio export with it, evaluate it against an export.
+
+Behind ``cli.py models / predict / evaluate`` and the Models page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from core.labelstudio import ParseReport, iter_tasks
+from core.metrics import evaluate_spans
+from core.policy import training_documents_from_tasks
+from core.types import ReportLensError
+from db.model_versions import active_model_version, get_model_version, list_model_versions
+from db.records import ModelVersionInfo
+from db.repository import get_project
+
+PREDICT_BATCH = 32
+
+
+def resolve_version(engine: Any, model: str | None = None, project: str | None = None) -> ModelVersionInfo:
+    """``--model`` (a version id, or ``v3`` with ``--project``) or the project's active version."""
+    if model:
+        if model.isdigit():
+            found = get_model_version(engine, int(model))
+        elif project:
+            found = get_model_version(engine, (project, model))
+        else:
+            raise ReportLensError(f"--model {model!r}: give a version id (see `cli.py models --project NAME`), "
+                                  "or a name like v3 together with --project.")
+        if found is None:
+            raise ReportLensError(f"Model version {model!r} does not exist; list them with `cli.py models`.")
+        return found
+    if not project:
+        raise ReportLensError("Give --model VERSION or --project NAME (which uses the project's active version).")
+    if get_project(engine, project) is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    active = active_model_version(engine, project)
+    if active is None:
+        raise ReportLensError(f"Project {project!r} has no trained model yet; run `cli.py train --project "
+                              f"{project!r} --wait` first.")
+    return active
+
+
+def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
+    if get_project(engine, project) is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    rows = []
+    for v in list_model_versions(engine, project):
+        test = (v.metrics or {}).get("test") or {}
+        dev = (v.metrics or {}).get("dev") or {}
+        rows.append({"id": v.id, "name": v.name, "active": v.is_active, "method": v.method,
+                     "base_model": v.base_model, "created_at": v.created_at.isoformat(),
+                     "dev_f1": dev.get("f1"), "test_f1": test.get("f1"),
+                     "duration_s": v.duration_s, "model_dir": str(v.model_dir) if v.model_dir else None})
+    return rows
+
+
+def _load(version: ModelVersionInfo) -> Any:
+    from training.inference import load_model
+
+    if version.model_dir is None or not Path(version.model_dir).is_dir():
+        raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or restore "
+                              "the data folder.")
+    return load_model(version.model_dir)
+
+
+def _predict(loaded: Any, docs: list[tuple[Any, str]]) -> list[Any]:
+    return loaded.predict_detailed(docs, batch_size=PREDICT_BATCH)
+
+
+def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Path) -> dict[str, Any]:
+    """Write the export's tasks back as a Label Studio import file with ``predictions`` (pre-annotations)."""
+    report = ParseReport()
+    tasks = list(iter_tasks(export, report=report))
+    if not tasks:
+        raise ReportLensError(f"{export} holds no usable task; nothing to predict.")
+    config = report.config
+    text_field = config.text_field if config else "text"
+    from_name = (config.span_from_names[0] if config and config.span_from_names else "label")
+    to_name = (config.to_name if config and config.to_name else text_field)
+    loaded = _load(version)
+    preds = _predict(loaded, [(i, t.text) for i, t in enumerate(tasks)])
+    rows = []
+    n_spans = 0
+    for i, (task, pred) in enumerate(zip(tasks, preds, strict=True)):
+        results = [
+            {"id": f"rl-{i}-{k}", "from_name": from_name, "to_name": to_name, "type": "labels",
+             "value": {"start": span.start, "end": span.end, "text": task.text[span.start:span.end],
+                       "labels": [span.label]},
+             "score": round(score, 4)}
+            for k, (span, score) in enumerate(pred.spans)
+        ]
+        n_spans += len(results)
+        row: dict[str, Any] = {"data": {text_field: task.text, **_data_fields(task.meta)},
+                               "predictions": [{"model_version": _version_label(version),
+                                                "score": round(_doc_confidence(pred), 4), "result": results}]}
+        if task.task_id is not None:
+            row["id"] = task.task_id
+        rows.append(row)
+    _write_json_atomic(out, rows)
+    return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
+            "entities": n_spans, "parse_issue_counts": dict(report.codes())}
+
+
+def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dict[str, Any]:
+    """Entity-level scores of ``version`` against the human annotations in ``export`` (strict span match)."""
+    report = ParseReport()
+    docs = [d for d in training_documents_from_tasks(iter_tasks(export, report=report)) if d.meta.get("labeled")]
+    if not docs:
+        raise ReportLensError(f"{export} has no task with a (non-cancelled) human annotation to evaluate against.")
+    loaded = _load(version)
+    unknown = sorted({s.label for d in docs for s in d.spans} - set(loaded.schema.labels))
+    preds = _predict(loaded, [(d.id, d.text) for d in docs])
+    gold = {d.id: set(d.spans) for d in docs}
+    pred = {d.id: {s for s, _ in p.spans} for d, p in zip(docs, preds, strict=True)}
+    texts = {d.id: d.text for d in docs}
+    result = evaluate_spans(gold, pred, texts, max_examples=50)
+    return {"export": str(export), "model_version": _version_label(version), "model_id": version.id,
+            "labels_not_in_model": unknown, **result}
+
+
+def _version_label(version: ModelVersionInfo) -> str:
+    return f"reportlens-{version.project_id}-{version.name}"
+
+
+def _doc_confidence(pred: Any) -> float:
+    """Mean top-label probability over the document's tokens (1.0 for a document without tokens)."""
+    probs = getattr(pred, "probs", None)
+    if probs is None or len(probs) == 0:
+        return 1.0
+    return float(probs.max(axis=-1).mean())
+
+
+def _data_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (meta or {}).items() if isinstance(k, str) and not k.startswith("_")
+            and isinstance(v, str | int | float | bool)}
+
+
+def _write_json_atomic(out: Path, obj: Any) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".predict-", suffix=".json", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, ensure_ascii=False, indent=1)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

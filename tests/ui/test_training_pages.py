@@ -1,0 +1,88 @@
+"""AppTest of the Train and Models pages: the empty states, a real job queued from the form and run by a real
+worker process (tiny random BERT as the base model), and the resulting version on the Models page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db import jobs
+from db.engine import make_engine
+from db.migrate import upgrade
+from db.model_versions import list_model_versions
+from db.repository import list_projects
+from db.workers import live_workers
+from tests.tiny import tiny_model_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ui
+
+
+def run_page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page(name).run()
+    return at
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    upgrade(url)
+    yield url
+    for w in live_workers(make_engine(url)):
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+@pytest.mark.parametrize("name", ["pages/train.py", "pages/models.py"])
+def test_empty_database_says_what_to_do(db, name):
+    at = run_page(name)
+    assert not at.exception, at.exception
+    assert any("Import" in i.value for i in at.info)
+
+
+def test_train_form_queues_a_job_that_a_worker_runs_and_models_shows_it(db, tmp_path):
+    from services.imports import seed_demo
+
+    seed_demo(make_engine(db), n=30)
+    base = tiny_model_dir(tmp_path / "tiny-bert")
+    at = run_page("pages/train.py")
+    assert not at.exception, at.exception
+    at.text_input(key="cfg_base_model").input(str(base))
+    at.text_input(key="cfg_max_steps").input("6")
+    at.number_input(key="cfg_max_length").set_value(32)
+    at.number_input(key="cfg_stride").set_value(8)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, at.exception
+    assert any("queued" in s.value for s in at.success), [e.value for e in at.error]
+
+    engine = make_engine(db)
+    project = list_projects(engine)[0]
+    (job,) = jobs.list_jobs(engine, project.id)
+    deadline = time.monotonic() + 180
+    while jobs.get_job(engine, job.id).is_active and time.monotonic() < deadline:
+        time.sleep(1)
+    done = jobs.get_job(engine, job.id)
+    assert done.status == "succeeded", (done.status, done.error)
+    assert done.params["base_model"] == str(base) and done.params["max_steps"] == 6
+
+    at = run_page("pages/models.py")
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    (v1,) = list_model_versions(engine, project.id)
+    assert table["name"].tolist() == ["v1"] and table["active"].tolist() == [True]
+    assert table["test_f1"].iloc[0] == pytest.approx(v1.metrics["test"]["f1"])
+    at = run_page("pages/train.py")
+    assert not at.exception
+    history = at.dataframe[-1].value
+    assert history["status"].tolist() == ["succeeded"]

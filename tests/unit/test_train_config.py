@@ -1,0 +1,91 @@
+"""training.config: validation with helpful messages, JSON round trip, form metadata and CLI flags."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import fields
+
+import pytest
+
+from core.alignment import AlignConfig
+from core.types import ReportLensError
+from training.config import DEFAULT_LR, TrainConfig, add_cli_args, fields_for_form, from_cli_args
+
+
+def test_defaults_are_valid_and_round_trip_through_json():
+    cfg = TrainConfig()
+    again = TrainConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and isinstance(again.target_modules, tuple)
+    custom = TrainConfig(method="full", learning_rate=3e-5, target_modules=["query", "value"], max_steps=7,
+                         class_weighting="inverse_sqrt", early_stopping_patience=2, label_all_subtokens=False)
+    assert TrainConfig.from_dict(json.loads(json.dumps(custom.to_dict()))) == custom
+
+
+def test_learning_rate_defaults_per_method_and_resolved_records_it():
+    assert TrainConfig().lr == DEFAULT_LR["lora"]
+    assert TrainConfig(method="full").lr == DEFAULT_LR["full"]
+    assert TrainConfig(learning_rate=1e-4).lr == 1e-4
+    assert TrainConfig(method="full").resolved().learning_rate == DEFAULT_LR["full"]
+
+
+def test_align_config():
+    assert TrainConfig(max_length=64, stride=8, label_all_subtokens=False).align() == AlignConfig(
+        max_length=64, stride=8, label_all_subtokens=False)
+
+
+def test_target_modules_accept_a_comma_string():
+    assert TrainConfig(target_modules="query, value").target_modules == ("query", "value")
+
+
+def test_unknown_keys_are_named():
+    with pytest.raises(ReportLensError, match=r"Unknown training config key\(s\) 'lr_typo'.*known keys: .*base_model"):
+        TrainConfig.from_dict({"lr_typo": 1})
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"method": "qlora"}, "method must be one of 'lora', 'full'"),
+    ({"task": "re"}, "task must be one of"),
+    ({"lora_r": 0}, "lora_r must be between 1 and 256; got 0"),
+    ({"lora_dropout": 1.5}, "lora_dropout must be between 0 and 0.9"),
+    ({"learning_rate": 0}, r"learning_rate must be in \(0, 1\]"),
+    ({"learning_rate": "fast"}, "learning_rate must be a number"),
+    ({"epochs": 2.5}, "epochs must be an integer"),
+    ({"batch_size": True}, "batch_size must be an integer"),
+    ({"stride": 200}, "stride must be between 0 and half.*Change max_length or stride"),
+    ({"dev_ratio": 0.4, "test_ratio": 0.3}, "keep their sum at 0.5 or below"),
+    ({"target_modules": []}, "target_modules must list layer names"),
+    ({"base_model": " "}, "base_model is empty"),
+    ({"max_steps": 0}, "max_steps must be >= 1"),
+    ({"label_all_subtokens": "yes"}, "label_all_subtokens must be true or false"),
+])
+def test_bad_values_say_what_and_how(kwargs, message):
+    with pytest.raises(ReportLensError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_form_metadata_covers_every_field():
+    specs = {s["name"]: s for s in fields_for_form()}
+    assert list(specs) == [f.name for f in fields(TrainConfig)]
+    assert specs["learning_rate"]["flag"] == "--lr" and specs["learning_rate"]["optional"]
+    assert specs["method"]["type"] == "choice" and specs["method"]["choices"] == ("lora", "full")
+    assert specs["lora_r"]["applies_to"] == "lora" and specs["lora_r"]["min"] == 1
+    assert specs["target_modules"]["type"] == "list"
+    assert specs["label_all_subtokens"]["type"] == "bool"
+    assert all(s["help"] for s in specs.values())
+
+
+def test_cli_flags_override_only_what_is_given():
+    parser = add_cli_args(argparse.ArgumentParser())
+    parser.add_argument("--project")
+    ns = parser.parse_args(["--project", "p", "--lr", "2e-4", "--epochs", "3", "--method", "full",
+                            "--no-label-all-subtokens", "--target-modules", "query,value", "--patience", "2"])
+    cfg = from_cli_args(ns)
+    assert (cfg.learning_rate, cfg.epochs, cfg.method, cfg.label_all_subtokens) == (2e-4, 3, "full", False)
+    assert cfg.target_modules == ("query", "value") and cfg.early_stopping_patience == 2
+    assert cfg.batch_size == TrainConfig().batch_size and ns.project == "p"
+    assert from_cli_args(parser.parse_args([])) == TrainConfig()
+    base = TrainConfig(epochs=4)
+    assert from_cli_args(parser.parse_args(["--seed", "1"]), base) == TrainConfig(epochs=4, seed=1)
+    with pytest.raises(ReportLensError, match="lora_r"):
+        from_cli_args(parser.parse_args(["--lora-r", "0"]))

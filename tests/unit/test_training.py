@@ -1,0 +1,265 @@
+"""training/: encode -> train a few steps (tiny random BERT) -> save -> reload -> same predictions; cancel; windows;
+merged export; early stopping and class weights; clear errors for projects that cannot train."""
+
+from __future__ import annotations
+
+import json
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from core.types import Annotation, LabelSchema, ParsedTask, ReportLensError, Span
+from db.engine import make_engine
+from db.importer import import_tasks
+from tests.tiny import tiny_model_dir, tiny_tokenizer
+from training import trainer as trainer_mod
+from training.config import TrainConfig
+from training.inference import clear_model_cache, export_merged, load_model, predict_detailed, predict_documents
+
+RHYTHMS = ["sinus rhythm", "atrial fibrillation", "sinus bradycardia", "sinus tachycardia"]
+FINDINGS = ["pleural effusion", "nodule", "st elevation", "left axis deviation"]
+
+
+def report(rng: random.Random) -> tuple[str, list[Span]]:
+    """A tiny-vocabulary report with its RHYTHM / HR / FINDING spans."""
+    text, spans = "", []
+
+    def add(piece: str, label: str | None = None) -> None:
+        nonlocal text
+        if text:
+            text += " "
+        if label:
+            spans.append(Span(len(text), len(text) + len(piece), label))
+        text += piece
+
+    add(rng.choice(RHYTHMS), "RHYTHM")
+    add(", heart rate")
+    add(f"{rng.randint(40, 150)} bpm", "HR")
+    add(".")
+    if rng.random() < 0.7:
+        add("there is a")
+        add(rng.choice(FINDINGS), "FINDING")
+        add(".")
+    else:
+        add("no")
+        add(rng.choice(FINDINGS), "FINDING")
+        add(".")
+    return text, spans
+
+
+def tiny_tasks(n: int = 24, seed: int = 0, labeled: bool = True) -> list[ParsedTask]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        text, spans = report(rng)
+        anns = (Annotation(source="human", spans=tuple(spans), external_id=str(i + 1)),) if labeled else ()
+        out.append(ParsedTask(text=text, task_id=i + 1, annotations=anns))
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
+
+
+@pytest.fixture
+def project(sqlite_url):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "tiny", tiny_tasks())
+    return engine, 1
+
+
+def cfg(base_dir: str, **kw) -> TrainConfig:
+    defaults = {"base_model": base_dir, "max_steps": 5, "batch_size": 4, "max_length": 32, "stride": 8,
+                "learning_rate": 5e-3, "seed": 1}
+    return TrainConfig(**(defaults | kw))
+
+
+def test_train_save_reload_predicts_the_same(project, base_dir, tmp_path, monkeypatch):
+    engine, pid = project
+    kept = {}
+    real_save = trainer_mod._save
+
+    def capture(model, *args):
+        kept["model"] = model
+        real_save(model, *args)
+
+    monkeypatch.setattr(trainer_mod, "_save", capture)
+    seen: list[dict] = []
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir), tmp_path / "m", progress=seen.append)
+
+    assert not result.cancelled and not result.stopped_early
+    assert result.schema == LabelSchema(("FINDING", "HR", "RHYTHM"))
+    assert result.config.learning_rate == 5e-3
+    snap = result.data_snapshot
+    assert sorted(snap["train"] + snap["dev"] + snap["test"]) == list(range(1, 25))
+    assert snap["dev"] and snap["test"] and len(snap["annotation_ids"]) == 24
+    for name in ("label_schema.json", "train_config.json", "metrics.json", "adapter_config.json", "tokenizer.json"):
+        assert (tmp_path / "m" / name).is_file(), name
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert set(metrics["dev"]) >= {"precision", "recall", "f1", "per_label", "errors"}
+    assert metrics["test"]["documents"] == len(snap["test"]) and metrics["steps"] == 5
+    train_steps = [p for p in seen if p["phase"] == "train" and p.get("loss") is not None]
+    assert train_steps and train_steps[-1]["step"] == 5 and train_steps[-1]["max_steps"] == 5
+    assert any(p["phase"] == "evaluate" and p["dev"] is not None for p in seen)
+    assert seen[-1]["phase"] == "done"
+    assert result.metrics["history"] and result.metrics["speed"]["examples_per_s"] > 0
+
+    docs = [(i, report(random.Random(100 + i))[0]) for i in range(6)]
+    trained = predict_detailed(kept["model"], tiny_tokenizer(), docs, result.config)
+    clear_model_cache()
+    loaded = load_model(tmp_path / "m")
+    assert load_model(tmp_path / "m") is loaded  # cached per process
+    again = loaded.predict_detailed(docs)
+    for a, b in zip(trained, again, strict=True):
+        assert a.probs.shape == b.probs.shape
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-6)
+        assert [s for s, _ in a.spans] == [s for s, _ in b.spans]
+    assert loaded.predict(docs) == [p.spans for p in again]
+
+
+def test_should_stop_cancels_and_saves_nothing(project, base_dir, tmp_path):
+    engine, pid = project
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=50), tmp_path / "m", should_stop=stop)
+    assert result.cancelled and result.metrics["steps"] < 50
+    assert result.metrics["dev"] is None
+    assert not (tmp_path / "m" / "label_schema.json").exists()
+
+
+def test_full_fine_tuning_with_class_weights_saves_a_plain_model(project, base_dir, tmp_path):
+    engine, pid = project
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, method="full", class_weighting="inverse_sqrt",
+                                                       max_steps=2), tmp_path / "m")
+    assert (tmp_path / "m" / "model.safetensors").is_file() and not (tmp_path / "m" / "adapter_config.json").exists()
+    assert result.metrics["parameters"]["trainable"] == result.metrics["parameters"]["total"]
+    loaded = load_model(tmp_path / "m")
+    assert loaded.schema == result.schema and len(loaded.predict([(1, "sinus rhythm")])) == 1
+
+
+def test_class_weights_favour_rare_tags():
+    wins = [SimpleNamespace(label_ids=(-100, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, -100))]
+    w = trainer_mod.class_weights(wins, 5)
+    assert w[1] == w[2] > w[0] and w[3] == w[4] == max(w)
+    counts = {0: 8, 1: 1, 2: 1}
+    assert sum(w[t] * n for t, n in counts.items()) / 10 == pytest.approx(1.0)
+
+
+class _FakeEvaluator:
+    def __init__(self, f1s):
+        self.f1s = list(f1s)
+
+    def evaluate(self, model, max_examples=0, should_stop=None):
+        f1 = self.f1s.pop(0)
+        return {"precision": f1, "recall": f1, "f1": f1, "per_label": {}}
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    import torch
+
+    monitor = trainer_mod._monitor_class()(lambda p: None, lambda: False, _FakeEvaluator([0.5, 0.7, 0.6, 0.6]), 2)
+    model = torch.nn.Linear(2, 2)
+    control = SimpleNamespace(should_training_stop=False, should_epoch_stop=False)
+    for epoch in range(1, 5):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        monitor.on_epoch_end(None, SimpleNamespace(global_step=epoch * 10, max_steps=100, epoch=float(epoch)),
+                             control, model=model)
+        if control.should_training_stop:
+            break
+    assert epoch == 4 and monitor.stopped_early and monitor.best_epoch == 2.0 and monitor.best_step == 20
+    trainer_mod._restore(model, monitor.best_state)
+    assert float(model.weight[0, 0]) == 2.0
+    assert [p["dev"]["f1"] for p in monitor.history] == [0.5, 0.7, 0.6, 0.6]
+
+
+class _TagByToken:
+    """A stand-in model: B-FINDING on the token "nodule", I-FINDING on "effusion", O elsewhere."""
+
+    def __init__(self, tokenizer):
+        import torch
+
+        self.schema = LabelSchema(("FINDING",))
+        self.config = SimpleNamespace(id2label=self.schema.id2label)
+        self.vocab = tokenizer.get_vocab()
+        self.training = False
+        self._p = torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        return iter([self._p])
+
+    def eval(self):
+        return self
+
+    def train(self, mode=True):
+        return self
+
+    def __call__(self, input_ids, attention_mask):
+        import torch
+
+        logits = torch.zeros((*input_ids.shape, 3))
+        logits[..., 0] = 1.0
+        logits[..., 1] += 5.0 * (input_ids == self.vocab["nodule"])
+        logits[..., 2] += 5.0 * (input_ids == self.vocab["effusion"])
+        return SimpleNamespace(logits=logits)
+
+
+def test_long_documents_are_predicted_whole_and_adjacent_entities_stay_apart():
+    tok = tiny_tokenizer()
+    model = _TagByToken(tok)
+    long_text = " ".join(["there is a nodule nodule effusion ."] * 40)  # ~280 tokens, 32-token windows
+    config = TrainConfig(max_length=32, stride=8)
+    [pred] = predict_detailed(model, tok, [("long", long_text)], config, batch_size=3)
+    assert pred.probs.shape == (len(pred.offsets), 3)
+    np.testing.assert_allclose(pred.probs.sum(axis=1), 1.0, rtol=1e-5)  # every token covered by some window
+    texts = [long_text[s.start:s.end] for s, _ in pred.spans]
+    assert texts == ["nodule", "nodule effusion"] * 40
+    assert predict_documents(model, tok, [("a", ""), ("b", "nodule")], config) == [
+        [], [(Span(0, 6, "FINDING"), pytest.approx(float(np.exp(5) / (np.exp(5) + np.e + 1)), rel=1e-5))]]
+
+
+def test_export_merged_loads_in_a_plain_pipeline(project, base_dir, tmp_path):
+    from transformers import pipeline
+
+    engine, pid = project
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=3), tmp_path / "m")
+    out = export_merged(result.model_dir, tmp_path / "merged")
+    assert (out / "config.json").is_file() and not (out / "adapter_config.json").exists()
+    text = "sinus rhythm , heart rate 72 bpm . there is a nodule ."
+    [ours] = load_model(tmp_path / "m").predict_detailed([(1, text)])
+    pipe = pipeline("token-classification", model=str(out), aggregation_strategy="none")
+    tokens = pipe(text)
+    schema = result.schema
+    expected = [(i, schema.id2label[int(t)]) for i, t in enumerate(ours.probs.argmax(-1)) if t != 0]
+    assert [(t["index"] - 1, t["entity"]) for t in tokens] == expected
+    for t in tokens:
+        assert t["score"] == pytest.approx(float(ours.probs[t["index"] - 1].max()), abs=1e-5)
+
+
+def test_projects_that_cannot_train_say_why(sqlite_url, base_dir, tmp_path):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "unlabeled", tiny_tasks(5, labeled=False))
+    with pytest.raises(ReportLensError, match="no labeled documents"):
+        trainer_mod.run_training(engine, 1, cfg(base_dir), tmp_path / "m")
+    empty = [ParsedTask(text="sinus rhythm .", task_id=i, annotations=(Annotation(source="human"),))
+             for i in range(3)]
+    import_tasks(engine, "no-spans", empty)
+    with pytest.raises(ReportLensError, match="single class"):
+        trainer_mod.run_training(engine, 2, cfg(base_dir), tmp_path / "m")
+    with pytest.raises(ReportLensError, match="No project with id 99"):
+        trainer_mod.run_training(engine, 99, cfg(base_dir), tmp_path / "m")
+    with pytest.raises(ReportLensError, match="classification"):
+        trainer_mod.run_training(engine, 1, cfg(base_dir, task="classification"), tmp_path / "m")
+
+
+def test_bad_target_modules_name_the_real_layers(project, base_dir, tmp_path):
+    engine, pid = project
+    with pytest.raises(ReportLensError, match="match no linear layer.*named .*query"):
+        trainer_mod.run_training(engine, pid, cfg(base_dir, target_modules=("q_lin",)), tmp_path / "m")

@@ -1,0 +1,216 @@
+"""``TrainConfig``: one validated object drives the Train page form, the ``cli.py train`` flags and the job row.
+
+It round-trips to JSON (``to_dict``/``from_dict``), refuses unknown keys, and carries per-field metadata
+(:func:`fields_for_form`) from which :func:`add_cli_args` builds argparse flags and the UI builds its widgets.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from typing import Any
+
+from core.alignment import AlignConfig
+from core.split import check_ratios
+from core.types import ReportLensError
+
+TASKS = ("ner", "classification")
+METHODS = ("lora", "full")
+CLASS_WEIGHTING = ("none", "inverse_sqrt")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
+BERT_TARGET_MODULES = ("query", "key", "value", "dense")
+CLI_DEST_PREFIX = "trainconfig_"
+
+
+def _meta(help: str, flag: str | None = None, *, advanced: bool = False, choices: tuple[str, ...] | None = None,
+          minimum: float | None = None, maximum: float | None = None, applies_to: str | None = None) -> dict[str, Any]:
+    return {"help": help, "flag": flag, "advanced": advanced, "choices": choices, "min": minimum, "max": maximum,
+            "applies_to": applies_to}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fine-tune one model. Defaults were measured on the demo project (see ``bench/README.md``)."""
+
+    base_model: str = field(default="bundled", metadata=_meta(
+        "'bundled' (all-MiniLM-L6-v2, offline), a local Hugging Face model folder, or a Hub id when online"))
+    task: str = field(default="ner", metadata=_meta(
+        "'ner' (span labels) or 'classification' (document Choices)", choices=TASKS))
+    method: str = field(default="lora", metadata=_meta(
+        "'lora' (small adapter, fast) or 'full' fine-tuning (all weights, for comparison)", choices=METHODS))
+    lora_r: int = field(default=16, metadata=_meta("LoRA rank", minimum=1, maximum=256, applies_to="lora",
+                                                   advanced=True))
+    lora_alpha: int = field(default=32, metadata=_meta("LoRA scaling alpha (usually 2 x r)", minimum=1,
+                                                       applies_to="lora", advanced=True))
+    lora_dropout: float = field(default=0.1, metadata=_meta("dropout on the LoRA input", minimum=0.0, maximum=0.9,
+                                                            applies_to="lora", advanced=True))
+    target_modules: tuple[str, ...] = field(default=BERT_TARGET_MODULES, metadata=_meta(
+        "names of the linear layers that get LoRA adapters (comma-separated); 'all-linear' for every one",
+        applies_to="lora", advanced=True))
+    learning_rate: float | None = field(default=None, metadata=_meta(
+        f"peak learning rate; empty = {DEFAULT_LR['lora']:g} for LoRA, {DEFAULT_LR['full']:g} for full fine-tuning",
+        "--lr", minimum=0.0, maximum=1.0))
+    epochs: int = field(default=10, metadata=_meta("passes over the training documents", minimum=1, maximum=1000))
+    batch_size: int = field(default=8, metadata=_meta("windows per step", minimum=1, maximum=1024))
+    grad_accum: int = field(default=1, metadata=_meta("steps whose gradients add up before an update", minimum=1,
+                                                      maximum=1024, advanced=True))
+    warmup_ratio: float = field(default=0.1, metadata=_meta("share of the steps spent warming up the learning rate",
+                                                            minimum=0.0, maximum=0.5, advanced=True))
+    weight_decay: float = field(default=0.01, metadata=_meta("AdamW weight decay", minimum=0.0, maximum=1.0,
+                                                             advanced=True))
+    max_length: int = field(default=256, metadata=_meta(
+        "tokens per window (longer reports are cut into overlapping windows, never truncated)", minimum=8,
+        maximum=8192, advanced=True))
+    stride: int = field(default=32, metadata=_meta("tokens shared by consecutive windows", minimum=0, advanced=True))
+    label_all_subtokens: bool = field(default=True, metadata=_meta(
+        "train every word piece (I- on continuations); off = only the first piece of a word", advanced=True))
+    class_weighting: str = field(default="none", metadata=_meta(
+        "'inverse_sqrt' weights the loss of rare tags up", choices=CLASS_WEIGHTING, advanced=True))
+    early_stopping_patience: int = field(default=0, metadata=_meta(
+        "stop after this many epochs without a better dev entity F1 and keep the best epoch; 0 = off",
+        "--patience", minimum=0, maximum=1000))
+    seed: int = field(default=42, metadata=_meta("random seed for initialisation and shuffling", minimum=0,
+                                                 advanced=True))
+    dev_ratio: float = field(default=0.15, metadata=_meta(
+        "share of documents in the dev split (by a hash of each document: fixed per project)", minimum=0.0,
+        maximum=0.5, advanced=True))
+    test_ratio: float = field(default=0.15, metadata=_meta("share of documents in the test split", minimum=0.0,
+                                                           maximum=0.5, advanced=True))
+    max_steps: int | None = field(default=None, metadata=_meta(
+        "stop after this many optimizer steps (overrides epochs; for quick checks)", minimum=1, advanced=True))
+    attn_implementation: str = field(default="sdpa", metadata=_meta(
+        "'sdpa' (fast) or 'eager' (needed for attention maps)", choices=ATTN_IMPLEMENTATIONS, advanced=True))
+
+    def __post_init__(self) -> None:
+        modules = self.target_modules
+        if isinstance(modules, str):
+            modules = tuple(m.strip() for m in modules.split(",") if m.strip())
+        object.__setattr__(self, "target_modules", tuple(modules))
+        if not isinstance(self.base_model, str) or not self.base_model.strip():
+            raise ReportLensError("base_model is empty; use 'bundled', a local model folder or a Hub id.")
+        for name, allowed in (("task", TASKS), ("method", METHODS), ("class_weighting", CLASS_WEIGHTING),
+                              ("attn_implementation", ATTN_IMPLEMENTATIONS)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ReportLensError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
+        for f in fields(self):
+            self._check_range(f.name, f.metadata)
+        if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
+            raise ReportLensError(
+                f"target_modules must list layer names, e.g. {','.join(BERT_TARGET_MODULES)} for BERT models or "
+                f"all-linear; got {self.target_modules!r}.")
+        try:
+            self.align()
+        except ReportLensError as exc:
+            raise ReportLensError(f"{exc} Change max_length or stride.") from None
+        check_ratios(self.dev_ratio, self.test_ratio)
+
+    def _check_range(self, name: str, meta: Any) -> None:
+        value = getattr(self, name)
+        lo, hi = meta.get("min"), meta.get("max")
+        if lo is None and hi is None:
+            if name == "label_all_subtokens" and not isinstance(value, bool):
+                raise ReportLensError(f"label_all_subtokens must be true or false; got {value!r}.")
+            return
+        if value is None and name in ("learning_rate", "max_steps"):
+            return
+        integer = name not in ("lora_dropout", "learning_rate", "warmup_ratio", "weight_decay", "dev_ratio",
+                               "test_ratio")
+        kinds = (int,) if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise ReportLensError(f"{name} must be {'an integer' if integer else 'a number'}; got {value!r}.")
+        if (lo is not None and value < lo) or (hi is not None and value > hi) or (name == "learning_rate"
+                                                                                  and value == 0):
+            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else f">= {lo:g}"
+            if name == "learning_rate":
+                bounds = f"in (0, {hi:g}]"
+            raise ReportLensError(f"{name} must be {bounds}; got {value!r}. {meta['help'].capitalize()}.")
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def lr(self) -> float:
+        """The learning rate this run uses (``learning_rate``, or the method's default)."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
+
+    def resolved(self) -> TrainConfig:
+        """A copy with every default that depends on other fields filled in (what a model version records)."""
+        return replace(self, learning_rate=self.lr)
+
+    def align(self) -> AlignConfig:
+        return AlignConfig(max_length=self.max_length, stride=self.stride, label_all_subtokens=self.label_all_subtokens)
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["target_modules"] = list(self.target_modules)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ReportLensError(f"A training config must be a JSON object; got {type(d).__name__}.")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ReportLensError(f"Unknown training config key(s) {', '.join(map(repr, unknown))}; "
+                                  f"known keys: {', '.join(sorted(known))}.")
+        return cls(**d)
+
+
+# ---------------------------------------------------------------------- form and CLI
+
+
+def fields_for_form() -> list[dict[str, Any]]:
+    """One dict per field (name, type, default, help, flag, choices, min, max, advanced, applies_to), in order."""
+    out = []
+    for f in fields(TrainConfig):
+        default = f.default if f.default is not MISSING else None
+        kind = {"bool": "bool", "int": "int", "float": "float", "str": "str"}.get(type(default).__name__, "str")
+        if f.name in ("learning_rate",):
+            kind = "float"
+        if f.name == "max_steps":
+            kind = "int"
+        if f.name == "target_modules":
+            kind, default = "list", list(default)
+        if f.metadata.get("choices"):
+            kind = "choice"
+        out.append({"name": f.name, "type": kind, "default": default, "optional": f.name in ("learning_rate",
+                                                                                              "max_steps"),
+                    "flag": f.metadata.get("flag") or "--" + f.name.replace("_", "-"),
+                    **{k: v for k, v in f.metadata.items() if k != "flag"}})
+    return out
+
+
+def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one flag per field (``--lr``, ``--epochs``, ``--method`` ...); absent flags keep the defaults."""
+    group = parser.add_argument_group("training config")
+    for spec in fields_for_form():
+        dest = CLI_DEST_PREFIX + spec["name"]
+        help_text = f"{spec['help']} (default: {spec['default'] if spec['default'] is not None else 'auto'})"
+        kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
+        flags = [spec["flag"]]
+        if spec["flag"] != "--" + spec["name"].replace("_", "-"):
+            flags.append("--" + spec["name"].replace("_", "-"))
+        if spec["type"] == "bool":
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if spec["type"] == "choice":
+            kw["choices"] = spec["choices"]
+        elif spec["type"] == "int":
+            kw["type"] = int
+        elif spec["type"] == "float":
+            kw["type"] = float
+        elif spec["type"] == "list":
+            kw["type"] = lambda s: tuple(m.strip() for m in s.split(",") if m.strip())
+            kw["metavar"] = "A,B,..."
+        group.add_argument(*flags, **kw)
+    return parser
+
+
+def from_cli_args(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
+    """A config from parsed flags: the flags given override ``base`` (default: the defaults)."""
+    given = {k[len(CLI_DEST_PREFIX):]: v for k, v in vars(ns).items() if k.startswith(CLI_DEST_PREFIX)}
+    return replace(base or TrainConfig(), **given)

@@ -1,0 +1,90 @@
+"""Token-classification models from a base encoder, with or without a LoRA adapter (peft)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from core.types import LabelSchema, ReportLensError
+from training.config import TrainConfig
+from training.encoding import resolve_model
+
+log = logging.getLogger(__name__)
+
+
+def _quiet_load(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Load without transformers' "newly initialized classifier" notice: a fresh head is the point here."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        hf_logging.set_verbosity(before)
+
+
+def load_base_model(base_model: str, schema: LabelSchema, attn_implementation: str = "sdpa") -> Any:
+    """``AutoModelForTokenClassification`` with one output per BIO tag of ``schema`` (head randomly initialised)."""
+    from transformers import AutoModelForTokenClassification
+
+    path = resolve_model(base_model)
+    try:
+        model = _quiet_load(
+            AutoModelForTokenClassification.from_pretrained, path, num_labels=len(schema.tags),
+            id2label=schema.id2label, label2id=schema.label2id, attn_implementation=attn_implementation,
+            local_files_only=Path(path).is_dir())
+    except (OSError, ValueError) as exc:
+        raise ReportLensError(f"Could not load base model {base_model!r} from {path} for token classification: "
+                              f"{exc}. Choose a BERT-family encoder folder.") from exc
+    return model
+
+
+def linear_layer_names(model: Any) -> list[str]:
+    """The distinct last names of the model's linear layers (what LoRA ``target_modules`` can name)."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear)})
+
+
+def check_target_modules(model: Any, target_modules: tuple[str, ...]) -> None:
+    if target_modules == ("all-linear",):
+        return
+    available = [n for n in linear_layer_names(model) if n != "classifier"]
+    missing = [t for t in target_modules if t not in available]
+    if missing:
+        raise ReportLensError(
+            f"LoRA target module(s) {', '.join(map(repr, missing))} match no linear layer of this base model; its "
+            f"linear layers are named {', '.join(available)}. Set target_modules to some of those, or 'all-linear'.")
+
+
+def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
+    """A trainable model for ``config.method``: the whole encoder (``full``) or a peft LoRA wrapper whose adapters
+    and (fully trained) classifier head are the only trainable weights."""
+    model = load_base_model(config.base_model, schema, config.attn_implementation)
+    limit = getattr(model.config, "max_position_embeddings", None)
+    if limit is not None and config.max_length > limit:
+        raise ReportLensError(f"max_length {config.max_length} exceeds what {config.base_model!r} can read "
+                              f"({limit} positions); set max_length to {limit} or less.")
+    if config.method == "full":
+        return model
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    check_target_modules(model, config.target_modules)
+    targets: Any = "all-linear" if config.target_modules == ("all-linear",) else list(config.target_modules)
+    lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"])
+    return get_peft_model(model, lora)
+
+
+def parameter_counts(model: Any) -> dict[str, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return {"trainable": trainable, "total": total}
+
+
+def is_peft(model: Any) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)

@@ -1,0 +1,347 @@
+"""Fine-tune a token-classification model on a project's labeled documents: :func:`run_training`.
+
+The Hugging Face ``Trainer`` runs the loop (dynamic padding per batch, CPU); a :class:`TrainerCallback` reports
+progress, evaluates the dev split at each epoch end through the inference path (windows merged, decoded to spans,
+strict entity F1), stops early on dev F1 and stops on cancel (``should_stop``) between steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.split import DocumentSplit, document_key, split_documents
+from core.types import Document, LabelSchema, ReportLensError
+from training.config import TrainConfig
+from training.encoding import EncodeSummary, encode_documents, load_tokenizer
+from training.evaluate import Evaluator, summary_scores
+from training.inference import CONFIG_FILE, METRICS_FILE, SCHEMA_FILE
+from training.model import build_model, parameter_counts
+
+PROGRESS_EVERY_S = 2.0
+IMPROVEMENT = 1e-6
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model_dir: str
+    schema: LabelSchema
+    config: TrainConfig
+    metrics: dict  # {"dev": {...}, "test": {...} | None, "history": [...progress dicts...], ...}
+    data_snapshot: dict  # {"train": [doc ids], "dev": [...], "test": [...], "annotation_ids": {doc_id: annotation_id}}
+    duration_s: float
+    stopped_early: bool
+    cancelled: bool
+
+
+# ---------------------------------------------------------------------- data
+
+
+def load_project_data(engine: Any, project_id: int) -> tuple[Any, list[Document], LabelSchema]:
+    """The project, its labeled documents (training view) and the label schema; clear errors when it cannot train."""
+    from db.repository import get_project, training_documents
+
+    project = get_project(engine, project_id)
+    if project is None:
+        raise ReportLensError(f"No project with id {project_id}; it may have been deleted.")
+    docs = list(training_documents(engine, project.id))
+    if not docs:
+        raise ReportLensError(
+            f"Project {project.name!r} has no labeled documents, so there is nothing to train on. Label some reports "
+            "in Label Studio, import the export, then train.")
+    found = {s.label for d in docs for s in d.spans}
+    if not found:
+        raise ReportLensError(
+            f"Project {project.name!r}: none of its {len(docs)} labeled documents has an entity span, so every token "
+            "would be 'O' (a single class) and the model could learn nothing. Label entities in some reports first.")
+    return project, docs, LabelSchema.from_labels(set(project.labels) | found)
+
+
+def make_split(project: Any, docs: list[Document], config: TrainConfig) -> DocumentSplit:
+    """The project's fixed split: hash of each document's stable key and the project's ``split_seed`` setting."""
+    seed = int((project.settings or {}).get("split_seed", 0))
+    items = [(d.id, document_key(d.meta.get("ls_task_id"), d.text)) for d in docs]
+    return split_documents(items, seed, config.dev_ratio, config.test_ratio,
+                           labels={d.id: {s.label for s in d.spans} for d in docs})
+
+
+def _dataset(windows: list[Any]) -> Any:
+    import torch
+
+    class WindowDataset(torch.utils.data.Dataset):
+        def __init__(self) -> None:
+            self.items = [{"input_ids": list(w.input_ids), "attention_mask": [1] * len(w.input_ids),
+                           "labels": list(w.label_ids)} for w in windows]
+
+        def __len__(self) -> int:
+            return len(self.items)
+
+        def __getitem__(self, i: int) -> dict[str, list[int]]:
+            return self.items[i]
+
+    return WindowDataset()
+
+
+def class_weights(windows: list[Any], n_tags: int) -> list[float]:
+    """Inverse square root of each tag's frequency in the training windows, normalised to a mean weight of 1 per
+    token; tags never seen get the largest weight."""
+    counts = Counter(i for w in windows for i in w.label_ids if i >= 0)
+    raw = {t: 1.0 / math.sqrt(counts[t]) for t in range(n_tags) if counts[t]}
+    top = max(raw.values())
+    weights = [raw.get(t, top) for t in range(n_tags)]
+    total = sum(counts.values())
+    mean = sum(weights[t] * counts[t] for t in range(n_tags)) / total
+    return [w / mean for w in weights]
+
+
+# ---------------------------------------------------------------------- trainer pieces
+
+
+def _trainer_class() -> Any:
+    import torch
+    from transformers import Trainer
+
+    class WeightedLossTrainer(Trainer):
+        """``Trainer`` whose loss weights each BIO tag (``class_weighting="inverse_sqrt"``)."""
+
+        def __init__(self, *args: Any, tag_weights: list[float] | None = None, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.tag_weights = torch.tensor(tag_weights, dtype=torch.float32) if tag_weights else None
+            if self.tag_weights is not None:
+                self.loss_is_scaled_for_ga = False  # a per-batch mean: the Trainer divides it by grad_accum
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if self.tag_weights is None:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs.pop("labels")
+            outputs = model(**inputs)
+            logits = outputs.logits
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),
+                weight=self.tag_weights.to(logits.device), ignore_index=-100)
+            return (loss, outputs) if return_outputs else loss
+
+    return WeightedLossTrainer
+
+
+def _monitor_class() -> Any:
+    from transformers import TrainerCallback
+
+    class Monitor(TrainerCallback):
+        """Progress reports, dev F1 at each epoch end, early stopping and cancel, all through ``control``."""
+
+        def __init__(self, progress: Callable[[dict], None], should_stop: Callable[[], bool], evaluator: Evaluator,
+                     patience: int) -> None:
+            self.progress, self.should_stop, self.evaluator, self.patience = progress, should_stop, evaluator, patience
+            self.history: list[dict] = []
+            self.t0 = time.monotonic()
+            self.last_emit = 0.0
+            self.loss: float | None = None
+            self.lr: float | None = None
+            self.best_f1 = -1.0
+            self.best_step = -1
+            self.best_epoch: float | None = None
+            self.best_state: dict[str, Any] | None = None
+            self.stale_evals = 0
+            self.last_eval_step = -1
+            self.cancelled = False
+            self.stopped_early = False
+            self.train_log: dict[str, Any] = {}
+            self.eval_s = 0.0
+
+        def report(self, state: Any, phase: str, dev: dict | None = None, keep: bool = True) -> dict:
+            elapsed = time.monotonic() - self.t0
+            step, total = state.global_step, state.max_steps
+            eta = elapsed / step * max(total - step, 0) if step and total else None
+            p = {"phase": phase, "epoch": round(state.epoch or 0.0, 4), "step": step, "max_steps": total,
+                 "loss": self.loss, "learning_rate": self.lr, "dev": dev, "elapsed_s": round(elapsed, 2),
+                 "eta_s": None if eta is None else round(eta, 1)}
+            if keep:
+                self.history.append(p)
+            self.last_emit = time.monotonic()
+            self.progress(p)
+            return p
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.t0 = time.monotonic()
+            self.report(state, "train", keep=False)
+
+        def _check_cancel(self, control: Any) -> bool:
+            if not self.cancelled and self.should_stop():
+                self.cancelled = True
+            if self.cancelled:
+                control.should_training_stop = True
+                control.should_epoch_stop = True
+            return self.cancelled
+
+        def on_substep_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self._check_cancel(control)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if not self._check_cancel(control) and time.monotonic() - self.last_emit > PROGRESS_EVERY_S:
+                self.report(state, "train", keep=False)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+            logs = logs or {}
+            if "loss" in logs:
+                self.loss, self.lr = float(logs["loss"]), float(logs.get("learning_rate") or 0.0)
+                self.report(state, "train")
+            elif "train_runtime" in logs:
+                self.train_log = dict(logs)
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if not self._check_cancel(control):
+                self.evaluate(model, state, control)
+
+        def evaluate(self, model: Any, state: Any, control: Any | None = None) -> None:
+            t = time.monotonic()
+            result = self.evaluator.evaluate(model, max_examples=0, should_stop=self.should_stop)
+            self.eval_s += time.monotonic() - t
+            if result is None:
+                self.cancelled = True
+                if control is not None:
+                    control.should_training_stop = True
+                return
+            self.last_eval_step = state.global_step
+            dev = summary_scores(result)
+            if dev["f1"] > self.best_f1 + IMPROVEMENT:
+                self.best_f1, self.best_step, self.best_epoch = dev["f1"], state.global_step, state.epoch
+                self.stale_evals = 0
+                if self.patience:
+                    self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            else:
+                self.stale_evals += 1
+                if self.patience and self.stale_evals >= self.patience and control is not None:
+                    self.stopped_early = True
+                    control.should_training_stop = True
+            self.report(state, "evaluate", dev=dev)
+
+    return Monitor
+
+
+def _restore(model: Any, weights: dict[str, Any]) -> None:
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name in weights:
+                param.copy_(weights[name])
+
+
+# ---------------------------------------------------------------------- entry point
+
+
+def run_training(
+    engine: Any,
+    project_id: int,
+    config: TrainConfig,
+    out_dir: Path,
+    *,
+    progress: Callable[[dict], None] = lambda p: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> TrainResult:
+    """Train ``config`` on the project's labeled documents and save the model to ``out_dir``.
+
+    ``progress`` gets a dict per log step, per dev evaluation and every few seconds (``phase``, ``epoch``, ``step``,
+    ``max_steps``, ``loss``, ``learning_rate``, ``dev``, ``elapsed_s``, ``eta_s``). When ``should_stop()`` turns true
+    training stops within a step and the result has ``cancelled=True``; nothing is saved then. Raises
+    :class:`ReportLensError` for a project that cannot train (no labeled documents, no entity at all).
+    """
+    from transformers import DataCollatorForTokenClassification, TrainingArguments, set_seed
+
+    started = time.monotonic()
+    config = config.resolved()
+    if config.task != "ner":
+        raise ReportLensError("task='classification' (document Choices) cannot be trained yet; use task='ner'.")
+    project, docs, schema = load_project_data(engine, project_id)
+    split = make_split(project, docs, config)
+    by_id = {d.id: d for d in docs}
+    snapshot = {**{k: list(getattr(split, k)) for k in ("train", "dev", "test")},
+                "annotation_ids": {d.id: d.meta.get("annotation_id") for d in docs}}
+    tokenizer = load_tokenizer(config.base_model)
+    encode_summary = EncodeSummary()
+    windows = [w for enc in encode_documents(tokenizer, [by_id[i] for i in split.train], schema, config.align(),
+                                             encode_summary) for w in enc.windows]
+    evaluator = Evaluator.build(tokenizer, [by_id[i] for i in split.dev], config)
+
+    set_seed(config.seed)
+    model = build_model(config, schema)
+    weights = class_weights(windows, len(schema.tags)) if config.class_weighting == "inverse_sqrt" else None
+    steps_per_epoch = math.ceil(math.ceil(len(windows) / config.batch_size) / config.grad_accum)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    monitor = _monitor_class()(progress, should_stop, evaluator, config.early_stopping_patience)
+    with tempfile.TemporaryDirectory(prefix="reportlens-trainer-") as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr,
+            num_train_epochs=config.epochs, max_steps=config.max_steps or -1, warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_strategy="steps",
+            logging_steps=max(1, total_steps // 100), save_strategy="no", eval_strategy="no", report_to=[],
+            use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
+            remove_unused_columns=False)
+        trainer = _trainer_class()(
+            model=model, args=args, train_dataset=_dataset(windows), processing_class=tokenizer,
+            data_collator=DataCollatorForTokenClassification(tokenizer), callbacks=[monitor], tag_weights=weights)
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+        if should_stop():
+            monitor.cancelled = True
+        else:
+            trainer.train()
+        state = trainer.state
+    speed = _speed(monitor.train_log, monitor.eval_s, len(windows), state)
+    if not monitor.cancelled and monitor.last_eval_step != state.global_step:
+        monitor.evaluate(model, state)
+    if monitor.best_state is not None and monitor.best_step != state.global_step and not monitor.cancelled:
+        _restore(model, monitor.best_state)
+
+    base_metrics = {"history": monitor.history, "split": split.to_dict() | {"train": len(split.train),
+                                                                             "dev": len(split.dev),
+                                                                             "test": len(split.test)},
+                    "encode": encode_summary.to_dict(), "parameters": parameter_counts(model),
+                    "best_epoch": monitor.best_epoch, "steps": state.global_step,
+                    "speed": speed}
+    if monitor.cancelled:
+        return TrainResult(str(out_dir), schema, config, {**base_metrics, "dev": None, "test": None}, snapshot,
+                           time.monotonic() - started, monitor.stopped_early, True)
+    progress({"phase": "final_evaluation", "step": state.global_step, "max_steps": state.max_steps,
+              "elapsed_s": round(time.monotonic() - started, 2)})
+    dev = evaluator.evaluate(model, should_stop=should_stop)
+    test_eval = Evaluator.build(tokenizer, [by_id[i] for i in split.test], config) if split.test else None
+    test = test_eval.evaluate(model, should_stop=should_stop) if test_eval is not None else None
+    if dev is None or (test_eval is not None and test is None):
+        return TrainResult(str(out_dir), schema, config, {**base_metrics, "dev": None, "test": None}, snapshot,
+                           time.monotonic() - started, monitor.stopped_early, True)
+    metrics = {"dev": dev, "test": test, **base_metrics, "dev_is_train": split.dev_is_train}
+    _save(model, tokenizer, schema, config, metrics, Path(out_dir))
+    duration = time.monotonic() - started
+    progress({"phase": "done", "step": state.global_step, "max_steps": state.max_steps, "dev": summary_scores(dev),
+              "test": summary_scores(test) if test else None, "elapsed_s": round(duration, 2), "eta_s": 0})
+    return TrainResult(str(out_dir), schema, config, metrics, snapshot, duration, monitor.stopped_early, False)
+
+
+def _speed(train_log: dict[str, Any], eval_s: float, n_windows: int, state: Any) -> dict[str, Any]:
+    """Training throughput in windows per second, dev evaluations excluded."""
+    runtime = float(train_log.get("train_runtime") or 0.0)
+    train_s = max(runtime - eval_s, 1e-9)
+    seen = (state.epoch or 0.0) * n_windows
+    return {"train_runtime_s": round(runtime, 2), "dev_eval_s": round(eval_s, 2), "train_windows": n_windows,
+            "examples_seen": round(seen), "examples_per_s": round(seen / train_s, 2) if runtime else None}
+
+
+def _save(model: Any, tokenizer: Any, schema: LabelSchema, config: TrainConfig, metrics: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / SCHEMA_FILE).write_text(schema.to_json(), encoding="utf-8")
+    (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
+    (out / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str), encoding="utf-8")
