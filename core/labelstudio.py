@@ -42,6 +42,7 @@ from core.lsresults import (
     taxonomy_leaves,
     text_or_none,
 )
+from core.spancheck import as_offset
 from core.types import Annotation, Issue, ParsedTask
 
 __all__ = [
@@ -61,15 +62,9 @@ _REFERENCE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|/|s3:|gs:)\S*$")
 
 def int_id(value: Any) -> int | None:
     """A task id as int when it is one (``12``, ``12.0``, ``"12"``); ``None`` otherwise."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
-    return None
+    return as_offset(value)
 
 
 def task_ref(task_id: int | None, position: int) -> str:
