@@ -7,6 +7,7 @@ It round-trips to JSON (``to_dict``/``from_dict``), refuses unknown keys, and ca
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -18,8 +19,10 @@ TASKS = ("ner", "classification")
 METHODS = ("lora", "full")
 CLASS_WEIGHTING = ("none", "inverse_sqrt")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
-DEFAULT_LR = {"lora": 1e-3, "full": 1e-4}
+DEFAULT_LR = {"lora": 2e-3, "full": 1e-4}
 BERT_TARGET_MODULES = ("query", "key", "value", "dense")
+AUTO_STEPS = 100
+AUTO_EPOCHS = (3, 20)
 CLI_DEST_PREFIX = "trainconfig_"
 
 
@@ -43,7 +46,7 @@ class TrainConfig:
                                                    advanced=True))
     lora_alpha: int = field(default=32, metadata=_meta("LoRA scaling alpha (usually 2 x r)", minimum=1,
                                                        applies_to="lora", advanced=True))
-    lora_dropout: float = field(default=0.1, metadata=_meta("dropout on the LoRA input", minimum=0.0, maximum=0.9,
+    lora_dropout: float = field(default=0.0, metadata=_meta("dropout on the LoRA input", minimum=0.0, maximum=0.9,
                                                             applies_to="lora", advanced=True))
     target_modules: tuple[str, ...] = field(default=BERT_TARGET_MODULES, metadata=_meta(
         "names of the linear layers that get LoRA adapters (comma-separated); 'all-linear' for every one",
@@ -51,7 +54,9 @@ class TrainConfig:
     learning_rate: float | None = field(default=None, metadata=_meta(
         f"peak learning rate; empty = {DEFAULT_LR['lora']:g} for LoRA, {DEFAULT_LR['full']:g} for full fine-tuning",
         "--lr", minimum=0.0, maximum=1.0))
-    epochs: int = field(default=10, metadata=_meta("passes over the training documents", minimum=1, maximum=1000))
+    epochs: int | None = field(default=None, metadata=_meta(
+        f"passes over the training documents; empty = auto: enough for about {AUTO_STEPS} optimizer steps "
+        f"({AUTO_EPOCHS[0]} to {AUTO_EPOCHS[1]} passes)", minimum=1, maximum=1000))
     batch_size: int = field(default=8, metadata=_meta("windows per step", minimum=1, maximum=1024))
     grad_accum: int = field(default=1, metadata=_meta("steps whose gradients add up before an update", minimum=1,
                                                       maximum=1024, advanced=True))
@@ -95,7 +100,7 @@ class TrainConfig:
             if value not in allowed:
                 raise ReportLensError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
         for f in fields(self):
-            self._check_range(f.name, f.metadata)
+            self._check_value(f.name, str(f.type), f.metadata)
         if not self.target_modules or not all(isinstance(m, str) and m for m in self.target_modules):
             raise ReportLensError(
                 f"target_modules must list layer names, e.g. {','.join(BERT_TARGET_MODULES)} for BERT models or "
@@ -106,25 +111,20 @@ class TrainConfig:
             raise ReportLensError(f"{exc} Change max_length or stride.") from None
         check_ratios(self.dev_ratio, self.test_ratio)
 
-    def _check_range(self, name: str, meta: Any) -> None:
+    def _check_value(self, name: str, kind: str, meta: Any) -> None:
         value = getattr(self, name)
-        lo, hi = meta.get("min"), meta.get("max")
-        if lo is None and hi is None:
-            if name == "label_all_subtokens" and not isinstance(value, bool):
-                raise ReportLensError(f"label_all_subtokens must be true or false; got {value!r}.")
+        if kind == "bool" and not isinstance(value, bool):
+            raise ReportLensError(f"{name} must be true or false; got {value!r}.")
+        if not kind.startswith(("int", "float")) or (value is None and kind.endswith("| None")):
             return
-        if value is None and name in ("learning_rate", "max_steps"):
-            return
-        integer = name not in ("lora_dropout", "learning_rate", "warmup_ratio", "weight_decay", "dev_ratio",
-                               "test_ratio")
-        kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        integer = kind.startswith("int")
+        if isinstance(value, bool) or not isinstance(value, int if integer else int | float):
             raise ReportLensError(f"{name} must be {'an integer' if integer else 'a number'}; got {value!r}.")
-        if (lo is not None and value < lo) or (hi is not None and value > hi) or (name == "learning_rate"
-                                                                                  and value == 0):
-            bounds = f"between {lo:g} and {hi:g}" if lo is not None and hi is not None else f">= {lo:g}"
-            if name == "learning_rate":
-                bounds = f"in (0, {hi:g}]"
+        lo, hi = meta.get("min"), meta.get("max")
+        if name == "learning_rate" and not 0 < value <= hi:
+            raise ReportLensError(f"learning_rate must be in (0, {hi:g}]; got {value!r}. {meta['help'].capitalize()}.")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            bounds = f"between {lo:g} and {hi:g}" if hi is not None else f">= {lo:g}"
             raise ReportLensError(f"{name} must be {bounds}; got {value!r}. {meta['help'].capitalize()}.")
 
     # ------------------------------------------------------------------ derived values
@@ -134,9 +134,20 @@ class TrainConfig:
         """The learning rate this run uses (``learning_rate``, or the method's default)."""
         return self.learning_rate if self.learning_rate is not None else DEFAULT_LR[self.method]
 
-    def resolved(self) -> TrainConfig:
-        """A copy with every default that depends on other fields filled in (what a model version records)."""
-        return replace(self, learning_rate=self.lr)
+    def steps_per_epoch(self, n_windows: int) -> int:
+        return max(1, math.ceil(math.ceil(n_windows / self.batch_size) / self.grad_accum))
+
+    def epochs_for(self, n_windows: int) -> int:
+        """``epochs``, or (auto) enough passes over ``n_windows`` training windows for about ``AUTO_STEPS`` steps."""
+        if self.epochs is not None:
+            return self.epochs
+        lo, hi = AUTO_EPOCHS
+        return max(lo, min(hi, math.ceil(AUTO_STEPS / self.steps_per_epoch(n_windows))))
+
+    def resolved(self, n_windows: int | None = None) -> TrainConfig:
+        """A copy with the defaults that depend on other fields (and on the data size) filled in: what ran."""
+        epochs = self.epochs if n_windows is None else self.epochs_for(n_windows)
+        return replace(self, learning_rate=self.lr, epochs=epochs)
 
     def align(self) -> AlignConfig:
         return AlignConfig(max_length=self.max_length, stride=self.stride, label_all_subtokens=self.label_all_subtokens)
@@ -168,17 +179,12 @@ def fields_for_form() -> list[dict[str, Any]]:
     out = []
     for f in fields(TrainConfig):
         default = f.default if f.default is not MISSING else None
-        kind = {"bool": "bool", "int": "int", "float": "float", "str": "str"}.get(type(default).__name__, "str")
-        if f.name in ("learning_rate",):
-            kind = "float"
-        if f.name == "max_steps":
-            kind = "int"
-        if f.name == "target_modules":
+        kind = str(f.type).split(" |")[0]
+        if kind.startswith("tuple"):
             kind, default = "list", list(default)
         if f.metadata.get("choices"):
             kind = "choice"
-        out.append({"name": f.name, "type": kind, "default": default, "optional": f.name in ("learning_rate",
-                                                                                              "max_steps"),
+        out.append({"name": f.name, "type": kind, "default": default, "optional": str(f.type).endswith("| None"),
                     "flag": f.metadata.get("flag") or "--" + f.name.replace("_", "-"),
                     **{k: v for k, v in f.metadata.items() if k != "flag"}})
     return out

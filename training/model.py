@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,9 @@ def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     targets: Any = "all-linear" if config.target_modules == ("all-linear",) else list(config.target_modules)
     lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"])
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():  # peft reads a deprecated transformers property
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora)
 
 
 def parameter_counts(model: Any) -> dict[str, int]:

@@ -139,10 +139,12 @@ def _monitor_class() -> Any:
         """Progress reports, dev F1 at each epoch end, early stopping and cancel, all through ``control``."""
 
         def __init__(self, progress: Callable[[dict], None], should_stop: Callable[[], bool], evaluator: Evaluator,
-                     patience: int) -> None:
+                     patience: int, started: float | None = None) -> None:
             self.progress, self.should_stop, self.evaluator, self.patience = progress, should_stop, evaluator, patience
             self.history: list[dict] = []
-            self.t0 = time.monotonic()
+            self.started = time.monotonic() if started is None else started
+            self.train_t0: float | None = None
+            self.in_training = False
             self.last_emit = 0.0
             self.loss: float | None = None
             self.lr: float | None = None
@@ -155,24 +157,29 @@ def _monitor_class() -> Any:
             self.cancelled = False
             self.stopped_early = False
             self.train_log: dict[str, Any] = {}
-            self.eval_s = 0.0
+            self.eval_in_training_s = 0.0
 
-        def report(self, state: Any, phase: str, dev: dict | None = None, keep: bool = True) -> dict:
-            elapsed = time.monotonic() - self.t0
+        def report(self, state: Any, phase: str, dev: dict | None = None, keep: bool = True, **extra: Any) -> dict:
+            now = time.monotonic()
             step, total = state.global_step, state.max_steps
-            eta = elapsed / step * max(total - step, 0) if step and total else None
+            eta = None
+            if step and total and self.train_t0 is not None:
+                eta = (now - self.train_t0) / step * max(total - step, 0)
             p = {"phase": phase, "epoch": round(state.epoch or 0.0, 4), "step": step, "max_steps": total,
-                 "loss": self.loss, "learning_rate": self.lr, "dev": dev, "elapsed_s": round(elapsed, 2),
-                 "eta_s": None if eta is None else round(eta, 1)}
+                 "loss": self.loss, "learning_rate": self.lr, "dev": dev, "elapsed_s": round(now - self.started, 2),
+                 "eta_s": None if eta is None else round(eta, 1), **extra}
             if keep:
                 self.history.append(p)
-            self.last_emit = time.monotonic()
+            self.last_emit = now
             self.progress(p)
             return p
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.t0 = time.monotonic()
+            self.train_t0, self.in_training = time.monotonic(), True
             self.report(state, "train", keep=False)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.in_training = False
 
         def _check_cancel(self, control: Any) -> bool:
             if not self.cancelled and self.should_stop():
@@ -204,7 +211,8 @@ def _monitor_class() -> Any:
         def evaluate(self, model: Any, state: Any, control: Any | None = None) -> None:
             t = time.monotonic()
             result = self.evaluator.evaluate(model, max_examples=0, should_stop=self.should_stop)
-            self.eval_s += time.monotonic() - t
+            if self.in_training:
+                self.eval_in_training_s += time.monotonic() - t
             if result is None:
                 self.cancelled = True
                 if control is not None:
@@ -239,6 +247,58 @@ def _restore(model: Any, weights: dict[str, Any]) -> None:
 # ---------------------------------------------------------------------- entry point
 
 
+@dataclass
+class _Data:
+    project: Any
+    schema: LabelSchema
+    split: DocumentSplit
+    by_id: dict[Any, Document]
+    snapshot: dict
+    tokenizer: Any
+    windows: list[Any]
+    encode_summary: EncodeSummary
+    dev: Evaluator
+
+
+def _prepare(engine: Any, project_id: int, config: TrainConfig) -> _Data:
+    project, docs, schema = load_project_data(engine, project_id)
+    split = make_split(project, docs, config)
+    by_id = {d.id: d for d in docs}
+    snapshot = {**{k: list(getattr(split, k)) for k in ("train", "dev", "test")},
+                "annotation_ids": {d.id: d.meta.get("annotation_id") for d in docs}}
+    tokenizer = load_tokenizer(config.base_model)
+    summary = EncodeSummary()
+    train_docs = [by_id[i] for i in split.train]
+    windows = [w for enc in encode_documents(tokenizer, train_docs, schema, config.align(), summary)
+               for w in enc.windows]
+    dev = Evaluator.build(tokenizer, [by_id[i] for i in split.dev], config)
+    return _Data(project, schema, split, by_id, snapshot, tokenizer, windows, summary, dev)
+
+
+def _fit(model: Any, data: _Data, config: TrainConfig, monitor: Any) -> Any:
+    """Run the Hugging Face Trainer (CPU, dynamic padding, no checkpoints); returns its final state."""
+    from transformers import DataCollatorForTokenClassification, PrinterCallback, TrainingArguments
+
+    weights = class_weights(data.windows, len(data.schema.tags)) if config.class_weighting == "inverse_sqrt" else None
+    total_steps = config.max_steps or config.steps_per_epoch(len(data.windows)) * (config.epochs or 1)
+    with tempfile.TemporaryDirectory(prefix="reportlens-trainer-") as tmp:
+        args = TrainingArguments(
+            output_dir=tmp, per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr,
+            num_train_epochs=config.epochs or 1, max_steps=config.max_steps or -1, warmup_steps=config.warmup_ratio,
+            weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_strategy="steps",
+            logging_steps=max(1, total_steps // 100), save_strategy="no", eval_strategy="no", report_to=[],
+            use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
+            remove_unused_columns=False, train_sampling_strategy=__import__("os").environ.get("RL_SAMPLING", "random"))
+        trainer = _trainer_class()(
+            model=model, args=args, train_dataset=_dataset(data.windows), processing_class=data.tokenizer,
+            data_collator=DataCollatorForTokenClassification(data.tokenizer), callbacks=[monitor],
+            tag_weights=weights)
+        trainer.remove_callback(PrinterCallback)  # progress goes through the monitor, not stdout
+        trainer.train()
+        return trainer.state
+
+
 def run_training(
     engine: Any,
     project_id: int,
@@ -250,90 +310,63 @@ def run_training(
 ) -> TrainResult:
     """Train ``config`` on the project's labeled documents and save the model to ``out_dir``.
 
-    ``progress`` gets a dict per log step, per dev evaluation and every few seconds (``phase``, ``epoch``, ``step``,
-    ``max_steps``, ``loss``, ``learning_rate``, ``dev``, ``elapsed_s``, ``eta_s``). When ``should_stop()`` turns true
-    training stops within a step and the result has ``cancelled=True``; nothing is saved then. Raises
-    :class:`ReportLensError` for a project that cannot train (no labeled documents, no entity at all).
+    ``progress`` gets a dict per log step, per dev evaluation and every few seconds: ``phase`` ("train",
+    "evaluate", "final_evaluation", "done"), ``epoch``, ``step``, ``max_steps``, ``loss``, ``learning_rate``, ``dev``
+    (scores, at evaluations), ``elapsed_s``, ``eta_s``. When ``should_stop()`` turns true training stops within a step
+    and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
+    rate and epochs resolved). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
+    no entity at all).
     """
-    from transformers import DataCollatorForTokenClassification, TrainingArguments, set_seed
+    from transformers import set_seed
 
     started = time.monotonic()
     config = config.resolved()
     if config.task != "ner":
         raise ReportLensError("task='classification' (document Choices) cannot be trained yet; use task='ner'.")
-    project, docs, schema = load_project_data(engine, project_id)
-    split = make_split(project, docs, config)
-    by_id = {d.id: d for d in docs}
-    snapshot = {**{k: list(getattr(split, k)) for k in ("train", "dev", "test")},
-                "annotation_ids": {d.id: d.meta.get("annotation_id") for d in docs}}
-    tokenizer = load_tokenizer(config.base_model)
-    encode_summary = EncodeSummary()
-    windows = [w for enc in encode_documents(tokenizer, [by_id[i] for i in split.train], schema, config.align(),
-                                             encode_summary) for w in enc.windows]
-    evaluator = Evaluator.build(tokenizer, [by_id[i] for i in split.dev], config)
-
+    data = _prepare(engine, project_id, config)
+    config = config.resolved(len(data.windows))
     set_seed(config.seed)
-    model = build_model(config, schema)
-    weights = class_weights(windows, len(schema.tags)) if config.class_weighting == "inverse_sqrt" else None
-    steps_per_epoch = math.ceil(math.ceil(len(windows) / config.batch_size) / config.grad_accum)
-    total_steps = config.max_steps or steps_per_epoch * config.epochs
-    monitor = _monitor_class()(progress, should_stop, evaluator, config.early_stopping_patience)
-    with tempfile.TemporaryDirectory(prefix="reportlens-trainer-") as tmp:
-        args = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=config.batch_size,
-            gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr,
-            num_train_epochs=config.epochs, max_steps=config.max_steps or -1, warmup_steps=config.warmup_ratio,
-            weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_strategy="steps",
-            logging_steps=max(1, total_steps // 100), save_strategy="no", eval_strategy="no", report_to=[],
-            use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-            remove_unused_columns=False)
-        trainer = _trainer_class()(
-            model=model, args=args, train_dataset=_dataset(windows), processing_class=tokenizer,
-            data_collator=DataCollatorForTokenClassification(tokenizer), callbacks=[monitor], tag_weights=weights)
-        from transformers import PrinterCallback
+    model = build_model(config, data.schema)
+    monitor = _monitor_class()(progress, should_stop, data.dev, config.early_stopping_patience, started)
+    state = None if should_stop() else _fit(model, data, config, monitor)
+    monitor.cancelled = monitor.cancelled or state is None
+    if state is not None and not monitor.cancelled:
+        if monitor.last_eval_step != state.global_step:
+            monitor.evaluate(model, state)
+        if monitor.best_state is not None and monitor.best_step != state.global_step:
+            _restore(model, monitor.best_state)
+    split = data.split
+    metrics: dict[str, Any] = {
+        "dev": None, "test": None, "history": monitor.history, "best_epoch": monitor.best_epoch,
+        "steps": state.global_step if state else 0, "dev_is_train": split.dev_is_train,
+        "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
+        "encode": data.encode_summary.to_dict(), "parameters": parameter_counts(model),
+        "speed": _speed(monitor.train_log, monitor.eval_in_training_s, len(data.windows), state)}
 
-        trainer.remove_callback(PrinterCallback)
-        if should_stop():
-            monitor.cancelled = True
-        else:
-            trainer.train()
-        state = trainer.state
-    speed = _speed(monitor.train_log, monitor.eval_s, len(windows), state)
-    if not monitor.cancelled and monitor.last_eval_step != state.global_step:
-        monitor.evaluate(model, state)
-    if monitor.best_state is not None and monitor.best_step != state.global_step and not monitor.cancelled:
-        _restore(model, monitor.best_state)
+    def result(cancelled: bool) -> TrainResult:
+        return TrainResult(str(out_dir), data.schema, config, metrics, data.snapshot, time.monotonic() - started,
+                           monitor.stopped_early, cancelled)
 
-    base_metrics = {"history": monitor.history, "split": split.to_dict() | {"train": len(split.train),
-                                                                             "dev": len(split.dev),
-                                                                             "test": len(split.test)},
-                    "encode": encode_summary.to_dict(), "parameters": parameter_counts(model),
-                    "best_epoch": monitor.best_epoch, "steps": state.global_step,
-                    "speed": speed}
     if monitor.cancelled:
-        return TrainResult(str(out_dir), schema, config, {**base_metrics, "dev": None, "test": None}, snapshot,
-                           time.monotonic() - started, monitor.stopped_early, True)
-    progress({"phase": "final_evaluation", "step": state.global_step, "max_steps": state.max_steps,
-              "elapsed_s": round(time.monotonic() - started, 2)})
-    dev = evaluator.evaluate(model, should_stop=should_stop)
-    test_eval = Evaluator.build(tokenizer, [by_id[i] for i in split.test], config) if split.test else None
-    test = test_eval.evaluate(model, should_stop=should_stop) if test_eval is not None else None
-    if dev is None or (test_eval is not None and test is None):
-        return TrainResult(str(out_dir), schema, config, {**base_metrics, "dev": None, "test": None}, snapshot,
-                           time.monotonic() - started, monitor.stopped_early, True)
-    metrics = {"dev": dev, "test": test, **base_metrics, "dev_is_train": split.dev_is_train}
-    _save(model, tokenizer, schema, config, metrics, Path(out_dir))
-    duration = time.monotonic() - started
-    progress({"phase": "done", "step": state.global_step, "max_steps": state.max_steps, "dev": summary_scores(dev),
-              "test": summary_scores(test) if test else None, "elapsed_s": round(duration, 2), "eta_s": 0})
-    return TrainResult(str(out_dir), schema, config, metrics, snapshot, duration, monitor.stopped_early, False)
+        return result(True)
+    monitor.report(state, "final_evaluation", keep=False)
+    metrics["dev"] = data.dev.evaluate(model, should_stop=should_stop)
+    test_docs = [data.by_id[i] for i in split.test]
+    if test_docs and metrics["dev"] is not None:
+        metrics["test"] = Evaluator.build(data.tokenizer, test_docs, config).evaluate(model, should_stop=should_stop)
+    if metrics["dev"] is None or (test_docs and metrics["test"] is None):
+        return result(True)
+    _save(model, data.tokenizer, data.schema, config, metrics, Path(out_dir))
+    monitor.report(state, "done", dev=summary_scores(metrics["dev"]), keep=False,
+                   test=summary_scores(metrics["test"]) if metrics["test"] else None)
+    return result(False)
 
 
 def _speed(train_log: dict[str, Any], eval_s: float, n_windows: int, state: Any) -> dict[str, Any]:
     """Training throughput in windows per second, dev evaluations excluded."""
     runtime = float(train_log.get("train_runtime") or 0.0)
     train_s = max(runtime - eval_s, 1e-9)
-    seen = (state.epoch or 0.0) * n_windows
+    seen = ((state.epoch if state else 0.0) or 0.0) * n_windows
     return {"train_runtime_s": round(runtime, 2), "dev_eval_s": round(eval_s, 2), "train_windows": n_windows,
             "examples_seen": round(seen), "examples_per_s": round(seen / train_s, 2) if runtime else None}
 

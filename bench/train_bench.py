@@ -1,0 +1,129 @@
+"""Training benchmark: LoRA vs full fine-tuning of the bundled model on the synthetic demo project.
+
+    python bench/train_bench.py                          # 84 demo tasks (50 labeled): LoRA and full, defaults
+    python bench/train_bench.py --n 300 --runs lora full  # 180 labeled reports
+    python bench/train_bench.py --runs lora '{"method": "lora", "lora_r": 8}' --out bench/out/train-r8.json
+
+The demo export (``core.demo.generate_demo_export(n, seed=0)``, ~60% of tasks labeled) is imported into a fresh SQLite
+file once; every run then trains in its own child process on the same project, hence on the same fixed split, and
+reports: wall time from process start to a saved model ("time to first model": imports, model load, encoding,
+training, dev/test evaluation, saving), training windows per second (dev evaluations excluded), dev/test entity F1
+(strict, micro), and peak RSS (``ru_maxrss``). A run is ``lora``, ``full`` or a JSON object of ``TrainConfig`` fields.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+MACCROBAT_LABELS = ("Sign_symptom", "Diagnostic_procedure", "Biological_structure", "Lab_value", "Disease_disorder",
+                    "Medication")
+
+
+def make_maccrobat(url: str) -> None:
+    """MACCROBAT2020 (200 case reports, brat) with six frequent labels kept; other spans are left out."""
+    from dataclasses import replace
+
+    from core.brat import iter_brat_folder
+    from db.engine import make_engine
+    from db.importer import import_tasks
+    from tests.shared_data import SHARED_DATA
+
+    tasks = []
+    for task in iter_brat_folder(SHARED_DATA / "maccrobat2020", []):
+        anns = tuple(replace(a, spans=tuple(s for s in a.spans if s.label in MACCROBAT_LABELS))
+                     for a in task.annotations)
+        tasks.append(replace(task, annotations=anns))
+    import_tasks(make_engine(url), "maccrobat", tasks, source="conll")
+
+
+def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
+    from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
+    from core.labelconfig import parse_label_config
+    from core.labelstudio import parse_export
+    from db.engine import make_engine
+    from db.importer import import_tasks
+    from db.migrate import upgrade
+
+    upgrade(url)
+    if corpus == "maccrobat":
+        make_maccrobat(url)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "demo.json"
+        path.write_text(json.dumps(generate_demo_export(n=n, seed=seed)), encoding="utf-8")
+        tasks, report = parse_export(path, parse_label_config(DEMO_LABEL_CONFIG))
+        import_tasks(make_engine(url), "demo", tasks, report=report)
+
+
+def child(url: str, run: str, out_dir: str) -> dict:
+    started = time.monotonic()
+    from db.engine import make_engine
+    from training.config import TrainConfig
+    from training.trainer import run_training
+
+    fields = {"method": run} if run in ("lora", "full") else json.loads(run)
+    result = run_training(make_engine(url), 1, TrainConfig(**fields), Path(out_dir))
+    m = result.metrics
+    return {
+        "run": run, "config": result.config.to_dict(), "split": {k: m["split"][k] for k in ("train", "dev", "test")},
+        "time_to_model_s": round(time.monotonic() - started, 1), "run_training_s": round(result.duration_s, 1),
+        "train_runtime_s": m["speed"]["train_runtime_s"], "examples_per_s": m["speed"]["examples_per_s"],
+        "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
+        "stopped_early": result.stopped_early, "dev_f1": round(m["dev"]["f1"], 4),
+        "test_f1": round(m["test"]["f1"], 4) if m["test"] else None,
+        "test_per_label_f1": {k: round(v["f1"], 3) for k, v in (m["test"] or {}).get("per_label", {}).items()},
+        "dev_curve": [h["dev"]["f1"] for h in m["history"] if h.get("dev")],
+        "trainable_params": m["parameters"]["trainable"],
+        "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=84, help="demo tasks (about 60%% labeled); 84 -> 50 labeled")
+    ap.add_argument("--seed", type=int, default=0, help="demo generator seed")
+    ap.add_argument("--runs", nargs="+", default=["lora", "full"])
+    ap.add_argument("--corpus", choices=["demo", "maccrobat"], default="demo",
+                    help="maccrobat: ../shared/data/maccrobat2020, labels " + ", ".join(MACCROBAT_LABELS))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "train.json"))
+    ap.add_argument("--child", nargs=3, metavar=("URL", "RUN", "DIR"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    results = []
+    with tempfile.TemporaryDirectory(prefix="reportlens-train-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        make_project(url, args.n, args.seed, args.corpus)
+        for i, run in enumerate(args.runs):
+            cmd = [sys.executable, __file__, "--child", url, run, str(Path(tmp) / f"model-{i}")]
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                  env=os.environ | {"PYTHONWARNINGS": "ignore"})
+            if proc.returncode:
+                sys.stderr.write(proc.stderr[-3000:])
+                raise SystemExit(f"run {run!r} failed")
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+            print(json.dumps(results[-1]), flush=True)
+    out = {"corpus": args.corpus, "n_tasks": args.n, "cpus": os.cpu_count(),
+           "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(), "runs": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
