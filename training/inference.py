@@ -179,7 +179,7 @@ def _load(model_dir: str, attn_implementation: str | None) -> LoadedModel:
         from peft import PeftModel
 
         base = load_base_model(config.base_model, schema, attn)
-        model = PeftModel.from_pretrained(base, model_dir)
+        model = _quiet_load(PeftModel.from_pretrained, base, model_dir)
     else:
         model = _quiet_load(AutoModelForTokenClassification.from_pretrained, model_dir, attn_implementation=attn,
                             local_files_only=True)

@@ -15,15 +15,21 @@ log = logging.getLogger(__name__)
 
 
 def _quiet_load(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Load without transformers' "newly initialized classifier" notice: a fresh head is the point here."""
+    """Call a loader without transformers' notices and progress bars (a fresh classifier head is the point here, and
+    a job's log should hold our progress, not tqdm bars), nor peft's use of a deprecated transformers property."""
     from transformers.utils import logging as hf_logging
 
-    before = hf_logging.get_verbosity()
+    before, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
-        return fn(*args, **kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            return fn(*args, **kwargs)
     finally:
         hf_logging.set_verbosity(before)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def load_base_model(base_model: str, schema: LabelSchema, attn_implementation: str = "sdpa") -> Any:
@@ -76,9 +82,7 @@ def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     targets: Any = "all-linear" if config.target_modules == ("all-linear",) else list(config.target_modules)
     lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"])
-    with warnings.catch_warnings():  # peft reads a deprecated transformers property
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, lora)
+    return _quiet_load(get_peft_model, model, lora)
 
 
 def parameter_counts(model: Any) -> dict[str, int]:

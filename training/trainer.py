@@ -289,7 +289,7 @@ def _fit(model: Any, data: _Data, config: TrainConfig, monitor: Any) -> Any:
             weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_strategy="steps",
             logging_steps=max(1, total_steps // 100), save_strategy="no", eval_strategy="no", report_to=[],
             use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-            remove_unused_columns=False, train_sampling_strategy=__import__("os").environ.get("RL_SAMPLING", "random"))
+            remove_unused_columns=False)
         trainer = _trainer_class()(
             model=model, args=args, train_dataset=_dataset(data.windows), processing_class=data.tokenizer,
             data_collator=DataCollatorForTokenClassification(data.tokenizer), callbacks=[monitor],
