@@ -215,3 +215,78 @@ class ModelVersion(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# ---------------------------------------------------------------- active learning, predictions and review (0003)
+
+
+class Prediction(Base):
+    """The entities a model version predicted for a document (scoring jobs and the review page write these).
+    ``spans`` is a list of ``{"start", "end", "label", "score"}``; ``score`` the document confidence (0..1)."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (UniqueConstraint("document_id", "model_version_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    spans: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    score: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UncertaintyScore(Base):
+    """One document's score under one query strategy, from one scoring run (``job_id``) of one model version
+    (``model_version_id`` is NULL for a cold-start run on base-model embeddings). Higher = label it sooner."""
+
+    __tablename__ = "uncertainty_scores"
+    __table_args__ = (
+        Index("ix_uncertainty_scores_project_strategy", "project_id", "strategy", "model_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
+    strategy: Mapped[str] = mapped_column(String(100))  # str(strategy), e.g. "margin" or "bald(passes=10)"
+    score: Mapped[float] = mapped_column(Float)
+    n_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QueueBatch(Base):
+    """A batch of documents picked from a ranked queue and sent to annotators (file download or Label Studio).
+    ``target`` records where it went: ``{"kind": "file"|"server", "url", "ls_project_id", "task_ids": {...}}``;
+    never a token."""
+
+    __tablename__ = "queue_batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    strategy: Mapped[str] = mapped_column(String(100))
+    document_ids: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    target: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(20), default="created")  # created | sent | pulled | failed
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ReviewDecision(Base):
+    """One clinician decision on one entity (or on the whole report, ``action == "accept_all"``).
+    ``before``/``after`` are ``{"start", "end", "label", "score", "source"}`` or NULL (an added entity has no before,
+    a rejected one no after). The reviewed report itself becomes an ``Annotation`` with ``source == "review"``."""
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (Index("ix_review_decisions_document_id_decided_at", "document_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(20))  # accept | reject | relabel | adjust | add | accept_all
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    comment: Mapped[str | None] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -478,7 +478,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         admin.dispose()
 
 
-def test_migration_0001_to_0002_keeps_existing_data(empty_url: str) -> None:
+def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
     from db.importer import import_tasks
     from tests.unit.test_db import basic_tasks
 
@@ -495,7 +495,7 @@ def test_migration_0001_to_0002_keeps_existing_data(empty_url: str) -> None:
     before = rows()
     assert len(before["documents"]) == 3 and len(before["spans"]) == 6
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0002" and rows() == before
+    assert current_revision(empty_url) == "0003" and rows() == before
     job = jobs.enqueue(engine, "ecg", "train", {})
     assert jobs.get_job(engine, job.id).status == "queued"
     from alembic import command
