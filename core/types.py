@@ -234,3 +234,37 @@ class LabelSchema:
     @classmethod
     def from_json(cls, s: str) -> LabelSchema:
         return cls(tuple(json.loads(s)["labels"]))
+
+
+ENTITY_SOURCES = ("model", "rule", "both", "human", "review")
+
+
+@dataclass(frozen=True)
+class Entity:
+    """An extracted entity as the review page, the rules and the structured result see it.
+
+    ``score`` is a confidence in 0..1; ``source`` one of :data:`ENTITY_SOURCES` (``"both"`` = model and rules agree).
+    ``attrs`` carries what a rule or a normaliser found: ``{"negated": True}``, ``{"uncertain": True}``,
+    ``{"value": 78, "unit": "bpm"}``, ``{"rule": "heart_rate"}``, ``{"conflict": "..."}`` ...
+    """
+
+    start: int
+    end: int
+    label: str
+    score: float = 1.0
+    source: str = "model"
+    attrs: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.start < self.end):
+            raise ReportLensError(f"Entity [{self.start}, {self.end}) {self.label!r}: need 0 <= start < end.")
+        if self.source not in ENTITY_SOURCES:
+            raise ReportLensError(f"Entity source {self.source!r} is not one of {ENTITY_SOURCES}.")
+
+    @property
+    def span(self) -> Span:
+        return Span(self.start, self.end, self.label)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "label": self.label, "score": self.score,
+                "source": self.source, "attrs": dict(self.attrs)}
