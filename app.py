@@ -20,6 +20,9 @@ PAGES = {
         st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
         st.Page("pages/models.py", title="Models", icon="📊", url_path="models"),
     ],
+    "Annotate": [
+        st.Page("pages/queue.py", title="Queue", icon="🎯", url_path="queue"),
+    ],
 }
 
 st.navigation(PAGES).run()

@@ -8,6 +8,7 @@
     python cli.py models --project NAME
     python cli.py evaluate (--model VERSION | --project NAME) EXPORT
     python cli.py predict (--model VERSION | --project NAME) EXPORT --out FILE.json
+    python cli.py score --project NAME [--strategy S] [--per-token] [--top K] [--out FILE.jsonl]
 
 Exit codes: 0 done, 1 bad input (the message says what, where and how to fix), 2 wrong usage.
 """
@@ -206,6 +207,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from services.queue import ranked_rows, score_in_process, write_jsonl
+    from training.scoring import ScoreConfig
+
+    engine = _engine()
+    config = ScoreConfig(strategy=args.strategy, per_token=args.per_token, mc_passes=args.mc_passes)
+    result = score_in_process(engine, args.project, config)
+    if result.cold_start:
+        print("no trained model yet: ranked by diversity over base-model embeddings (cold start)", file=sys.stderr)
+    if args.out:
+        rows = ranked_rows(engine, result)
+        write_jsonl(rows, Path(args.out))
+        print(f"wrote {len(rows)} ranked reports ({result.primary}, model {result.model_version or 'none'}) to "
+              f"{args.out}", file=sys.stderr)
+        return 0
+    rows = ranked_rows(engine, result, top=args.top)
+    print(f"{'rank':>5}  {'task_id':>8}  {'document_id':>11}  {'score':>10}  strategy")
+    for r in rows:
+        task = "-" if r["task_id"] is None else r["task_id"]
+        print(f"{r['rank']:>5}  {task:>8}  {r['document_id']:>11}  {r['score']:>10.4f}  {r['strategy']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -249,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list a project's model versions (the active one marked)")
     models.add_argument("--project", required=True)
     models.set_defaults(func=cmd_models)
+
+    from core.active import DEFAULT_STRATEGY, strategy_names
+
+    score = sub.add_parser("score", help="rank a project's unlabeled reports for labelling (active learning)")
+    score.add_argument("--project", required=True)
+    score.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=strategy_names(),
+                       help=f"query strategy (default: {DEFAULT_STRATEGY})")
+    score.add_argument("--per-token", action="store_true", help="uncertainty per token (long reports not favoured)")
+    score.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for --strategy bald (10)")
+    score.add_argument("--top", type=int, default=20, help="rows to print without --out (20)")
+    score.add_argument("--out", help="write every ranked report as JSON lines to this file, rank 1 first")
+    score.set_defaults(func=cmd_score)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "entity-level metrics against an export's annotations"),
                                  ("predict", cmd_predict, "write an export back with predictions (pre-annotations)")):

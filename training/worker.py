@@ -171,7 +171,20 @@ def handle_selftest(job: JobInfo, ctx: JobContext) -> dict[str, Any]:
     return {"steps": steps, "seconds": seconds}
 
 
-HANDLERS: dict[str, Handler] = {"train": handle_train, "selftest": handle_selftest}
+def handle_score(job: JobInfo, ctx: JobContext) -> dict[str, Any]:
+    """Rank the project's unlabeled reports with its active model (``training.scoring``); stores scores/predictions."""
+    from training.scoring import ScoreConfig, run_scoring
+
+    config = ScoreConfig.from_dict(job.params)
+    ctx.log(f"scoring the unlabeled pool with strategy {config.strategy}")
+    result = run_scoring(ctx.engine, job.project_id, config, job_id=job.id, progress=ctx.progress,
+                         should_stop=ctx.should_stop)
+    if result.cancelled:
+        raise JobStopped()
+    return result.summary()
+
+
+HANDLERS: dict[str, Handler] = {"train": handle_train, "score": handle_score, "selftest": handle_selftest}
 
 
 # ---------------------------------------------------------------- the worker

@@ -1,0 +1,119 @@
+"""The active-learning queue as the Queue page and ``cli.py score`` use it: start a scoring run (job or in-process),
+read the ranked queue, save a batch, and the stopping indicator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.active import TREND_STRATEGY, StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
+from core.types import ReportLensError
+from db import scores as score_db
+from db.records import JobInfo, ProjectInfo
+from db.repository import get_project
+
+SAMPLE_SIZE = 500
+SCORE_JOB = "score"
+
+
+def project_or_error(engine: Any, project: int | str) -> ProjectInfo:
+    info = get_project(engine, project)
+    if info is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    return info
+
+
+def queue_scoring_job(engine: Any, project: int | str, config: Any) -> tuple[JobInfo, bool]:
+    """Queue a ``score`` job (``config``: a ``training.scoring.ScoreConfig``) and make sure a worker runs it.
+    Returns the job and whether a worker was started."""
+    from db import jobs
+    from training.launcher import ensure_worker
+
+    info = project_or_error(engine, project)
+    job = jobs.enqueue(engine, info.id, SCORE_JOB, config.to_dict())
+    return job, bool(ensure_worker(engine))
+
+
+def score_in_process(engine: Any, project: str, config: Any) -> Any:
+    """``cli.py score``: run and store the scoring here (no worker). Returns a ``training.scoring.ScoringResult``."""
+    from training.scoring import run_scoring
+
+    info = project_or_error(engine, project)
+    return run_scoring(engine, info.id, config)
+
+
+def ranked_rows(engine: Any, result: Any, top: int | None = None) -> list[dict[str, Any]]:
+    """``{"rank", "task_id", "document_id", "score", "strategy"}`` of a scoring result, rank 1 first."""
+    ranked = result.ranked()
+    if top is not None:
+        ranked = ranked[:top]
+    task_ids = _task_ids(engine, [d for _, d, _ in ranked])
+    return [{"rank": r, "task_id": task_ids.get(d), "document_id": d, "score": round(s, 6),
+             "strategy": result.primary} for r, d, s in ranked]
+
+
+def _task_ids(engine: Any, doc_ids: list[int]) -> dict[int, int | None]:
+    from sqlalchemy import select
+
+    from db import models as m
+    from db.engine import read_session
+
+    out: dict[int, int | None] = {}
+    with read_session(engine) as s:
+        for b in range(0, len(doc_ids), 500):
+            chunk = doc_ids[b : b + 500]
+            out.update(dict(s.execute(select(m.Document.id, m.Document.ls_task_id)
+                                      .where(m.Document.id.in_(chunk))).all()))
+    return out
+
+
+def write_jsonl(rows: list[dict[str, Any]], out: Path) -> None:
+    """JSON lines, written atomically (a half-written file never replaces an old one)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".score-", suffix=".jsonl", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_batch(engine: Any, project_id: int, document_ids: list[int], strategy: str, model_version_id: int | None,
+               created_by: str | None) -> score_db.BatchInfo:
+    return score_db.create_batch(engine, project_id, document_ids, strategy, model_version_id, created_by)
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    before: str
+    after: str
+    documents: int  # in the fixed sample both versions predicted
+    change_rate: float
+
+
+def stopping_indicator(engine: Any, project_id: int, sample_size: int = SAMPLE_SIZE) -> tuple[StoppingAdvice,
+                                                                                                 list[VersionChange]]:
+    """Compare the predictions of consecutive model versions on a fixed sample of reports both predicted while
+    unlabeled, and the mean token uncertainty per version."""
+    versions = score_db.prediction_versions(engine, project_id)
+    changes: list[VersionChange] = []
+    previous = None
+    for vid, name in versions:
+        current = score_db.prediction_sets(engine, vid)
+        if previous is not None:
+            pname, pset = previous
+            sample = fixed_sample(sorted(set(pset) & set(current)), sample_size)
+            if sample:
+                rate = entity_change_rate([pset[d] for d in sample], [current[d] for d in sample])
+                changes.append(VersionChange(pname, name, len(sample), rate))
+        previous = (name, current)
+    means = [mean for _, mean in score_db.strategy_means(engine, project_id, TREND_STRATEGY)]
+    return stopping_advice([c.change_rate for c in changes], means), changes

@@ -1,0 +1,347 @@
+"""Scoring runs: the active model over every unlabeled document of a project, one score per document and strategy.
+
+Documents are prepared exactly as for prediction (:func:`training.inference.prepare_documents`: windows of the
+training ``max_length``/``stride``, never truncated); windows of all documents are batched longest first (little
+padding) and merged back per document with :func:`core.alignment.merge_window_probs`. The same forward pass also
+gives mean-pooled document embeddings (for the diversity strategy); with ``mc_passes >= 2`` (BALD) each batch is run
+again that many times with only the dropout layers in training mode.
+
+Cold start (the project has no model version): embeddings from the base model (``training.model.load_base_model``)
+rank the pool with the ``diversity`` strategy (k-center, unweighted), so the first batch covers the pool.
+
+:func:`run_scoring` stores the scores (every strategy the run can compute, so the page can switch strategy without
+re-scoring) and the predicted entities through :mod:`db.scores` in one transaction. It runs in the ``score`` job of
+``python -m training.worker`` and in-process for ``cli.py score``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+from core.active import (
+    BALD,
+    DEFAULT_STRATEGY,
+    MNLP,
+    Diversity,
+    LeastConfidence,
+    Margin,
+    QueryStrategy,
+    Random,
+    TokenEntropy,
+    get_strategy,
+    rank,
+    strategy_names,
+)
+from core.alignment import AlignConfig, merge_window_probs
+from core.types import LabelSchema, ReportLensError, Span
+from training.inference import PreparedDoc, decode, prepare_documents
+
+Progress = Callable[[dict[str, Any]], None]
+StopCheck = Callable[[], bool]
+MAX_MC_PASSES = 50
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """What a scoring run does; the Queue page form, ``cli.py score`` and the job row share it (JSON round trip)."""
+
+    strategy: str = DEFAULT_STRATEGY  # registry name (core.active.STRATEGIES) of the strategy the queue is ranked by
+    per_token: bool = False  # uncertainty per token, so long reports are not always first
+    mc_passes: int = 10  # MC-dropout passes, used by "bald"
+    batch_size: int = 32  # windows per forward pass
+    seed: int = 0  # for random and MC dropout
+
+    def __post_init__(self) -> None:
+        if self.strategy not in strategy_names():
+            raise ReportLensError(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}.")
+        if not isinstance(self.mc_passes, int) or not (2 <= self.mc_passes <= MAX_MC_PASSES):
+            raise ReportLensError(f"mc_passes must be a whole number from 2 to {MAX_MC_PASSES}; got "
+                                  f"{self.mc_passes!r}.")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ReportLensError(f"batch_size must be a whole number >= 1; got {self.batch_size!r}.")
+
+    def primary(self) -> QueryStrategy:
+        """The strategy the queue is ranked by."""
+        return get_strategy(self.strategy, per_token=self.per_token, passes=self.mc_passes, seed=self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreConfig:
+        if not isinstance(d, dict):
+            raise ReportLensError(f"A scoring config must be a JSON object; got {type(d).__name__}.")
+        unknown = sorted(set(d) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ReportLensError(f"Unknown scoring option(s) {', '.join(map(repr, unknown))}; known: "
+                                  f"{', '.join(f.name for f in fields(cls))}.")
+        return cls(**d)
+
+
+@dataclass
+class PoolOutput:
+    """Per document: merged token probabilities, MC-dropout stacks (BALD) and a mean-pooled embedding."""
+
+    probs: list[np.ndarray]
+    passes: list[np.ndarray] | None
+    embeddings: np.ndarray | None
+
+
+def _dropout_only_train(model: Any) -> None:
+    import torch
+
+    model.eval()
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.Dropout):
+            mod.train()
+
+
+def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, batch_size: int = 32,
+                 mc_passes: int = 0, want_probs: bool = True, want_embeddings: bool = True, seed: int = 0,
+                 progress: Progress | None = None, should_stop: StopCheck | None = None) -> PoolOutput | None:
+    """One pass over every window of ``prepared`` (longest first); ``None`` if ``should_stop()`` turned true."""
+    import torch
+
+    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
+    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
+    win_probs: dict[tuple[int, int], np.ndarray] = {}
+    win_passes: dict[tuple[int, int], np.ndarray] = {}
+    emb_dim = None
+    emb_sum: np.ndarray | None = None
+    emb_count = np.zeros(len(prepared))
+    device = next(model.parameters()).device
+    was_training = model.training
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    last_report = 0.0
+    try:
+        with torch.inference_mode():
+            for b in range(0, len(items), batch_size):
+                if should_stop is not None and should_stop():
+                    return None
+                batch = items[b : b + batch_size]
+                wins = [prepared[d].windows[w] for d, w in batch]
+                width = max(len(win.input_ids) for win in wins)
+                ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(wins), width), dtype=torch.long)
+                for i, win in enumerate(wins):
+                    ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
+                    mask[i, : len(win.input_ids)] = 1
+                ids, mask = ids.to(device), mask.to(device)
+                model.eval()
+                out = model(input_ids=ids, attention_mask=mask, output_hidden_states=want_embeddings)
+                if want_probs:
+                    probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
+                    for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
+                        win_probs[key] = probs[i, 1 : len(win.input_ids) - 1]
+                if want_embeddings:
+                    hidden = out.hidden_states[-1].float()
+                    content = mask.clone()
+                    content[:, 0] = 0  # [CLS]
+                    content[torch.arange(len(wins)), mask.sum(dim=1) - 1] = 0  # [SEP]
+                    summed = (hidden * content.unsqueeze(-1)).sum(dim=1).cpu().numpy()
+                    if emb_sum is None:
+                        emb_dim = summed.shape[1]
+                        emb_sum = np.zeros((len(prepared), emb_dim))
+                    for i, (d, _w) in enumerate(batch):
+                        emb_sum[d] += summed[i]
+                        emb_count[d] += float(content[i].sum())
+                if mc_passes >= 2:
+                    _dropout_only_train(model)
+                    stack = np.stack([torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
+                                      .cpu().numpy() for _ in range(mc_passes)], axis=1)
+                    model.eval()
+                    for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
+                        win_passes[key] = stack[i, :, 1 : len(win.input_ids) - 1]
+                now = time.monotonic()
+                done = min(b + batch_size, len(items))
+                if progress is not None and (now - last_report >= 1.0 or done == len(items)):
+                    last_report = now
+                    progress({"phase": "score", "step": done, "max_steps": len(items),
+                              "message": f"{done}/{len(items)} windows of {len(prepared)} reports"})
+    finally:
+        model.train(was_training)
+        torch.random.set_rng_state(gen_state)
+    probs_out: list[np.ndarray] = []
+    passes_out: list[np.ndarray] | None = [] if mc_passes >= 2 else None
+    for d, p in enumerate(prepared):
+        ranges = [(w.token_start, w.token_end) for w in p.windows]
+        keys = [(d, w) for w in range(len(p.windows))]
+        if want_probs:
+            probs_out.append(merge_window_probs(len(p.doc), ranges, [win_probs[k] for k in keys]))
+        if passes_out is not None:
+            per_pass = [merge_window_probs(len(p.doc), ranges, [win_passes[k][t] for k in keys])
+                        for t in range(mc_passes)]
+            passes_out.append(np.stack(per_pass))
+    embeddings = None
+    if want_embeddings and emb_sum is not None:
+        embeddings = emb_sum / np.maximum(emb_count, 1.0)[:, None]
+    elif want_embeddings:
+        embeddings = np.zeros((len(prepared), 1))
+    return PoolOutput(probs_out, passes_out, embeddings)
+
+
+def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int,
+                   cold_start: bool) -> dict[str, np.ndarray]:
+    """``str(strategy) -> scores`` for every strategy this run can compute (the chosen one among them)."""
+    if cold_start:
+        strategies: list[QueryStrategy] = [Diversity(), Random(config.seed)]
+    else:
+        primary = config.primary()
+        strategies = [LeastConfidence(), LeastConfidence(per_token=True), Margin(), Margin(per_token=True),
+                      TokenEntropy("max"), TokenEntropy("mean"), MNLP(), Random(config.seed),
+                      Diversity(Margin(per_token=config.per_token))]
+        if pool is not None and pool.passes is not None:
+            strategies.append(BALD(config.mc_passes, per_token=config.per_token))
+        if primary not in strategies:
+            strategies.append(primary)
+    out: dict[str, np.ndarray] = {}
+    probs = pool.probs if pool is not None and pool.probs else [np.zeros((0, 1))] * n_docs
+    for s in strategies:
+        out[str(s)] = s.score(probs, pool.passes if pool else None, pool.embeddings if pool else None)
+    return out
+
+
+def ranked_order(strategy_str: str, scores: np.ndarray, probs: Sequence[np.ndarray] | None) -> np.ndarray:
+    """The core ranking (with the strategy's tie-break) of one stored strategy."""
+    tiebreak = None
+    if probs is not None and strategy_str.startswith("margin"):
+        tiebreak = Margin().tiebreak(probs)
+    return rank(scores, tiebreak)
+
+
+@dataclass
+class ScoringResult:
+    project_id: int
+    model_version_id: int | None
+    model_version: str | None  # "v3"; None at cold start
+    primary: str  # str() of the strategy the queue is ranked by
+    doc_ids: list[int] = field(default_factory=list)
+    n_tokens: list[int] = field(default_factory=list)
+    scores: dict[str, np.ndarray] = field(default_factory=dict)
+    orders: dict[str, np.ndarray] = field(default_factory=dict)  # pool indices best first, per strategy
+    entities: list[list[tuple[Span, float]]] | None = None
+    confidence: list[float] | None = None
+    cancelled: bool = False
+    duration_s: float = 0.0
+    stored_rows: int = 0
+
+    @property
+    def cold_start(self) -> bool:
+        return self.model_version_id is None
+
+    def ranked(self, strategy: str | None = None) -> list[tuple[int, int, float]]:
+        """``(rank, document id, score)`` best first, for ``strategy`` (default: the primary)."""
+        key = strategy or self.primary
+        return [(r + 1, self.doc_ids[i], float(self.scores[key][i])) for r, i in enumerate(self.orders[key])]
+
+    def summary(self) -> dict[str, Any]:
+        return {"documents": len(self.doc_ids), "tokens": int(sum(self.n_tokens)), "strategy": self.primary,
+                "strategies": sorted(self.scores), "model_version": self.model_version,
+                "model_version_id": self.model_version_id, "cold_start": self.cold_start,
+                "duration_s": round(self.duration_s, 2), "stored_rows": self.stored_rows}
+
+
+def score_documents(model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], align: AlignConfig,
+                    config: ScoreConfig, schema: LabelSchema | None, *, progress: Progress | None = None,
+                    should_stop: StopCheck | None = None) -> tuple[PoolOutput, list[PreparedDoc], Any] | None:
+    """Forward pass + decoding for ``(id, text)`` docs (no database). ``schema`` None = cold start (embeddings only).
+    Returns ``(pool, prepared, decoded predictions or None)``, or ``None`` when stopped."""
+    prepared = prepare_documents(tokenizer, docs, align)
+    cold = schema is None
+    passes = config.mc_passes if (not cold and config.strategy == "bald") else 0
+    pool = forward_pool(model, prepared, tokenizer.pad_token_id or 0, batch_size=config.batch_size,
+                        mc_passes=passes, want_probs=not cold, want_embeddings=True, seed=config.seed,
+                        progress=progress, should_stop=should_stop)
+    if pool is None:
+        return None
+    decoded = None if cold else decode(prepared, pool.probs, schema, align)
+    return pool, prepared, decoded
+
+
+def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = None, *, job_id: int | None = None,
+                progress: Progress | None = None, should_stop: StopCheck | None = None,
+                store: bool = True) -> ScoringResult:
+    """Score every unlabeled document of ``project`` with its active model version (cold start: base-model
+    embeddings and diversity) and store the scores and predictions (``store=False``: only return them)."""
+    from db import scores as score_db
+    from db.model_versions import active_model_version
+    from db.repository import get_project, unlabeled_documents
+
+    config = config or ScoreConfig()
+    started = time.monotonic()
+    info = get_project(engine, project)
+    if info is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    progress = progress or (lambda _p: None)
+    progress({"phase": "load", "message": "reading the unlabeled reports"})
+    docs = [(d.id, d.text) for d in unlabeled_documents(engine, info.id)]
+    if not docs:
+        raise ReportLensError(f"Project {info.name!r} has no unlabeled report left to rank: every report has a human "
+                              "annotation. Import more reports to grow the pool.")
+    version = active_model_version(engine, info.id)
+    if version is not None and (version.config or {}).get("task", "ner") != "ner":
+        raise ReportLensError(f"The active model {version.name} of {info.name!r} classifies whole reports; scoring "
+                              "ranks by entity predictions. Activate an NER model version on the Models page.")
+    progress({"phase": "load", "message": "loading the model"})
+    model, tokenizer, align, schema = _load(version, info.settings)
+    result = ScoringResult(info.id, version.id if version else None, version.name if version else None,
+                           "diversity" if version is None else str(config.primary()))
+    scored = score_documents(model, tokenizer, docs, align, config, schema, progress=progress,
+                             should_stop=should_stop)
+    if scored is None:
+        result.cancelled = True
+        return result
+    pool, prepared, decoded = scored
+    result.doc_ids = [int(d) for d, _ in docs]
+    result.n_tokens = [len(p.doc) for p in prepared]
+    result.scores = run_strategies(config, pool, len(docs), cold_start=version is None)
+    probs = None if version is None else pool.probs
+    result.orders = {k: ranked_order(k, v, probs) for k, v in result.scores.items()}
+    if decoded is not None:
+        result.entities = [p.spans for p in decoded]
+        result.confidence = [float(p.probs.max(axis=-1).mean()) if len(p.probs) else 1.0 for p in decoded]
+    if store:
+        progress({"phase": "store", "message": "saving scores and predictions"})
+        predictions = None
+        if result.entities is not None and result.confidence is not None:
+            predictions = {doc: ([{"start": s.start, "end": s.end, "label": s.label, "score": round(float(sc), 4)}
+                                  for s, sc in spans], round(conf, 4))
+                           for doc, spans, conf in zip(result.doc_ids, result.entities, result.confidence,
+                                                       strict=True)}
+        ordered = {k: [(result.doc_ids[i], float(result.scores[k][i]), result.n_tokens[i]) for i in order]
+                   for k, order in result.orders.items()}
+        result.stored_rows = score_db.store_run(engine, info.id, result.model_version_id, job_id, ordered,
+                                                predictions)
+    result.duration_s = time.monotonic() - started
+    progress({"phase": "done", "step": sum(len(p.windows) for p in prepared),
+              "max_steps": sum(len(p.windows) for p in prepared), "message": f"{len(docs)} reports scored"})
+    return result
+
+
+def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
+    """(model, tokenizer, align config, schema): the version's saved model, or the base model at cold start."""
+    from training.config import TrainConfig
+
+    if version is None:
+        from training.encoding import load_tokenizer
+        from training.model import load_base_model
+
+        base = (settings or {}).get("base_model") or TrainConfig().base_model
+        model = load_base_model(base, LabelSchema(()))
+        model.eval()
+        return model, load_tokenizer(base), TrainConfig().align(), None
+    from pathlib import Path
+
+    from training.inference import load_model
+
+    if version.model_dir is None or not Path(version.model_dir).is_dir():
+        raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or restore "
+                              "the data folder.")
+    loaded = load_model(version.model_dir)
+    return loaded.model, loaded.tokenizer, loaded.config.align(), loaded.schema
