@@ -80,11 +80,28 @@ if p2.button("Next ▶", disabled=page >= pages - 1):
     st.session_state["dataset_page"] = page + 1
     st.rerun()
 
-choice = st.selectbox("Open document", [r.id for r in rows],
-                      format_func=lambda i: next(f"#{r.id} · {r.preview[:60]}" for r in rows if r.id == i))
-doc = get_document(engine(), choice)
+# A document opened from elsewhere (e.g. an error example on the Models page) or a ?doc=ID link.
+focus = st.session_state.get("dataset_focus_doc") or st.query_params.get("doc")
+focus_doc = get_document(engine(), int(focus)) if str(focus or "").isdigit() else None
+if focus is not None and (focus_doc is None or focus_doc.project_id != project.id):
+    st.warning(f"Document #{focus} is not in project {project.name!r}; showing the list instead.")
+    focus_doc = None
+if focus_doc is not None:
+    f1, f2 = st.columns([4, 1])
+    f1.info(f"Showing document #{focus_doc.id}, opened from {st.session_state.get('dataset_focus_from', 'a link')}.")
+    if f2.button("Back to the list"):
+        st.session_state.pop("dataset_focus_doc", None)
+        st.query_params.pop("doc", None)
+        st.rerun()
+    doc = focus_doc
+else:
+    choice = st.selectbox("Open document", [r.id for r in rows],
+                          format_func=lambda i: next(f"#{r.id} · {r.preview[:60]}" for r in rows if r.id == i))
+    doc = get_document(engine(), choice)
 st.subheader(f"Document #{doc.id}" + (f" (Label Studio task {doc.ls_task_id})" if doc.ls_task_id else ""))
 spans = doc.training.spans if doc.training else ()
+if doc.training and doc.training.meta.get("choices"):
+    st.caption("Document labels (Choices): " + ", ".join(map(str, doc.training.meta["choices"])))
 if doc.training and doc.training.meta.get("invalid_spans"):
     st.warning(f"{len(doc.training.meta['invalid_spans'])} span(s) of this document lie outside its current text "
                "(the text changed in a later export) and are left out of training. Re-export the task from Label "

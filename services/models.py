@@ -53,9 +53,12 @@ def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
     for v in list_model_versions(engine, project):
         test = (v.metrics or {}).get("test") or {}
         dev = (v.metrics or {}).get("dev") or {}
-        rows.append({"id": v.id, "name": v.name, "active": v.is_active, "method": v.method,
+        task = (v.config or {}).get("task", "ner")
+        rows.append({"id": v.id, "name": v.name, "active": v.is_active, "task": task, "method": v.method,
                      "base_model": v.base_model, "created_at": v.created_at.isoformat(),
                      "dev_f1": dev.get("f1"), "test_f1": test.get("f1"),
+                     **({"test_accuracy": test.get("accuracy"), "test_roc_auc": test.get("roc_auc")}
+                        if task == "classification" else {}),
                      "duration_s": v.duration_s, "model_dir": str(v.model_dir) if v.model_dir else None})
     return rows
 

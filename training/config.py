@@ -16,6 +16,7 @@ from core.split import check_ratios
 from core.types import ReportLensError
 
 TASKS = ("ner", "classification")
+LABEL_MODES = ("auto", "single", "multi")
 METHODS = ("lora", "full")
 CLASS_WEIGHTING = ("none", "inverse_sqrt")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
@@ -40,6 +41,9 @@ class TrainConfig:
         "'bundled' (all-MiniLM-L6-v2, offline), a local Hugging Face model folder, or a Hub id when online"))
     task: str = field(default="ner", metadata=_meta(
         "'ner' (span labels) or 'classification' (document Choices)", choices=TASKS))
+    label_mode: str = field(default="auto", metadata=_meta(
+        "classification: 'single' (one choice per report), 'multi' (any number), or 'auto' (multi as soon as one "
+        "report has two choices)", choices=LABEL_MODES, applies_to="classification", advanced=True))
     method: str = field(default="lora", metadata=_meta(
         "'lora' (small adapter, fast) or 'full' fine-tuning (all weights, for comparison)", choices=METHODS))
     lora_r: int = field(default=16, metadata=_meta("LoRA rank", minimum=1, maximum=256, applies_to="lora",
@@ -94,8 +98,8 @@ class TrainConfig:
         object.__setattr__(self, "target_modules", tuple(modules))
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             raise ReportLensError("base_model is empty; use 'bundled', a local model folder or a Hub id.")
-        for name, allowed in (("task", TASKS), ("method", METHODS), ("class_weighting", CLASS_WEIGHTING),
-                              ("attn_implementation", ATTN_IMPLEMENTATIONS)):
+        for name, allowed in (("task", TASKS), ("label_mode", LABEL_MODES), ("method", METHODS),
+                              ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ReportLensError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")

@@ -150,10 +150,29 @@ class LoadedModel:
     config: TrainConfig
     model_dir: str
 
+    @property
+    def task(self) -> str:
+        return self.config.task
+
+    def predict_classes(self, docs: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[dict[str, float]]:
+        """Classification models: class -> probability per document (most likely first)."""
+        from training.classify import predict_classes
+
+        if self.task != "classification":
+            raise ReportLensError("This is a token-classification (NER) model; use predict() for entity spans.")
+        return predict_classes(self.model, self.tokenizer, docs, self.config, batch_size)
+
     def predict(self, docs: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[list[tuple[Span, float]]]:
+        self._require_ner()
         return predict_documents(self.model, self.tokenizer, docs, self.config, batch_size)
 
+    def _require_ner(self) -> None:
+        if self.task == "classification":
+            raise ReportLensError("This is a document classification model: it predicts choices, not entity spans; "
+                                  "use predict_classes().")
+
     def predict_detailed(self, docs: Sequence[tuple[Any, str]], batch_size: int = 32) -> list[DocPrediction]:
+        self._require_ner()
         return predict_detailed(self.model, self.tokenizer, docs, self.config, batch_size)
 
 
@@ -175,6 +194,8 @@ def _load(model_dir: str, attn_implementation: str | None) -> LoadedModel:
 
     schema, config = read_model_files(model_dir)
     attn = attn_implementation or config.attn_implementation
+    if config.task == "classification":
+        return _load_classifier(model_dir, schema, config, attn)
     if (Path(model_dir) / ADAPTER_FILE).is_file():
         from peft import PeftModel
 
@@ -185,6 +206,26 @@ def _load(model_dir: str, attn_implementation: str | None) -> LoadedModel:
                             local_files_only=True)
     if schema_of(model) != schema:
         raise ReportLensError(f"{model_dir}: the model's labels differ from {SCHEMA_FILE}; the folder is damaged.")
+    model.eval()
+    return LoadedModel(model, load_tokenizer(model_dir), schema, config, model_dir)
+
+
+def _load_classifier(model_dir: str, schema: LabelSchema, config: TrainConfig, attn: str) -> LoadedModel:
+    from transformers import AutoModelForSequenceClassification
+
+    from training.classify import load_base_classifier, model_classes
+    from training.model import _quiet_load
+
+    if (Path(model_dir) / ADAPTER_FILE).is_file():
+        from peft import PeftModel
+
+        base = load_base_classifier(config.base_model, schema.labels, config.label_mode == "multi", attn)
+        model = _quiet_load(PeftModel.from_pretrained, base, model_dir)
+    else:
+        model = _quiet_load(AutoModelForSequenceClassification.from_pretrained, model_dir, attn_implementation=attn,
+                            local_files_only=True)
+    if tuple(model_classes(model)) != schema.labels:
+        raise ReportLensError(f"{model_dir}: the model's classes differ from {SCHEMA_FILE}; the folder is damaged.")
     model.eval()
     return LoadedModel(model, load_tokenizer(model_dir), schema, config, model_dir)
 

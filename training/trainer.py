@@ -7,6 +7,7 @@ strict entity F1), stops early on dev F1 and stops on cancel (``should_stop``) b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import tempfile
@@ -64,12 +65,18 @@ def load_project_data(engine: Any, project_id: int) -> tuple[Any, list[Document]
     return project, docs, LabelSchema.from_labels(set(project.labels) | found)
 
 
-def make_split(project: Any, docs: list[Document], config: TrainConfig) -> DocumentSplit:
-    """The project's fixed split: hash of each document's stable key and the project's ``split_seed`` setting."""
+def make_split(project: Any, docs: list[Document], config: TrainConfig,
+               labels: dict[Any, set[str]] | None = None) -> DocumentSplit:
+    """The project's fixed split: hash of each document's stable key and the project's ``split_seed`` setting.
+    ``labels`` (default: each document's span labels) only feed the coverage notes."""
     seed = int((project.settings or {}).get("split_seed", 0))
     items = [(d.id, document_key(d.meta.get("ls_task_id"), d.text)) for d in docs]
     return split_documents(items, seed, config.dev_ratio, config.test_ratio,
-                           labels={d.id: {s.label for s in d.spans} for d in docs})
+                           labels=labels if labels is not None else {d.id: {s.label for s in d.spans} for d in docs})
+
+
+def replace_config(config: TrainConfig, **changes: Any) -> TrainConfig:
+    return dataclasses.replace(config, **changes)
 
 
 def _dataset(windows: list[Any]) -> Any:
@@ -321,8 +328,10 @@ def run_training(
 
     started = time.monotonic()
     config = config.resolved()
-    if config.task != "ner":
-        raise ReportLensError("task='classification' (document Choices) cannot be trained yet; use task='ner'.")
+    if config.task == "classification":
+        from training.classify import run_classification
+
+        return run_classification(engine, project_id, config, out_dir, progress=progress, should_stop=should_stop)
     data = _prepare(engine, project_id, config)
     config = config.resolved(len(data.windows))
     set_seed(config.seed)

@@ -255,8 +255,8 @@ def test_projects_that_cannot_train_say_why(sqlite_url, base_dir, tmp_path):
         trainer_mod.run_training(engine, 2, cfg(base_dir), tmp_path / "m")
     with pytest.raises(ReportLensError, match="No project with id 99"):
         trainer_mod.run_training(engine, 99, cfg(base_dir), tmp_path / "m")
-    with pytest.raises(ReportLensError, match="classification"):
-        trainer_mod.run_training(engine, 1, cfg(base_dir, task="classification"), tmp_path / "m")
+    with pytest.raises(ReportLensError, match="none with a document label.*Choices"):
+        trainer_mod.run_training(engine, 2, cfg(base_dir, task="classification"), tmp_path / "m")
 
 
 def test_bad_target_modules_name_the_real_layers(project, base_dir, tmp_path):

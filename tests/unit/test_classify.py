@@ -1,0 +1,152 @@
+"""Document classification (Choices), single- and multi-label, with the tiny random BERT: train -> save -> reload ->
+same probabilities; metrics; windows for long reports; LoRA keeps the pooler out of the adapters; clear errors."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from core.classmetrics import classification_scores
+from core.types import Annotation, ParsedTask, ReportLensError
+from db.engine import make_engine
+from db.importer import import_tasks
+from tests.tiny import tiny_model_dir
+from training import classify
+from training import trainer as trainer_mod
+from training.config import TrainConfig
+from training.inference import clear_model_cache, load_model
+
+RHYTHMS = {"sinus rhythm": "NORMAL", "atrial fibrillation": "AFIB", "sinus tachycardia": "TACHY"}
+
+
+def class_tasks(n: int, seed: int = 0, multi: bool = False) -> list[ParsedTask]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        rhythm = rng.choice(list(RHYTHMS))
+        effusion = rng.random() < 0.5
+        text = f"{rhythm} , heart rate {rng.randint(50, 140)} bpm . " + (
+            "there is a pleural effusion ." if effusion else "no nodule .")
+        choices = [RHYTHMS[rhythm]] + (["EFFUSION"] if multi and effusion else [])
+        out.append(ParsedTask(text=text, task_id=i + 1,
+                              annotations=(Annotation(source="human", choices=tuple(choices), external_id=str(i)),)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def base_dir(tmp_path_factory):
+    return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
+
+
+def cfg(base_dir: str, **kw) -> TrainConfig:
+    defaults = {"base_model": base_dir, "task": "classification", "max_steps": 6, "batch_size": 4, "max_length": 32,
+                "stride": 8, "learning_rate": 5e-3, "seed": 1}
+    return TrainConfig(**(defaults | kw))
+
+
+@pytest.mark.parametrize("multi", [False, True])
+def test_train_save_reload_same_probabilities(sqlite_url, base_dir, tmp_path, multi):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "cls", class_tasks(30, multi=multi))
+    seen: list[dict] = []
+    result = trainer_mod.run_training(engine, 1, cfg(base_dir), tmp_path / "m", progress=seen.append)
+    assert not result.cancelled
+    assert result.config.label_mode == ("multi" if multi else "single")
+    classes = ["AFIB", "NORMAL", "TACHY"] + (["EFFUSION"] if multi else [])
+    assert list(result.schema.labels) == sorted(classes)
+    metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    dev = metrics["dev"]
+    assert metrics["task"] == "classification" and metrics["multi_label"] is multi
+    assert set(dev) >= {"accuracy", "f1", "micro_f1", "roc_auc", "confusion_matrix", "per_label", "errors"}
+    n_dev = len(result.data_snapshot["dev"])
+    if multi:
+        assert np.array(dev["confusion_matrix"]).shape == (len(classes), 2, 2)
+    else:
+        cm = np.array(dev["confusion_matrix"])
+        assert cm.shape == (3, 3) and cm.sum() == n_dev
+    assert any(p["phase"] == "evaluate" and p["dev"]["f1"] is not None for p in seen)
+    assert seen[-1]["phase"] == "done"
+
+    docs = [(i, t.text) for i, t in enumerate(class_tasks(5, seed=9, multi=multi))]
+    clear_model_cache()
+    loaded = load_model(tmp_path / "m")
+    assert loaded.task == "classification"
+    first = loaded.predict_classes(docs)
+    clear_model_cache()
+    again = load_model(tmp_path / "m").predict_classes(docs)
+    for a, b in zip(first, again, strict=True):
+        assert list(a) == list(b)
+        np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-6)
+        if not multi:
+            assert sum(a.values()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ReportLensError, match="predicts choices, not entity spans"):
+        loaded.predict(docs)
+
+
+def test_a_single_label_model_learns_an_easy_task(sqlite_url, base_dir, tmp_path):
+    """Not a quality benchmark: the rhythm words decide the class, so 60 steps must beat chance clearly."""
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "cls", class_tasks(60))
+    result = trainer_mod.run_training(engine, 1, cfg(base_dir, max_steps=None, epochs=8, learning_rate=1e-2),
+                                      tmp_path / "m")
+    test = result.metrics["test"]
+    assert test["accuracy"] > 0.6, test
+
+
+def test_long_reports_are_windowed_and_averaged(base_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    config = cfg(base_dir, max_length=16, stride=4)
+    model = classify.build_classifier(config, ["A", "B"], multi_label=False)
+    long_text = " ".join(["sinus rhythm heart rate 80 bpm ."] * 12)
+    prepared = classify.prepare_documents(tok, [(0, long_text), (1, "sinus rhythm")], config.align())
+    assert len(prepared[0].windows) > 3 and len(prepared[1].windows) == 1
+    probs = classify.document_probabilities(model, prepared, tok.pad_token_id)
+    assert probs.shape == (2, 2)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_lora_adapters_skip_the_pooler_which_trains_in_full(base_dir):
+    model = classify.build_classifier(cfg(base_dir), ["A", "B"], multi_label=False)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("lora_A" in n and "attention" in n for n in trainable)
+    assert not any("pooler" in n and "lora" in n for n in trainable)
+    assert any("pooler" in n and "modules_to_save" in n for n in trainable)
+    assert any("classifier" in n and "modules_to_save" in n for n in trainable)
+
+
+def test_clear_errors(sqlite_url, base_dir, tmp_path):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "multi", class_tasks(12, multi=True))
+    with pytest.raises(ReportLensError, match="label_mode='single' but .* several choices"):
+        trainer_mod.run_training(engine, 1, cfg(base_dir, label_mode="single"), tmp_path / "m")
+    one = [ParsedTask(text="sinus rhythm", task_id=i, annotations=(Annotation(source="human", choices=("A",)),))
+           for i in range(4)]
+    import_tasks(engine, "one-class", one)
+    with pytest.raises(ReportLensError, match="same choice 'A'.*at least two classes"):
+        trainer_mod.run_training(engine, 2, cfg(base_dir), tmp_path / "m")
+
+
+def test_classification_scores_against_hand_computed_values():
+    probs = np.array([[.7, .2, .1], [.1, .8, .1], [.3, .6, .1], [.2, .2, .6]])
+    r = classification_scores(["a", "b", "a", "c"], probs, ["a", "b", "c"], multi_label=False,
+                              doc_ids=[10, 11, 12, 13], texts={12: "report twelve"})
+    assert r["accuracy"] == 0.75 and r["micro_f1"] == 0.75
+    assert r["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    # a: P 1/1 R 1/2 F1 2/3; b: P 1/2 R 1 F1 2/3; c: 1
+    assert r["f1"] == pytest.approx((2 / 3 + 2 / 3 + 1) / 3)
+    assert r["per_label"]["a"]["roc_auc"] == 1.0 and r["roc_auc"] == 1.0
+    assert r["errors"] == [{"type": "misclassified", "doc_id": 12, "gold": ["a"], "pred": ["b"], "confidence": 0.6,
+                            "snippet": "report twelve"}]
+    m = classification_scores([{"a"}, {"a", "b"}, set()], np.array([[.9, .1], [.8, .7], [.2, .6]]), ["a", "b"],
+                              multi_label=True)
+    assert m["accuracy"] == pytest.approx(2 / 3)
+    assert m["confusion_matrix"] == [[[1, 0], [0, 2]], [[1, 1], [0, 1]]]
+    assert m["per_label"]["b"]["precision"] == 0.5 and m["per_label"]["b"]["recall"] == 1.0
+    # AUC undefined for a class every document has
+    u = classification_scores([{"a"}, {"a"}], np.array([[.9, .1], [.8, .7]]), ["a", "b"], multi_label=True)
+    assert u["auc_undefined"] == ["a", "b"] and u["roc_auc"] is None
