@@ -19,6 +19,7 @@ PAGES = {
     "Models": [
         st.Page("pages/train.py", title="Train", icon="🏋️", url_path="train"),
         st.Page("pages/models.py", title="Models", icon="📊", url_path="models"),
+        st.Page("pages/explain.py", title="Explain", icon="🔍", url_path="explain"),
     ],
     "Annotate": [
         st.Page("pages/queue.py", title="Queue", icon="🎯", url_path="queue"),
