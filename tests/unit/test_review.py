@@ -1,0 +1,294 @@
+"""Clinician review: snapping to tokens, decision semantics (accept / reject / relabel / adjust / add / accept_all),
+decisions -> one review annotation per reviewer -> the training view of the next run, annotators' work kept and
+never silently outranked, progress and the worklist, and the model fallback for suggestions (tiny random BERT)."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from core.review import apply_decision, is_snapped, pending_entities, review_items, snap_to_tokens
+from core.types import Annotation, Entity, ParsedTask, ReportLensError, Span
+from db import models as m
+from db import review as db_review
+from db.engine import make_engine, read_session, write_session
+from db.importer import import_tasks
+from db.model_versions import record_model_version
+from db.repository import get_document, training_documents
+from services import review as svc
+from tests.tiny import tiny_model_dir, tiny_tokenizer
+
+T1 = "sinus bradycardia, heart rate 45 bpm. there is a pleural effusion."
+T2 = "atrial fibrillation, heart rate 120 bpm. no nodule."
+T3 = "normal ecg."
+LABELS = ("FINDING", "HR", "RHYTHM")
+
+
+def at(text: str, piece: str, label: str, score: float = 0.9, source: str = "model") -> Entity:
+    start = text.index(piece)
+    return Entity(start, start + len(piece), label, score, source)
+
+
+SUGGEST_1 = [at(T1, "sinus bradycardia", "RHYTHM", 0.95), at(T1, "45 bpm", "HR", 0.4),
+             at(T1, "pleural effusion", "RHYTHM", 0.55)]  # the last one has the wrong label
+HUMAN_2 = (Span(0, len("atrial fibrillation"), "RHYTHM"),)
+
+
+@pytest.fixture
+def project(sqlite_url, tmp_path):
+    """Three documents (the second labeled by an annotator), a model version, its stored predictions."""
+    engine = make_engine(sqlite_url)
+    tasks = [
+        ParsedTask(text=T1, task_id=1),
+        ParsedTask(text=T2, task_id=2, annotations=(Annotation(source="human", spans=HUMAN_2, author="anna",
+                                                               external_id="a2",
+                                                               updated_at="2024-05-01T10:00:00.000000Z"),)),
+        ParsedTask(text=T3, task_id=3),
+    ]
+    import_tasks(engine, "rev", tasks)
+    version = record_model_version(engine, "rev", None, {"model_dir": tmp_path / "no-model",
+                                                         "schema": {"labels": list(LABELS)}, "config": {}})
+    with read_session(engine) as s:
+        ids = {t: d for t, d in s.execute(select(m.Document.ls_task_id, m.Document.id)).all()}
+    db_review.store_prediction(engine, ids[1], version.id, SUGGEST_1, 0.6)
+    db_review.store_prediction(engine, ids[2], version.id, [at(T2, "atrial fibrillation", "RHYTHM", 0.9),
+                                                            at(T2, "nodule", "FINDING", 0.8)], 0.9)
+    db_review.store_prediction(engine, ids[3], version.id, [], 0.99)
+    return engine, ids, version
+
+
+def n_rows(engine, model) -> int:
+    with read_session(engine) as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+# ---------------------------------------------------------------- pure rules
+
+
+def test_snap_grows_to_token_boundaries_and_refuses_ranges_without_tokens():
+    text = "sinus bradycardia, 45 bpm"
+    offsets = [(0, 0), (0, 5), (6, 11), (11, 15), (15, 17), (17, 18), (19, 20), (20, 21), (22, 25), (0, 0)]
+    assert snap_to_tokens(text, offsets, 7, 9) == (6, 11)  # inside "brady"
+    assert snap_to_tokens(text, offsets, 5, 13) == (6, 15)  # leading space trimmed, ends inside "##card"
+    assert snap_to_tokens(text, offsets, 0, 17) == (0, 17)  # already on boundaries
+    assert snap_to_tokens(text, offsets, 20, 24) == (20, 25)  # "5" is its own token; "bp" grows to "bpm"
+    assert is_snapped(offsets, 6, 15) and not is_snapped(offsets, 7, 15)
+    for start, end in [(5, 6), (18, 19), (3, 3), (-1, 4), (10, 99)]:
+        with pytest.raises(ReportLensError):
+            snap_to_tokens(text, offsets, start, end)
+    with pytest.raises(ReportLensError, match="covers no word"):
+        snap_to_tokens(text, offsets, 18, 19)
+
+
+def test_snap_range_uses_the_tokenizer_offsets():
+    tok = tiny_tokenizer()
+    s, e = svc.snap_range(tok, T1, T1.index("brady") + 2, T1.index("brady") + 7)  # "ady" + "ca"
+    assert T1[s:e] == "bradycard"  # tokens brady + ##card
+    s, e = svc.snap_range(tok, T1, T1.index("45"), T1.index("bpm") + 1)
+    assert T1[s:e] == "45 bpm"
+    s, e = svc.snap_range(tok, T1, T1.index("45") + 1, T1.index("45") + 2)
+    assert T1[s:e] == "5"  # "45" is two word pieces, "4" and "##5": a piece is a token boundary
+
+
+def test_apply_decision_semantics():
+    text = "sinus bradycardia, heart rate 45 bpm."
+    rhythm, hr = at(text, "sinus bradycardia", "RHYTHM"), at(text, "45 bpm", "HR")
+    spans, acc = apply_decision(text, [], "accept", before=rhythm)
+    assert spans == [rhythm.span] and acc == [rhythm]
+    spans, _ = apply_decision(text, spans, "accept", before=rhythm)  # idempotent
+    assert spans == [rhythm.span]
+    spans, _ = apply_decision(text, spans, "reject", before=rhythm)
+    assert spans == []
+    relabelled = Entity(hr.start, hr.end, "FINDING", 1.0, "review")
+    spans, _ = apply_decision(text, [hr.span], "relabel", before=hr, after=relabelled)
+    assert spans == [relabelled.span]
+    narrower = Entity(hr.start, hr.start + 2, "HR", 1.0, "review")
+    spans, _ = apply_decision(text, [], "adjust", before=hr, after=narrower)  # adjusting a pending one
+    assert spans == [narrower.span]
+    spans, _ = apply_decision(text, [rhythm.span], "add", after=at(text, "heart rate", "HR"))
+    assert [text[s.start:s.end] for s in spans] == ["sinus bradycardia", "heart rate"]
+    with pytest.raises(ReportLensError, match="overlap"):
+        apply_decision(text, [rhythm.span], "add", after=at(text, "bradycardia", "FINDING"))
+    overlapping = at(text, "bradycardia, heart", "FINDING")
+    spans, acc = apply_decision(text, [rhythm.span], "accept_all", pending=[hr, overlapping])
+    assert spans == sorted([rhythm.span, hr.span]) and acc == [hr]  # the overlapping one stays pending
+    for bad in [dict(action="accept"), dict(action="relabel", before=hr), dict(action="add"),
+                dict(action="delete", before=hr), dict(action="add", after=Entity(30, 99, "HR"))]:
+        with pytest.raises(ReportLensError):
+            apply_decision(text, [], **bad)
+
+
+def test_review_items_tell_pending_accepted_decided_and_added():
+    a, b, c = SUGGEST_1
+    added = Span(T1.index("heart rate"), T1.index("heart rate") + 10, "HR")
+    fixed = Span(c.start, c.end, "FINDING")
+    items = review_items(SUGGEST_1, [a.span, added, fixed], decided={c.span.as_tuple()})
+    status = {(it.entity.start, it.entity.label): it.status for it in items}
+    assert status == {(a.start, "RHYTHM"): "accepted", (b.start, "HR"): "pending", (c.start, "RHYTHM"): "decided",
+                      (added.start, "HR"): "reviewed", (c.start, "FINDING"): "reviewed"}
+    assert [it.entity.start for it in items] == sorted(it.entity.start for it in items)
+    assert pending_entities(SUGGEST_1, [a.span], decided=set()) == [b, c]
+
+
+# ---------------------------------------------------------------- decisions -> review annotation -> training
+
+
+def test_decisions_become_a_review_annotation_that_trains_once_finished(project):
+    engine, ids, version = project
+    doc = ids[1]
+    tok = tiny_tokenizer()
+    rhythm, hr, wrong = SUGGEST_1
+    kw = {"version_id": version.id, "tokenizer": tok}
+
+    state = svc.accept(engine, doc, "dr. lee", rhythm, **kw)
+    assert state.spans == (rhythm.span,) and not state.complete and state.pending == 2
+    # unfinished: stored, but not training data and not "reviewed"
+    assert doc not in {d.id for d in training_documents(engine, 1)}
+    assert svc.progress(engine, 1) == db_review.ReviewProgress(total=3, reviewed=0, in_progress=1)
+
+    svc.relabel(engine, doc, "dr. lee", wrong, "FINDING", **kw)
+    rate = T1.index("rate")
+    state = svc.adjust(engine, doc, "dr. lee", hr, rate + 1, hr.end - 1, **kw)  # "ate 45 bp" snaps to "rate 45 bpm"
+    assert state.complete and state.pending == 0
+    wanted = sorted([rhythm.span, Span(wrong.start, wrong.end, "FINDING"), Span(rate, hr.end, "HR")])
+    assert state.spans == tuple(wanted)
+
+    trained = {d.id: d for d in training_documents(engine, 1)}
+    assert sorted(trained[doc].spans) == wanted and trained[doc].meta["author"] == "dr. lee"
+    assert svc.progress(engine, 1) == db_review.ReviewProgress(total=3, reviewed=1, in_progress=0)
+
+    decisions = db_review.list_decisions(engine, document_id=doc)
+    assert [d.action for d in reversed(decisions)] == ["accept", "relabel", "adjust"]
+    assert all(d.reviewer == "dr. lee" and d.model_version_id == version.id and d.decided_at for d in decisions)
+    relabel_row = next(d for d in decisions if d.action == "relabel")
+    assert relabel_row.before == db_review.entity_dict(wrong)
+    assert relabel_row.after["label"] == "FINDING" and relabel_row.after["source"] == "review"
+    with read_session(engine) as s:  # one review annotation per reviewer and document, updated in place
+        rows = s.execute(select(m.Annotation.source, m.Annotation.author, m.Annotation.cancelled,
+                                m.Annotation.model_version).where(m.Annotation.document_id == doc)).all()
+    assert rows == [("review", "dr. lee", False, version.name)]
+
+    # once finished it stays training data, even when a later decision leaves something pending again
+    state = svc.reject(engine, doc, "dr. lee", rhythm, **kw)
+    assert state.complete and rhythm.span not in state.spans
+    assert doc in {d.id for d in training_documents(engine, 1)}
+
+
+def test_accept_all_and_add_and_reject_on_an_empty_suggestion_list(project):
+    engine, ids, version = project
+    rhythm, hr, wrong = SUGGEST_1
+    svc.reject(engine, ids[1], "kim", wrong, version_id=version.id)
+    state = svc.accept_all(engine, ids[1], "kim", version_id=version.id)
+    assert state.complete and state.spans == (rhythm.span, hr.span)
+    (row, _) = db_review.list_decisions(engine, document_id=ids[1])
+    assert row.action == "accept_all" and row.before is None
+    assert [e["label"] for e in row.after["entities"]] == ["RHYTHM", "HR"]
+
+    # a report with no suggestion: adding an entity finishes it; accepting the empty report too
+    start = T3.index("normal")
+    state = svc.add(engine, ids[3], "kim", start, start + 3, "FINDING", version_id=version.id,
+                    tokenizer=tiny_tokenizer())
+    assert state.complete and [T3[s.start:s.end] for s in state.spans] == ["normal"]
+    state = svc.accept_all(engine, ids[3], "lee", version_id=version.id)
+    assert state.complete and state.spans == ()
+    trained = {d.id: d for d in training_documents(engine, 1)}
+    assert trained[ids[3]].spans == () and trained[ids[3]].meta["author"] == "lee"  # the latest review trains
+    assert svc.progress(engine, 1).reviewed == 2
+
+
+def test_annotator_work_is_kept_and_a_difference_is_shown(project):
+    engine, ids, version = project
+    doc = ids[2]
+    report = svc.open_report(engine, doc, "dr. lee", version.id)
+    assert report.differing == () and "anna" in report.trains  # no review yet: the annotator's work trains
+    af, nodule = report.candidates
+    svc.accept(engine, doc, "dr. lee", af, version_id=version.id)
+    svc.accept(engine, doc, "dr. lee", nodule, version_id=version.id, candidates=report.candidates)
+    report = svc.open_report(engine, doc, "dr. lee", version.id)
+    assert report.state.complete and len(report.differing) == 1
+    source, author, spans, gt = report.differing[0]
+    assert (source, author, spans, gt) == ("human", "anna", HUMAN_2, False)
+    assert report.trains == "your review"  # the most recent wins, and the page says so
+    stored = get_document(engine, doc)
+    human = [a for a in stored.annotations if a.source == "human"]
+    assert len(human) == 1 and human[0].spans == HUMAN_2 and human[0].author == "anna"  # untouched
+
+    with write_session(engine) as s:  # the annotator's work marked ground truth in Label Studio outranks a review
+        s.execute(m.Annotation.__table__.update().where(m.Annotation.document_id == doc,
+                                                        m.Annotation.source == "human").values(ground_truth=True))
+    report = svc.open_report(engine, doc, "dr. lee", version.id)
+    assert "anna" in report.trains
+    assert {d.id: d for d in training_documents(engine, 1)}[doc].spans == HUMAN_2
+
+
+def test_bad_decisions_store_nothing_and_say_how_to_fix(project):
+    engine, ids, version = project
+    rhythm, hr, wrong = SUGGEST_1
+    kw = {"version_id": version.id, "tokenizer": tiny_tokenizer()}
+    cases = [
+        (lambda: svc.accept(engine, ids[1], "  ", rhythm, **kw), "Reviewer"),
+        (lambda: svc.relabel(engine, ids[1], "kim", rhythm, "RHYTHM", **kw), "already has label"),
+        (lambda: svc.relabel(engine, ids[1], "kim", rhythm, "", **kw), "Choose a label"),
+        (lambda: svc.adjust(engine, ids[1], "kim", hr, hr.start, hr.end - 1, **kw), "nothing to change"),
+        (lambda: svc.add(engine, ids[1], "kim", 5, 6, "HR", **kw), "covers no word"),
+        (lambda: svc.add(engine, ids[1], "kim", 0, 999, "HR", **kw), "not inside the report"),
+        (lambda: svc.decide(engine, 999, "kim", "accept_all"), "does not exist"),
+        (lambda: svc.decide(engine, ids[1], "kim", "approve", **kw), "Unknown review action"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ReportLensError, match=message):
+            call()
+    svc.accept(engine, ids[1], "kim", rhythm, **kw)
+    with pytest.raises(ReportLensError, match="overlap"):
+        svc.add(engine, ids[1], "kim", rhythm.start, rhythm.start + 3, "FINDING", **kw)
+    assert n_rows(engine, m.ReviewDecision) == 1  # only the accept
+    assert db_review.review_state(engine, ids[1], "kim").spans == (rhythm.span,)
+
+
+def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(project):
+    engine, ids, version = project
+    rows, total = db_review.worklist(engine, 1, version_id=version.id)
+    # no scoring run yet: lowest prediction confidence first (0.6, 0.9, 0.99)
+    assert total == 3 and [r.document_id for r in rows] == [ids[1], ids[2], ids[3]]
+    assert rows[0].labels == ("HR", "RHYTHM") and rows[0].n_entities == 3 and rows[0].status == "not reviewed"
+    with write_session(engine) as s:
+        for task, score in [(1, 0.1), (2, 0.2), (3, 0.7)]:
+            s.add(m.UncertaintyScore(project_id=1, document_id=ids[task], model_version_id=version.id,
+                                     strategy="margin", score=score))
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id)
+    assert [r.document_id for r in rows] == [ids[3], ids[2], ids[1]] and rows[0].uncertainty == pytest.approx(0.7)
+    svc.accept_all(engine, ids[3], "kim", version_id=version.id)
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id)
+    assert [r.document_id for r in rows] == [ids[2], ids[1], ids[3]] and rows[-1].status == "reviewed"
+    rows, total = db_review.worklist(engine, 1, version_id=version.id, hide_reviewed=True)
+    assert total == 2
+    rows, total = db_review.worklist(engine, 1, version_id=version.id, label="FINDING")
+    assert total == 1 and rows[0].document_id == ids[2]
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id, order="document", unreviewed_first=False)
+    assert [r.document_id for r in rows] == sorted(ids.values())
+    with pytest.raises(ReportLensError):
+        db_review.worklist(engine, 1, order="random")
+
+
+def test_model_suggestions_predict_once_then_read_the_stored_prediction(sqlite_url, tmp_path):
+    from training import trainer as trainer_mod
+    from training.config import TrainConfig
+
+    engine = make_engine(sqlite_url)
+    labeled = [ParsedTask(text=t, task_id=i, annotations=(Annotation(source="human", spans=(
+        Span(0, t.index(","), "RHYTHM"),)),)) for i, t in enumerate([T1, T2] * 4, start=1)]
+    import_tasks(engine, "live", [*labeled, ParsedTask(text="sinus rhythm, heart rate 60 bpm.", task_id=99)])
+    base = tiny_model_dir(tmp_path / "tiny-base")
+    cfg = TrainConfig(base_model=str(base), max_steps=3, batch_size=4, max_length=32, stride=8, seed=1)
+    result = trainer_mod.run_training(engine, 1, cfg, tmp_path / "m")
+    version = record_model_version(engine, 1, None, result)
+    with read_session(engine) as s:
+        doc_id = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 99))
+    doc = get_document(engine, doc_id)
+    first = svc.model_suggestions(engine, doc, version)
+    assert first.origin == "live" and all(e.source == "model" and 0 <= e.score <= 1 for e in first.entities)
+    again = svc.model_suggestions(engine, doc, version)
+    assert again.origin == "stored" and [e.span for e in again.entities] == [e.span for e in first.entities]
+    assert n_rows(engine, m.Prediction) == 1
+    # the page's tokenizer is the model's own (saved with the version)
+    assert svc.project_tokenizer(engine, 1, version).get_vocab() == tiny_tokenizer().get_vocab()
