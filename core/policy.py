@@ -46,5 +46,6 @@ def training_documents_from_tasks(tasks: Iterable[ParsedTask], policy: str = DEF
         chosen = select_training_annotation(task.annotations, policy)
         doc_id = task.task_id if task.task_id is not None else f"item-{task.position + 1}"
         spans = chosen.spans if chosen is not None else ()
-        meta = {"labeled": chosen is not None, **({"source_name": task.source_name} if task.source_name else {})}
+        meta = {"labeled": chosen is not None, "choices": list(chosen.choices) if chosen is not None else [],
+                **({"source_name": task.source_name} if task.source_name else {})}
         yield Document(doc_id, task.text, spans, meta)

@@ -87,6 +87,8 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
     from_name = (config.span_from_names[0] if config and config.span_from_names else "label")
     to_name = (config.to_name if config and config.to_name else text_field)
     loaded = _load(version)
+    if loaded.task == "classification":
+        return _predict_choices_export(export, tasks, report, loaded, version, out)
     preds = _predict(loaded, [(i, t.text) for i, t in enumerate(tasks)])
     rows = []
     n_spans = 0
@@ -117,6 +119,8 @@ def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dic
     if not docs:
         raise ReportLensError(f"{export} has no task with a (non-cancelled) human annotation to evaluate against.")
     loaded = _load(version)
+    if loaded.task == "classification":
+        return _evaluate_choices(export, docs, loaded, version)
     unknown = sorted({s.label for d in docs for s in d.spans} - set(loaded.schema.labels))
     preds = _predict(loaded, [(d.id, d.text) for d in docs])
     gold = {d.id: set(d.spans) for d in docs}
@@ -125,6 +129,58 @@ def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dic
     result = evaluate_spans(gold, pred, texts, max_examples=50)
     return {"export": str(export), "model_version": _version_label(version), "model_id": version.id,
             "labels_not_in_model": unknown, **result}
+
+
+def _predict_choices_export(export: Path, tasks: list[Any], report: ParseReport, loaded: Any,
+                            version: ModelVersionInfo, out: Path) -> dict[str, Any]:
+    """A classification model's pre-annotations: one ``choices`` result per task."""
+    from training.classify import predicted_choices
+
+    config = report.config
+    text_field = config.text_field if config else "text"
+    from_name = (config.choice_from_names[0] if config and config.choice_from_names else "choice")
+    to_name = (config.to_name if config and config.to_name else text_field)
+    multi = loaded.config.label_mode == "multi"
+    probs = loaded.predict_classes([(i, t.text) for i, t in enumerate(tasks)], batch_size=PREDICT_BATCH)
+    rows = []
+    for i, (task, p) in enumerate(zip(tasks, probs, strict=True)):
+        chosen = predicted_choices(p, multi)
+        score = min((p[c] for c in chosen), default=1.0 - max(p.values(), default=0.0))
+        result = [{"id": f"rl-{i}-0", "from_name": from_name, "to_name": to_name, "type": "choices",
+                   "value": {"choices": chosen}, "score": round(score, 4)}] if chosen else []
+        row: dict[str, Any] = {"data": {text_field: task.text, **_data_fields(task.meta)},
+                               "predictions": [{"model_version": _version_label(version), "score": round(score, 4),
+                                                "result": result}]}
+        if task.task_id is not None:
+            row["id"] = task.task_id
+        rows.append(row)
+    _write_json_atomic(out, rows)
+    return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
+            "task": "classification", "parse_issue_counts": dict(report.codes())}
+
+
+def _evaluate_choices(export: Path, docs: list[Any], loaded: Any, version: ModelVersionInfo) -> dict[str, Any]:
+    import numpy as np
+
+    from core.classmetrics import classification_scores
+    from training.classify import choices_of
+
+    classes = list(loaded.schema.labels)
+    with_choices = [d for d in docs if choices_of(d)]
+    if not with_choices:
+        raise ReportLensError(f"{export} has no annotated task with a document label (Choices) to evaluate this "
+                              "classification model against.")
+    unknown = sorted({c for d in with_choices for c in choices_of(d)} - set(classes))
+    multi = loaded.config.label_mode == "multi"
+    probs = loaded.predict_classes([(d.id, d.text) for d in with_choices], batch_size=PREDICT_BATCH)
+    matrix = np.array([[p[c] for c in classes] for p in probs])
+    gold = [[c for c in choices_of(d) if c in classes] for d in with_choices]
+    keep = [i for i, g in enumerate(gold) if g and (multi or len(g) == 1)]
+    result = classification_scores([gold[i] if multi else gold[i][0] for i in keep], matrix[keep], classes,
+                                   multi_label=multi, doc_ids=[with_choices[i].id for i in keep],
+                                   texts={d.id: d.text for d in with_choices}, max_examples=50)
+    return {"export": str(export), "model_version": _version_label(version), "model_id": version.id,
+            "labels_not_in_model": unknown, "documents_skipped": len(with_choices) - len(keep), **result}
 
 
 def _version_label(version: ModelVersionInfo) -> str:

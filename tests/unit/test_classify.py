@@ -150,3 +150,33 @@ def test_classification_scores_against_hand_computed_values():
     # AUC undefined for a class every document has
     u = classification_scores([{"a"}, {"a"}], np.array([[.9, .1], [.8, .7]]), ["a", "b"], multi_label=True)
     assert u["auc_undefined"] == ["a", "b"] and u["roc_auc"] is None
+
+
+def test_predict_and_evaluate_an_export_with_a_classification_version(sqlite_url, base_dir, tmp_path):
+    from db.model_versions import record_model_version
+    from services.models import evaluate_export, predict_export
+
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "cls", class_tasks(30))
+    result = trainer_mod.run_training(engine, 1, cfg(base_dir), tmp_path / "m")
+    version = record_model_version(engine, 1, None, result)
+    export = [{"id": 100 + i, "data": {"text": t.text},
+               "annotations": [{"id": i, "result": [{"from_name": "rhythm", "to_name": "text", "type": "choices",
+                                                     "value": {"choices": list(t.annotations[0].choices)}}]}]}
+              for i, t in enumerate(class_tasks(8, seed=5))]
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(export))
+    out = tmp_path / "pred.json"
+    summary = predict_export(engine, path, version, out)
+    assert summary["tasks"] == 8 and summary["task"] == "classification"
+    rows = json.loads(out.read_text())
+    for row, task in zip(rows, export, strict=True):
+        assert row["id"] == task["id"] and row["data"]["text"] == task["data"]["text"]
+        (pred,) = row["predictions"]
+        (res,) = pred["result"]
+        assert res["type"] == "choices" and res["from_name"] == "rhythm" and res["to_name"] == "text"
+        assert len(res["value"]["choices"]) == 1 and res["value"]["choices"][0] in result.schema.labels
+        assert 0 < res["score"] <= 1 and pred["model_version"].endswith(version.name)
+    scores = evaluate_export(engine, path, version)
+    assert scores["n_docs"] == 8 and 0 <= scores["accuracy"] <= 1 and len(scores["confusion_matrix"]) == 3
+    assert sum(map(sum, scores["confusion_matrix"])) == 8
