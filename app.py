@@ -23,6 +23,7 @@ PAGES = {
     ],
     "Annotate": [
         st.Page("pages/queue.py", title="Queue", icon="🎯", url_path="queue"),
+        st.Page("pages/review.py", title="Review", icon="🩺", url_path="review"),
     ],
 }
 

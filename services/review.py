@@ -164,12 +164,15 @@ def _trains(doc: StoredDocument, state: ReviewState) -> str:
 
 
 def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | None = None) -> ReportReview:
-    """Everything the Review page shows for one report and reviewer."""
+    """Everything the Review page shows for one report and reviewer (``reviewer`` empty: the suggestions only)."""
     suggestions = suggested_entities(engine, document_id, version_id)
     doc = get_document(engine, document_id)
     if doc is None:
         raise ReportLensError(f"Document {document_id} does not exist; pick one from the worklist.")
-    state = db_review.review_state(engine, document_id, reviewer)
+    if (reviewer or "").strip():
+        state = db_review.review_state(engine, document_id, reviewer)
+    else:  # nobody named yet: the suggestions, read-only
+        state = ReviewState(document_id, "", None, (), False)
     items = review_items(suggestions.entities, state.spans, state.decided)
     pending = pending_entities(suggestions.entities, state.spans, state.decided)
     mine = set(state.spans) if state.annotation_id is not None else None
