@@ -1,0 +1,232 @@
+"""training/scoring.py + db/scores.py + services/queue.py with a tiny trained BERT: a scoring run stores scores and
+predictions, the queue reads them back ranked, cold start, cancel; the score job through a real worker process;
+``cli.py score``."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.active import Margin, select_batch
+from core.types import ParsedTask, ReportLensError
+from db import jobs
+from db import scores as score_db
+from db.engine import make_engine
+from db.importer import import_tasks
+from db.model_versions import record_model_version
+from tests.tiny import tiny_model_dir, tiny_tokenizer
+from tests.unit.test_training import cfg, report, tiny_tasks
+from training.inference import clear_model_cache, load_model, prepare_documents, window_probabilities
+from training.scoring import ScoreConfig, forward_pool, run_scoring
+
+ROOT = Path(__file__).resolve().parents[2]
+N_UNLABELED = 12
+
+
+def unlabeled_tasks(n: int = N_UNLABELED, seed: int = 50) -> list[ParsedTask]:
+    rng = random.Random(seed)
+    out = [ParsedTask(text=report(rng)[0], task_id=100 + i) for i in range(n - 1)]
+    long_text = " ".join(report(rng)[0] for _ in range(6))  # ~120 tokens: several 32-token windows
+    return [*out, ParsedTask(text=long_text, task_id=100 + n - 1)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny LoRA model trained a few steps on the labeled tiny tasks (once per module)."""
+    from db.engine import dispose_engine
+    from db.migrate import upgrade
+    from training.trainer import run_training
+
+    tmp = tmp_path_factory.mktemp("scoring")
+    url = f"sqlite:///{tmp / 'train.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    import_tasks(engine, "tiny", tiny_tasks())
+    base = str(tiny_model_dir(tmp / "base"))
+    result = run_training(engine, 1, cfg(base, max_steps=6), tmp / "model")
+    dispose_engine(url)
+    return result
+
+
+@pytest.fixture
+def project(sqlite_url, trained, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "tiny", tiny_tasks() + unlabeled_tasks())
+    version = record_model_version(engine, "tiny", None, trained)
+    return engine, version
+
+
+def test_forward_pool_matches_inference_and_merges_windows(trained):
+    loaded = load_model(trained.model_dir)
+    docs = [(t.task_id, t.text) for t in unlabeled_tasks()]
+    prepared = prepare_documents(loaded.tokenizer, docs, loaded.config.align())
+    assert len(prepared[-1].windows) > 1  # the long report is windowed, never truncated
+    expected = window_probabilities(loaded.model, prepared, loaded.tokenizer.pad_token_id, batch_size=4)
+    pool = forward_pool(loaded.model, prepared, loaded.tokenizer.pad_token_id, batch_size=4, mc_passes=3)
+    for a, b, p in zip(expected, pool.probs, prepared, strict=True):
+        assert a.shape == b.shape == (len(p.doc), len(loaded.schema.tags))
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert pool.embeddings.shape == (len(docs), 32) and np.all(np.isfinite(pool.embeddings))
+    assert [s.shape for s in pool.passes] == [(3, *p.shape) for p in pool.probs]
+    assert not np.allclose(pool.passes[0][0], pool.passes[0][1])  # dropout was on for the MC passes
+    assert not loaded.model.training  # and the model is back in eval mode
+
+
+def test_scoring_run_stores_scores_and_predictions_read_back_ranked(project):
+    engine, version = project
+    seen = []
+    result = run_scoring(engine, "tiny", ScoreConfig(strategy="margin", batch_size=4), progress=seen.append)
+    assert not result.cancelled and result.model_version == "v1" and result.primary == "margin"
+    assert len(result.doc_ids) == N_UNLABELED and result.n_tokens[-1] > 60
+    assert {"least_confidence", "least_confidence(per_token)", "margin", "margin(per_token)", "entropy(max)",
+            "entropy(mean)", "mnlp", "random(seed=0)", "diversity(margin)"} <= set(result.scores)
+    assert seen[-1]["phase"] == "done" and any(p.get("phase") == "score" for p in seen)
+
+    rows, total, run = score_db.ranked_queue(engine, 1, "margin", limit=None)
+    assert total == N_UNLABELED and run.model_version == "v1" and run.n_documents == N_UNLABELED
+    assert [r.rank for r in rows] == list(range(1, N_UNLABELED + 1))
+    assert [r.document_id for r in rows] == [d for _, d, _ in result.ranked("margin")]
+    assert all(a.score >= b.score for a, b in zip(rows, rows[1:], strict=False))
+    assert {r.ls_task_id for r in rows} == set(range(100, 100 + N_UNLABELED))
+    # the stored order is the core ranking (tie-break included) of the in-memory probabilities
+    loaded = load_model(version.model_dir)
+    probs = [p.probs for p in loaded.predict_detailed([(d, _text(engine, d)) for d in result.doc_ids])]
+    core_order = [result.doc_ids[i] for i in select_batch(Margin(), probs, N_UNLABELED)]
+    assert core_order == [r.document_id for r in rows]
+
+    entities, conf = score_db.document_predictions(engine, rows[0].document_id)
+    assert 0 < conf <= 1 and entities == rows[0].entities
+    assert all(e.source == "model" and 0 <= e.score <= 1 for r in rows for e in r.entities)
+    labelled = [r for r in rows if any(e.label == "HR" for e in r.entities)]
+    hr, n_hr, _ = score_db.ranked_queue(engine, 1, "margin", label="HR", limit=None)
+    assert [r.document_id for r in hr] == [r.document_id for r in labelled] and n_hr == len(labelled)
+
+    batch = score_db.create_batch(engine, 1, [r.document_id for r in rows[:3]], "margin", version.id, "ann")
+    assert score_db.list_batches(engine, 1) == [batch] and batch.status == "created"
+    rest, n_rest, _ = score_db.ranked_queue(engine, 1, "margin")
+    assert n_rest == N_UNLABELED - 3 and rest[0].document_id == rows[3].document_id and rest[0].rank == 1
+    with pytest.raises(ReportLensError, match="not in project"):
+        score_db.create_batch(engine, 1, [999_999], "margin", version.id)
+
+    again = run_scoring(engine, "tiny", ScoreConfig(strategy="bald", mc_passes=3, per_token=True, batch_size=4))
+    assert again.primary == "bald(passes=3, per_token)"
+    _, total_again, run2 = score_db.ranked_queue(engine, 1, again.primary, exclude_batched=False)
+    assert total_again == N_UNLABELED and again.primary in run2.strategies  # replaced, not duplicated
+
+
+def _text(engine, doc_id: int) -> str:
+    from db.repository import get_document
+
+    return get_document(engine, doc_id).text
+
+
+def test_cold_start_ranks_by_diversity_and_cancel_stores_nothing(sqlite_url, tmp_path, monkeypatch):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "cold", unlabeled_tasks())
+    base = str(tiny_model_dir(tmp_path / "base"))
+    with pytest.raises(ReportLensError, match="no unlabeled report"):
+        import_tasks(engine, "done", tiny_tasks(4))
+        run_scoring(engine, "done")
+    stopped = run_scoring(engine, "cold", ScoreConfig(batch_size=2), should_stop=lambda: True)
+    assert stopped.cancelled and score_db.latest_run(engine, 1) is None
+    from db import models as m
+    from db.engine import write_session
+    from db.repository import get_project
+
+    with write_session(engine) as s:  # the project's own base model setting is honoured at cold start
+        s.get(m.Project, get_project(engine, "cold").id).settings = {"base_model": base}
+    result = run_scoring(engine, "cold", ScoreConfig(strategy="margin"))
+    assert result.cold_start and result.primary == "diversity" and set(result.scores) == {"diversity",
+                                                                                          "random(seed=0)"}
+    rows, total, run = score_db.ranked_queue(engine, 1, "diversity")
+    assert total == N_UNLABELED and run.model_version_id is None and rows[0].entities == ()
+    with pytest.raises(ReportLensError, match="no 'margin' scores"):
+        score_db.ranked_queue(engine, 1, "margin")
+    with pytest.raises(ReportLensError, match="does not exist"):
+        run_scoring(engine, "nope")
+
+
+def test_score_config_validates():
+    assert ScoreConfig.from_dict(ScoreConfig(strategy="bald", mc_passes=5).to_dict()).mc_passes == 5
+    with pytest.raises(ReportLensError, match="Unknown strategy"):
+        ScoreConfig(strategy="smart")
+    with pytest.raises(ReportLensError, match="mc_passes"):
+        ScoreConfig(mc_passes=1)
+    with pytest.raises(ReportLensError, match="Unknown scoring option"):
+        ScoreConfig.from_dict({"strategy": "margin", "passes": 3})
+
+
+def test_stopping_indicator_compares_versions(project, trained):
+    from services.queue import stopping_indicator
+
+    engine, v1 = project
+    run_scoring(engine, "tiny", ScoreConfig(batch_size=4))
+    advice, changes = stopping_indicator(engine, 1)
+    assert changes == [] and not advice.consider_stopping
+    record_model_version(engine, "tiny", None, trained)  # v2: the same weights, so nothing changes
+    v2 = jobs.activate_model_version(engine, jobs.list_model_versions(engine, "tiny")[0].id)
+    assert v2.name == "v2"
+    run_scoring(engine, "tiny", ScoreConfig(batch_size=4))
+    advice, changes = stopping_indicator(engine, 1)
+    assert [(c.before, c.after, c.documents, c.change_rate) for c in changes] == [("v1", "v2", N_UNLABELED, 0.0)]
+    assert len(advice.mean_uncertainty) == 2 and "0.0%" in advice.hint
+
+
+# ---------------------------------------------------------------- processes: worker and CLI
+
+
+def _env(url: str, data: Path) -> dict[str, str]:
+    return {**os.environ, "REPORTLENS_DATABASE_URL": url, "REPORTLENS_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
+
+
+def test_score_job_runs_in_a_real_worker_process(project, sqlite_url, tmp_path):
+    engine, version = project
+    job = jobs.enqueue(engine, "tiny", "score", ScoreConfig(strategy="entropy_mean", batch_size=4).to_dict())
+    proc = subprocess.run([sys.executable, "-m", "training.worker", "--once", "--heartbeat", "0.3", "--poll", "0.1"],
+                          cwd=ROOT, env=_env(sqlite_url, tmp_path / "data"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    info = jobs.get_job(engine, job.id)
+    assert (info.status, info.error) == ("succeeded", None), info.log
+    assert info.result["documents"] == N_UNLABELED and info.result["strategy"] == "entropy(mean)"
+    assert info.result["model_version"] == "v1" and info.progress["phase"] == "done"
+    run = score_db.latest_run(engine, 1)
+    assert run.job_id == job.id and run.model_version_id == version.id and "entropy(mean)" in run.strategies
+
+
+def test_cli_score_out_and_errors(project, sqlite_url, tmp_path):
+    engine, _ = project
+    out = tmp_path / "ranked.jsonl"
+    cli = [sys.executable, "cli.py", "score"]
+    env = _env(sqlite_url, tmp_path / "data")
+    done = subprocess.run([*cli, "--project", "tiny", "--strategy", "mnlp", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["rank"] for r in rows] == list(range(1, N_UNLABELED + 1))
+    assert set(rows[0]) == {"rank", "task_id", "document_id", "score", "strategy"}
+    assert {r["strategy"] for r in rows} == {"mnlp"} and {r["task_id"] for r in rows} == set(range(100, 112))
+    assert all(a["score"] >= b["score"] for a, b in zip(rows, rows[1:], strict=False))
+    table = subprocess.run([*cli, "--project", "tiny", "--top", "3"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert table.returncode == 0 and len(table.stdout.strip().splitlines()) == 4 and "margin" in table.stdout
+    missing = subprocess.run([*cli, "--project", "nope"], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
+    import_tasks(engine, "all-labeled", tiny_tasks(3))
+    full = subprocess.run([*cli, "--project", "all-labeled"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert full.returncode == 1 and "no unlabeled report" in full.stderr
+    clear_model_cache()
+
+
+def test_tiny_tokenizer_is_the_one_trained(trained):
+    assert trained.config.base_model.endswith("base") and tiny_tokenizer() is not None
