@@ -1,0 +1,207 @@
+"""Negation and uncertainty cues (English, German, Chinese) attached to the entities they scope, NegEx-style.
+
+Policy (the tests pin each point):
+
+- A **cue** is a phrase from :data:`CUES`; at one position the longest cue wins, so "cannot rule out" (uncertain)
+  is not read as "rule out", "nicht auszuschliessen" not as "nicht", "不能排除" not as "排除". Pseudo-cues ("no
+  change", "not only") consume their words and do nothing.
+- Kinds: ``negated`` ("no", "without", "no evidence of", "ruled out", "未见", "无", "kein", "ohne") and
+  ``uncertain`` ("possible", "probable", "suspected", "cannot exclude", "rule out" — a plan to exclude, not a
+  result —, "可能", "考虑", "疑似", "不除外", "verdacht auf", "möglich").
+- Direction: a **pre** cue scopes forward, a **post** cue ("ruled out", "excluded", "möglich", "待排") backward; a
+  cue listed as both ("可能") is post when an entity ends right before it, else pre.
+- Scope is clause-bounded: it never crosses a sentence end (". " ; ! ? 。 ； : newline), a terminator ("but",
+  "however", "except", "aber", "jedoch", "sonst", "但", "但是", "然而") or a Chinese comma "，". Within that, a pre cue
+  scopes the first entity after it (at most :data:`PRE_WINDOW` words away, a CJK character counting half a word)
+  and each following entity joined to the previous one by a coordinator ("or", "and", "nor", ",", "/", "oder",
+  "und", "或", "及", "和", "、"), so "no ST elevation or Q waves" negates both, while German reports without
+  punctuation ("verdacht auf p-sinistrocardiale linkstyp ...") do not spread the cue over every later statement.
+  A post cue scopes the nearest entity before it (at most :data:`POST_WINDOW` words away) and the entities
+  coordinated with it.
+- Measurements (heart rate, intervals, anything with a numeric ``value``) and cue entities are never negated.
+
+:func:`annotate` sets ``attrs["negated"]`` / ``attrs["uncertain"]`` (always both, ``True``/``False``) and, when
+set, ``attrs["negation_cue"]`` / ``attrs["uncertainty_cue"]`` = ``[start, end, cue text]`` on any entities, model
+entities included.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from core.types import Entity
+
+PRE_WINDOW = 6.0
+POST_WINDOW = 3.0
+NOT_NEGATABLE = frozenset({"HEART_RATE", "PR_INTERVAL", "QRS_DURATION", "QT_INTERVAL", "QTC_INTERVAL", "INTERVAL",
+                           "NEGATION", "UNCERTAINTY"})
+
+Kind = Literal["negated", "uncertain", "pseudo"]
+Direction = Literal["pre", "post", "both"]
+
+# (kind, direction) -> cues; matched case-insensitively, Latin cues bounded by non-letters
+_CUE_TABLE: dict[tuple[Kind, Direction], tuple[str, ...]] = {
+    ("negated", "pre"): (
+        "no", "not", "without", "no evidence of", "no evidence for", "no sign of", "no signs of", "negative for",
+        "absence of", "free of", "no longer", "no new",
+        "kein", "keine", "keinen", "keiner", "ohne", "nicht", "kein hinweis auf", "kein anhalt für",
+        "未见", "未见明显", "未发现", "无", "无明显", "没有", "否认", "已排除"),
+    ("negated", "post"): (
+        "has been ruled out", "is ruled out", "excluded", "is absent", "are absent", "not seen", "not present",
+        "ausgeschlossen", "nicht nachweisbar", "阴性"),
+    ("negated", "both"): ("ruled out",),
+    ("uncertain", "pre"): (
+        "possible", "possibly", "probable", "probably", "likely", "suspected", "suspect", "suspicious for",
+        "suggestive of", "suggesting", "suggests", "consider", "cannot exclude", "can not exclude",
+        "cannot rule out", "can not rule out", "rule out", "r/o", "questionable", "may be", "may represent",
+        "borderline", "versus",
+        "verdacht auf", "v.a.", "wahrscheinlich", "möglicherweise", "eventuell", "evtl.",
+        "考虑", "疑似", "疑为", "可疑", "需排除", "倾向"),
+    ("uncertain", "post"): (
+        "cannot be excluded", "cannot be ruled out", "not excluded", "not ruled out", "is possible", "uncertain",
+        "möglich", "mögl.", "nicht auszuschliessen", "nicht auszuschließen", "nicht sicher auszuschliessen",
+        "nicht ausgeschlossen",
+        "待排", "待排除", "可能性大"),
+    ("uncertain", "both"): ("fraglich", "可能", "不除外", "不能排除"),
+    ("pseudo", "pre"): ("no further", "no change", "no significant change", "no interval change", "not only",
+                        "nicht nur", "无变化"),
+}
+CUES: tuple[tuple[str, Kind, Direction], ...] = tuple(
+    (cue, kind, direction) for (kind, direction), cues in _CUE_TABLE.items() for cue in cues)
+TERMINATORS = ("but", "however", "although", "though", "except", "apart from", "aside from", "whereas", "yet",
+               "aber", "jedoch", "allerdings", "sonst", "但", "但是", "然而", "而")
+COORDINATORS = ("or", "and", "nor", "and/or", "oder", "und", "bzw.", "或", "及", "和", "或者", "与", "以及",
+                "、", ",", "/", "&")
+
+_LATIN = "A-Za-zÀ-ÖØ-öø-ÿ"
+_BOUNDARY = re.compile(r"[;!?。；！？:：\n，]|\.(?=\s|$)")
+_TOKEN = re.compile(rf"[{_LATIN}0-9]+|[\u3400-\u9fff]")
+
+
+def _bounded(phrase: str) -> str:
+    body = r"\s+".join(re.escape(w) for w in phrase.split())
+    if re.match(f"[{_LATIN}]", phrase):
+        body = f"(?<![{_LATIN}]){body}"
+    if re.search(f"[{_LATIN}]$", phrase):
+        body = f"{body}(?![{_LATIN}])"
+    return body
+
+
+def _alternation(phrases: Sequence[str]) -> re.Pattern[str]:
+    return re.compile("|".join(_bounded(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p))), re.I)
+
+
+_CUE_RE = _alternation([c for c, _, _ in CUES])
+_CUE_INFO = {c.casefold(): (k, d) for c, k, d in CUES}
+_TERM_RE = _alternation(TERMINATORS)
+_COORD_RE = re.compile(r"^[\s,、/&]*(?:" + "|".join(_bounded(c) for c in sorted(COORDINATORS, key=len, reverse=True))
+                       + r")?[\s,、/&]*$", re.I)
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: int
+    end: int
+    text: str
+    kind: Kind
+    direction: Direction
+
+
+def find_cues(text: str) -> list[Cue]:
+    out = []
+    for m in _CUE_RE.finditer(text):
+        kind, direction = _CUE_INFO[re.sub(r"\s+", " ", m.group()).casefold()]
+        out.append(Cue(m.start(), m.end(), m.group(), kind, direction))
+    return out
+
+
+def _weight(s: str) -> float:
+    """Words in ``s``: a Latin word or number counts 1, a CJK character 1/2."""
+    return sum(0.5 if len(t) == 1 and "\u3400" <= t <= "\u9fff" else 1.0 for t in _TOKEN.findall(s))
+
+
+def _clause_end(text: str, pos: int) -> int:
+    ends = [m.start() for m in (_BOUNDARY.search(text, pos), _TERM_RE.search(text, pos)) if m]
+    return min(ends, default=len(text))
+
+
+def _clause_start(text: str, pos: int) -> int:
+    start = 0
+    for m in _BOUNDARY.finditer(text, 0, pos):
+        start = m.end()
+    for m in _TERM_RE.finditer(text, start, pos):
+        start = m.end()
+    return start
+
+
+def _coordinated(between: str) -> bool:
+    return bool(_COORD_RE.match(between)) and bool(between.strip())
+
+
+def _negatable(e: Entity) -> bool:
+    value = e.attrs.get("value")
+    return e.label not in NOT_NEGATABLE and "measure" not in e.attrs and not isinstance(value, int | float)
+
+
+def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = None) -> list[tuple[Cue, list[int]]]:
+    """Each effective cue with the indices (into ``entities``) it scopes. Cues inside a negatable entity ("Possible"
+    in a statement that the lexicon already names) are ignored; cue entities (NEGATION, UNCERTAINTY) do not block."""
+    cues = find_cues(text) if cues is None else cues
+    order = sorted((i for i, e in enumerate(entities) if _negatable(e)), key=lambda i: entities[i].start)
+    cues = [c for c in cues if all(c.end <= entities[i].start or entities[i].end <= c.start for i in order)]
+    out = []
+    for cue in cues:
+        if cue.kind == "pseudo":
+            continue
+        before = [i for i in order if entities[i].end <= cue.start]
+        after = [i for i in order if entities[i].start >= cue.end]
+        direction = cue.direction
+        if direction == "both":
+            near = before and _weight(text[entities[before[-1]].end : cue.start]) < 1 and \
+                _clause_start(text, cue.start) <= entities[before[-1]].start
+            direction = "post" if near else "pre"
+        hit: list[int] = []
+        if direction == "pre":
+            end = _clause_end(text, cue.end)
+            cand = [i for i in after if entities[i].end <= end]
+            if cand and _weight(text[cue.end : entities[cand[0]].start]) <= PRE_WINDOW:
+                hit = [cand[0]]
+                for i in cand[1:]:
+                    if not _coordinated(text[entities[hit[-1]].end : entities[i].start]):
+                        break
+                    hit.append(i)
+        else:
+            start = _clause_start(text, cue.start)
+            cand = [i for i in before if entities[i].start >= start]
+            if cand and _weight(text[entities[cand[-1]].end : cue.start]) <= POST_WINDOW:
+                hit = [cand[-1]]
+                for i in reversed(cand[:-1]):
+                    if not _coordinated(text[entities[i].end : entities[hit[-1]].start]):
+                        break
+                    hit.append(i)
+        if hit:
+            out.append((cue, sorted(hit)))
+    return out
+
+
+def annotate(text: str, entities: Sequence[Entity]) -> list[Entity]:
+    """The same entities (same order) with ``negated`` / ``uncertain`` flags and the cues that set them."""
+    flags: dict[int, dict[str, object]] = {}
+    for cue, hit in scopes(text, entities):
+        key = "negated" if cue.kind == "negated" else "uncertain"
+        for i in hit:
+            f = flags.setdefault(i, {})
+            if key not in f:  # the nearest cue (found first for pre cues) is recorded
+                f[key] = True
+                f[f"{'negation' if key == 'negated' else 'uncertainty'}_cue"] = [cue.start, cue.end, cue.text]
+    out = []
+    for i, e in enumerate(entities):
+        if not _negatable(e):
+            out.append(e)
+            continue
+        attrs = {**e.attrs, "negated": False, "uncertain": False, **flags.get(i, {})}
+        out.append(replace(e, attrs=attrs))
+    return out

@@ -1,0 +1,339 @@
+"""The structured result of a report: rules (and the project's model) -> entities -> JSON / CSV; rule pre-annotation.
+
+Used by the Review page, ``cli.py extract`` and the project CSV download:
+
+- :func:`structured_result` (pure): entities grouped by label with normalised values and negation flags.
+- :func:`extract_text`: a free text, rules alone or merged with a project's active model.
+- :func:`document_entities`: a stored document's entities, the model version's (stored ``Prediction`` rows first,
+  else predicted now) merged with the rules (:mod:`core.hybrid`), rule labels mapped to the model's/project's labels
+  (:func:`core.rules.labels.label_map_for`, overridable by ``settings["rule_label_map"]`` of the project).
+- :func:`project_csv`: one row per entity of every document.
+- :func:`preannotate_with_rules`: rule output stored as ``source="rule"`` annotations (never training labels,
+  :mod:`core.policy`).
+
+Report text is never logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from core.hybrid import DEFAULT_POLICY, merge_entities
+from core.rules import annotate, extract_ecg, label_map_for, map_labels, normalise_entity
+from core.rules.labels import LabelMap
+from core.types import Entity, ReportLensError
+from db import models as m
+from db.engine import read_session, write_session
+from db.model_versions import active_model_version, get_model_version
+from db.records import ModelVersionInfo, ProjectInfo
+from db.repository import get_document, get_project
+
+RESULT_SCHEMA = "reportlens.structured_result/1"
+RULES_AUTHOR = "reportlens-rules"
+RULES_VERSION = "rules-ecg-1"
+CSV_COLUMNS = ("document_id", "task_id", "label", "text", "start", "end", "value", "unit", "negated", "uncertain",
+               "source", "score", "measure", "concept", "scp_code", "conflict")
+CHUNK = 200
+PREDICT_BATCH = 32
+_ITEM_KEYS = ("measure", "range", "concept", "scp_code", "axis", "normal", "converted_from", "implausible",
+              "conflict", "conflict_kind", "agreement", "rule_label")
+
+
+# ---------------------------------------------------------------- the structured result (pure)
+
+
+def _item(text: str, e: Entity) -> dict[str, Any]:
+    a = e.attrs
+    item: dict[str, Any] = {"text": text[e.start : e.end], "start": e.start, "end": e.end,
+                            "score": round(float(e.score), 4), "source": e.source, "value": a.get("value"),
+                            "unit": a.get("unit"), "negated": bool(a.get("negated", False)),
+                            "uncertain": bool(a.get("uncertain", False))}
+    item.update({k: a[k] for k in _ITEM_KEYS if k in a})
+    return item
+
+
+def _summary(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    heart_rate = None
+    intervals: dict[str, int] = {}
+    axis: dict[str, Any] | None = None
+    present, negated, uncertain = [], [], []
+    for label, it in items:
+        measure = it.get("measure")
+        if measure and not it.get("implausible"):
+            if measure == "HR" and heart_rate is None:
+                heart_rate = {"value": it["value"], "range": it.get("range"), "unit": "bpm"}
+            elif measure in ("PR", "QRS", "QT", "QTc") and measure not in intervals:
+                intervals[measure] = it["value"]
+            elif measure == "axis" and axis is None:
+                axis = {"value": it["value"], "unit": "deg"}
+            continue
+        if label in ("NEGATION", "UNCERTAINTY") or it.get("value") is not None:
+            continue
+        if label == "AXIS" and axis is None and it.get("axis"):
+            axis = {"code": it["axis"], "text": it["text"]}
+        brief = {"label": label, "text": it["text"], **({"scp_code": it["scp_code"]} if "scp_code" in it else {})}
+        (negated if it["negated"] else uncertain if it["uncertain"] else present).append(brief)
+    return {"heart_rate": heart_rate, "intervals_ms": intervals, "axis": axis, "present": present,
+            "negated": negated, "uncertain": uncertain}
+
+
+def structured_result(text: str, entities: Sequence[Entity]) -> dict[str, Any]:
+    """The report's entities grouped by label (labels sorted, entities by offset), JSON-serialisable.
+
+    Each entity: ``text, start, end, score, source, value, unit, negated, uncertain`` and, where known, ``measure``,
+    ``range`` (a heart-rate range, ``value`` is then null), ``concept``, ``scp_code``, ``axis``, ``conflict`` ...
+    Values are normalised (heart rate in bpm, intervals in ms, axis in degrees), also for model entities (their text
+    is read by the rules); negation/uncertainty is computed over all entities (:mod:`core.rules.negation`).
+    ``summary`` gives the heart rate, intervals, axis and the statements present / negated / uncertain.
+    """
+    if not isinstance(text, str):
+        raise ReportLensError(f"structured_result needs the report text as a string, got {type(text).__name__}.")
+    for e in entities:
+        if e.end > len(text):
+            raise ReportLensError(f"Entity [{e.start}, {e.end}) {e.label!r} lies outside the text (length "
+                                  f"{len(text)}); the entities belong to another text or version of it.")
+    ordered = sorted(entities, key=lambda e: (e.start, e.end, e.label))
+    ordered = annotate(text, [normalise_entity(text, e) for e in ordered])
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    flat = []
+    for e in ordered:
+        it = _item(text, e)
+        grouped.setdefault(e.label, []).append(it)
+        flat.append((e.label, it))
+    return {"schema": RESULT_SCHEMA, "text_length": len(text), "n_entities": len(ordered),
+            "entities": {label: grouped[label] for label in sorted(grouped)}, "summary": _summary(flat)}
+
+
+# ---------------------------------------------------------------- label space and model predictions
+
+
+def _label_map(project: ProjectInfo | None, version: ModelVersionInfo | None,
+               keep_unmapped: bool = True) -> tuple[LabelMap, bool]:
+    """The rule -> project label mapping (into the model's labels when there is a model), and whether negation cues
+    become entities (only where that maps them to a label of the project, like the demo's NEGATION)."""
+    labels: tuple[str, ...] = ()
+    if version is not None:
+        labels = tuple((version.label_schema or {}).get("labels") or ())
+    if not labels and project is not None:
+        labels = project.labels
+    overrides = (project.settings or {}).get("rule_label_map") if project is not None else None
+    mapping = label_map_for(labels, overrides, keep_unmapped=keep_unmapped)
+    probe = map_labels([Entity(0, 1, "NEGATION", 1.0, "rule", {})], mapping)
+    return mapping, bool(labels) and bool(probe) and probe[0].label in labels
+
+
+def _rule_entities(text: str, mapping: LabelMap, cues: bool) -> list[Entity]:
+    return map_labels(extract_ecg(text, include_cues=cues), mapping)
+
+
+def _load_model(version: ModelVersionInfo) -> Any:
+    from training.inference import load_model
+
+    model_dir = version.model_dir
+    if model_dir is None or not Path(model_dir).is_dir():
+        raise ReportLensError(f"Model {version.name}'s files are missing ({model_dir}); retrain it or restore the data "
+                              "folder.")
+    return load_model(model_dir)
+
+
+def _predict(version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:
+    if not docs:
+        return []
+    loaded = _load_model(version)
+    preds = loaded.predict(docs, batch_size=PREDICT_BATCH)
+    return [[Entity(sp.start, sp.end, sp.label, float(score), "model", {}) for sp, score in spans] for spans in preds]
+
+
+# ---------------------------------------------------------------- reads and writes of this module's rows
+# (plain data out; candidates for db/ once a repository module for predictions exists)
+
+
+def _stored_predictions(engine: Any, version_id: int, doc_ids: list[int]) -> dict[int, list[Entity]]:
+    if not doc_ids:
+        return {}
+    with read_session(engine) as s:
+        rows = s.execute(select(m.Prediction.document_id, m.Prediction.spans).where(
+            m.Prediction.model_version_id == version_id, m.Prediction.document_id.in_(doc_ids))).all()
+    out: dict[int, list[Entity]] = {}
+    for doc_id, spans in rows:
+        ents = []
+        for sp in spans or []:
+            try:
+                ents.append(Entity(int(sp["start"]), int(sp["end"]), str(sp["label"]),
+                                   float(sp.get("score") if sp.get("score") is not None else 1.0), "model", {}))
+            except (KeyError, TypeError, ValueError, ReportLensError):
+                continue  # a malformed stored span is skipped, the rest of the document still shows
+        out[doc_id] = ents
+    return out
+
+
+@dataclass(frozen=True)
+class _Doc:
+    id: int
+    task_id: int | None
+    text: str
+
+
+def _project_docs(engine: Any, project_id: int, without_rule_annotation: bool = False) -> Iterator[list[_Doc]]:
+    """Chunks of a project's documents by id (keyset pagination, one short read each)."""
+    last = 0
+    while True:
+        with read_session(engine) as s:
+            q = select(m.Document.id, m.Document.ls_task_id, m.Document.text).where(
+                m.Document.project_id == project_id, m.Document.id > last)
+            if without_rule_annotation:
+                has_rule = select(m.Annotation.id).where(m.Annotation.document_id == m.Document.id,
+                                                         m.Annotation.source == "rule").exists()
+                q = q.where(~has_rule)
+            rows = s.execute(q.order_by(m.Document.id).limit(CHUNK)).all()
+        if not rows:
+            return
+        yield [_Doc(d, t, x) for d, t, x in rows]
+        last = rows[-1][0]
+
+
+def _project(engine: Any, project: int | str) -> ProjectInfo:
+    info = get_project(engine, project)
+    if info is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    return info
+
+
+# ---------------------------------------------------------------- public operations
+
+
+def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo | None,
+                  docs: list[_Doc]) -> dict[int, list[Entity]]:
+    mapping, cues = _label_map(project, version)
+    model: dict[int, list[Entity]] = {}
+    if version is not None:
+        model = _stored_predictions(engine, version.id, [d.id for d in docs])
+        missing = [d for d in docs if d.id not in model]
+        for d, ents in zip(missing, _predict(version, [(d.id, d.text) for d in missing]), strict=True):
+            model[d.id] = ents
+    out = {}
+    for d in docs:
+        rules = _rule_entities(d.text, mapping, cues)
+        fits = [e for e in model.get(d.id, []) if e.end <= len(d.text)]
+        merged = merge_entities(fits, rules, DEFAULT_POLICY)
+        out[d.id] = annotate(d.text, [normalise_entity(d.text, e) for e in merged])
+    return out
+
+
+def document_entities(engine: Any, document_id: int, version_id: int | None = None) -> list[Entity]:
+    """The document's entities: the model version's (``version_id``, default the project's active one; none when the
+    project has no model) merged with the rules; negation flags and normalised values attached."""
+    doc = get_document(engine, document_id)
+    if doc is None:
+        raise ReportLensError(f"No document with id {document_id}; pick one from the Dataset page.")
+    version = _version(engine, doc.project_id, version_id)
+    project = _project(engine, doc.project_id)
+    return _entities_for(engine, project, version, [_Doc(doc.id, doc.ls_task_id, doc.text)])[doc.id]
+
+
+def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersionInfo | None:
+    if version_id is None:
+        return active_model_version(engine, project_id)
+    version = get_model_version(engine, version_id)
+    if version is None:
+        raise ReportLensError(f"No model version with id {version_id}; list them with `cli.py models`.")
+    if version.project_id != project_id:
+        raise ReportLensError(f"Model version {version_id} belongs to another project; pick one of this project's "
+                              "versions.")
+    return version
+
+
+def extract_text(text: str, engine: Any = None, project: str | None = None) -> dict[str, Any]:
+    """The structured result of ``text``: rules alone (no project, or a project without a model), else the rules
+    merged with the project's active model. ``extraction`` says which."""
+    if not isinstance(text, str) or not text.strip():
+        raise ReportLensError("There is no report text to extract from; pass the text, or --file FILE with the report.")
+    info: ProjectInfo | None = None
+    version: ModelVersionInfo | None = None
+    if project is not None:
+        if engine is None:
+            from db.engine import make_engine
+
+            engine = make_engine()
+        info = _project(engine, project)
+        version = active_model_version(engine, info.id)
+    if info is None:
+        entities = extract_ecg(text)
+    else:
+        entities = _entities_for(engine, info, version, [_Doc(0, None, text)])[0]
+    result = structured_result(text, entities)
+    result["extraction"] = {"project": info.name if info else None,
+                            "model_version": version.name if version else None,
+                            "model_id": version.id if version else None,
+                            "mode": "rules+model" if version else "rules",
+                            "merge_policy": str(DEFAULT_POLICY) if version else None, "rules": RULES_VERSION}
+    return result
+
+
+def _csv_cell(v: Any) -> Any:
+    """Spreadsheet-safe: report text starting with = + - @ is not run as a formula when the CSV is opened."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
+def project_csv(engine: Any, project: int | str) -> str:
+    """One CSV row per entity of every document of ``project`` (active model + rules), columns :data:`CSV_COLUMNS`."""
+    info = _project(engine, project)
+    version = active_model_version(engine, info.id)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for docs in _project_docs(engine, info.id):
+        entities = _entities_for(engine, info, version, docs)
+        for d in docs:
+            for e in entities[d.id]:
+                it = _item(d.text, e)
+                value = it["value"]
+                if value is None and it.get("range"):
+                    value = f"{it['range'][0]}-{it['range'][1]}"
+                row = [d.id, d.task_id, e.label, it["text"], e.start, e.end, value, it["unit"], it["negated"],
+                       it["uncertain"], e.source, it["score"], it.get("measure"), it.get("concept"),
+                       it.get("scp_code"), it.get("conflict")]
+                w.writerow([_csv_cell(v) for v in row])
+    return buf.getvalue()
+
+
+def preannotate_with_rules(engine: Any, project: int | str) -> int:
+    """Store the rules' entities as a ``source="rule"`` annotation of every document that has none yet (labels
+    mapped to the project's; unmappable ones left out; documents where the rules find nothing get no annotation).
+    Returns how many documents got one. Rule annotations are pre-annotations, never training labels."""
+    info = _project(engine, project)
+    version = active_model_version(engine, info.id)
+    mapping, cues = _label_map(info, version, keep_unmapped=False)
+    stored = 0
+    for docs in _project_docs(engine, info.id, without_rule_annotation=True):
+        batch = [(d, _rule_entities(d.text, mapping, cues)) for d in docs]
+        batch = [(d, ents) for d, ents in batch if ents]
+        if not batch:
+            continue
+        with write_session(engine) as s:
+            for d, ents in batch:
+                has = s.scalar(select(m.Annotation.id).where(m.Annotation.document_id == d.id,
+                                                             m.Annotation.source == "rule").limit(1))
+                if has is not None:
+                    continue  # another writer got here first
+                ann = m.Annotation(document_id=d.id, source="rule", author=RULES_AUTHOR, model_version=RULES_VERSION,
+                                   choices=[], score=min(e.score for e in ents))
+                s.add(ann)
+                s.flush()
+                s.add_all([m.Span(annotation_id=ann.id, start=e.start, end=e.end, label=e.label, score=e.score)
+                           for e in ents])
+                stored += 1
+    if stored:
+        with write_session(engine) as s:
+            s.add(m.AuditEvent(actor=RULES_AUTHOR, action="preannotate", entity="project", entity_id=info.id,
+                               details={"documents": stored, "rules": RULES_VERSION}))
+    return stored
