@@ -1,0 +1,174 @@
+"""AppTest of the Review page through app.py: empty states, then a reviewer accepts, relabels, adds and accepts a
+whole report, and the database holds the decisions and the review annotation; a report an annotator labeled
+differently says so."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from core.types import Annotation, Entity, ParsedTask, Span
+from db import models as m
+from db import review as db_review
+from db.engine import make_engine, read_session
+from db.importer import import_tasks
+from db.migrate import upgrade
+from db.model_versions import record_model_version
+from db.repository import get_document
+from tests.tiny import tiny_model_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ui
+
+PROJECT = "ECG review"
+TEXTS = ["sinus bradycardia, heart rate 45 bpm. there is a pleural effusion.",
+         "atrial fibrillation, heart rate 120 bpm. no nodule.",
+         "normal ecg."]
+
+
+def _at(text: str, piece: str, label: str, score: float) -> Entity:
+    start = text.index(piece)
+    return Entity(start, start + len(piece), label, score, "model")
+
+
+PREDICTED = [
+    [_at(TEXTS[0], "sinus bradycardia", "RHYTHM", 0.93), _at(TEXTS[0], "45 bpm", "HR", 0.41),
+     _at(TEXTS[0], "pleural effusion", "RHYTHM", 0.58)],
+    [_at(TEXTS[1], "atrial fibrillation", "RHYTHM", 0.9)],
+    [],
+]
+
+
+def seed_review_project(db_url: str, work: Path) -> dict:
+    """Three reports (the second labeled by annotator "anna"), a tiny model trained on labeled copies, recorded as
+    a version, and its predictions stored (fixed, so the page shows the same entities every run)."""
+    from training import trainer as trainer_mod
+    from training.config import TrainConfig
+
+    engine = make_engine(db_url)
+    human = Annotation(source="human", spans=(Span(0, 19, "RHYTHM"), Span(TEXTS[1].index("nodule"),
+                                                                          TEXTS[1].index("nodule") + 6, "FINDING")),
+                       author="anna", external_id="a2", updated_at="2024-05-01T10:00:00.000000Z")
+    train = [ParsedTask(text=t, task_id=100 + i, annotations=(Annotation(source="human", spans=(
+        Span(0, t.index(","), "RHYTHM"), Span(t.index("heart"), t.index("heart") + 10, "HR"))),))
+        for i, t in enumerate(TEXTS[:2] * 4)]
+    tasks = [ParsedTask(text=TEXTS[0], task_id=1), ParsedTask(text=TEXTS[1], task_id=2, annotations=(human,)),
+             ParsedTask(text=TEXTS[2], task_id=3), *train]
+    import_tasks(engine, PROJECT, tasks)
+    base = tiny_model_dir(work / "tiny-base")
+    cfg = TrainConfig(base_model=str(base), max_steps=2, batch_size=4, max_length=32, stride=8, seed=1)
+    with read_session(engine) as s:
+        pid = s.scalar(select(m.Project.id).where(m.Project.name == PROJECT))
+        ids = {t: d for t, d in s.execute(select(m.Document.ls_task_id, m.Document.id)).all()}
+    result = trainer_mod.run_training(engine, pid, cfg, work / "model")
+    version = record_model_version(engine, pid, None, result)
+    for task, ents in zip((1, 2, 3), PREDICTED, strict=True):
+        db_review.store_prediction(engine, ids[task], version.id, ents, min([e.score for e in ents], default=0.99))
+    return {"engine": engine, "project_id": pid, "ids": ids, "version": version}
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page("pages/review.py").run()
+    return at
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label.startswith(label))
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    upgrade(url)
+    return url
+
+
+def test_empty_database_says_what_to_do(db):
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("Import" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_project_without_model_says_what_to_do(db):
+    from services.review import extract_available
+
+    import_tasks(make_engine(db), PROJECT, [ParsedTask(text=TEXTS[0], task_id=1)])
+    at = run_page()
+    assert not at.exception, at.exception
+    if extract_available():  # the rules still suggest entities: the page shows the report
+        assert any(mt.label == "Reviewed" for mt in at.metric)
+    else:
+        assert any("no trained model" in i.value and "Train" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path):
+    seeded = seed_review_project(db, tmp_path)
+    engine, ids, version = seeded["engine"], seeded["ids"], seeded["version"]
+    at = run_page()
+    assert not at.exception, at.exception
+    assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"0 / {len(ids)}"
+    assert any("Reviewer" in w.value for w in at.warning)  # no name yet: decisions are locked
+    assert button(at, "Accept").disabled
+
+    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="review_doc").set_value(ids[1]).run()
+    shown = {e.label for e in at.dataframe[-1].value.itertuples()} if at.dataframe else set()
+    assert {"RHYTHM", "HR"} <= shown
+    # the first pending suggestion (sinus bradycardia) is focused: accept it
+    button(at, "Accept").click().run()
+    assert not at.exception, at.exception
+    assert any("Accepted RHYTHM" in s.value for s in at.success)
+    # focus moves to the next pending one (45 bpm, HR); relabel the third (pleural effusion) as FINDING
+    pick = at.selectbox(key=f"review_pick_{ids[1]}")
+    third = next(i for i in pick.options if "pleural" in i)
+    pick.set_value(pick.options.index(third) if isinstance(pick.value, int) else third).run()
+    new_label = next(s for s in at.selectbox if s.label == "New label")
+    new_label.set_value("FINDING").run()
+    button(at, "Relabel").click().run()
+    assert not at.exception, at.exception
+    # add a missing entity by typing its words
+    at.text_input(key=f"review_find_{ids[1]}").input("heart rate").run()
+    next(s for s in at.selectbox if s.key == f"review_add_label_{ids[1]}").set_value("HR").run()
+    button(at, "Add entity").click().run()
+    assert not at.exception, at.exception
+    assert any("Added HR" in s.value for s in at.success)
+    state = db_review.review_state(engine, ids[1], "dr. lee")
+    assert not state.complete  # "45 bpm" is still pending
+    button(at, "Accept report").click().run()
+    assert not at.exception, at.exception
+
+    state = db_review.review_state(engine, ids[1], "dr. lee")
+    text = TEXTS[0]
+    assert state.complete and sorted((text[s.start:s.end], s.label) for s in state.spans) == [
+        ("45 bpm", "HR"), ("heart rate", "HR"), ("pleural effusion", "FINDING"), ("sinus bradycardia", "RHYTHM")]
+    actions = [d.action for d in reversed(db_review.list_decisions(engine, document_id=ids[1]))]
+    assert actions == ["accept", "relabel", "add", "accept_all"]
+    assert {d.model_version_id for d in db_review.list_decisions(engine, document_id=ids[1])} == {version.id}
+    assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"1 / {len(ids)}"
+
+
+def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path):
+    seeded = seed_review_project(db, tmp_path)
+    ids = seeded["ids"]
+    at = run_page()
+    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
+    at.selectbox(key="review_doc").set_value(ids[2]).run()
+    assert not any("anna" in w.value for w in at.warning)
+    button(at, "Accept report").click().run()  # accepts only "atrial fibrillation": anna also labeled "nodule"
+    assert not at.exception, at.exception
+    warning = next(w.value for w in at.warning if "anna" in w.value)
+    assert "differs" in warning and "your review" in warning
+    human = [a for a in get_document(seeded["engine"], ids[2]).annotations if a.source == "human"]
+    assert len(human) == 1 and len(human[0].spans) == 2  # the annotator's work is untouched
+
+    button(at, "Next report").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="review_doc").value != ids[2]
