@@ -1,0 +1,160 @@
+"""Random forest / decision tree baselines on a small corpus with a planted signal: the features that carry it rank
+first (impurity and permutation), metrics per label, document labels (Choices), entity context words, clear errors,
+and the service's side-by-side with a tiny BERT version on its own split."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from core.features import FeatureConfig, entity_context, fit_explainer, make_samples, words
+from core.types import Document, ReportLensError, Span
+
+FILLER = ["the", "report", "was", "read", "today", "by", "staff", "image", "quality", "good", "study", "done"]
+
+
+def corpus(n: int = 60, seed: int = 0) -> list[Document]:
+    """Every report has a RHYTHM; FINDING (pleural effusion) in about half, told apart only by that phrase;
+    HR in about 60%; document label "abnormal" exactly when there is a finding."""
+    rng = random.Random(seed)
+    docs = []
+    for i in range(n):
+        text, spans = "", []
+
+        def add(piece: str, label: str | None = None, spans: list[Span] = spans) -> None:
+            nonlocal text
+            text += " " if text else ""
+            if label:
+                spans.append(Span(len(text), len(text) + len(piece), label))
+            text += piece
+
+        add("Sinus rhythm", "RHYTHM")
+        add(" ".join(rng.sample(FILLER, 4)) + ".")
+        if rng.random() < 0.6:
+            add("heart rate")
+            add(f"{rng.randint(50, 120)} bpm", "HR")
+            add(".")
+        finding = rng.random() < 0.5
+        if finding:
+            add("there is a")
+            add("pleural effusion", "FINDING")
+            add(".")
+        add(" ".join(rng.sample(FILLER, 3)) + ".")
+        docs.append(Document(i + 1, text, tuple(spans), {"choices": ["abnormal"] if finding else ["normal"]}))
+    return docs
+
+
+SMALL = FeatureConfig(n_estimators=40, permutation_top=10, permutation_repeats=3, max_char_features=800)
+
+
+def _fit(target: str, config: FeatureConfig = SMALL):
+    docs = corpus()
+    train, test = docs[:45], docs[45:]
+    return fit_explainer(make_samples(train, target, config.context_words),
+                         make_samples(test, target, config.context_words), target, config)
+
+
+def test_presence_finds_the_planted_features_and_drops_the_constant_label():
+    res = _fit("presence")
+    assert res.labels == ("FINDING", "HR") and res.dropped_labels == ("RHYTHM",)
+    assert any("RHYTHM" in n for n in res.notes)
+    assert res.n_train == 45 and res.n_eval == 15 and res.eval_split == "test"
+    assert res.forest_metrics["per_label"]["FINDING"]["f1"] == 1.0
+    assert res.forest_metrics["per_label"]["HR"]["f1"] == 1.0
+    assert res.forest_metrics["per_label"]["FINDING"]["support"] == sum("FINDING" in s.labels
+                                                                        for s in make_samples(corpus()[45:],
+                                                                                              "presence"))
+    signal = "heart rate bpm there is a pleural effusion"
+    top5 = [i.feature for i in res.top(5)]
+    assert all(f[2:].strip() in signal for f in top5), top5  # every top feature is a piece of the planted phrases
+    assert all(f.startswith(("w:", "c:")) for f in top5)
+    perm = res.top(3, by="permutation")
+    assert perm and perm[0].permutation_mean >= 0.0 and perm[0].permutation_std is not None
+    assert [i.impurity for i in res.importances] == sorted((i.impurity for i in res.importances), reverse=True)
+    assert "FINDING, HR" in res.tree_text and "|---" in res.tree_text
+    assert _fit("presence").importances == res.importances  # seeded: the same every time
+
+
+def test_document_labels_as_target():
+    res = _fit("choices")
+    assert res.labels == ("abnormal", "normal")
+    assert res.forest_metrics["micro_f1"] == 1.0
+    assert res.top(1)[0].feature[2:].strip() in "there is a pleural effusion"
+
+
+def test_entity_type_from_its_context_words():
+    text = "Sinus rhythm, heart rate 72 bpm. There is a pleural effusion."
+    assert words("rate 72 bpm.") == [("rate", 0, 4), ("72", 5, 7), ("bpm", 8, 11), (".", 11, 12)]
+    start = text.index("72 bpm")
+    assert entity_context(text, start, start + 6, 2) == "L_heart L_rate 72 bpm R_. R_there"
+    assert entity_context(text, start, start + 6, 0) == "72 bpm"
+    res = _fit("entity")
+    assert res.labels == ("FINDING", "HR", "RHYTHM")
+    assert res.forest_metrics["micro_f1"] == 1.0 and res.forest_metrics["macro_f1"] == 1.0
+    assert all(i.feature.startswith("e:") for i in res.importances)
+
+
+def test_unusable_input_is_a_clear_error():
+    docs = corpus(8)
+    with pytest.raises(ReportLensError, match="Unknown target"):
+        make_samples(docs, "sentiment")
+    only_rhythm = [Document(d.id, d.text, tuple(s for s in d.spans if s.label == "RHYTHM")) for d in docs]
+    with pytest.raises(ReportLensError, match="Too little"):
+        fit_explainer(make_samples(only_rhythm, "presence"), make_samples(only_rhythm, "presence"), "presence")
+    with pytest.raises(ReportLensError, match="Too little"):
+        fit_explainer(make_samples(docs[:3], "presence"), make_samples(docs, "presence"), "presence")
+    with pytest.raises(ReportLensError, match="tree_depth"):
+        FeatureConfig(tree_depth=0)
+    assert FeatureConfig.from_dict(SMALL.to_dict()) == SMALL
+
+
+def test_too_small_for_a_split_says_the_numbers_measure_fit():
+    docs = corpus(12)
+    samples = make_samples(docs, "presence")
+    res = fit_explainer(samples, samples, "presence", SMALL, eval_split="train")
+    assert res.eval_split == "train" and any("measure fit" in n for n in res.notes)
+
+
+@pytest.fixture(scope="module")
+def corpus_version(tmp_path_factory):
+    """The corpus above (as a Label Studio-like import, choices dropped) and a tiny BERT version trained on it."""
+    from core.types import Annotation, ParsedTask
+    from db.engine import dispose_engine, make_engine
+    from db.importer import import_tasks
+    from db.migrate import upgrade
+    from db.model_versions import record_model_version
+    from tests.tiny import tiny_model_dir
+    from tests.unit.test_training import cfg
+    from training.trainer import run_training
+
+    tmp = tmp_path_factory.mktemp("features")
+    url = f"sqlite:///{tmp / 'features.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    tasks = [ParsedTask(text=d.text, task_id=d.id, annotations=(Annotation(spans=d.spans, external_id=str(d.id)),))
+             for d in corpus(40)]
+    import_tasks(engine, "corpus", tasks)
+    result = run_training(engine, 1, cfg(str(tiny_model_dir(tmp / "base")), max_steps=3), tmp / "model")
+    yield engine, record_model_version(engine, 1, None, result)
+    dispose_engine(url)
+
+
+def test_service_uses_the_versions_split_and_compares_with_bert(corpus_version):
+    from services.explain import available_targets, feature_report, importance_rows, load_corpus, to_csv
+
+    engine, version = corpus_version
+    docs, data_version = load_corpus(engine, 1)
+    assert available_targets(docs) == ["presence", "entity"] and len(data_version) == 16
+    rep = feature_report(engine, 1, "presence", version.id, SMALL)
+    snap = version.data_snapshot
+    assert rep.split.train == tuple(snap["train"]) and rep.split.evaluate == tuple(snap["test"])
+    assert rep.split.eval_split == "test" and rep.version_name == "v1"
+    models = {r["model"] for r in rep.comparison}
+    assert {"random forest", "decision tree (depth 3)", "BERT v1"} <= models
+    bert_presence = [r for r in rep.comparison if r["model"] == "BERT v1" and r["what"] == "presence"]
+    assert {r["label"] for r in bert_presence} >= set(rep.result.labels)
+    stored = [r for r in rep.comparison if r["what"].startswith("entity spans")]
+    assert stored and all(0.0 <= (r["f1"] or 0.0) <= 1.0 for r in stored)
+    csv_text = to_csv(importance_rows(rep.result), ("feature", "impurity", "permutation_mean", "permutation_std"))
+    assert len(csv_text.splitlines()) == len(rep.result.importances) + 1
