@@ -9,6 +9,8 @@
     python cli.py evaluate (--model VERSION | --project NAME) EXPORT
     python cli.py predict (--model VERSION | --project NAME) EXPORT --out FILE.json
     python cli.py score --project NAME [--strategy S] [--per-token] [--top K] [--out FILE.jsonl]
+    python cli.py extract [--project NAME] (TEXT | --file FILE) | --project NAME --csv OUT.csv
+    python cli.py preannotate --project NAME
 
 Exit codes: 0 done, 1 bad input (the message says what, where and how to fix), 2 wrong usage.
 """
@@ -230,6 +232,45 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from services.extract import extract_text, project_csv
+
+    if args.csv:
+        if not args.project or args.text or args.file:
+            raise ReportLensError("--csv OUT writes a whole project: give --project NAME and no TEXT / --file.")
+        data = project_csv(_engine(), args.project)
+        Path(args.csv).write_text(data, encoding="utf-8")
+        print(f"wrote {max(data.count(chr(10)) - 1, 0)} entity rows to {args.csv}", file=sys.stderr)
+        return 0
+    if (args.text is None) == (args.file is None):
+        raise ReportLensError("Give the report either as TEXT or with --file FILE (not both); --file - reads stdin.")
+    if args.file is not None:
+        if args.file == "-":
+            text = sys.stdin.read()
+        else:
+            path = Path(args.file)
+            if not path.is_file():
+                raise ReportLensError(f"--file {args.file}: no such file. Check the path.")
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                raise ReportLensError(f"--file {args.file} is not UTF-8 text (byte {exc.start}); save the report as "
+                                      "UTF-8 and try again.") from exc
+    else:
+        text = args.text
+    engine = _engine() if args.project else None
+    _print_json(extract_text(text, engine, args.project))
+    return 0
+
+
+def cmd_preannotate(args: argparse.Namespace) -> int:
+    from services.extract import preannotate_with_rules
+
+    n = preannotate_with_rules(_engine(), args.project)
+    _print_json({"project": args.project, "documents_preannotated": n})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -285,6 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--top", type=int, default=20, help="rows to print without --out (20)")
     score.add_argument("--out", help="write every ranked report as JSON lines to this file, rank 1 first")
     score.set_defaults(func=cmd_score)
+
+    ext = sub.add_parser("extract", help="structured result of an ECG report as JSON (rules, + the project's model)")
+    ext.add_argument("text", nargs="?", help="the report text (or use --file)")
+    ext.add_argument("--file", help="a UTF-8 text file with the report ('-' reads stdin)")
+    ext.add_argument("--project", help="merge the rules with this project's active model, in its labels")
+    ext.add_argument("--csv", help="with --project: write every entity of every document of the project to this CSV")
+    ext.set_defaults(func=cmd_extract)
+
+    pre = sub.add_parser("preannotate", help="store rule output as pre-annotations (source rule) of a project")
+    pre.add_argument("--project", required=True)
+    pre.set_defaults(func=cmd_preannotate)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "entity-level metrics against an export's annotations"),
                                  ("predict", cmd_predict, "write an export back with predictions (pre-annotations)")):
