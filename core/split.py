@@ -146,3 +146,22 @@ def _coverage_notes(split: DocumentSplit, labels: Mapping[Any, Iterable[str]]) -
                 f"{' or '.join(missing)} split, so its {'/'.join(missing)} F1 is undefined; label more documents "
                 f"with {label!r}.")))
     return notes
+
+
+def kfold_splits(split: DocumentSplit, keys: Mapping[Any, str], k: int, seed: int = 0) -> list[DocumentSplit]:
+    """``k`` cross-validation splits of the non-test documents (train + dev) of ``split``: fold ``i`` is the dev set
+    of split ``i`` and the other folds train; the test split stays out of every fold (it is kept for the final model).
+
+    Documents are ordered by the hash of their stable key (``keys``: doc id -> key) and dealt round-robin, so folds
+    differ in size by at most one and a document stays in the same fold while the project grows slowly.
+    """
+    if k < 2:
+        raise ReportLensError(f"Cross-validation needs at least 2 folds; got {k}.")
+    pool = list(dict.fromkeys([*split.train, *([] if split.dev_is_train else split.dev)]))
+    if len(pool) < k:
+        raise ReportLensError(f"{k}-fold cross-validation needs at least {k} labeled documents outside the test split; "
+                              f"there are {len(pool)}. Use fewer folds or label more documents.")
+    order = sorted(pool, key=lambda d: (hash_unit(keys[d], seed + 7919), str(d)))
+    fold_of = {d: i % k for i, d in enumerate(order)}
+    return [DocumentSplit(train=tuple(d for d in pool if fold_of[d] != i),
+                          dev=tuple(d for d in pool if fold_of[d] == i), test=()) for i in range(k)]

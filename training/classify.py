@@ -276,6 +276,7 @@ def _windows(tokenizer: Any, docs: Sequence[Document], ys: Sequence[Any], config
 def run_classification(
     engine: Any, project_id: int, config: TrainConfig, out_dir: Path, *,
     progress: Callable[[dict], None] = lambda p: None, should_stop: Callable[[], bool] = lambda: False,
+    split: Any = None,
 ) -> Any:
     """:func:`training.trainer.run_training` for ``task='classification'`` (same progress, cancel, early stopping,
     saved files and :class:`TrainResult`)."""
@@ -290,7 +291,7 @@ def run_classification(
     project, docs, classes, without = load_classification_data(engine, project_id)
     multi = resolve_multi_label(docs, config.label_mode)
     config = tr.replace_config(config, label_mode="multi" if multi else "single")
-    split = tr.make_split(project, docs, config, labels={d.id: set(choices_of(d)) for d in docs})
+    split = split or tr.make_split(project, docs, config, labels={d.id: set(choices_of(d)) for d in docs})
     by_id = {d.id: d for d in docs}
     tokenizer = load_tokenizer(config.base_model)
     train_docs = [by_id[i] for i in split.train]

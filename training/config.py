@@ -86,6 +86,12 @@ class TrainConfig:
         maximum=0.5, advanced=True))
     test_ratio: float = field(default=0.15, metadata=_meta("share of documents in the test split", minimum=0.0,
                                                            maximum=0.5, advanced=True))
+    cv_folds: int = field(default=0, metadata=_meta(
+        "k-fold cross-validation on the train+dev documents before the final model (k extra trainings; the test "
+        "split stays out); 0 = off", "--cv-folds", minimum=0, maximum=20, advanced=True))
+    augment: int = field(default=0, metadata=_meta(
+        "span-preserving augmented copies per training report (synonyms, number variation, rephrasing; NER only); "
+        "0 = off. Helps small projects; its effect is in bench/README.md", minimum=0, maximum=10, advanced=True))
     max_steps: int | None = field(default=None, metadata=_meta(
         "stop after this many optimizer steps (overrides epochs; for quick checks)", minimum=1, advanced=True))
     attn_implementation: str = field(default="sdpa", metadata=_meta(
@@ -114,6 +120,8 @@ class TrainConfig:
         except ReportLensError as exc:
             raise ReportLensError(f"{exc} Change max_length or stride.") from None
         check_ratios(self.dev_ratio, self.test_ratio)
+        if self.cv_folds == 1:
+            raise ReportLensError("cv_folds must be 0 (off) or at least 2; got 1.")
 
     def _check_value(self, name: str, kind: str, meta: Any) -> None:
         value = getattr(self, name)

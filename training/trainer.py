@@ -267,9 +267,9 @@ class _Data:
     dev: Evaluator
 
 
-def _prepare(engine: Any, project_id: int, config: TrainConfig) -> _Data:
+def _prepare(engine: Any, project_id: int, config: TrainConfig, split: DocumentSplit | None = None) -> _Data:
     project, docs, schema = load_project_data(engine, project_id)
-    split = make_split(project, docs, config)
+    split = split or make_split(project, docs, config)
     by_id = {d.id: d for d in docs}
     snapshot = {**{k: list(getattr(split, k)) for k in ("train", "dev", "test")},
                 "annotation_ids": {d.id: d.meta.get("annotation_id") for d in docs}}
@@ -314,6 +314,7 @@ def run_training(
     *,
     progress: Callable[[dict], None] = lambda p: None,
     should_stop: Callable[[], bool] = lambda: False,
+    split: DocumentSplit | None = None,
 ) -> TrainResult:
     """Train ``config`` on the project's labeled documents and save the model to ``out_dir``.
 
@@ -328,11 +329,14 @@ def run_training(
 
     started = time.monotonic()
     config = config.resolved()
+    if config.cv_folds >= 2 and split is None:
+        return _with_cross_validation(engine, project_id, config, Path(out_dir), progress, should_stop, started)
     if config.task == "classification":
         from training.classify import run_classification
 
-        return run_classification(engine, project_id, config, out_dir, progress=progress, should_stop=should_stop)
-    data = _prepare(engine, project_id, config)
+        return run_classification(engine, project_id, config, out_dir, progress=progress, should_stop=should_stop,
+                                  split=split)
+    data = _prepare(engine, project_id, config, split)
     config = config.resolved(len(data.windows))
     set_seed(config.seed)
     model = build_model(config, data.schema)
@@ -369,6 +373,72 @@ def run_training(
     monitor.report(state, "done", dev=summary_scores(metrics["dev"]), keep=False,
                    test=summary_scores(metrics["test"]) if metrics["test"] else None)
     return result(False)
+
+
+def _project_split(engine: Any, project_id: int, config: TrainConfig) -> tuple[DocumentSplit, dict[Any, str]]:
+    """The project's fixed split and each document's stable key, for the task's training documents."""
+    if config.task == "classification":
+        from training.classify import choices_of, load_classification_data
+
+        project, docs, _, _ = load_classification_data(engine, project_id)
+        labels = {d.id: set(choices_of(d)) for d in docs}
+    else:
+        project, docs, _ = load_project_data(engine, project_id)
+        labels = None
+    keys = {d.id: document_key(d.meta.get("ls_task_id"), d.text) for d in docs}
+    return make_split(project, docs, config, labels), keys
+
+
+CV_KEYS = ("f1", "precision", "recall", "accuracy", "micro_f1", "roc_auc")
+
+
+def _with_cross_validation(engine: Any, project_id: int, config: TrainConfig, out_dir: Path,
+                           progress: Callable[[dict], None], should_stop: Callable[[], bool],
+                           started: float) -> TrainResult:
+    """``cv_folds`` trainings, each scored on its held-out fold, then the final model on the project's fixed split;
+    the fold scores go to ``metrics["cv"]`` (and metrics.json) of the final model."""
+    import shutil
+    import statistics
+
+    from core.split import kfold_splits
+
+    base, keys = _project_split(engine, project_id, config)
+    seed = 0
+    folds = kfold_splits(base, keys, config.cv_folds, seed)
+    k = len(folds)
+    fold_config = dataclasses.replace(config, cv_folds=0)
+    per_fold: list[dict[str, Any]] = []
+    for i, fold in enumerate(folds):
+        def fold_progress(p: dict, i: int = i) -> None:
+            progress({**p, "phase": f"cv {i + 1}/{k}: {p.get('phase')}", "fold": i + 1, "folds": k})
+
+        fold_dir = out_dir.parent / f".{out_dir.name}-cv{i + 1}"
+        try:
+            r = run_training(engine, project_id, fold_config, fold_dir, progress=fold_progress,
+                             should_stop=should_stop, split=fold)
+        finally:
+            shutil.rmtree(fold_dir, ignore_errors=True)
+        if r.cancelled:
+            return dataclasses.replace(r, model_dir=str(out_dir), config=config,
+                                       duration_s=time.monotonic() - started)
+        dev = r.metrics["dev"] or {}
+        per_fold.append({"fold": i + 1, "train_docs": len(fold.train), "dev_docs": len(fold.dev),
+                         **{key: dev.get(key) for key in CV_KEYS if dev.get(key) is not None}})
+    f1s = [f["f1"] for f in per_fold]
+    cv = {"folds": k, "per_fold": per_fold, "mean_f1": statistics.fmean(f1s),
+          "std_f1": statistics.stdev(f1s) if len(f1s) > 1 else 0.0,
+          **{f"mean_{key}": statistics.fmean(f[key] for f in per_fold)
+             for key in CV_KEYS[1:] if all(key in f for f in per_fold)}}
+    progress({"phase": "cv done", "cv_mean_f1": round(cv["mean_f1"], 4), "cv_std_f1": round(cv["std_f1"], 4)})
+    final = run_training(engine, project_id, fold_config, out_dir, progress=progress, should_stop=should_stop,
+                         split=None)
+    metrics = {**final.metrics, "cv": cv}
+    if not final.cancelled and (out_dir / METRICS_FILE).is_file():
+        (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=1, default=str), encoding="utf-8")
+        (out_dir / CONFIG_FILE).write_text(json.dumps(final.config.to_dict() | {"cv_folds": k}, indent=1),
+                                           encoding="utf-8")
+    return dataclasses.replace(final, metrics=metrics, config=dataclasses.replace(final.config, cv_folds=k),
+                               duration_s=time.monotonic() - started)
 
 
 def _speed(train_log: dict[str, Any], eval_s: float, n_windows: int, state: Any) -> dict[str, Any]:

@@ -263,3 +263,41 @@ def test_bad_target_modules_name_the_real_layers(project, base_dir, tmp_path):
     engine, pid = project
     with pytest.raises(ReportLensError, match="match no linear layer.*named .*query"):
         trainer_mod.run_training(engine, pid, cfg(base_dir, target_modules=("q_lin",)), tmp_path / "m")
+
+
+def test_kfold_splits_partition_the_non_test_documents():
+    from core.split import DocumentSplit, kfold_splits
+
+    base = DocumentSplit(train=tuple(range(20)), dev=(20, 21, 22), test=(23, 24))
+    keys = {i: f"task-{i}" for i in range(25)}
+    folds = kfold_splits(base, keys, 4)
+    devs = [set(f.dev) for f in folds]
+    assert set().union(*devs) == set(range(23)) and sum(map(len, devs)) == 23
+    assert sorted(map(len, devs)) == [5, 6, 6, 6]
+    for f in folds:
+        assert not set(f.train) & set(f.dev) and set(f.train) | set(f.dev) == set(range(23)) and f.test == ()
+    assert kfold_splits(base, keys, 4) == folds  # deterministic
+    with pytest.raises(ReportLensError, match="at least 2 folds"):
+        kfold_splits(base, keys, 1)
+    with pytest.raises(ReportLensError, match="needs at least 30 labeled documents"):
+        kfold_splits(base, keys, 30)
+
+
+def test_cross_validation_scores_each_fold_then_trains_the_final_model(project, base_dir, tmp_path):
+    engine, pid = project
+    seen: list[dict] = []
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, cv_folds=3, max_steps=2), tmp_path / "m",
+                                      progress=seen.append)
+    assert not result.cancelled and result.config.cv_folds == 3
+    cv = result.metrics["cv"]
+    assert cv["folds"] == 3 and len(cv["per_fold"]) == 3
+    snap = result.data_snapshot
+    assert sum(f["dev_docs"] for f in cv["per_fold"]) == len(snap["train"]) + len(snap["dev"])
+    assert all(0 <= f["f1"] <= 1 for f in cv["per_fold"])
+    assert cv["mean_f1"] == pytest.approx(sum(f["f1"] for f in cv["per_fold"]) / 3)
+    assert {p.get("fold") for p in seen} >= {1, 2, 3}
+    saved = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert saved["cv"]["per_fold"] == cv["per_fold"]
+    assert json.loads((tmp_path / "m" / "train_config.json").read_text())["cv_folds"] == 3
+    assert not list(tmp_path.glob(".m-cv*"))  # fold models are temporary
+    assert load_model(tmp_path / "m").config.cv_folds == 3
