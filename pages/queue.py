@@ -122,10 +122,13 @@ if st.button("Save batch", type="primary", key="q_save_batch"):
     try:
         batch = save_batch(engine(), project.id, [r.document_id for r in picked], shown, run.model_version_id,
                            who.strip() or None)
-        st.success(f"Batch {batch.id} saved ({len(batch.document_ids)} reports, {shown}). Send it to annotators from "
-                   "the **Label Studio** page (file download or server).", icon="✅")
+        st.session_state["q_flash"] = (f"Batch {batch.id} saved ({len(batch.document_ids)} reports, {shown}). Send it "
+                                       "to annotators from the **Label Studio** page (file download or server).")
+        st.rerun()  # the batched reports leave the queue above
     except ReportLensError as exc:
         st.error(f"Not saved: {exc}", icon="🚫")
+if flash := st.session_state.pop("q_flash", None):
+    st.success(flash, icon="✅")
 batches = score_db.list_batches(engine(), project.id)
 if batches:
     st.dataframe(pd.DataFrame([{"batch": b.id, "reports": len(b.document_ids), "strategy": b.strategy,

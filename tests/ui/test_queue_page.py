@@ -1,0 +1,118 @@
+"""AppTest of the Queue page: empty states, a scoring job queued from the form and run by a real worker process
+(tiny trained BERT), the ranked queue with escaped highlights, the label filter, saving a batch, the stopping hint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db import jobs
+from db import scores as score_db
+from db.engine import make_engine
+from db.importer import import_tasks
+from db.migrate import upgrade
+from db.model_versions import record_model_version
+from db.workers import live_workers
+from tests.unit.test_scoring import N_UNLABELED, trained, unlabeled_tasks  # noqa: F401 - trained is a fixture
+from tests.unit.test_training import tiny_tasks
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ui
+XSS = " <img src=x onerror=alert(1)>"
+
+
+def run_page(name: str = "pages/queue.py") -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page(name).run()
+    return at
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    upgrade(url)
+    yield url
+    for w in live_workers(make_engine(url)):
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
+def test_empty_database_says_what_to_do(db):
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("Import" in i.value for i in at.info)
+
+
+def test_everything_labeled_says_so(db):
+    import_tasks(make_engine(db), "tiny", tiny_tasks(4))
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("no unlabeled report" in i.value for i in at.info)
+
+
+def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
+    engine = make_engine(db)
+    pool = [replace(t, text=t.text + XSS) for t in unlabeled_tasks()]
+    import_tasks(engine, "tiny", tiny_tasks() + pool)
+    record_model_version(engine, "tiny", None, trained)
+
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("No scores yet" in i.value for i in at.info)
+    at.selectbox(key="q_strategy").set_value("entropy_mean")
+    next(b for b in at.button if b.label == "Score the unlabeled pool").click().run()
+    assert not at.exception, at.exception
+    assert any("queued" in s.value for s in at.success), [e.value for e in at.error]
+    (job,) = jobs.list_jobs(engine, 1, kind="score")
+    deadline = time.monotonic() + 240
+    while jobs.get_job(engine, job.id).is_active and time.monotonic() < deadline:
+        time.sleep(1)
+    done = jobs.get_job(engine, job.id)
+    assert done.status == "succeeded", (done.status, done.error, done.log)
+    assert done.params["strategy"] == "entropy_mean"
+
+    at = run_page()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert len(table) == N_UNLABELED and table["rank"].tolist() == list(range(1, N_UNLABELED + 1))
+    assert table["strategy"].unique().tolist() == ["margin"]  # ranked by the default, every strategy is stored
+    assert table["score"].is_monotonic_decreasing and set(table["task id"]) == set(range(100, 112))
+    html = "\n".join(md.value for md in at.markdown)
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html  # report text is escaped
+    assert "<mark" in html or "no entity predicted" in html
+
+    at.selectbox(key="q_rank_by").set_value("entropy(mean)").run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["strategy"].unique().tolist() == ["entropy(mean)"]
+    expected, _, _ = score_db.ranked_queue(engine, 1, "entropy(mean)", limit=None)
+    assert at.dataframe[0].value["document"].tolist()[:25] == [r.document_id for r in expected][:25]
+    at.selectbox(key="q_label").set_value("HR").run()
+    assert not at.exception, at.exception
+    with_hr = [r for r in expected if any(e.label == "HR" for e in r.entities)]
+    if with_hr:
+        assert at.dataframe[0].value["document"].tolist() == [r.document_id for r in with_hr]
+    else:
+        assert any("No unlabeled report left" in i.value for i in at.info)
+    at.selectbox(key="q_label").set_value("(any)").run()
+
+    at.number_input(key="q_batch_n").set_value(3)
+    at.text_input(key="q_created_by").input("annotator-1")
+    at.button(key="q_save_batch").click().run()
+    assert not at.exception, at.exception
+    assert any("Batch 1 saved (3 reports, entropy(mean))" in s.value and "Label Studio" in s.value for s in at.success)
+    (batch,) = score_db.list_batches(engine, 1)
+    assert list(batch.document_ids) == [r.document_id for r in expected[:3]] and batch.created_by == "annotator-1"
+    assert batch.model_version_id == 1 and batch.strategy == "entropy(mean)"
+    assert len(at.dataframe[0].value) == N_UNLABELED - 3  # batched reports leave the queue
+    assert any("Not enough model versions" in i.value for i in at.info)  # the stopping indicator needs two versions
