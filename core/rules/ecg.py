@@ -81,7 +81,9 @@ def _heart_rates(text: str) -> Iterator[Entity]:
         key = m.group("key").lower()
         if key in ("rate", "frequenz", "hf") and not m.group("unit") and re.search(r"/\s*$", text[: m.start("a")]):
             continue
-        yield from _hr_entity(text, m, keyword=True, atrial=any(k in key for k in ("atrial", "心房", "房率")))
+        near = text[max(0, m.start() - 10) : m.start()]
+        atrial = any(k in key for k in ("atrial", "心房", "房率")) or bool(re.search(r"vorhof|atrial", near, re.I))
+        yield from _hr_entity(text, m, keyword=True, atrial=atrial)
         taken.append((m.start(), m.end()))
     for m in _HR_UNIT_ONLY.finditer(text):
         if any(s < m.end() and m.start() < e for s, e in taken):

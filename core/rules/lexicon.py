@@ -171,15 +171,19 @@ class Lexicon:
 
     def __init__(self, terms: list[Term]) -> None:
         self.terms: dict[tuple[str, bool], Term] = {}
+        surfaces: dict[bool, set[str]] = {False: set(), True: set()}
         for term in terms:
             for variant in _variants(term.text):
                 key = (variant if term.case_sensitive else _key(variant), term.case_sensitive)
                 # first definition wins: the hand-made list comes first, so its labels and codes take precedence
                 self.terms.setdefault(key, Term(**{**term.__dict__, "text": variant}))
-        ordered = sorted(self.terms.values(), key=lambda t: (-len(t.text), t.text))
-        self._insensitive = re.compile("|".join(_pattern(t.text) for t in ordered if not t.case_sensitive), re.I)
-        sensitive = [t for t in ordered if t.case_sensitive]
-        self._sensitive = re.compile("|".join(_pattern(t.text) for t in sensitive)) if sensitive else None
+                surfaces[term.case_sensitive].add(variant if term.case_sensitive else variant.casefold())
+
+        def alternation(texts: set[str]) -> str:
+            return "|".join(_pattern(t) for t in sorted(texts, key=lambda t: (-len(t), t)))
+
+        self._insensitive = re.compile(alternation(surfaces[False]), re.I)
+        self._sensitive = re.compile(alternation(surfaces[True])) if surfaces[True] else None
 
     def __len__(self) -> int:
         return len(self.terms)
