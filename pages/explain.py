@@ -34,8 +34,7 @@ if project is None:
     st.info("No project yet. Import labeled reports on the **Import** page first.")
     st.stop()
 versions = list_model_versions(engine(), project.id)
-view = st.segmented_control("View", ["Attention", "bertviz", "Feature importances"], default="Attention",
-                            key="explain_view") or "Attention"
+view = st.radio("View", ["Attention", "bertviz", "Feature importances"], horizontal=True, key="explain_view")
 
 if view in ("Attention", "bertviz"):
     if not versions:
