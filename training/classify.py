@@ -295,6 +295,12 @@ def run_classification(
     by_id = {d.id: d for d in docs}
     tokenizer = load_tokenizer(config.base_model)
     train_docs = [by_id[i] for i in split.train]
+    augmented = 0
+    if config.augment:
+        from core.augment import augment_documents
+
+        extra = augment_documents(train_docs, config.augment, config.seed)  # choices travel in meta
+        augmented, train_docs = len(extra), train_docs + extra
     items = _windows(tokenizer, train_docs, targets(train_docs, classes, multi), config)
     config = config.resolved(len(items))
     set_seed(config.seed)
@@ -334,7 +340,7 @@ def run_classification(
         "history": monitor.history, "best_epoch": monitor.best_epoch, "steps": state.global_step if state else 0,
         "dev_is_train": split.dev_is_train,
         "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
-        "documents_without_choices": without, "parameters": parameter_counts(model),
+        "documents_without_choices": without, "augmented_copies": augmented, "parameters": parameter_counts(model),
         "speed": tr._speed(monitor.train_log, monitor.eval_in_training_s, len(items), state)}
 
     def result(cancelled: bool) -> Any:

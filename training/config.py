@@ -90,8 +90,9 @@ class TrainConfig:
         "k-fold cross-validation on the train+dev documents before the final model (k extra trainings; the test "
         "split stays out); 0 = off", "--cv-folds", minimum=0, maximum=20, advanced=True))
     augment: int = field(default=0, metadata=_meta(
-        "span-preserving augmented copies per training report (synonyms, number variation, rephrasing; NER only); "
-        "0 = off. Helps small projects; its effect is in bench/README.md", minimum=0, maximum=10, advanced=True))
+        "span-preserving augmented copies per training report (medical synonyms, number variation, rephrasing); "
+        "0 = off. Meant for small projects; its measured effect is in bench/README.md", minimum=0, maximum=10,
+        advanced=True))
     max_steps: int | None = field(default=None, metadata=_meta(
         "stop after this many optimizer steps (overrides epochs; for quick checks)", minimum=1, advanced=True))
     attn_implementation: str = field(default="sdpa", metadata=_meta(

@@ -276,6 +276,12 @@ def _prepare(engine: Any, project_id: int, config: TrainConfig, split: DocumentS
     tokenizer = load_tokenizer(config.base_model)
     summary = EncodeSummary()
     train_docs = [by_id[i] for i in split.train]
+    if config.augment:
+        from core.augment import augment_documents
+
+        extra = augment_documents(train_docs, config.augment, config.seed)
+        snapshot["augmented_copies"] = len(extra)
+        train_docs += extra
     windows = [w for enc in encode_documents(tokenizer, train_docs, schema, config.align(), summary)
                for w in enc.windows]
     dev = Evaluator.build(tokenizer, [by_id[i] for i in split.dev], config)
@@ -353,7 +359,8 @@ def run_training(
         "dev": None, "test": None, "history": monitor.history, "best_epoch": monitor.best_epoch,
         "steps": state.global_step if state else 0, "dev_is_train": split.dev_is_train,
         "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
-        "encode": data.encode_summary.to_dict(), "parameters": parameter_counts(model),
+        "encode": data.encode_summary.to_dict(), "augmented_copies": data.snapshot.get("augmented_copies", 0),
+        "parameters": parameter_counts(model),
         "speed": _speed(monitor.train_log, monitor.eval_in_training_s, len(data.windows), state)}
 
     def result(cancelled: bool) -> TrainResult:

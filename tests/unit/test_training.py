@@ -301,3 +301,14 @@ def test_cross_validation_scores_each_fold_then_trains_the_final_model(project, 
     assert json.loads((tmp_path / "m" / "train_config.json").read_text())["cv_folds"] == 3
     assert not list(tmp_path.glob(".m-cv*"))  # fold models are temporary
     assert load_model(tmp_path / "m").config.cv_folds == 3
+
+
+def test_augmentation_adds_training_copies_only(project, base_dir, tmp_path):
+    engine, pid = project
+    plain = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=1), tmp_path / "a")
+    aug = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=1, augment=2), tmp_path / "b")
+    assert plain.metrics["augmented_copies"] == 0 and aug.metrics["augmented_copies"] > 0
+    assert aug.metrics["speed"]["train_windows"] == plain.metrics["speed"]["train_windows"] + \
+        aug.metrics["augmented_copies"]
+    assert aug.data_snapshot["dev"] == plain.data_snapshot["dev"]  # dev/test never augmented
+    assert aug.metrics["dev"]["documents"] == plain.metrics["dev"]["documents"]
