@@ -21,7 +21,7 @@ import numpy as np
 from core.types import ReportLensError
 
 JS_DIR = Path(__file__).resolve().parent / "bertviz_js"
-MAX_TOKENS = 64
+MAX_TOKENS = 48  # 6 layers x 12 heads (MiniLM): about 2 MB of HTML; 64 tokens: about 4 MB
 CDN = {"d3": r"https://cdnjs\.cloudflare\.com/ajax/libs/d3/[^']+", "jquery": r"https://cdnjs\.cloudflare\.com/ajax/libs/jquery/[^']+"}
 LOCAL = {"d3": "d3.min", "jquery": "jquery.min"}
 
@@ -34,7 +34,7 @@ def static_url(base_url_path: str = "") -> str:
 
 def script_json(obj: object) -> str:
     """JSON that is safe inside a ``<script>`` element (no ``</script>``, no HTML comment, no line separators)."""
-    return (json.dumps(obj, ensure_ascii=False).replace("&", "\\u0026").replace("<", "\\u003c")
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":")).replace("&", "\\u0026").replace("<", "\\u003c")
             .replace(">", "\\u003e").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
@@ -46,6 +46,11 @@ def _view_js(name: str, url: str) -> str:
         if n != 1:
             raise RuntimeError(f"{name}.js: expected one CDN path for {lib}, found {n}; bertviz changed.")
     return js
+
+
+def _weights(attentions: np.ndarray) -> list:
+    """Weights rounded to 3 decimals as float64 (float32 values would print as 0.012299999594688416: 6x the HTML)."""
+    return np.round(attentions.astype(np.float64), 3).tolist()
 
 
 def _prettify(tokens: Sequence[str]) -> list[str]:
@@ -85,7 +90,7 @@ def head_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = "/a
         raise ReportLensError(f"Layer {layer} does not exist; the model has layers 0..{len(layers) - 1}.")
     vis_id = f"bertviz-{uuid.uuid4().hex}"
     text = _prettify(tokens)
-    params = {"attention": [{"name": None, "attn": np.round(attentions, 4).tolist(), "left_text": text,
+    params = {"attention": [{"name": None, "attn": _weights(attentions), "left_text": text,
                              "right_text": text}],
               "default_filter": "0", "root_div_id": vis_id, "layer": layer, "heads": None, "include_layers": layers}
     return _page(vis_id, 'Layer: <select id="layer"></select>', _view_js("head_view", url), url, params)
@@ -100,7 +105,7 @@ def model_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = "/
     vis_id = f"bertviz-{uuid.uuid4().hex}"
     text = _prettify(tokens)
     n_layers, n_heads = attentions.shape[:2]
-    params = {"attention": [{"name": None, "attn": np.round(attentions, 4).tolist(), "left_text": text,
+    params = {"attention": [{"name": None, "attn": _weights(attentions), "left_text": text,
                              "right_text": text}],
               "default_filter": "0", "display_mode": display_mode, "root_div_id": vis_id,
               "include_layers": list(range(n_layers)), "include_heads": list(range(n_heads)),
