@@ -170,7 +170,8 @@ def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = N
             if cand and _weight(text[cue.end : entities[cand[0]].start]) <= PRE_WINDOW:
                 hit = [cand[0]]
                 for i in cand[1:]:
-                    if not _coordinated(text[entities[hit[-1]].end : entities[i].start]):
+                    overlapping = entities[i].start < entities[hit[-1]].end  # a rival reading of the same words
+                    if not overlapping and not _coordinated(text[entities[hit[-1]].end : entities[i].start]):
                         break
                     hit.append(i)
         else:
@@ -179,7 +180,8 @@ def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = N
             if cand and _weight(text[entities[cand[-1]].end : cue.start]) <= POST_WINDOW:
                 hit = [cand[-1]]
                 for i in reversed(cand[:-1]):
-                    if not _coordinated(text[entities[i].end : entities[hit[-1]].start]):
+                    overlapping = entities[i].end > entities[hit[-1]].start
+                    if not overlapping and not _coordinated(text[entities[i].end : entities[hit[-1]].start]):
                         break
                     hit.append(i)
         if hit:
