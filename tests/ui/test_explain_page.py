@@ -97,7 +97,7 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path):
     assert '<script src="/app/static/bertviz/require.js">' in html and "cdnjs" not in html
     at.radio(key="explain_bertviz").set_value("model view").run()
     assert not at.exception, at.exception
-    assert '"display_mode": "light"' in at.get("iframe")[0].proto.srcdoc
+    assert '"display_mode":"light"' in at.get("iframe")[0].proto.srcdoc
 
     at.radio(key="explain_view").set_value("Feature importances").run()
     assert not at.exception, at.exception
