@@ -35,10 +35,17 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
-st.markdown(
-    "**Next steps:** look at a project's documents, labels and token alignment on **Dataset**; "
-    "add annotated exports on **Import**."
-)
-c1, c2 = st.columns(2)
-c1.page_link("pages/dataset.py", label="Open the dataset", icon="🗂️")
-c2.page_link("pages/import_data.py", label="Import more data", icon="📥")
+st.subheader("The loop")
+steps = [
+    ("pages/import_data.py", "📥", "Import", "Label Studio exports (or DICOM SR, brat), validated and stored."),
+    ("pages/dataset.py", "🗂️", "Dataset", "Documents, labels and their token-aligned BIO view."),
+    ("pages/train.py", "🏋️", "Train", "Fine-tune with LoRA in a background job; watch loss and dev F1."),
+    ("pages/models.py", "📊", "Models", "Compare versions, open their errors, activate one, export it."),
+    ("pages/queue.py", "🎯", "Queue", "Rank unlabeled reports by uncertainty; pick the next batch to label."),
+    ("pages/review.py", "🩺", "Review", "Accept or correct extracted entities; decisions become training data."),
+    ("pages/explain.py", "🔍", "Explain", "Attention maps and feature importances for any version and report."),
+]
+for path, icon, label, text in steps:
+    c1, c2 = st.columns([1, 4])
+    c1.page_link(path, label=label, icon=icon)
+    c2.caption(text)
