@@ -83,9 +83,7 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
     if not tasks:
         raise ReportLensError(f"{export} holds no usable task; nothing to predict.")
     config = report.config
-    text_field = config.text_field if config else "text"
-    from_name = (config.span_from_names[0] if config and config.span_from_names else "label")
-    to_name = (config.to_name if config and config.to_name else text_field)
+    text_field, from_name, to_name = span_targets(config)
     loaded = _load(version)
     if loaded.task == "classification":
         return _predict_choices_export(export, tasks, report, loaded, version, out)
@@ -93,23 +91,44 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
     rows = []
     n_spans = 0
     for i, (task, pred) in enumerate(zip(tasks, preds, strict=True)):
-        results = [
-            {"id": f"rl-{i}-{k}", "from_name": from_name, "to_name": to_name, "type": "labels",
-             "value": {"start": span.start, "end": span.end, "text": task.text[span.start:span.end],
-                       "labels": [span.label]},
-             "score": round(score, 4)}
-            for k, (span, score) in enumerate(pred.spans)
-        ]
-        n_spans += len(results)
-        row: dict[str, Any] = {"data": {text_field: task.text, **_data_fields(task.meta)},
-                               "predictions": [{"model_version": _version_label(version),
-                                                "score": round(_doc_confidence(pred), 4), "result": results}]}
-        if task.task_id is not None:
-            row["id"] = task.task_id
+        row = span_prediction_task(
+            task.text, [(sp.start, sp.end, sp.label, score) for sp, score in pred.spans], _doc_confidence(pred),
+            _version_label(version), text_field=text_field, from_name=from_name, to_name=to_name,
+            data=_data_fields(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
+        n_spans += len(row["predictions"][0]["result"])
         rows.append(row)
     _write_json_atomic(out, rows)
     return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
             "entities": n_spans, "parse_issue_counts": dict(report.codes())}
+
+
+def span_targets(config: Any) -> tuple[str, str, str]:
+    """(text field, from_name, to_name) of span results under a label config (``LabelConfig`` or ``None``)."""
+    text_field = config.text_field if config else "text"
+    from_name = (config.span_from_names[0] if config and config.span_from_names else "label")
+    to_name = (config.to_name if config and config.to_name else text_field)
+    return text_field, from_name, to_name
+
+
+def span_prediction_task(text: str, spans: Any, doc_score: float | None, model_version: str, *, text_field: str,
+                         from_name: str, to_name: str, data: dict[str, Any] | None = None,
+                         task_id: int | None = None, id_prefix: str = "rl") -> dict[str, Any]:
+    """One Label Studio import task with a span ``prediction``: ``spans`` are ``(start, end, label, score)``.
+    Shared by ``predict_export`` and the Label Studio push (services/lsround.py), so the format exists once."""
+    results = [
+        {"id": f"{id_prefix}-{k}", "from_name": from_name, "to_name": to_name, "type": "labels",
+         "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]},
+         **({} if score is None else {"score": round(float(score), 4)})}
+        for k, (start, end, label, score) in enumerate(spans)
+    ]
+    prediction: dict[str, Any] = {"model_version": model_version, "result": results}
+    if doc_score is not None:
+        prediction["score"] = round(float(doc_score), 4)
+    fields = {k: v for k, v in (data or {}).items() if k != text_field}
+    row: dict[str, Any] = {"data": {text_field: text, **fields}, "predictions": [prediction]}
+    if task_id is not None:
+        row["id"] = task_id
+    return row
 
 
 def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dict[str, Any]:

@@ -1,0 +1,300 @@
+"""The database side of the Label Studio round trip: queue batches, the project's link to a Label Studio project,
+the documents' Label Studio task ids, and fingerprints of human annotations (to show what a pull changed).
+
+The link lives in ``Project.settings["labelstudio"] = {"url", "project_id", "title"}``: never a token. Documents
+pushed to the linked server get that server's task id in ``documents.ls_task_id``, so a pull (through
+``db.importer.import_tasks``, keyed on the task id) lands on the same documents.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from core.types import ReportLensError
+from db import models as m
+from db.engine import json_safe, read_session, write_session
+
+LINK_KEY = "labelstudio"
+BATCH_STATUSES = ("created", "sent", "pulled", "failed")
+
+
+@dataclass(frozen=True)
+class LsLink:
+    """Which Label Studio project a ReportLens project sends its batches to."""
+
+    url: str
+    ls_project_id: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class BatchInfo:
+    id: int
+    project_id: int
+    model_version_id: int | None
+    strategy: str
+    document_ids: tuple[int, ...]
+    status: str
+    created_at: datetime
+    created_by: str | None = None
+    target: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class BatchDocument:
+    id: int
+    text: str
+    ls_task_id: int | None
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class StoredPrediction:
+    """A ``Prediction`` row: ``spans`` as ``(start, end, label, score)``."""
+
+    document_id: int
+    spans: tuple[tuple[int, int, str, float | None], ...]
+    score: float | None
+
+
+def _batch_info(b: m.QueueBatch) -> BatchInfo:
+    return BatchInfo(id=b.id, project_id=b.project_id, model_version_id=b.model_version_id, strategy=b.strategy,
+                     document_ids=tuple(int(d) for d in (b.document_ids or [])), status=b.status,
+                     created_at=b.created_at, created_by=b.created_by, target=dict(b.target or {}))
+
+
+def _project_row(s: Session, project: int | str) -> m.Project:
+    col = m.Project.id if isinstance(project, int) else m.Project.name
+    row = s.scalars(select(m.Project).where(col == project)).one_or_none()
+    if row is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    return row
+
+
+# ---------------------------------------------------------------- the link
+
+
+def get_ls_link(engine: Engine, project: int | str) -> LsLink | None:
+    with read_session(engine) as s:
+        raw = (_project_row(s, project).settings or {}).get(LINK_KEY)
+    if not isinstance(raw, dict) or not raw.get("url") or not isinstance(raw.get("project_id"), int):
+        return None
+    return LsLink(url=str(raw["url"]), ls_project_id=int(raw["project_id"]), title=str(raw.get("title") or ""))
+
+
+def set_ls_link(engine: Engine, project: int | str, link: LsLink | None) -> None:
+    """Store (or with ``None`` remove) the link. Only the URL, project id and title are stored."""
+    with write_session(engine) as s:
+        row = _project_row(s, project)
+        settings = dict(row.settings or {})
+        if link is None:
+            settings.pop(LINK_KEY, None)
+        else:
+            settings[LINK_KEY] = {"url": link.url, "project_id": int(link.ls_project_id), "title": link.title}
+        row.settings = settings
+        s.add(m.AuditEvent(actor="local", action="ls_link", entity="project", entity_id=row.id,
+                           details={"url": link.url if link else None,
+                                    "ls_project_id": link.ls_project_id if link else None}))
+
+
+# ---------------------------------------------------------------- batches
+
+
+def create_batch(engine: Engine, project: int | str, document_ids: list[int], strategy: str,
+                 model_version_id: int | None = None, created_by: str | None = None) -> BatchInfo:
+    """A new queue batch of ``document_ids`` (status ``created``). The documents must belong to the project."""
+    if not document_ids:
+        raise ReportLensError("A batch needs at least one document; score the project first (`cli.py score`).")
+    with write_session(engine) as s:
+        row = _project_row(s, project)
+        ids = [int(d) for d in dict.fromkeys(document_ids)]
+        found = set(s.scalars(select(m.Document.id).where(m.Document.project_id == row.id,
+                                                            m.Document.id.in_(ids))))
+        missing = [d for d in ids if d not in found]
+        if missing:
+            raise ReportLensError(f"Documents {missing[:10]} are not in project {row.name!r}; pick documents of "
+                                  "this project.")
+        batch = m.QueueBatch(project_id=row.id, model_version_id=model_version_id, strategy=strategy,
+                             document_ids=ids, target={}, status="created", created_by=created_by)
+        s.add(batch)
+        s.flush()
+        return _batch_info(batch)
+
+
+def get_batch(engine: Engine, batch_id: int) -> BatchInfo | None:
+    with read_session(engine) as s:
+        b = s.get(m.QueueBatch, batch_id)
+        return _batch_info(b) if b is not None else None
+
+
+def list_batches(engine: Engine, project: int | str) -> list[BatchInfo]:
+    """The project's batches, newest first."""
+    with read_session(engine) as s:
+        pid = _project_row(s, project).id
+        rows = s.scalars(select(m.QueueBatch).where(m.QueueBatch.project_id == pid)
+                         .order_by(m.QueueBatch.created_at.desc(), m.QueueBatch.id.desc()))
+        return [_batch_info(b) for b in rows]
+
+
+def top_scored_documents(engine: Engine, project: int | str, strategy: str, k: int) -> tuple[list[int], int | None]:
+    """The ``k`` highest-scored documents without a human annotation under ``strategy``, from the newest scoring of
+    that strategy, and the model version that produced the scores."""
+    if k < 1:
+        raise ReportLensError(f"--top must be at least 1, got {k}.")
+    us = m.UncertaintyScore
+    with read_session(engine) as s:
+        pid = _project_row(s, project).id
+        newest = s.execute(select(us.model_version_id, us.job_id).where(us.project_id == pid, us.strategy == strategy)
+                           .order_by(us.created_at.desc(), us.id.desc()).limit(1)).first()
+        if newest is None:
+            known = sorted(set(s.scalars(select(us.strategy).where(us.project_id == pid))))
+            raise ReportLensError(f"No scores for strategy {strategy!r} in this project (scored: "
+                                  f"{', '.join(known) or 'none'}); run `cli.py score --project NAME --strategy "
+                                  f"{strategy}` first.")
+        labelled = (select(m.Annotation.document_id).where(m.Annotation.source.in_(("human", "review")),
+                                                           m.Annotation.cancelled.is_(False)))
+        q = (select(us.document_id).where(us.project_id == pid, us.strategy == strategy,
+                                          us.model_version_id.is_(None) if newest.model_version_id is None
+                                          else us.model_version_id == newest.model_version_id,
+                                          us.document_id.not_in(labelled))
+             .order_by(us.score.desc(), us.document_id).limit(k * 4))
+        if newest.job_id is not None:
+            q = q.where(us.job_id == newest.job_id)
+        ids = list(dict.fromkeys(s.scalars(q)))[:k]
+    return ids, newest.model_version_id
+
+
+def set_batch_status(engine: Engine, batch_id: int, status: str, target: dict[str, Any] | None = None) -> None:
+    if status not in BATCH_STATUSES:
+        raise ReportLensError(f"Batch status {status!r} is not one of {BATCH_STATUSES}.")
+    with write_session(engine) as s:
+        b = s.get(m.QueueBatch, batch_id)
+        if b is None:
+            raise ReportLensError(f"Queue batch {batch_id} does not exist.")
+        b.status = status
+        if target is not None:
+            b.target = json_safe(target)
+
+
+def mark_batches_pulled(engine: Engine, project: int | str) -> list[int]:
+    """Sent batches whose documents all have a human annotation become ``pulled``; returns their ids."""
+    done = []
+    with write_session(engine) as s:
+        pid = _project_row(s, project).id
+        labelled = set(s.scalars(
+            select(m.Annotation.document_id).join(m.Document, m.Document.id == m.Annotation.document_id)
+            .where(m.Document.project_id == pid, m.Annotation.source == "human")))
+        for b in s.scalars(select(m.QueueBatch).where(m.QueueBatch.project_id == pid,
+                                                      m.QueueBatch.status == "sent")):
+            if b.document_ids and all(int(d) in labelled for d in b.document_ids):
+                b.status = "pulled"
+                done.append(b.id)
+    return done
+
+
+# ---------------------------------------------------------------- documents and predictions
+
+
+def batch_documents(engine: Engine, project: int | str, document_ids: list[int]) -> list[BatchDocument]:
+    """The documents in the given order (ids that are gone are left out)."""
+    with read_session(engine) as s:
+        pid = _project_row(s, project).id
+        rows = {d.id: d for d in s.scalars(select(m.Document).where(m.Document.project_id == pid,
+                                                                     m.Document.id.in_(document_ids)))}
+        return [BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id, meta=dict(d.meta or {}))
+                for d in (rows.get(i) for i in document_ids) if d is not None]
+
+
+def stored_predictions(engine: Engine, model_version_id: int, document_ids: list[int]) -> dict[int, StoredPrediction]:
+    with read_session(engine) as s:
+        rows = s.scalars(select(m.Prediction).where(m.Prediction.model_version_id == model_version_id,
+                                                    m.Prediction.document_id.in_(document_ids)))
+        return {p.document_id: StoredPrediction(
+            document_id=p.document_id, score=p.score,
+            spans=tuple((int(sp["start"]), int(sp["end"]), str(sp["label"]),
+                         None if sp.get("score") is None else float(sp["score"])) for sp in (p.spans or [])))
+            for p in rows}
+
+
+def save_predictions(engine: Engine, model_version_id: int, predictions: list[StoredPrediction]) -> int:
+    """Store predictions that do not exist yet (another writer may have stored them meanwhile); returns how many."""
+    if not predictions:
+        return 0
+    with write_session(engine) as s:
+        have = set(s.scalars(select(m.Prediction.document_id).where(
+            m.Prediction.model_version_id == model_version_id,
+            m.Prediction.document_id.in_([p.document_id for p in predictions]))))
+        new = [p for p in predictions if p.document_id not in have]
+        s.add_all(m.Prediction(document_id=p.document_id, model_version_id=model_version_id, score=p.score,
+                               spans=[{"start": a, "end": b, "label": c, "score": d} for a, b, c, d in p.spans])
+                  for p in new)
+    return len(new)
+
+
+def record_task_ids(engine: Engine, project: int | str, task_ids: dict[int, int]) -> dict[int, int]:
+    """Set ``documents.ls_task_id`` for documents whose task now lives on the linked server.
+
+    A task id the server just assigned cannot also be another document's task on that server, so another document
+    of the project that holds the same id got it from a different Label Studio instance (an old export): its id is
+    cleared (kept in its meta as ``ls_task_id_elsewhere``) so the two never merge on a pull. Returns those
+    ``{document_id: old_task_id}``.
+    """
+    if not task_ids:
+        return {}
+    cleared: dict[int, int] = {}
+    with write_session(engine) as s:
+        pid = _project_row(s, project).id
+        clash = s.execute(select(m.Document.id, m.Document.ls_task_id, m.Document.meta).where(
+            m.Document.project_id == pid, m.Document.ls_task_id.in_(list(task_ids.values())),
+            m.Document.id.not_in(list(task_ids)))).all()
+        wanted = {tid: did for did, tid in task_ids.items()}
+        for doc_id, old, meta in clash:
+            if wanted.get(old) != doc_id:
+                cleared[doc_id] = old
+                s.execute(update(m.Document).where(m.Document.id == doc_id).values(
+                    ls_task_id=None, meta={**(meta or {}), "ls_task_id_elsewhere": old}))
+        if cleared:
+            s.flush()
+        for doc_id, task_id in task_ids.items():
+            s.execute(update(m.Document).where(m.Document.id == doc_id, m.Document.project_id == pid)
+                      .values(ls_task_id=int(task_id)))
+    return cleared
+
+
+def human_fingerprints(engine: Engine, project: int | str, task_ids: list[int]) -> dict[int, dict[str, str]]:
+    """``{ls_task_id: {annotation external id (or row id): content hash}}`` of human annotations, to diff a pull."""
+    out: dict[int, dict[str, str]] = {}
+    if not task_ids:
+        return out
+    with read_session(engine) as s:
+        pid = _project_row(s, project).id
+        q = (select(m.Document.ls_task_id, m.Annotation.id, m.Annotation.external_id, m.Annotation.content_hash)
+             .join(m.Annotation, m.Annotation.document_id == m.Document.id)
+             .where(m.Document.project_id == pid, m.Document.ls_task_id.in_(task_ids),
+                    m.Annotation.source == "human"))
+        for tid, ann_id, ext, chash in s.execute(q):
+            out.setdefault(int(tid), {})[ext if ext is not None else f"row-{ann_id}"] = chash or ""
+    return out
+
+
+def documents_by_task(engine: Engine, project: int | str, task_ids: list[int]) -> dict[int, BatchDocument]:
+    """``{ls_task_id: document}`` for the project's documents with these task ids."""
+    with read_session(engine) as s:
+        pid = _project_row(s, project).id
+        rows = s.scalars(select(m.Document).where(m.Document.project_id == pid, m.Document.ls_task_id.in_(task_ids)))
+        return {int(d.ls_task_id): BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id,
+                                                 meta=dict(d.meta or {}))
+                for d in rows if d.ls_task_id is not None}
+
+
+def count_rows(engine: Engine) -> dict[str, int]:
+    """Row counts of the tables a push or pull touches (tests and the CLI use it to show nothing was written)."""
+    tables = {"documents": m.Document, "annotations": m.Annotation, "spans": m.Span, "import_runs": m.ImportRun,
+              "predictions": m.Prediction, "queue_batches": m.QueueBatch}
+    with read_session(engine) as s:
+        return {name: int(s.scalar(select(func.count()).select_from(t)) or 0) for name, t in tables.items()}
