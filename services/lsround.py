@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -218,7 +219,9 @@ def import_file_bytes(engine: Any, project: str, batch_id: int) -> bytes:
 
 
 def _client(conn: LsConnection) -> Any:
-    from label_studio_sdk import LabelStudio
+    with warnings.catch_warnings():  # the SDK's pydantic-v1-style models warn on import
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from label_studio_sdk import LabelStudio
 
     with _server_errors(conn, "connecting"):
         return LabelStudio(base_url=conn.url, api_key=conn.token, timeout=conn.timeout_s)

@@ -75,3 +75,49 @@ def pg_url(_pg_session_url: str) -> Iterator[str]:
 def db_url(request) -> str:
     """Each test that uses it runs on a migrated SQLite file and on PostgreSQL."""
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+
+
+# ---------------------------------------------------------------- Label Studio round trip (services/lsround.py)
+
+LS_REPORTS = [
+    ("Sinus rhythm, heart rate 72 bpm. No ST elevation.", [(0, 12, "RHYTHM"), (25, 31, "HR")]),
+    ("Atrial fibrillation, heart rate 110 bpm.", [(0, 19, "RHYTHM"), (32, 39, "HR")]),
+    ("Sinus bradycardia, heart rate 48 bpm. <b>Pleural effusion</b>.", [(0, 17, "RHYTHM")]),
+    ("Normal ECG.", []),
+]
+
+
+@pytest.fixture
+def ls_batch(sqlite_url):
+    """A project with 4 unlabelled reports (the first carries task id 7 from an old Label Studio export), a model
+    version v1 (no files), stored predictions of v1 for the first 3 and a queue batch of those 3 (ORM rows, as the
+    scoring job and the Queue page write them). Returns a dict: engine, project, batch_id, doc_ids, version_id."""
+    from core.labelstudio import LabelConfig
+    from core.types import ParsedTask
+    from db import models as m
+    from db.engine import make_engine, write_session
+    from db.importer import import_tasks
+
+    engine = make_engine(sqlite_url)
+    config = LabelConfig(text_field="text", span_labels=("FINDING", "HR", "RHYTHM"), span_from_names=("label",),
+                         to_name="text")
+    tasks = [ParsedTask(text=t, task_id=7 if i == 0 else None, meta={"kind": "ecg"}) for i, (t, _) in
+             enumerate(LS_REPORTS)]
+    import_tasks(engine, "lsproj", tasks)
+    with write_session(engine) as s:
+        project = s.query(m.Project).filter_by(name="lsproj").one()
+        project.label_config = config.to_dict()
+        doc_ids = [d.id for d in s.query(m.Document).filter_by(project_id=project.id).order_by(m.Document.id)]
+        version = m.ModelVersion(project_id=project.id, name="v1", method="lora", label_schema={
+            "labels": ["FINDING", "HR", "RHYTHM"]}, is_active=True)
+        s.add(version)
+        s.flush()
+        for doc_id, (_, spans) in zip(doc_ids[:3], LS_REPORTS, strict=False):
+            s.add(m.Prediction(document_id=doc_id, model_version_id=version.id, score=0.81,
+                               spans=[{"start": a, "end": b, "label": c, "score": 0.9} for a, b, c in spans]))
+        batch = m.QueueBatch(project_id=project.id, model_version_id=version.id, strategy="margin",
+                             document_ids=doc_ids[:3], status="created")
+        s.add(batch)
+        s.flush()
+        ids = {"batch_id": batch.id, "version_id": version.id, "project_id": project.id}
+    return {"engine": engine, "project": "lsproj", "doc_ids": doc_ids, **ids}
