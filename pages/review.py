@@ -142,7 +142,9 @@ def _decide(action: str, done: str, **kw) -> None:
         st.error(str(exc))
         return
     st.session_state["review_flash"] = done
-    st.session_state.pop(f"review_pick_{doc_id}", None)  # focus the next pending suggestion
+    # a new key for the entity picker: a fresh widget focused on the next pending suggestion (changing only its
+    # default would leave the browser showing the old choice)
+    st.session_state["review_seq"] = st.session_state.get("review_seq", 0) + 1
     st.rerun()
 
 
@@ -162,7 +164,8 @@ locked = not reviewer
 if shown:
     st.subheader("Entity")
     first = next((i for i, it in enumerate(shown) if it.status == "pending"), 0)
-    pick = st.selectbox("Entity", range(len(shown)), index=first, key=f"review_pick_{doc_id}",
+    pick = st.selectbox("Entity", range(len(shown)), index=first,
+                        key=f"review_pick_{doc_id}_{st.session_state.get('review_seq', 0)}",
                         format_func=lambda i: f"#{i + 1} {shown[i].entity.label} · "
                         f"{text[shown[i].entity.start:shown[i].entity.end][:50]!r} · {shown[i].status}")
     item = shown[pick]

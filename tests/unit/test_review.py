@@ -201,9 +201,10 @@ def test_annotator_work_is_kept_and_a_difference_is_shown(project):
     doc = ids[2]
     report = svc.open_report(engine, doc, "dr. lee", version.id)
     assert report.differing == () and "anna" in report.trains  # no review yet: the annotator's work trains
-    af, nodule = report.candidates
-    svc.accept(engine, doc, "dr. lee", af, version_id=version.id)
-    svc.accept(engine, doc, "dr. lee", nodule, version_id=version.id, candidates=report.candidates)
+    # the reviewer disagrees with the annotator: the rhythm is rejected, everything else accepted
+    af = next(e for e in report.candidates if e.start == 0)
+    svc.reject(engine, doc, "dr. lee", af, version_id=version.id)
+    svc.accept_all(engine, doc, "dr. lee", version_id=version.id, candidates=report.candidates)
     report = svc.open_report(engine, doc, "dr. lee", version.id)
     assert report.state.complete and len(report.differing) == 1
     source, author, spans, gt = report.differing[0]
