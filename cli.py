@@ -271,6 +271,36 @@ def cmd_preannotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_push(args: argparse.Namespace) -> int:
+    from services import lsround
+
+    engine = _engine()
+    if args.batch is not None and args.top is not None:
+        raise ReportLensError("Give either --batch ID or --top K (a new batch from the queue), not both.")
+    if args.out and (args.url or args.ls_project or args.new_ls_project):
+        raise ReportLensError("--out writes an import file; --url/--ls-project/--new-ls-project send to a server. "
+                              "Pick one.")
+    conn = None if args.out else lsround.connection(args.url)  # checked before a batch is made
+    batch_id = args.batch
+    if batch_id is None:
+        if args.top is None:
+            raise ReportLensError("Say what to send: --batch ID (see the Label Studio page) or --top K [--strategy S].")
+        batch_id = lsround.batch_from_queue(engine, args.project, args.top, args.strategy, "cli").id
+    if args.out:
+        _print_json(lsround.write_import_file(engine, args.project, Path(args.out), batch_id=batch_id))
+    else:
+        _print_json(lsround.push(engine, args.project, conn, batch_id=batch_id, ls_project_id=args.ls_project,
+                                 new_ls_project=args.new_ls_project))
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from services import lsround
+
+    _print_json(lsround.pull(_engine(), args.project, lsround.connection(args.url), ls_project_id=args.ls_project))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -337,6 +367,23 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("preannotate", help="store rule output as pre-annotations (source rule) of a project")
     pre.add_argument("--project", required=True)
     pre.set_defaults(func=cmd_preannotate)
+
+    push = sub.add_parser("push", help="send a queue batch to Label Studio with pre-annotations (server or file)")
+    push.add_argument("--project", required=True)
+    push.add_argument("--batch", type=int, help="queue batch id (the Label Studio page lists them)")
+    push.add_argument("--top", type=int, help="make a new batch of the K best-ranked documents of the latest scoring")
+    push.add_argument("--strategy", help="with --top: the strategy whose ranking is used (default: the run's first)")
+    push.add_argument("--out", help="write a Label Studio import file instead of sending to a server")
+    push.add_argument("--url", help="Label Studio URL (default $REPORTLENS_LS_URL); token: $REPORTLENS_LS_TOKEN")
+    push.add_argument("--ls-project", type=int, help="link this existing Label Studio project id")
+    push.add_argument("--new-ls-project", action="store_true", help="create a new Label Studio project and link it")
+    push.set_defaults(func=cmd_push)
+
+    pull = sub.add_parser("pull", help="import the finished annotations of the linked Label Studio project")
+    pull.add_argument("--project", required=True)
+    pull.add_argument("--url", help="Label Studio URL (default $REPORTLENS_LS_URL); token: $REPORTLENS_LS_TOKEN")
+    pull.add_argument("--ls-project", type=int, help="pull this Label Studio project id instead of the linked one")
+    pull.set_defaults(func=cmd_pull)
 
     for name, func, helptext in (("evaluate", cmd_evaluate, "entity-level metrics against an export's annotations"),
                                  ("predict", cmd_predict, "write an export back with predictions (pre-annotations)")):

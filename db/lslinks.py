@@ -1,4 +1,4 @@
-"""The database side of the Label Studio round trip: queue batches, the project's link to a Label Studio project,
+"""The database side of the Label Studio round trip: batch status, the project's link to a Label Studio project,
 the documents' Label Studio task ids, and fingerprints of human annotations (to show what a pull changed).
 
 The link lives in ``Project.settings["labelstudio"] = {"url", "project_id", "title"}``: never a token. Documents
@@ -9,7 +9,6 @@ pushed to the linked server get that server's task id in ``documents.ls_task_id`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -33,19 +32,6 @@ class LsLink:
 
 
 @dataclass(frozen=True)
-class BatchInfo:
-    id: int
-    project_id: int
-    model_version_id: int | None
-    strategy: str
-    document_ids: tuple[int, ...]
-    status: str
-    created_at: datetime
-    created_by: str | None = None
-    target: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-
-
-@dataclass(frozen=True)
 class BatchDocument:
     id: int
     text: str
@@ -60,12 +46,6 @@ class StoredPrediction:
     document_id: int
     spans: tuple[tuple[int, int, str, float | None], ...]
     score: float | None
-
-
-def _batch_info(b: m.QueueBatch) -> BatchInfo:
-    return BatchInfo(id=b.id, project_id=b.project_id, model_version_id=b.model_version_id, strategy=b.strategy,
-                     document_ids=tuple(int(d) for d in (b.document_ids or [])), status=b.status,
-                     created_at=b.created_at, created_by=b.created_by, target=dict(b.target or {}))
 
 
 def _project_row(s: Session, project: int | str) -> m.Project:
@@ -102,71 +82,7 @@ def set_ls_link(engine: Engine, project: int | str, link: LsLink | None) -> None
                                     "ls_project_id": link.ls_project_id if link else None}))
 
 
-# ---------------------------------------------------------------- batches
-
-
-def create_batch(engine: Engine, project: int | str, document_ids: list[int], strategy: str,
-                 model_version_id: int | None = None, created_by: str | None = None) -> BatchInfo:
-    """A new queue batch of ``document_ids`` (status ``created``). The documents must belong to the project."""
-    if not document_ids:
-        raise ReportLensError("A batch needs at least one document; score the project first (`cli.py score`).")
-    with write_session(engine) as s:
-        row = _project_row(s, project)
-        ids = [int(d) for d in dict.fromkeys(document_ids)]
-        found = set(s.scalars(select(m.Document.id).where(m.Document.project_id == row.id,
-                                                            m.Document.id.in_(ids))))
-        missing = [d for d in ids if d not in found]
-        if missing:
-            raise ReportLensError(f"Documents {missing[:10]} are not in project {row.name!r}; pick documents of "
-                                  "this project.")
-        batch = m.QueueBatch(project_id=row.id, model_version_id=model_version_id, strategy=strategy,
-                             document_ids=ids, target={}, status="created", created_by=created_by)
-        s.add(batch)
-        s.flush()
-        return _batch_info(batch)
-
-
-def get_batch(engine: Engine, batch_id: int) -> BatchInfo | None:
-    with read_session(engine) as s:
-        b = s.get(m.QueueBatch, batch_id)
-        return _batch_info(b) if b is not None else None
-
-
-def list_batches(engine: Engine, project: int | str) -> list[BatchInfo]:
-    """The project's batches, newest first."""
-    with read_session(engine) as s:
-        pid = _project_row(s, project).id
-        rows = s.scalars(select(m.QueueBatch).where(m.QueueBatch.project_id == pid)
-                         .order_by(m.QueueBatch.created_at.desc(), m.QueueBatch.id.desc()))
-        return [_batch_info(b) for b in rows]
-
-
-def top_scored_documents(engine: Engine, project: int | str, strategy: str, k: int) -> tuple[list[int], int | None]:
-    """The ``k`` highest-scored documents without a human annotation under ``strategy``, from the newest scoring of
-    that strategy, and the model version that produced the scores."""
-    if k < 1:
-        raise ReportLensError(f"--top must be at least 1, got {k}.")
-    us = m.UncertaintyScore
-    with read_session(engine) as s:
-        pid = _project_row(s, project).id
-        newest = s.execute(select(us.model_version_id, us.job_id).where(us.project_id == pid, us.strategy == strategy)
-                           .order_by(us.created_at.desc(), us.id.desc()).limit(1)).first()
-        if newest is None:
-            known = sorted(set(s.scalars(select(us.strategy).where(us.project_id == pid))))
-            raise ReportLensError(f"No scores for strategy {strategy!r} in this project (scored: "
-                                  f"{', '.join(known) or 'none'}); run `cli.py score --project NAME --strategy "
-                                  f"{strategy}` first.")
-        labelled = (select(m.Annotation.document_id).where(m.Annotation.source.in_(("human", "review")),
-                                                           m.Annotation.cancelled.is_(False)))
-        q = (select(us.document_id).where(us.project_id == pid, us.strategy == strategy,
-                                          us.model_version_id.is_(None) if newest.model_version_id is None
-                                          else us.model_version_id == newest.model_version_id,
-                                          us.document_id.not_in(labelled))
-             .order_by(us.score.desc(), us.document_id).limit(k * 4))
-        if newest.job_id is not None:
-            q = q.where(us.job_id == newest.job_id)
-        ids = list(dict.fromkeys(s.scalars(q)))[:k]
-    return ids, newest.model_version_id
+# ---------------------------------------------------------------- batches (created by db.scores.create_batch)
 
 
 def set_batch_status(engine: Engine, batch_id: int, status: str, target: dict[str, Any] | None = None) -> None:

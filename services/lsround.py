@@ -38,10 +38,12 @@ from core.labelconfig import LabelConfig
 from core.lsresults import ParseContext
 from core.types import ParsedTask, ReportLensError
 from db import lslinks
+from db import scores as score_db
 from db.importer import import_tasks
-from db.lslinks import BatchDocument, BatchInfo, LsLink, StoredPrediction
+from db.lslinks import BatchDocument, LsLink, StoredPrediction
 from db.model_versions import active_model_version, get_model_version
 from db.repository import get_project, project_label_config
+from db.scores import BatchInfo
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +151,14 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
     if info is None:
         raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
     if batch_id is not None:
-        batch = lslinks.get_batch(engine, batch_id)
+        batch = score_db.get_batch(engine, batch_id)
         if batch is None or batch.project_id != info.id:
             raise ReportLensError(f"Queue batch {batch_id} is not a batch of project {project!r}; the Label Studio "
                                   "page (or `cli.py push --project NAME --top K`) lists and makes batches.")
     else:
         active = active_model_version(engine, project)
-        batch = lslinks.create_batch(engine, project, list(document_ids or []), "manual",
-                                     active.id if active else None)
+        batch = score_db.create_batch(engine, info.id, list(document_ids or []), "manual",
+                                      active.id if active else None)
     docs = lslinks.batch_documents(engine, project, list(batch.document_ids))
     if not docs:
         raise ReportLensError(f"Queue batch {batch.id}'s documents no longer exist; make a new batch.")
@@ -192,6 +194,24 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
     return [StoredPrediction(document_id=d.id, score=_doc_confidence(p),
                              spans=tuple((sp.start, sp.end, sp.label, float(sc)) for sp, sc in p.spans))
             for d, p in zip(docs, preds, strict=True)], None
+
+
+def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None = None,
+                     created_by: str | None = None) -> BatchInfo:
+    """A new batch of the ``top`` best-ranked documents of the latest scoring run (``cli.py push --top K``)."""
+    info = get_project(engine, project)
+    if info is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    if top < 1:
+        raise ReportLensError(f"--top must be at least 1, got {top}.")
+    rows, _, run = score_db.ranked_queue(engine, info.id, strategy, limit=top)
+    if run is None:
+        raise ReportLensError(f"Project {project!r} has no scores yet; run `cli.py score --project {project!r}` first.")
+    if not rows:
+        raise ReportLensError("Every scored document is labelled or already in an open batch; score again after "
+                              "training, or push an existing batch with --batch ID.")
+    return score_db.create_batch(engine, info.id, [r.document_id for r in rows], rows[0].strategy,
+                                 run.model_version_id, created_by)
 
 
 def write_import_file(engine: Any, project: str, out: Path, batch_id: int | None = None,

@@ -14,6 +14,7 @@ from core.labelconfig import parse_label_config
 from core.labelstudio import parse_export
 from core.types import ReportLensError
 from db import lslinks
+from db import scores as score_db
 from services import lsround
 from services.lsround import DOC_KEY, LabelStudioError
 
@@ -43,7 +44,7 @@ def test_import_file_has_tasks_with_predictions_model_version_and_scores(ls_batc
     assert {(r["from_name"], r["to_name"], r["type"], r["score"]) for r in pred["result"]} == {
         ("label", "text", "labels", 0.9)}
     assert rows[2]["data"]["text"].count("<b>") == 1  # report text goes out as it is, never as markup
-    batch = lslinks.get_batch(ls_batch["engine"], ls_batch["batch_id"])
+    batch = score_db.get_batch(ls_batch["engine"], ls_batch["batch_id"])
     assert batch.status == "sent" and batch.target == {"kind": "file", "file_name": "batch.json", "tasks": 3}
 
     # the file reads back through the project's own Label Studio parser: predictions with version and scores
@@ -62,7 +63,7 @@ def test_import_file_for_a_document_list_makes_a_manual_batch(ls_batch):
     prep = lsround.prepare_batch(engine, "lsproj", document_ids=[doc_ids[1], doc_ids[0]])
     assert prep.batch.strategy == "manual" and prep.batch.document_ids == (doc_ids[1], doc_ids[0])
     assert [d.id for d in prep.docs] == [doc_ids[1], doc_ids[0]]
-    assert len(lslinks.list_batches(engine, "lsproj")) == 2
+    assert len(score_db.list_batches(engine, ls_batch["project_id"])) == 2
 
 
 def test_bad_batch_and_document_requests_say_what_to_do(ls_batch):
@@ -73,22 +74,24 @@ def test_bad_batch_and_document_requests_say_what_to_do(ls_batch):
         lsround.prepare_batch(engine, "lsproj", document_ids=[12345])
     with pytest.raises(ValueError, match="does not exist"):
         lsround.prepare_batch(engine, "nope", batch_id=ls_batch["batch_id"])
-    with pytest.raises(ValueError, match="No scores for strategy 'margin'"):
-        lslinks.top_scored_documents(engine, "lsproj", "margin", 5)
 
 
-def test_top_scored_documents_skip_labelled_ones_and_use_the_newest_scoring(ls_batch):
+def test_a_batch_from_the_queue_takes_the_best_ranked_unlabelled_documents(ls_batch):
     from db import models as m
     from db.engine import write_session
 
     engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
-    with write_session(engine) as s:
-        for i, d in enumerate(doc_ids):
+    with pytest.raises(ReportLensError, match="no scores yet"):
+        lsround.batch_from_queue(engine, "lsproj", 2, "margin")
+    lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")  # the fixture's batch is no longer open
+    with write_session(engine) as s:  # a scoring run stores rows best first (see db/scores.py)
+        for d in reversed(doc_ids):
             s.add(m.UncertaintyScore(project_id=ls_batch["project_id"], document_id=d, strategy="margin",
-                                     model_version_id=ls_batch["version_id"], score=float(i)))
+                                     model_version_id=ls_batch["version_id"], score=float(d)))
         s.add(m.Annotation(document_id=doc_ids[3], source="human", content_hash="x"))
-    ids, version = lslinks.top_scored_documents(engine, "lsproj", "margin", 2)
-    assert ids == [doc_ids[2], doc_ids[1]] and version == ls_batch["version_id"]
+    batch = lsround.batch_from_queue(engine, "lsproj", 2, "margin")
+    assert batch.document_ids == (doc_ids[2], doc_ids[1]) and batch.model_version_id == ls_batch["version_id"]
+    assert batch.strategy == "margin" and batch.status == "created"
 
 
 def test_label_config_xml_round_trips_through_the_parser():
@@ -133,7 +136,7 @@ def test_push_to_a_server_that_is_down_loses_nothing(ls_batch):
     with pytest.raises(LabelStudioError, match="Cannot reach"):
         lsround.pull(engine, "lsproj", conn, ls_project_id=1)
     assert lslinks.count_rows(engine) == before
-    assert lslinks.get_batch(engine, ls_batch["batch_id"]).status == "created"
+    assert score_db.get_batch(engine, ls_batch["batch_id"]).status == "created"
     assert lslinks.get_ls_link(engine, "lsproj") is None
 
 
