@@ -24,6 +24,7 @@ PAGES = {
     "Annotate": [
         st.Page("pages/queue.py", title="Queue", icon="🎯", url_path="queue"),
         st.Page("pages/review.py", title="Review", icon="🩺", url_path="review"),
+        st.Page("pages/labelstudio.py", title="Label Studio", icon="🔁", url_path="labelstudio"),
     ],
 }
 

@@ -1,0 +1,95 @@
+"""AppTest of the Label Studio page (through app.py): empty states, the batch table, the import file download, and a
+server that is down (a closed port: real sockets, no mocks). The push and pull against a real server are covered in
+tests/integration/test_labelstudio_server.py; the page calls the same functions."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from db import scores as score_db
+from db.lslinks import count_rows
+from db.migrate import upgrade
+from services import lsround
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.ui
+PAGE = "pages/labelstudio.py"
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
+    at.switch_page(PAGE).run()
+    return at
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv(lsround.ENV_URL, raising=False)
+    monkeypatch.delenv(lsround.ENV_TOKEN, raising=False)
+    monkeypatch.chdir(ROOT)
+
+
+def test_empty_database_says_what_to_do(env, tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    upgrade(url)
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("Import" in i.value for i in at.info)
+
+
+def test_project_without_batches_points_to_the_queue(env, sqlite_url, monkeypatch):
+    from db.engine import make_engine
+    from db.repository import ensure_project
+
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", sqlite_url)
+    ensure_project(make_engine(sqlite_url), "empty")
+    at = run_page()
+    assert not at.exception, at.exception
+    infos = " ".join(i.value for i in at.info)
+    assert "No queue batch yet" in infos and "Push a batch first" in infos
+    assert any("Not linked" in c.value for c in at.caption)
+
+
+def test_batches_table_import_file_and_a_server_that_is_down(env, ls_batch, monkeypatch):
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(ls_batch["engine"].url))
+    monkeypatch.setenv(lsround.ENV_TOKEN, "d" * 40)  # the token field defaults from the environment
+    at = run_page()
+    assert not at.exception, at.exception
+    table = at.dataframe[0].value
+    assert list(table["batch"]) == [ls_batch["batch_id"]] and list(table["status"]) == ["created"]
+    assert at.text_input(key="ls_token").value == "d" * 40
+
+    next(b for b in at.button if b.label == "Build import file").click().run()
+    assert not at.exception, at.exception
+    (download,) = at.get("download_button")
+    assert download.proto.label == "Download import file"
+    built = json.loads(at.session_state["ls_file"][1])
+    assert [t["data"]["text"] for t in built][2].startswith("Sinus bradycardia")
+    assert all(t["predictions"][0]["model_version"].endswith("-v1") for t in built)
+
+    before = count_rows(ls_batch["engine"])
+    at.text_input(key="ls_url").input(f"http://127.0.0.1:{_closed_port()}").run()
+    next(b for b in at.button if b.label == "Test connection").click().run()
+    assert any("Cannot reach Label Studio" in e.value and "d" * 40 not in e.value for e in at.error)
+    next(b for b in at.button if b.label == "Push to Label Studio").click().run()
+    assert not at.exception, at.exception
+    assert any("Cannot reach Label Studio" in e.value for e in at.error)
+    assert count_rows(ls_batch["engine"]) == before
+    assert score_db.get_batch(ls_batch["engine"], ls_batch["batch_id"]).status == "created"
+
+    at.text_input(key="ls_url").input("not a url").run()
+    next(b for b in at.button if b.label == "Test connection").click().run()
+    assert any("is not an http(s) URL" in e.value for e in at.error)
