@@ -37,6 +37,8 @@ test: setup
 	  else echo "PostgreSQL could not be started; PostgreSQL tests will fail in CI" >&2; fi; \
 	fi; \
 	bash scripts/ensure_chromium.sh || echo "Chromium could not be installed; browser tests will skip (fail in CI)" >&2; \
+	if ls_bin=$$(bash scripts/ensure_labelstudio.sh); then export REPORTLENS_TEST_LS_BIN="$$ls_bin"; \
+	else echo "Label Studio could not be installed; its server tests will skip (fail in CI)" >&2; fi; \
 	$(BIN)/ruff check --quiet . ; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

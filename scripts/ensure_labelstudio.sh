@@ -45,8 +45,11 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 log "installing label-studio==$VERSION into $VENV (quiet; a few minutes the first time) ..."
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "label-studio==$VERSION" >&2; then
-    log "pip could not install label-studio==$VERSION (see above). It needs PyPI access and Python 3.10-3.13."
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "label-studio==$VERSION" \
+        >"$VENV/pip-install.log" 2>&1; then
+    tail -n 30 "$VENV/pip-install.log" >&2
+    log "pip could not install label-studio==$VERSION (log: $VENV/pip-install.log). It needs PyPI access and"
+    log "Python 3.10-3.13."
     exit 1
 fi
 got="$(installed_version || true)"
