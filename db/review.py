@@ -182,10 +182,13 @@ def review_progress(engine: Engine, project_id: int) -> ReviewProgress:
     return ReviewProgress(total, reviewed, started - reviewed)
 
 
-def _uncertainty(s: Session, project_id: int, version_id: int | None) -> Any:
-    """``SELECT document_id, score`` of the project's latest scoring run (of ``version_id`` when it has one)."""
+def _uncertainty(s: Session, project_id: int, version_id: int | None, strategy: str | None) -> Any:
+    """``SELECT document_id, score`` of the project's latest scoring run (of ``version_id`` when it has one), for
+    ``strategy`` (default: the last one that run stored)."""
     q = select(m.UncertaintyScore.model_version_id, m.UncertaintyScore.strategy, m.UncertaintyScore.job_id).where(
         m.UncertaintyScore.project_id == project_id)
+    if strategy:
+        q = q.where(m.UncertaintyScore.strategy == strategy)
     latest = None
     if version_id is not None:
         latest = s.execute(q.where(m.UncertaintyScore.model_version_id == version_id)
@@ -205,17 +208,18 @@ def _uncertainty(s: Session, project_id: int, version_id: int | None) -> Any:
 
 def worklist(engine: Engine, project_id: int, *, version_id: int | None = None, order: str = "uncertainty",
              label: str | None = None, unreviewed_first: bool = True, hide_reviewed: bool = False,
-             limit: int = 50, offset: int = 0) -> tuple[list[WorklistRow], int]:
+             strategy: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[WorklistRow], int]:
     """One page of the review worklist and the number of matching documents.
 
     ``order``: ``"uncertainty"`` (the latest scoring run's score, highest first; without one, the lowest prediction
-    confidence first) or ``"document"`` (by id). ``unreviewed_first`` puts documents without a finished review
+    confidence first; ``strategy`` picks one of the run's query strategies, default the last stored) or
+    ``"document"`` (by id). ``unreviewed_first`` puts documents without a finished review
     first. ``label`` keeps documents whose stored prediction (of ``version_id``) has an entity with that label.
     """
     if order not in ("uncertainty", "document"):
         raise ReportLensError(f"Unknown worklist order {order!r}; use 'uncertainty' or 'document'.")
     with read_session(engine) as s:
-        unc = _uncertainty(s, project_id, version_id)
+        unc = _uncertainty(s, project_id, version_id, strategy)
         reviewed = _reviewed()
         started = _started()
         status = case((reviewed, literal(2)), (started, literal(1)), else_=literal(0)).label("status")

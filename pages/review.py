@@ -2,6 +2,7 @@
 becomes training data (services/review.py explains the policy)."""
 
 import json
+import re
 
 import pandas as pd
 import streamlit as st
@@ -9,6 +10,7 @@ import streamlit as st
 from core.types import ReportLensError, Span
 from db.model_versions import list_model_versions
 from db.review import worklist
+from db.scores import latest_run
 from services import review as svc
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker
@@ -18,6 +20,13 @@ POLICY = ("A finished review is training data like an annotator's work and is st
           "*review*, author = you); nothing is overwritten. If the report has a ground-truth annotation, that one "
           "trains; otherwise the most recent annotation does. A review with suggestions still undecided is saved but "
           "does not train until none is left (or you accept the report).")
+
+
+def _plain(value: object) -> str:
+    """Text (report words, names, messages with snippets) for elements that render Markdown: every Markdown
+    character escaped, so nothing in it becomes a link, an image, a heading or an icon."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$:&])", r"\\\1", str(value))
+
 
 st.title("Review")
 project = project_picker()
@@ -33,8 +42,8 @@ st.session_state["reviewer_name"] = reviewer
 threshold = st.sidebar.slider("Low confidence below", 0.0, 1.0, 0.6, 0.05, key="review_threshold")
 versions = list_model_versions(engine(), project.id)
 if not versions and not svc.extract_available():
-    st.info(f"**{project.name}** has no trained model yet and no rule extractor is installed, so nothing can be "
-            "suggested for review. Train a model on the **Train** page first.")
+    st.info(f"**{_plain(project.name)}** has no trained model yet and no rule extractor is installed, so nothing "
+            "can be suggested for review. Train a model on the **Train** page first.")
     st.page_link("pages/train.py", label="Train a model", icon="🏋️")
     st.stop()
 version = None
@@ -45,23 +54,30 @@ if versions:
 
 prog = svc.progress(engine(), project.id)
 if prog.total == 0:
-    st.info(f"**{project.name}** has no report to review. Import some on the **Import** page.")
+    st.info(f"**{_plain(project.name)}** has no report to review. Import some on the **Import** page.")
     st.stop()
 c1, c2, c3 = st.columns(3)
 c1.metric("Reviewed", f"{prog.reviewed} / {prog.total}")
 c2.metric("In progress", prog.in_progress)
-c3.metric("Suggestions from", f"model {version.name}" if version else "rules")
+c3.metric("Suggestions from", " + ".join(([f"model {version.name}"] if version else [])
+                                        + (["rules"] if svc.extract_available() else [])))
 st.progress(prog.fraction, text=f"{prog.fraction:.0%} of the project reviewed")
 
 # ---------------------------------------------------------------- worklist
 w1, w2, w3 = st.columns([2, 2, 2])
 order = w1.radio("Order", ["uncertainty", "document"], horizontal=True, key="review_order",
                  format_func=lambda o: {"uncertainty": "Least sure first", "document": "By document"}[o])
+run = latest_run(engine(), project.id)
+strategy = None
+if order == "uncertainty" and run is not None and run.strategies:
+    strategy = w1.selectbox("Uncertainty from", run.strategies, key="review_strategy",
+                            help=f"Scores of the latest scoring run ({run.model_version or 'base model'}).")
 label_filter = w2.selectbox("Label", ["(any)", *svc.project_labels(engine(), project.id, version)],
                             key="review_label")
 hide = w3.checkbox("Hide reviewed", key="review_hide")
 rows, total = worklist(engine(), project.id, version_id=version.id if version else None, order=order,
-                       label=None if label_filter == "(any)" else label_filter, hide_reviewed=hide, limit=50)
+                       label=None if label_filter == "(any)" else label_filter, hide_reviewed=hide,
+                       strategy=strategy, limit=50)
 if prog.reviewed == prog.total:
     st.success("Every report of this project is reviewed. 🎉")
 if not rows:
@@ -90,7 +106,7 @@ n2.button("Next report", on_click=_next_report, shortcut="N", help="Shortcut: N"
 try:
     rv = svc.open_report(engine(), doc_id, reviewer, version.id if version else None)
 except ReportLensError as exc:
-    st.error(str(exc))
+    st.error(_plain(exc))
     st.stop()
 text = rv.document.text
 if not text:
@@ -98,13 +114,14 @@ if not text:
     st.stop()
 flash = st.session_state.pop("review_flash", None)
 if flash:
-    st.success(flash)
+    st.success(_plain(flash))
 if not reviewer:
     st.warning("Type your name in **Reviewer** (sidebar) to record decisions.", icon="✍️")
 for _source, author, spans, gt in rv.differing:
-    st.warning(f"This report already has an annotation by **{author or 'an annotator'}** ({len(spans)} entities"
+    who = _plain(author or "an annotator")
+    st.warning(f"This report already has an annotation by **{who}** ({len(spans)} entities"
                f"{', ground truth' if gt else ''}) that differs from your review. Both are kept; the next training "
-               f"run uses **{rv.trains}**.", icon="⚖️")
+               f"run uses **{_plain(rv.trains)}**.", icon="⚖️")
 if rv.state.annotation_id is not None and not rv.state.complete and rv.pending:
     st.info(f"{len(rv.pending)} suggestion(s) still wait for a decision: your review is saved but does not train "
             "until none is left (or you accept the report).")
@@ -139,7 +156,7 @@ def _decide(action: str, done: str, **kw) -> None:
         svc.decide(engine(), doc_id, reviewer, action, version_id=version.id if version else None,
                    candidates=rv.candidates, **kw)
     except ReportLensError as exc:
-        st.error(str(exc))
+        st.error(_plain(exc))
         return
     st.session_state["review_flash"] = done
     # a new key for the entity picker: a fresh widget focused on the next pending suggestion (changing only its
@@ -152,7 +169,7 @@ def _snapped(start: int, end: int) -> tuple[int, int] | None:
     try:
         s, e = svc.snap_range(svc.project_tokenizer(engine(), project.id, version), text, int(start), int(end))
     except ReportLensError as exc:
-        st.caption(f"⚠️ {exc}")
+        st.caption(f"⚠️ {_plain(exc)}")
         return None
     st.text(f"→ [{s}, {e}) “{text[s:e]}”")
     return s, e

@@ -173,3 +173,30 @@ def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path):
     button(at, "Next report").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="review_doc").value != ids[2]
+
+
+def test_structured_result_csv_and_report_text_shown_as_text(db, tmp_path):
+    from services.review import extract_available
+
+    seeded = seed_review_project(db, tmp_path)
+    engine, pid = seeded["engine"], seeded["project_id"]
+    xss = 'sinus rhythm <img src=x onerror="window.__xss=1"> <script>alert(1)</script> heart rate 60 bpm.'
+    import_tasks(engine, PROJECT, [ParsedTask(text=xss, task_id=50)])
+    with read_session(engine) as s:
+        doc = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 50))
+    at = run_page()
+    at.selectbox(key="review_doc").set_value(doc).run()
+    assert not at.exception, at.exception
+    bodies = " ".join(h.proto.body for h in at.get("html"))
+    # the model may cut the text into marks anywhere; the markup of the report itself never comes through
+    assert "<script" not in bodies and "<img" not in bodies and "&lt;" in bodies and "&gt;" in bodies
+    if not extract_available():
+        assert any("rule extractor" in c.value for c in at.caption)
+        return
+    result = at.json[0].proto.body
+    assert '"schema"' in result and '"entities"' in result
+    assert any(b.proto.label == "Download JSON" for b in at.get("download_button"))
+    next(b for b in at.button if b.label == "Prepare project CSV").click().run()
+    assert not at.exception, at.exception
+    assert any(b.proto.label == "Download project CSV" for b in at.get("download_button"))
+    assert pid

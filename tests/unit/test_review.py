@@ -256,10 +256,15 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
         for task, score in [(1, 0.1), (2, 0.2), (3, 0.7)]:
             s.add(m.UncertaintyScore(project_id=1, document_id=ids[task], model_version_id=version.id,
                                      strategy="margin", score=score))
-    rows, _ = db_review.worklist(engine, 1, version_id=version.id)
+            s.add(m.UncertaintyScore(project_id=1, document_id=ids[task], model_version_id=version.id,
+                                     strategy="entropy", score=1 - score))
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
     assert [r.document_id for r in rows] == [ids[3], ids[2], ids[1]] and rows[0].uncertainty == pytest.approx(0.7)
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id)  # default: the strategy stored last
+    assert [r.document_id for r in rows] == [ids[1], ids[2], ids[3]] and rows[0].uncertainty == pytest.approx(0.9)
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
     svc.accept_all(engine, ids[3], "kim", version_id=version.id)
-    rows, _ = db_review.worklist(engine, 1, version_id=version.id)
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
     assert [r.document_id for r in rows] == [ids[2], ids[1], ids[3]] and rows[-1].status == "reviewed"
     rows, total = db_review.worklist(engine, 1, version_id=version.id, hide_reviewed=True)
     assert total == 2
