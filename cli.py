@@ -280,11 +280,13 @@ def cmd_push(args: argparse.Namespace) -> int:
     if args.out and (args.url or args.ls_project or args.new_ls_project):
         raise ReportLensError("--out writes an import file; --url/--ls-project/--new-ls-project send to a server. "
                               "Pick one.")
-    conn = None if args.out else lsround.connection(args.url)  # checked before a batch is made
+    if args.batch is None and args.top is None:
+        raise ReportLensError("Say what to send: --batch ID (see the Label Studio page) or --top K [--strategy S].")
+    conn = None if args.out else lsround.connection(args.url)
+    if conn is not None:
+        lsround.check_connection(conn)  # a server that is down or a bad token: no batch is made
     batch_id = args.batch
     if batch_id is None:
-        if args.top is None:
-            raise ReportLensError("Say what to send: --batch ID (see the Label Studio page) or --top K [--strategy S].")
         batch_id = lsround.batch_from_queue(engine, args.project, args.top, args.strategy, "cli").id
     if args.out:
         _print_json(lsround.write_import_file(engine, args.project, Path(args.out), batch_id=batch_id))

@@ -269,8 +269,10 @@ def _server_errors(conn: LsConnection, doing: str) -> Iterator[None]:
                 f"Label Studio at {conn.url} answered 404 Not Found while {doing}: the URL does not point at a "
                 "Label Studio server, or the project or task is gone. Check the URL (it is the address you open "
                 "in the browser, e.g. http://127.0.0.1:8080).") from None
-        raise LabelStudioError(f"Label Studio at {conn.url} answered HTTP {code} while {doing}: "
-                               f"{str(exc.body)[:200]}. Check the server's log.") from None
+        body = exc.body if isinstance(exc.body, dict) else {}
+        detail = f"{body.get('detail') or 'error'} {sorted(body.get('validation_errors') or {}) or ''}".strip()
+        raise LabelStudioError(f"Label Studio at {conn.url} answered HTTP {code} while {doing} ({detail[:200]}); "
+                               "check the server's log.") from None  # never the body itself: it may quote reports
     except httpx.TimeoutException:
         raise LabelStudioError(f"Label Studio at {conn.url} did not answer within {conn.timeout_s:.0f} s while "
                                f"{doing}; check that the server is up and not overloaded, then retry.") from None
@@ -339,11 +341,11 @@ def push(engine: Any, project: str, conn: LsConnection, batch_id: int | None = N
          document_ids: list[int] | None = None, ls_project_id: int | None = None,
          new_ls_project: bool = False) -> dict[str, Any]:
     """Send a batch to the server (see the module docstring). Returns what happened; the batch records it."""
+    client = _client(conn)
+    with _server_errors(conn, "checking the token"):  # before anything is computed or written here
+        client.users.whoami()
     prep = prepare_batch(engine, project, batch_id, document_ids)
     rows = build_import_tasks(prep.docs, prep.predictions, prep.config, prep.model_version)
-    client = _client(conn)
-    with _server_errors(conn, "checking the token"):
-        client.users.whoami()
     labels = tuple(sorted({sp[2] for p in prep.predictions.values() for sp in p.spans}))
     link = _ensure_ls_project(engine, project, conn, client, ls_project_id, new_ls_project, prep.config, labels)
     pid = link.ls_project_id

@@ -135,9 +135,40 @@ def test_push_to_a_server_that_is_down_loses_nothing(ls_batch):
         lsround.pull(engine, "lsproj", conn)
     with pytest.raises(LabelStudioError, match="Cannot reach"):
         lsround.pull(engine, "lsproj", conn, ls_project_id=1)
+    with pytest.raises(LabelStudioError, match="Cannot reach"):  # a manual batch is not even made
+        lsround.push(engine, "lsproj", conn, document_ids=ls_batch["doc_ids"][:2])
     assert lslinks.count_rows(engine) == before
     assert score_db.get_batch(engine, ls_batch["batch_id"]).status == "created"
     assert lslinks.get_ls_link(engine, "lsproj") is None
+
+
+def test_cli_push_top_k_to_a_file_and_to_a_server_that_is_down(ls_batch, tmp_path, monkeypatch, capsys):
+    import cli
+    from db import models as m
+    from db.engine import write_session
+
+    engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(engine.url))
+    monkeypatch.setenv(lsround.ENV_TOKEN, "e" * 40)
+    lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")
+    with write_session(engine) as s:
+        for d in doc_ids:
+            s.add(m.UncertaintyScore(project_id=ls_batch["project_id"], document_id=d, strategy="margin",
+                                     model_version_id=ls_batch["version_id"], score=1.0))
+    before = lslinks.count_rows(engine)
+    down = f"http://127.0.0.1:{_free_port()}"
+    assert cli.main(["push", "--project", "lsproj", "--top", "2", "--url", down]) == 1
+    err = capsys.readouterr().err
+    assert "Cannot reach Label Studio" in err and "e" * 40 not in err
+    assert lslinks.count_rows(engine) == before  # no batch was made for a push that could not happen
+    assert cli.main(["push", "--project", "lsproj", "--top", "2", "--strategy", "margin", "--out",
+                     str(tmp_path / "b.json")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["tasks"] == 2 and len(json.loads((tmp_path / "b.json").read_text())) == 2
+    assert score_db.get_batch(engine, summary["batch_id"]).target["kind"] == "file"
+    assert cli.main(["push", "--project", "lsproj"]) == 1 and "Say what to send" in capsys.readouterr().err
+    assert cli.main(["pull", "--project", "lsproj", "--url", down]) == 1
+    assert "not linked to a Label Studio project" in capsys.readouterr().err
 
 
 class _NotLabelStudio(http.server.BaseHTTPRequestHandler):
