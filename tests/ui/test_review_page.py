@@ -200,3 +200,28 @@ def test_structured_result_csv_and_report_text_shown_as_text(db, tmp_path):
     assert not at.exception, at.exception
     assert any(b.proto.label == "Download project CSV" for b in at.get("download_button"))
     assert pid
+
+
+def test_project_without_reports_says_so(db):
+    from db.repository import ensure_project
+    from services.review import extract_available
+
+    ensure_project(make_engine(db), "Empty project")
+    at = run_page()
+    assert not at.exception, at.exception
+    wanted = "has no report to review" if extract_available() else "no trained model"
+    assert any(wanted in i.value for i in at.info), [i.value for i in at.info]
+
+
+def test_report_with_nothing_suggested_can_be_accepted_as_empty(db, tmp_path):
+    seeded = seed_review_project(db, tmp_path)
+    engine, ids = seeded["engine"], seeded["ids"]
+    at = run_page()
+    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
+    at.selectbox(key="review_doc").set_value(ids[3]).run()  # "normal ecg.": no model entity, no rule fires
+    assert not at.exception, at.exception
+    assert any("Nothing was suggested" in c.value for c in at.caption)
+    button(at, "Accept report").click().run()
+    state = db_review.review_state(engine, ids[3], "dr. lee")
+    assert state.complete and state.spans == ()
+    assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"1 / {len(ids)}"
