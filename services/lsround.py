@@ -44,6 +44,16 @@ from db.lslinks import BatchDocument, LsLink, StoredPrediction
 from db.model_versions import active_model_version, get_model_version
 from db.repository import get_project, project_label_config
 from db.scores import BatchInfo
+from services.models import (
+    _data_fields,
+    _doc_confidence,
+    _load,
+    _predict,
+    _version_label,
+    _write_json_atomic,
+    span_prediction_task,
+    span_targets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +96,7 @@ def connection(url: str | None = None, token: str | None = None, timeout_s: floa
 
 def label_config_xml(config: LabelConfig | None, labels: tuple[str, ...] = ()) -> str:
     """A Label Studio labeling config for span labelling that matches ``config`` (names and labels)."""
-    text_field, from_name, to_name = _targets(config)
+    text_field, from_name, to_name = span_targets(config)
     span_labels = sorted(set(config.span_labels if config else ()) | set(labels))
     if not span_labels:
         raise ReportLensError("The project has no span labels yet; import a labelled export (or train a model) "
@@ -96,40 +106,22 @@ def label_config_xml(config: LabelConfig | None, labels: tuple[str, ...] = ()) -
             f"  <Text name={quoteattr(to_name)} value={quoteattr('$' + text_field)}/>\n</View>")
 
 
-def _targets(config: LabelConfig | None) -> tuple[str, str, str]:
-    from services.models import span_targets
-
-    return span_targets(config)
-
-
 def build_import_tasks(docs: list[BatchDocument], predictions: dict[int, StoredPrediction],
-                       config: LabelConfig | None, model_version: str | None,
-                       with_task_ids: bool = False) -> list[dict[str, Any]]:
+                       config: LabelConfig | None, model_version: str | None) -> list[dict[str, Any]]:
     """Label Studio import tasks: ``data`` (text, simple meta fields, ``reportlens_document_id``) and, where the
-    document has one, a prediction of ``model_version``. ``with_task_ids`` adds the stored Label Studio task id."""
-    from services.models import span_prediction_task
-
-    text_field, from_name, to_name = _targets(config)
+    document has one, a prediction of ``model_version``. No task ``id``: Label Studio assigns its own."""
+    text_field, from_name, to_name = span_targets(config)
     rows = []
     for doc in docs:
-        data = {**_data_fields(doc.meta), DOC_KEY: doc.id}
+        data = {**{k: v for k, v in _data_fields(doc.meta).items() if k != DOC_KEY}, DOC_KEY: doc.id}
         pred = predictions.get(doc.id)
-        task_id = doc.ls_task_id if with_task_ids else None
         if pred is None or model_version is None:
-            row: dict[str, Any] = {"data": {text_field: doc.text, **data}}
-            if task_id is not None:
-                row["id"] = task_id
+            rows.append({"data": {text_field: doc.text, **data}})
         else:
-            row = span_prediction_task(doc.text, pred.spans, pred.score, model_version, text_field=text_field,
-                                       from_name=from_name, to_name=to_name, data=data, task_id=task_id,
-                                       id_prefix=f"rl-{doc.id}")
-        rows.append(row)
+            rows.append(span_prediction_task(doc.text, pred.spans, pred.score, model_version, text_field=text_field,
+                                             from_name=from_name, to_name=to_name, data=data,
+                                             id_prefix=f"rl-{doc.id}"))
     return rows
-
-
-def _data_fields(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (meta or {}).items() if isinstance(k, str) and not k.startswith("_") and k != DOC_KEY
-            and isinstance(v, str | int | float | bool)}
 
 
 @dataclass(frozen=True)
@@ -170,8 +162,6 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
     if version is None:
         notes.append("The project has no model yet: tasks go out without pre-annotations.")
     else:
-        from services.models import _version_label
-
         label = _version_label(version)
         predictions = lslinks.stored_predictions(engine, version.id, [d.id for d in docs])
         missing = [d for d in docs if d.id not in predictions]
@@ -185,8 +175,6 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
 
 
 def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPrediction], str | None]:
-    from services.models import _doc_confidence, _load, _predict
-
     loaded = _load(version)
     if getattr(loaded, "task", "ner") == "classification":
         return [], f"Model {version.name} classifies whole reports; tasks go out without span pre-annotations."
@@ -217,8 +205,6 @@ def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None =
 def write_import_file(engine: Any, project: str, out: Path, batch_id: int | None = None,
                       document_ids: list[int] | None = None) -> dict[str, Any]:
     """Write the batch as a Label Studio import file and mark it sent (``target.kind == "file"``)."""
-    from services.models import _write_json_atomic
-
     prep = prepare_batch(engine, project, batch_id, document_ids)
     rows = build_import_tasks(prep.docs, prep.predictions, prep.config, prep.model_version)
     _write_json_atomic(Path(out), rows)
