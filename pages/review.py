@@ -98,7 +98,8 @@ def _next_report() -> None:
     st.session_state["review_doc"] = ids[(i + 1) % len(ids)]
 
 
-previews = {r.document_id: f"#{r.document_id} · {r.status} · {r.preview[:60]}" for r in rows}
+# no status in the option text: the browser keeps showing the chosen option's old text after a rerun
+previews = {r.document_id: f"#{r.document_id} · {r.preview[:70]}" for r in rows}
 n1, n2 = st.columns([6, 1])
 doc_id = n1.selectbox("Report", ids, format_func=previews.get, key="review_doc")
 n2.button("Next report", on_click=_next_report, shortcut="N", help="Shortcut: N")
@@ -109,6 +110,9 @@ except ReportLensError as exc:
     st.error(_plain(exc))
     st.stop()
 text = rv.document.text
+status = next(r.status for r in rows if r.document_id == doc_id)
+st.caption(f"Report #{doc_id}" + (f" (Label Studio task {rv.document.ls_task_id})" if rv.document.ls_task_id else "")
+           + f" · {status} · suggestions: {rv.suggestions.origin}")
 if not text:
     st.info("This report has no text; pick another one.")
     st.stop()
@@ -187,7 +191,7 @@ if shown:
                         f"{text[shown[i].entity.start:shown[i].entity.end][:50]!r} · {shown[i].status}")
     item = shown[pick]
     ent = item.entity
-    b1, b2 = st.columns(2)
+    b1, b2, _ = st.columns([1, 1, 5])
     if b1.button("Accept", shortcut="A", disabled=locked or item.in_review, type="primary", help="Shortcut: A"):
         _decide("accept", f"Accepted {ent.label} “{text[ent.start:ent.end]}”.", entity=ent)
     if b2.button("Reject", shortcut="X", disabled=locked, help="Shortcut: X"):
