@@ -18,19 +18,21 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import select
 
 from core.hybrid import DEFAULT_POLICY, merge_entities
 from core.rules import annotate, extract_ecg, label_map_for, map_labels, normalise_entity
 from core.rules.labels import LabelMap
 from core.types import Entity, ReportLensError
-from db import models as m
-from db.engine import read_session, write_session
+from db.extraction import (
+    DocText,
+    project_document_chunks,
+    record_event,
+    store_rule_annotations,
+    stored_predictions,
+)
 from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, ProjectInfo
 from db.repository import get_document, get_project
@@ -40,7 +42,6 @@ RULES_AUTHOR = "reportlens-rules"
 RULES_VERSION = "rules-ecg-1"
 CSV_COLUMNS = ("document_id", "task_id", "label", "text", "start", "end", "value", "unit", "negated", "uncertain",
                "source", "score", "measure", "concept", "scp_code", "conflict")
-CHUNK = 200
 PREDICT_BATCH = 32
 _ITEM_KEYS = ("measure", "range", "concept", "scp_code", "axis", "normal", "converted_from", "implausible",
               "conflict", "conflict_kind", "agreement", "rule_label")
@@ -151,52 +152,8 @@ def _predict(version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[lis
     return [[Entity(sp.start, sp.end, sp.label, float(score), "model", {}) for sp, score in spans] for spans in preds]
 
 
-# ---------------------------------------------------------------- reads and writes of this module's rows
-# (plain data out; candidates for db/ once a repository module for predictions exists)
+# ---------------------------------------------------------------- rows (db.extraction)
 
-
-def _stored_predictions(engine: Any, version_id: int, doc_ids: list[int]) -> dict[int, list[Entity]]:
-    if not doc_ids:
-        return {}
-    with read_session(engine) as s:
-        rows = s.execute(select(m.Prediction.document_id, m.Prediction.spans).where(
-            m.Prediction.model_version_id == version_id, m.Prediction.document_id.in_(doc_ids))).all()
-    out: dict[int, list[Entity]] = {}
-    for doc_id, spans in rows:
-        ents = []
-        for sp in spans or []:
-            try:
-                ents.append(Entity(int(sp["start"]), int(sp["end"]), str(sp["label"]),
-                                   float(sp.get("score") if sp.get("score") is not None else 1.0), "model", {}))
-            except (KeyError, TypeError, ValueError, ReportLensError):
-                continue  # a malformed stored span is skipped, the rest of the document still shows
-        out[doc_id] = ents
-    return out
-
-
-@dataclass(frozen=True)
-class _Doc:
-    id: int
-    task_id: int | None
-    text: str
-
-
-def _project_docs(engine: Any, project_id: int, without_rule_annotation: bool = False) -> Iterator[list[_Doc]]:
-    """Chunks of a project's documents by id (keyset pagination, one short read each)."""
-    last = 0
-    while True:
-        with read_session(engine) as s:
-            q = select(m.Document.id, m.Document.ls_task_id, m.Document.text).where(
-                m.Document.project_id == project_id, m.Document.id > last)
-            if without_rule_annotation:
-                has_rule = select(m.Annotation.id).where(m.Annotation.document_id == m.Document.id,
-                                                         m.Annotation.source == "rule").exists()
-                q = q.where(~has_rule)
-            rows = s.execute(q.order_by(m.Document.id).limit(CHUNK)).all()
-        if not rows:
-            return
-        yield [_Doc(d, t, x) for d, t, x in rows]
-        last = rows[-1][0]
 
 
 def _project(engine: Any, project: int | str) -> ProjectInfo:
@@ -210,11 +167,11 @@ def _project(engine: Any, project: int | str) -> ProjectInfo:
 
 
 def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo | None,
-                  docs: list[_Doc]) -> dict[int, list[Entity]]:
+                  docs: list[DocText]) -> dict[int, list[Entity]]:
     mapping, cues = _label_map(project, version)
     model: dict[int, list[Entity]] = {}
     if version is not None:
-        model = _stored_predictions(engine, version.id, [d.id for d in docs])
+        model = stored_predictions(engine, version.id, [d.id for d in docs])
         missing = [d for d in docs if d.id not in model]
         for d, ents in zip(missing, _predict(version, [(d.id, d.text) for d in missing]), strict=True):
             model[d.id] = ents
@@ -235,7 +192,7 @@ def document_entities(engine: Any, document_id: int, version_id: int | None = No
         raise ReportLensError(f"No document with id {document_id}; pick one from the Dataset page.")
     version = _version(engine, doc.project_id, version_id)
     project = _project(engine, doc.project_id)
-    return _entities_for(engine, project, version, [_Doc(doc.id, doc.ls_task_id, doc.text)])[doc.id]
+    return _entities_for(engine, project, version, [DocText(doc.id, doc.ls_task_id, doc.text)])[doc.id]
 
 
 def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersionInfo | None:
@@ -267,7 +224,7 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
     if info is None:
         entities = extract_ecg(text)
     else:
-        entities = _entities_for(engine, info, version, [_Doc(0, None, text)])[0]
+        entities = _entities_for(engine, info, version, [DocText(0, None, text)])[0]
     result = structured_result(text, entities)
     result["extraction"] = {"project": info.name if info else None,
                             "model_version": version.name if version else None,
@@ -291,7 +248,7 @@ def project_csv(engine: Any, project: int | str) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_COLUMNS)
-    for docs in _project_docs(engine, info.id):
+    for docs in project_document_chunks(engine, info.id):
         entities = _entities_for(engine, info, version, docs)
         for d in docs:
             for e in entities[d.id]:
@@ -314,26 +271,13 @@ def preannotate_with_rules(engine: Any, project: int | str) -> int:
     version = active_model_version(engine, info.id)
     mapping, cues = _label_map(info, version, keep_unmapped=False)
     stored = 0
-    for docs in _project_docs(engine, info.id, without_rule_annotation=True):
+    for docs in project_document_chunks(engine, info.id, without_rule_annotation=True):
         batch = [(d, _rule_entities(d.text, mapping, cues)) for d in docs]
         batch = [(d, ents) for d, ents in batch if ents]
         if not batch:
             continue
-        with write_session(engine) as s:
-            for d, ents in batch:
-                has = s.scalar(select(m.Annotation.id).where(m.Annotation.document_id == d.id,
-                                                             m.Annotation.source == "rule").limit(1))
-                if has is not None:
-                    continue  # another writer got here first
-                ann = m.Annotation(document_id=d.id, source="rule", author=RULES_AUTHOR, model_version=RULES_VERSION,
-                                   choices=[], score=min(e.score for e in ents))
-                s.add(ann)
-                s.flush()
-                s.add_all([m.Span(annotation_id=ann.id, start=e.start, end=e.end, label=e.label, score=e.score)
-                           for e in ents])
-                stored += 1
+        stored += store_rule_annotations(engine, [(d.id, ents) for d, ents in batch], RULES_AUTHOR, RULES_VERSION)
     if stored:
-        with write_session(engine) as s:
-            s.add(m.AuditEvent(actor=RULES_AUTHOR, action="preannotate", entity="project", entity_id=info.id,
-                               details={"documents": stored, "rules": RULES_VERSION}))
+        record_event(engine, RULES_AUTHOR, "preannotate", "project", info.id,
+                     {"documents": stored, "rules": RULES_VERSION})
     return stored
