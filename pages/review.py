@@ -126,6 +126,11 @@ for _source, author, spans, gt in rv.differing:
     st.warning(f"This report already has an annotation by **{who}** ({len(spans)} entities"
                f"{', ground truth' if gt else ''}) that differs from your review. Both are kept; the next training "
                f"run uses **{_plain(rv.trains)}**.", icon="⚖️")
+annotators = [a for a in rv.document.annotations if a.source == "human" and not a.cancelled]
+if annotators and rv.state.annotation_id is None:
+    names = ", ".join(sorted({_plain(a.author or "an annotator") for a in annotators}))
+    st.info(f"Already annotated by {names}. Your review will be stored as a separate annotation; their work stays "
+            "as it is.", icon="👥")
 if rv.state.annotation_id is not None and not rv.state.complete and rv.pending:
     st.info(f"{len(rv.pending)} suggestion(s) still wait for a decision: your review is saved but does not train "
             "until none is left (or you accept the report).")

@@ -163,6 +163,7 @@ def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path):
     at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[2]).run()
     assert not any("anna" in w.value for w in at.warning)
+    assert any("Already annotated by anna" in i.value for i in at.info)
     button(at, "Accept report").click().run()  # accepts only "atrial fibrillation": anna also labeled "nodule"
     assert not at.exception, at.exception
     warning = next(w.value for w in at.warning if "anna" in w.value)
