@@ -1,0 +1,400 @@
+"""Active-learning benchmark: does "label these next" save labels? A simulation on fully labelled corpora.
+
+    python bench/active_learning.py                                   # demo corpus, the default (sized) run
+    python bench/active_learning.py --strategies random margin --seeds 0 --rounds 3   # a quick look
+    python bench/active_learning.py --corpus maccrobat --pool-limit 60 --test-size 30 --rounds 4 --batch 8
+    python bench/active_learning.py --report bench/out/al-demo.json   # chart + table again from a saved run
+
+Every labelled document of the corpus is imported into a fresh SQLite file. A fixed test split (the ``--test-size``
+documents with the smallest hash of their stable key, the same for every seed and strategy) is never queried; the
+other documents (at most ``--pool-limit``, again by hash) form the pool whose gold spans are hidden until queried.
+
+Per seed: a random seed set of ``--seed-size`` documents is "labelled" and a model trained on it
+(:func:`training.trainer.run_training`, default LoRA config with a fixed small ``--max-steps``). Then, for each
+strategy: score the remaining pool with the current model (:func:`training.scoring.score_documents`), pick the top
+``--batch`` documents (:func:`core.active.select_batch`), reveal their gold spans, retrain from the base model on
+everything labelled so far, and record strict entity F1 on the test split against the number of labelled documents
+and labelled (word-piece) tokens. ``--rounds`` counts the trained models per curve (round 0 = the seed set, shared by
+all strategies of a seed). The full-data F1 is a model trained the same way on the whole pool.
+
+Output under ``bench/out/``: ``al-<corpus>.json`` (every point, timings), ``al-<corpus>.html`` and ``.png`` (plotly
+learning curves; the PNG through kaleido with the local Chromium) and ``al-<corpus>.md`` (labels needed to reach 95%
+of the full-data F1 per strategy vs random).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.train_bench import MACCROBAT_LABELS, make_project  # noqa: E402
+from core.active import get_strategy, select_batch  # noqa: E402
+from core.split import DocumentSplit, document_key, hash_unit  # noqa: E402
+from core.types import ReportLensError  # noqa: E402
+
+DEFAULT_STRATEGIES = ("random", "margin", "mnlp", "diversity")
+TARGET_SHARE = 0.95  # "labels needed to reach 95% of the full-data F1"
+DEV_DOCS = 2  # dev = the first labelled documents (dev_is_train): only progress reports use it, kept tiny for speed
+Log = Callable[[str], None]
+
+
+# ---------------------------------------------------------------- corpus and splits
+
+
+def fixed_split(docs: Sequence[Any], test_size: int, pool_limit: int | None) -> tuple[list[Any], list[Any]]:
+    """``(test ids, pool ids)``: documents ordered by the hash of their stable key; the first ``test_size`` are the
+    test split, the next ``pool_limit`` (all when ``None``) the pool. Independent of the seed and the strategy."""
+    if test_size < 1:
+        raise ReportLensError(f"--test-size must be at least 1, got {test_size}.")
+    order = sorted(docs, key=lambda d: hash_unit(document_key(d.meta.get("ls_task_id"), d.text), 0))
+    test = [d.id for d in order[:test_size]]
+    pool = [d.id for d in order[test_size:]]
+    if pool_limit is not None:
+        pool = pool[:pool_limit]
+    return test, pool
+
+
+def token_counts(tokenizer: Any, docs: Sequence[Any], config: Any) -> dict[Any, int]:
+    """Word-piece tokens per document (what an annotator's cost is counted in)."""
+    from training.inference import prepare_documents
+
+    prepared = prepare_documents(tokenizer, [(d.id, d.text) for d in docs], config.align())
+    return {d.id: len(p.doc) for d, p in zip(docs, prepared, strict=True)}
+
+
+# ---------------------------------------------------------------- one round: train, evaluate, score
+
+
+class Simulator:
+    """Trains and scores on one imported project; every model goes to its own folder under ``work_dir``."""
+
+    def __init__(self, engine: Any, project_id: int, config: Any, work_dir: Path, log: Log = print,
+                 mc_passes: int = 10) -> None:
+        from training.trainer import load_project_data
+
+        self.engine, self.project_id, self.config, self.work_dir, self.log = engine, project_id, config, work_dir, log
+        self.mc_passes = mc_passes
+        _, docs, self.schema = load_project_data(engine, project_id)
+        self.docs = {d.id: d for d in docs}
+        self.n_models = 0
+
+    def train(self, labelled: Sequence[Any], test: Sequence[Any], seed: int) -> tuple[float, str, float]:
+        """``(test F1, model folder, seconds)`` of a model trained on ``labelled``."""
+        from training.trainer import run_training
+
+        t = time.monotonic()
+        self.n_models += 1
+        out = self.work_dir / f"model-{self.n_models}"
+        split = DocumentSplit(train=tuple(labelled), dev=tuple(labelled[:DEV_DOCS]), test=tuple(test),
+                              dev_is_train=True)
+        result = run_training(self.engine, self.project_id, replace(self.config, seed=seed), out, split=split)
+        if result.cancelled or result.metrics["test"] is None:
+            raise ReportLensError(f"Training on {len(labelled)} documents did not finish; see the log above.")
+        return float(result.metrics["test"]["f1"]), str(out), time.monotonic() - t
+
+    def score(self, model_dir: str, pool: Sequence[Any], strategy: str) -> Any:
+        """The pool's probabilities / MC passes / embeddings under the model in ``model_dir``."""
+        from training.inference import clear_model_cache, load_model
+        from training.scoring import ScoreConfig, score_documents
+
+        loaded = load_model(model_dir)
+        config = ScoreConfig(strategy=strategy if strategy in ("bald",) else "margin", mc_passes=self.mc_passes)
+        scored = score_documents(loaded.model, loaded.tokenizer, [(i, self.docs[i].text) for i in pool],
+                                 loaded.config.align(), config, loaded.schema)
+        clear_model_cache()
+        assert scored is not None  # no should_stop given
+        return scored[0]
+
+    def query(self, strategy: str, model_dir: str, pool: Sequence[Any], n: int, seed: int,
+              cached: dict[str, Any] | None = None) -> tuple[list[Any], float]:
+        """The ``n`` pool documents ``strategy`` asks for next (ids) and the seconds it took (scoring included)."""
+        t = time.monotonic()
+        s = get_strategy(strategy, seed=seed, passes=self.mc_passes)
+        if not s.needs_probs and not s.needs_embeddings:
+            picks = select_batch(s, [np.zeros((0, 1))] * len(pool), n)
+        else:
+            key = "bald" if s.needs_passes else "plain"
+            out = cached.get(key) if cached is not None else None
+            if out is None:
+                out = self.score(model_dir, pool, "bald" if s.needs_passes else strategy)
+                if cached is not None:
+                    cached[key] = out
+            picks = select_batch(s, out.probs, n, out.passes, out.embeddings)
+        return [pool[i] for i in picks], time.monotonic() - t
+
+
+def simulate(sim: Simulator, strategies: Sequence[str], seeds: Sequence[int], rounds: int, batch: int,
+             seed_size: int, test: Sequence[Any], pool: Sequence[Any], tokens: dict[Any, int],
+             full_data: bool = True) -> dict[str, Any]:
+    """Learning curves ``runs[i] = {"strategy", "seed", "points": [{"round", "docs", "tokens", "f1", ...}]}``
+    (one point per round) and the full-data F1 per seed."""
+    for name in strategies:
+        get_strategy(name)  # unknown names fail before any training
+    if rounds < 1 or batch < 1 or seed_size < 1:
+        raise ReportLensError(f"--rounds, --batch and --seed-size must be >= 1; got {rounds}, {batch}, {seed_size}.")
+    need = seed_size + batch * (rounds - 1)
+    if need > len(pool):
+        raise ReportLensError(f"{rounds} rounds of {batch} after a seed set of {seed_size} need {need} pool documents; "
+                              f"the pool has {len(pool)}. Lower --rounds/--batch or raise --pool-limit.")
+    if set(test) & set(pool):
+        raise ReportLensError("The test split and the pool overlap; this is a bug in the split.")
+    runs: list[dict[str, Any]] = []
+    full: list[dict[str, Any]] = []
+    for seed in seeds:
+        seed_set = random.Random(seed).sample(list(pool), seed_size)
+        f1_0, dir_0, train_s = sim.train(seed_set, test, seed)
+        sim.log(f"seed {seed}: seed set of {seed_size} docs -> test F1 {f1_0:.3f} ({train_s:.0f} s)")
+        first_scores: dict[str, Any] = {}  # the round-0 pool forward pass, shared by the strategies of this seed
+        for name in strategies:
+            labelled = list(seed_set)
+            model_dir = dir_0
+            points = [{"round": 0, "docs": len(labelled), "tokens": sum(tokens[i] for i in labelled), "f1": f1_0,
+                       "train_s": round(train_s, 1), "query_s": 0.0, "queried": []}]
+            for r in range(1, rounds):
+                done = set(labelled)
+                remaining = [i for i in pool if i not in done]
+                picks, query_s = sim.query(name, model_dir, remaining, batch, seed * 1000 + r,
+                                           first_scores if r == 1 else None)
+                labelled += picks
+                f1, model_dir, t_s = sim.train(labelled, test, seed)
+                points.append({"round": r, "docs": len(labelled), "tokens": sum(tokens[i] for i in labelled),
+                               "f1": f1, "train_s": round(t_s, 1), "query_s": round(query_s, 1), "queried": picks})
+                sim.log(f"seed {seed} {name} round {r}: {len(labelled)} docs -> test F1 {f1:.3f} "
+                        f"(query {query_s:.0f} s, train {t_s:.0f} s)")
+            runs.append({"strategy": name, "seed": seed, "seed_set": seed_set, "points": points})
+        if full_data:
+            f1, _, t_s = sim.train(list(pool), test, seed)
+            full.append({"seed": seed, "docs": len(pool), "tokens": sum(tokens[i] for i in pool), "f1": f1,
+                         "train_s": round(t_s, 1)})
+            sim.log(f"seed {seed}: full pool of {len(pool)} docs -> test F1 {f1:.3f} ({t_s:.0f} s)")
+    return {"runs": runs, "full": full}
+
+
+# ---------------------------------------------------------------- summary: mean curves, labels to 95%
+
+
+def mean_curves(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
+    """Per strategy, per round: mean/std of F1 and mean docs/tokens over the seeds."""
+    by: dict[str, dict[int, list[dict[str, Any]]]] = {}
+    for run in runs:
+        for p in run["points"]:
+            by.setdefault(run["strategy"], {}).setdefault(p["round"], []).append(p)
+    out: dict[str, list[dict[str, float]]] = {}
+    for name, rounds in by.items():
+        out[name] = [{"round": r, "docs": float(np.mean([p["docs"] for p in ps])),
+                      "tokens": float(np.mean([p["tokens"] for p in ps])),
+                      "f1": float(np.mean([p["f1"] for p in ps])), "f1_std": float(np.std([p["f1"] for p in ps])),
+                      "seeds": len(ps)} for r, ps in sorted(rounds.items())]
+    return out
+
+
+def labels_to_reach(curve: Sequence[dict[str, float]], target: float) -> tuple[float | None, float | None]:
+    """``(documents, tokens)`` at the first round whose mean F1 reaches ``target``; ``(None, None)`` if none does."""
+    for p in curve:
+        if p["f1"] >= target:
+            return p["docs"], p["tokens"]
+    return None, None
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """The table: labels needed per strategy vs random, and whether the issue's target is met."""
+    curves = mean_curves(result["runs"])
+    full_f1 = float(np.mean([f["f1"] for f in result["full"]])) if result["full"] else None
+    rows = []
+    max_docs = max((p["docs"] for c in curves.values() for p in c), default=0)
+    target = TARGET_SHARE * full_f1 if full_f1 is not None else None
+    for name, curve in curves.items():
+        docs, toks = labels_to_reach(curve, target) if target is not None else (None, None)
+        auc = float(np.mean([p["f1"] for p in curve]))
+        rows.append({"strategy": name, "docs_to_target": docs, "tokens_to_target": toks, "mean_f1_over_rounds": auc,
+                     "final_f1": curve[-1]["f1"], "final_docs": curve[-1]["docs"]})
+    random_row = next((r for r in rows if r["strategy"] == "random"), None)
+    for r in rows:
+        base = random_row["docs_to_target"] if random_row else None
+        r["docs_vs_random"] = (r["docs_to_target"] / base) if (base and r["docs_to_target"] is not None) else None
+    others = [r for r in rows if r["strategy"] != "random"]
+    # best: fewest documents to the target, then the highest mean F1 over the rounds (area under the curve)
+    best = min(others, key=lambda r: (r["docs_to_target"] if r["docs_to_target"] is not None else float("inf"),
+                                      -r["mean_f1_over_rounds"]), default=None)
+    met = None
+    if best is not None and random_row is not None and target is not None and best["docs_to_target"] is not None:
+        if random_row["docs_to_target"] is not None:
+            met = best["docs_to_target"] <= 0.5 * random_row["docs_to_target"]
+        else:  # random never got there within the simulated rounds: it needs more than max_docs
+            met = True if best["docs_to_target"] <= 0.5 * max_docs else None
+    return {"full_f1": full_f1, "target_f1": target, "rows": rows, "best": best["strategy"] if best else None,
+            "target_met": met, "max_docs": max_docs, "curves": curves}
+
+
+def table_markdown(summary: dict[str, Any]) -> str:
+    def num(x: float | None, fmt: str = "{:.0f}") -> str:
+        return f"> {summary['max_docs']:.0f}" if x is None else fmt.format(x)
+
+    lines = [f"Full-data test F1 {summary['full_f1']:.3f}; target (95%) {summary['target_f1']:.3f}." if
+             summary["full_f1"] is not None else "No full-data run.", "",
+             "| strategy | docs to 95% | tokens to 95% | docs vs random | mean F1 over rounds | final F1 (docs) |",
+             "|---|---|---|---|---|---|"]
+    for r in sorted(summary["rows"], key=lambda r: (r["strategy"] != "random", r["strategy"])):
+        ratio = "n/a" if r["docs_vs_random"] is None else f"{r['docs_vs_random']:.2f}x"
+        toks = "n/a" if r["tokens_to_target"] is None else f"{r['tokens_to_target']:.0f}"
+        lines.append(f"| {r['strategy']} | {num(r['docs_to_target'])} | {toks} | {ratio} | "
+                     f"{r['mean_f1_over_rounds']:.3f} | {r['final_f1']:.3f} ({r['final_docs']:.0f}) |")
+    verdict = {True: "met", False: "not met", None: "undecided (not reached within the simulated rounds)"}
+    lines += ["", f"Best strategy: {summary['best']}; target (best reaches 95% with at most half of random's "
+                  f"documents): {verdict[summary['target_met']]}."]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- chart
+
+
+def make_figure(summary: dict[str, Any], title: str) -> Any:
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test F1 vs labelled documents", "test F1 vs labelled tokens"))
+    palette = ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880"]
+    for k, (name, curve) in enumerate(sorted(summary["curves"].items(), key=lambda kv: kv[0] != "random")):
+        color = "#444" if name == "random" else palette[k % len(palette)]
+        dash = "dash" if name == "random" else "solid"
+        for col, x in ((1, "docs"), (2, "tokens")):
+            fig.add_trace(go.Scatter(
+                x=[p[x] for p in curve], y=[p["f1"] for p in curve], mode="lines+markers", name=name,
+                legendgroup=name, showlegend=col == 1, line={"color": color, "dash": dash},
+                error_y={"type": "data", "array": [p["f1_std"] for p in curve], "visible": True, "thickness": 1}),
+                row=1, col=col)
+    if summary["target_f1"] is not None:
+        for col in (1, 2):
+            fig.add_hline(y=summary["full_f1"], line={"color": "#888", "width": 1}, row=1, col=col,
+                          annotation_text="full data" if col == 1 else None)
+            fig.add_hline(y=summary["target_f1"], line={"color": "#888", "width": 1, "dash": "dot"}, row=1, col=col,
+                          annotation_text="95%" if col == 1 else None)
+    fig.update_yaxes(title_text="entity F1 (strict, test split)", row=1, col=1)
+    fig.update_xaxes(title_text="labelled documents", row=1, col=1)
+    fig.update_xaxes(title_text="labelled word-piece tokens", row=1, col=2)
+    fig.update_layout(title=title, width=1200, height=520, template="plotly_white")
+    return fig
+
+
+def write_chart(summary: dict[str, Any], title: str, html: Path, png: Path, log: Log = print) -> bool:
+    """HTML (plotly.js inlined: opens offline) and PNG (kaleido + local Chromium). False if the PNG failed."""
+    fig = make_figure(summary, title)
+    fig.write_html(html, include_plotlyjs=True, full_html=True)
+    if not os.environ.get("BROWSER_PATH") and Path("/usr/bin/chromium").exists():
+        os.environ["BROWSER_PATH"] = "/usr/bin/chromium"  # kaleido 1.x drives a local Chrome/Chromium
+    try:
+        fig.write_image(png, scale=1)
+    except Exception as exc:  # noqa: BLE001 - the HTML is written; the PNG is optional, say why it is missing
+        log(f"PNG not written ({type(exc).__name__}: {exc}); the HTML chart is at {html}. Install kaleido "
+            "(requirements.txt) and make a Chrome/Chromium available (BROWSER_PATH).")
+        return False
+    return True
+
+
+# ---------------------------------------------------------------- command line
+
+
+def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Runs of the same corpus and settings (e.g. one process per seed) as one result."""
+    first = results[0]
+    for r in results[1:]:
+        if r["corpus"] != first["corpus"] or r["test_ids"] != first["test_ids"]:
+            raise ReportLensError("Only runs of the same corpus and test split can be merged.")
+    seeds = [s for r in results for s in r["args"]["seeds"]]
+    return first | {"runs": [x for r in results for x in r["runs"]], "full": [x for r in results for x in r["full"]],
+                    "args": first["args"] | {"seeds": seeds}, "duration_s": [r["duration_s"] for r in results]}
+
+
+def report(result: dict[str, Any], out_dir: Path, name: str | None = None, log: Log = print) -> dict[str, Any]:
+    summary = summarise(result)
+    stem = out_dir / (name or f"al-{result['corpus']}")
+    a = result["args"]
+    title = (f"Active learning on {result['corpus']}: seed set {a['seed_size']}, batch {a['batch']}, "
+             f"{len(a['seeds'])} seeds, max_steps {a['max_steps']}, pool {result['pool_size']}, "
+             f"test {len(result['test_ids'])} docs")
+    png_ok = write_chart(summary, title, stem.with_suffix(".html"), stem.with_suffix(".png"), log)
+    table = table_markdown(summary)
+    stem.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    log(table)
+    log(f"chart: {stem.with_suffix('.html')}" + (f" and {stem.with_suffix('.png')}" if png_ok else ""))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpus", choices=["demo", "maccrobat"], default="demo",
+                    help="demo: core.demo export (--n tasks, ~60%% labelled); maccrobat: ../shared/data/maccrobat2020, "
+                         "labels " + ", ".join(MACCROBAT_LABELS))
+    ap.add_argument("--n", type=int, default=300, help="demo tasks to generate (300 -> 180 labelled)")
+    ap.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
+                    help="core.active registry names; random is the baseline")
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--rounds", type=int, default=4, help="trained models per curve, the seed set included")
+    ap.add_argument("--batch", type=int, default=4, help="documents labelled per round")
+    ap.add_argument("--seed-size", type=int, default=4, help="random documents labelled before the first query")
+    ap.add_argument("--test-size", type=int, default=40, help="fixed test documents (never queried)")
+    ap.add_argument("--pool-limit", type=int, default=60, help="at most this many pool documents (0 = all)")
+    ap.add_argument("--max-steps", type=int, default=30, help="optimizer steps per training (0 = use --epochs)")
+    ap.add_argument("--epochs", type=int, default=None, help="passes per training when --max-steps is 0")
+    ap.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for bald")
+    ap.add_argument("--base-model", default="bundled")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (1 is fastest on a shared, loaded 2-core machine; see bench/README.md)")
+    ap.add_argument("--out-dir", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--name", help="output file stem (default al-<corpus>)")
+    ap.add_argument("--report", nargs="+", metavar="JSON",
+                    help="only redraw the chart and table of saved runs (several files, e.g. one per seed, merge)")
+    args = ap.parse_args(argv)
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report(merge([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.report]), out_dir, args.name)
+        return
+
+    import torch
+
+    from db.engine import make_engine
+    from training.config import TrainConfig
+    from training.encoding import load_tokenizer
+
+    torch.set_num_threads(max(1, args.threads))
+    config = TrainConfig(base_model=args.base_model, max_steps=args.max_steps or None, epochs=args.epochs)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="reportlens-al-bench-") as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.db'}"
+        make_project(url, args.n, 0, args.corpus)
+        engine = make_engine(url)
+        sim = Simulator(engine, 1, config, Path(tmp), mc_passes=args.mc_passes,
+                        log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True))
+        test, pool = fixed_split(list(sim.docs.values()), args.test_size, args.pool_limit or None)
+        tokens = token_counts(load_tokenizer(config.base_model), list(sim.docs.values()), config)
+        sim.log(f"{args.corpus}: {len(sim.docs)} labelled docs, test {len(test)}, pool {len(pool)}, "
+                f"{len(sim.schema.labels)} labels")
+        result = simulate(sim, args.strategies, args.seeds, args.rounds, args.batch, args.seed_size, test, pool,
+                          tokens)
+    result |= {"corpus": args.corpus, "args": vars(args), "test_ids": test, "pool_size": len(pool),
+               "duration_s": round(time.monotonic() - started, 1), "cpus": os.cpu_count(),
+               "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}
+    name = args.name or f"al-{args.corpus}"
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
+    report(result, out_dir, name)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""bench/active_learning.py: the simulation loop on the tiny random BERT (2 rounds), its bookkeeping and summary."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.active_learning import Simulator, fixed_split, labels_to_reach, simulate, summarise, token_counts
+from core.types import ReportLensError
+from db.engine import make_engine
+from db.importer import import_tasks
+from tests.tiny import tiny_model_dir, tiny_tokenizer
+from tests.unit.test_training import tiny_tasks
+from training.config import TrainConfig
+
+STRATEGIES = ["random", "margin", "mnlp", "diversity"]
+
+
+@pytest.fixture
+def sim(sqlite_url, tmp_path):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "tiny", tiny_tasks(n=30))
+    config = TrainConfig(base_model=str(tiny_model_dir(tmp_path / "base")), max_steps=2, batch_size=4, max_length=32,
+                         stride=8, learning_rate=5e-3)
+    return Simulator(engine, 1, config, tmp_path / "models", log=lambda _m: None)
+
+
+def test_two_rounds_bookkeeping(sim):
+    docs = list(sim.docs.values())
+    test, pool = fixed_split(docs, test_size=8, pool_limit=16)
+    assert len(test) == 8 and len(pool) == 16 and not set(test) & set(pool)
+    assert fixed_split(docs, 8, 16) == (test, pool)  # fixed: no seed involved
+    tokens = token_counts(tiny_tokenizer(), docs, sim.config)
+    result = simulate(sim, STRATEGIES, seeds=[0, 1], rounds=2, batch=3, seed_size=4, test=test, pool=pool,
+                      tokens=tokens)
+
+    runs = result["runs"]
+    assert sorted((r["strategy"], r["seed"]) for r in runs) == sorted((s, k) for s in STRATEGIES for k in (0, 1))
+    for run in runs:
+        points = run["points"]
+        assert [p["round"] for p in points] == [0, 1]  # one point per round
+        assert [p["docs"] for p in points] == [4, 7]  # the seed set, then + batch
+        queried = [i for p in points for i in p["queried"]]
+        labelled = run["seed_set"] + queried
+        assert len(labelled) == len(set(labelled)) == 7  # nothing queried twice, nor a seed document
+        assert set(labelled) <= set(pool) and not set(labelled) & set(test)  # the test split is never queried
+        assert [p["tokens"] for p in points] == [sum(tokens[i] for i in run["seed_set"]),
+                                                 sum(tokens[i] for i in labelled)]
+        assert all(0.0 <= p["f1"] <= 1.0 for p in points)
+    by_seed = {}
+    for run in runs:  # round 0 is shared: same seed set and the same model for every strategy of a seed
+        by_seed.setdefault(run["seed"], set()).add((tuple(run["seed_set"]), run["points"][0]["f1"]))
+    assert all(len(v) == 1 for v in by_seed.values())
+    assert [f["seed"] for f in result["full"]] == [0, 1] and all(f["docs"] == 16 for f in result["full"])
+
+    summary = summarise(result)
+    assert set(summary["curves"]) == set(STRATEGIES)
+    assert all(len(c) == 2 for c in summary["curves"].values())
+    assert summary["best"] in set(STRATEGIES) - {"random"}
+    assert summary["target_f1"] == pytest.approx(0.95 * summary["full_f1"])
+
+
+def test_pool_too_small_and_unknown_strategy_are_clear_errors(sim):
+    test, pool = fixed_split(list(sim.docs.values()), test_size=8, pool_limit=10)
+    with pytest.raises(ReportLensError, match="need 13 pool documents"):
+        simulate(sim, ["random"], [0], rounds=4, batch=3, seed_size=4, test=test, pool=pool, tokens={})
+    with pytest.raises(ReportLensError, match="Unknown query strategy"):
+        simulate(sim, ["nope"], [0], rounds=2, batch=3, seed_size=4, test=test, pool=pool, tokens={})
+    assert sim.n_models == 0  # nothing trained before the checks
+
+
+def test_labels_to_reach():
+    curve = [{"docs": 4, "tokens": 40, "f1": 0.5}, {"docs": 8, "tokens": 90, "f1": 0.9}]
+    assert labels_to_reach(curve, 0.85) == (8, 90)
+    assert labels_to_reach(curve, 0.95) == (None, None)
