@@ -72,3 +72,30 @@ def test_labels_to_reach():
     curve = [{"docs": 4, "tokens": 40, "f1": 0.5}, {"docs": 8, "tokens": 90, "f1": 0.9}]
     assert labels_to_reach(curve, 0.85) == (8, 90)
     assert labels_to_reach(curve, 0.95) == (None, None)
+
+
+def _result(seed: int, f1s: dict[str, list[float]]) -> dict:
+    runs = [{"strategy": s, "seed": seed, "seed_set": [1, 2],
+             "points": [{"round": r, "docs": 2 + 2 * r, "tokens": 20 * (r + 1), "f1": f, "queried": []}
+                        for r, f in enumerate(v)]} for s, v in f1s.items()]
+    return {"corpus": "demo", "test_ids": [9, 10], "pool_size": 8, "runs": runs,
+            "full": [{"seed": seed, "docs": 8, "tokens": 80, "f1": 0.8}], "duration_s": 1.0,
+            "args": {"seeds": [seed], "seed_size": 2, "batch": 2, "max_steps": 3}}
+
+
+def test_merge_and_report_write_chart_and_table(tmp_path):
+    from bench.active_learning import merge, report
+
+    a = _result(0, {"random": [0.2, 0.5, 0.7, 0.78], "margin": [0.2, 0.78, 0.8, 0.8]})
+    b = _result(1, {"random": [0.3, 0.5, 0.72, 0.8], "margin": [0.3, 0.76, 0.8, 0.81]})
+    merged = merge([a, b])
+    assert merged["args"]["seeds"] == [0, 1] and len(merged["runs"]) == 4
+    lines: list[str] = []
+    summary = report(merged, tmp_path, "al-x", log=lines.append)
+    # target 0.76: margin's mean curve reaches it at 4 docs, random's at 8 -> half the documents: target met
+    rows = {r["strategy"]: r for r in summary["rows"]}
+    assert rows["margin"]["docs_to_target"] == 4 and rows["random"]["docs_to_target"] == 8
+    assert summary["best"] == "margin" and summary["target_met"] is True
+    assert (tmp_path / "al-x.html").stat().st_size > 10_000 and (tmp_path / "al-x.md").is_file()
+    assert (tmp_path / "al-x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| margin | 4 |" in (tmp_path / "al-x.md").read_text()
