@@ -59,6 +59,11 @@ def test_review_accept_and_correct_entities_lands_in_the_database(page: Page, ap
     expect(marks.filter(has_text="sinus bradycardia")).not_to_contain_text("⚠")
 
     # accept the focused suggestion ("sinus bradycardia") with the keyboard shortcut
+    # the run that knows the reviewer has finished: decisions are unlocked (a shortcut on a disabled button does
+    # nothing)
+    expect(page.get_by_test_id("stAlert").filter(has_text="Type your name")).to_have_count(0)
+    expect(page.get_by_role("button", name=re.compile(r"^Accept( Shortcut A)?$"))).to_be_enabled()
+    _settle(page)
     page.evaluate("document.activeElement && document.activeElement.blur()")  # out of the Reviewer box
     page.keyboard.press("a")
     _flash(page, "Accepted RHYTHM")
