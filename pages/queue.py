@@ -53,6 +53,11 @@ if go:
 @st.fragment(run_every=2.0)
 def live_progress() -> None:
     active = jobs.active_jobs(engine(), project.id, kind=SCORE_JOB)
+    running = {j.id for j in active}
+    if st.session_state.get("q_running", set()) - running:  # a run just ended: show its queue
+        st.session_state["q_running"] = running
+        st.rerun(scope="app")
+    st.session_state["q_running"] = running
     if not active:
         return
     if any(j.status == "queued" for j in active):

@@ -21,7 +21,7 @@ from db import scores as score_db
 from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import record_model_version
-from tests.tiny import tiny_model_dir, tiny_tokenizer
+from tests.tiny import tiny_model_dir
 from tests.unit.test_training import cfg, report, tiny_tasks
 from training.inference import clear_model_cache, load_model, prepare_documents, window_probabilities
 from training.scoring import ScoreConfig, forward_pool, run_scoring
@@ -226,7 +226,3 @@ def test_cli_score_out_and_errors(project, sqlite_url, tmp_path):
                           timeout=300)
     assert full.returncode == 1 and "no unlabeled report" in full.stderr
     clear_model_cache()
-
-
-def test_tiny_tokenizer_is_the_one_trained(trained):
-    assert trained.config.base_model.endswith("base") and tiny_tokenizer() is not None
