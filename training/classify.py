@@ -28,7 +28,7 @@ import numpy as np
 from core.classmetrics import classification_scores
 from core.types import Document, LabelSchema, ReportLensError
 from training.config import TrainConfig
-from training.inference import PreparedDoc, prepare_documents
+from training.inference import PreparedDoc, prepare_documents, window_batches
 
 LABEL_MODES = ("auto", "single", "multi")
 
@@ -133,13 +133,10 @@ def load_base_classifier(base_model: str, classes: Sequence[str], multi_label: b
 
 
 def build_classifier(config: TrainConfig, classes: Sequence[str], multi_label: bool) -> Any:
-    from training.model import _quiet_load, check_target_modules
+    from training.model import _quiet_load, check_max_length, check_target_modules
 
     model = load_base_classifier(config.base_model, classes, multi_label, config.attn_implementation)
-    limit = getattr(model.config, "max_position_embeddings", None)
-    if limit is not None and config.max_length > limit:
-        raise ReportLensError(f"max_length {config.max_length} exceeds what {config.base_model!r} can read "
-                              f"({limit} positions); set max_length to {limit} or less.")
+    check_max_length(model, config)
     if config.method == "full":
         return model
     from peft import LoraConfig, TaskType, get_peft_model
@@ -174,8 +171,6 @@ def document_probabilities(
 
     multi = is_multi_label(model)
     n_classes = len(model_classes(model))
-    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
-    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
     sums = np.zeros((len(prepared), n_classes))
     counts = np.zeros(len(prepared))
     device = next(model.parameters()).device
@@ -183,20 +178,12 @@ def document_probabilities(
     model.eval()
     try:
         with torch.inference_mode():
-            for b in range(0, len(items), batch_size):
+            for wb in window_batches(prepared, pad_id, batch_size, device):
                 if should_stop is not None and should_stop():
                     return None
-                batch = items[b : b + batch_size]
-                wins = [prepared[d].windows[w] for d, w in batch]
-                width = max(len(win.input_ids) for win in wins)
-                ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(wins), width), dtype=torch.long)
-                for i, win in enumerate(wins):
-                    ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
-                    mask[i, : len(win.input_ids)] = 1
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+                logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits.float()
                 probs = (torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)).cpu().numpy()
-                for i, (d, _) in enumerate(batch):
+                for i, (d, _) in enumerate(wb.keys):
                     sums[d] += probs[i]
                     counts[d] += 1
     finally:

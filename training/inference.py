@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +71,38 @@ def prepare_documents(tokenizer: Any, docs: Sequence[tuple[Any, str]], align: Al
     return out
 
 
+@dataclass(frozen=True)
+class WindowBatch:
+    """Windows of several documents padded to the longest: ``keys`` are ``(document index, window index)``."""
+
+    keys: list[tuple[int, int]]
+    windows: list[Window]
+    input_ids: Any  # torch.LongTensor (batch, width)
+    attention_mask: Any
+
+
+def window_batches(prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
+                   device: Any = None) -> Iterator[WindowBatch]:
+    """Every window of ``prepared``, longest first (little padding), in padded batches of ``batch_size``."""
+    import torch
+
+    if batch_size < 1:
+        raise ReportLensError(f"batch_size must be >= 1; got {batch_size}.")
+    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
+    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
+    for b in range(0, len(items), batch_size):
+        batch = items[b : b + batch_size]
+        wins = [prepared[d].windows[w] for d, w in batch]
+        width = max(len(win.input_ids) for win in wins)
+        ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(wins), width), dtype=torch.long)
+        for i, win in enumerate(wins):
+            ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
+            mask[i, : len(win.input_ids)] = 1
+        yield WindowBatch(batch, wins, ids.to(device) if device is not None else ids,
+                          mask.to(device) if device is not None else mask)
+
+
 def window_probabilities(
     model: Any, prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
     should_stop: Callable[[], bool] | None = None,
@@ -78,28 +110,17 @@ def window_probabilities(
     """Merged per-token probabilities per document; ``None`` if ``should_stop()`` turned true between batches."""
     import torch
 
-    if batch_size < 1:
-        raise ReportLensError(f"batch_size must be >= 1; got {batch_size}.")
-    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
-    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
     per_window: dict[tuple[int, int], np.ndarray] = {}
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for b in range(0, len(items), batch_size):
+            for wb in window_batches(prepared, pad_id, batch_size, device):
                 if should_stop is not None and should_stop():
                     return None
-                batch = items[b : b + batch_size]
-                wins = [prepared[d].windows[w] for d, w in batch]
-                width = max(len(win.input_ids) for win in wins)
-                ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(wins), width), dtype=torch.long)
-                for i, win in enumerate(wins):
-                    ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
-                    mask[i, : len(win.input_ids)] = 1
-                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+                batch, wins = wb.keys, wb.windows
+                logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits
                 probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
                 for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
                     per_window[key] = probs[i, 1 : len(win.input_ids) - 1]

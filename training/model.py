@@ -66,14 +66,18 @@ def check_target_modules(model: Any, target_modules: tuple[str, ...]) -> None:
             f"linear layers are named {', '.join(available)}. Set target_modules to some of those, or 'all-linear'.")
 
 
-def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
-    """A trainable model for ``config.method``: the whole encoder (``full``) or a peft LoRA wrapper whose adapters
-    and (fully trained) classifier head are the only trainable weights."""
-    model = load_base_model(config.base_model, schema, config.attn_implementation)
+def check_max_length(model: Any, config: TrainConfig) -> None:
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit is not None and config.max_length > limit:
         raise ReportLensError(f"max_length {config.max_length} exceeds what {config.base_model!r} can read "
                               f"({limit} positions); set max_length to {limit} or less.")
+
+
+def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
+    """A trainable model for ``config.method``: the whole encoder (``full``) or a peft LoRA wrapper whose adapters
+    and (fully trained) classifier head are the only trainable weights."""
+    model = load_base_model(config.base_model, schema, config.attn_implementation)
+    check_max_length(model, config)
     if config.method == "full":
         return model
     from peft import LoraConfig, TaskType, get_peft_model
