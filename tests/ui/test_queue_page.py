@@ -61,6 +61,15 @@ def test_everything_labeled_says_so(db):
     assert any("no unlabeled report" in i.value for i in at.info)
 
 
+def test_no_model_yet_explains_the_cold_start(db):
+    import_tasks(make_engine(db), "tiny", unlabeled_tasks())
+    at = run_page()
+    assert not at.exception, at.exception
+    assert any("cold start" in i.value and "diversity" in i.value for i in at.info)
+    assert any("No scores yet" in i.value for i in at.info)
+    assert at.selectbox(key="q_strategy").disabled
+
+
 def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     engine = make_engine(db)
     pool = [replace(t, text=t.text + XSS) for t in unlabeled_tasks()]
