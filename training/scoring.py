@@ -107,11 +107,11 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
     """One pass over every window of ``prepared`` (longest first); ``None`` if ``should_stop()`` turned true."""
     import torch
 
-    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
-    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
+    from training.inference import window_batches
+
+    n_windows = sum(len(p.windows) for p in prepared)
     win_probs: dict[tuple[int, int], np.ndarray] = {}
     win_passes: dict[tuple[int, int], np.ndarray] = {}
-    emb_dim = None
     emb_sum: np.ndarray | None = None
     emb_count = np.zeros(len(prepared))
     device = next(model.parameters()).device
@@ -119,20 +119,13 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     last_report = 0.0
+    done = 0
     try:
         with torch.inference_mode():
-            for b in range(0, len(items), batch_size):
+            for wb in window_batches(prepared, pad_id, batch_size, device):
                 if should_stop is not None and should_stop():
                     return None
-                batch = items[b : b + batch_size]
-                wins = [prepared[d].windows[w] for d, w in batch]
-                width = max(len(win.input_ids) for win in wins)
-                ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(wins), width), dtype=torch.long)
-                for i, win in enumerate(wins):
-                    ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
-                    mask[i, : len(win.input_ids)] = 1
-                ids, mask = ids.to(device), mask.to(device)
+                batch, wins, ids, mask = wb.keys, wb.windows, wb.input_ids, wb.attention_mask
                 model.eval()
                 out = model(input_ids=ids, attention_mask=mask, output_hidden_states=want_embeddings)
                 if want_probs:
@@ -146,8 +139,7 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
                     content[torch.arange(len(wins)), mask.sum(dim=1) - 1] = 0  # [SEP]
                     summed = (hidden * content.unsqueeze(-1)).sum(dim=1).cpu().numpy()
                     if emb_sum is None:
-                        emb_dim = summed.shape[1]
-                        emb_sum = np.zeros((len(prepared), emb_dim))
+                        emb_sum = np.zeros((len(prepared), summed.shape[1]))
                     for i, (d, _w) in enumerate(batch):
                         emb_sum[d] += summed[i]
                         emb_count[d] += float(content[i].sum())
@@ -159,11 +151,11 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
                     for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
                         win_passes[key] = stack[i, :, 1 : len(win.input_ids) - 1]
                 now = time.monotonic()
-                done = min(b + batch_size, len(items))
-                if progress is not None and (now - last_report >= 1.0 or done == len(items)):
+                done += len(batch)
+                if progress is not None and (now - last_report >= 1.0 or done == n_windows):
                     last_report = now
-                    progress({"phase": "score", "step": done, "max_steps": len(items),
-                              "message": f"{done}/{len(items)} windows of {len(prepared)} reports"})
+                    progress({"phase": "score", "step": done, "max_steps": n_windows,
+                              "message": f"{done}/{n_windows} windows of {len(prepared)} reports"})
     finally:
         model.train(was_training)
         torch.random.set_rng_state(gen_state)
