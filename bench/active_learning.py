@@ -280,11 +280,12 @@ def make_figure(summary: dict[str, Any], title: str) -> Any:
                 error_y={"type": "data", "array": [p["f1_std"] for p in curve], "visible": True, "thickness": 1}),
                 row=1, col=col)
     if summary["target_f1"] is not None:
-        for col in (1, 2):
-            fig.add_hline(y=summary["full_f1"], line={"color": "#888", "width": 1}, row=1, col=col,
-                          annotation_text="full data" if col == 1 else None)
+        for col in (1, 2):  # labels only on the left panel (plotly writes "new text" for an empty annotation)
+            full_label = {"annotation_text": "full data"} if col == 1 else {}
+            target_label = {"annotation_text": "95% of full data"} if col == 1 else {}
+            fig.add_hline(y=summary["full_f1"], line={"color": "#888", "width": 1}, row=1, col=col, **full_label)
             fig.add_hline(y=summary["target_f1"], line={"color": "#888", "width": 1, "dash": "dot"}, row=1, col=col,
-                          annotation_text="95%" if col == 1 else None)
+                          **target_label)
     fig.update_yaxes(title_text="entity F1 (strict, test split)", row=1, col=1)
     fig.update_xaxes(title_text="labelled documents", row=1, col=1)
     fig.update_xaxes(title_text="labelled word-piece tokens", row=1, col=2)
