@@ -337,6 +337,30 @@ def report(result: dict[str, Any], out_dir: Path, name: str | None = None, log: 
     return summary
 
 
+def run_parallel(argv: list[str], seeds: Sequence[int], jobs: int, out_dir: Path, name: str) -> None:
+    """One child process per seed (at most ``jobs`` at a time; later flags override earlier ones), then one merged
+    report. Each child logs to ``<name>-s<seed>.log``."""
+    import subprocess
+
+    pending = list(seeds)
+    running: list[tuple[int, Any, Any]] = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            seed = pending.pop(0)
+            log = open(out_dir / f"{name}-s{seed}.log", "w", encoding="utf-8")  # noqa: SIM115 - closed below
+            cmd = [sys.executable, "-u", __file__, *argv, "--seeds", str(seed), "--name", f"{name}-s{seed}",
+                   "--jobs", "1"]
+            running.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+            print(f"seed {seed}: running, log in {out_dir / f'{name}-s{seed}.log'}", flush=True)
+        seed, proc, log = running.pop(0)
+        code = proc.wait()
+        log.close()
+        if code:
+            raise SystemExit(f"seed {seed} failed (exit {code}); see {out_dir / f'{name}-s{seed}.log'}")
+    files = [out_dir / f"{name}-s{seed}.json" for seed in seeds]
+    report(merge([json.loads(f.read_text(encoding="utf-8")) for f in files]), out_dir, name)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", choices=["demo", "maccrobat"], default="demo",
@@ -357,6 +381,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--base-model", default="bundled")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 is fastest on a shared, loaded 2-core machine; see bench/README.md)")
+    ap.add_argument("--jobs", type=int, default=2,
+                    help="seeds run as this many parallel processes (one thread each), then merged")
     ap.add_argument("--out-dir", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--name", help="output file stem (default al-<corpus>)")
     ap.add_argument("--report", nargs="+", metavar="JSON",
@@ -366,6 +392,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.report:
         report(merge([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.report]), out_dir, args.name)
+        return
+    name = args.name or f"al-{args.corpus}"
+    if args.jobs > 1 and len(args.seeds) > 1:
+        run_parallel(list(sys.argv[1:] if argv is None else argv), args.seeds, args.jobs, out_dir, name)
         return
 
     import torch
@@ -392,7 +422,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     result |= {"corpus": args.corpus, "args": vars(args), "test_ids": test, "pool_size": len(pool),
                "duration_s": round(time.monotonic() - started, 1), "cpus": os.cpu_count(),
                "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}
-    name = args.name or f"al-{args.corpus}"
     (out_dir / f"{name}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     report(result, out_dir, name)
 
