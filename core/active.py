@@ -315,7 +315,7 @@ STRATEGIES: dict[str, Any] = {
     "diversity_cold": Diversity,
     "random": Random,
 }
-DEFAULT_STRATEGY = "margin"  # the active-learning benchmark (bench/active_learning.py) may change it
+DEFAULT_STRATEGY = "diversity"  # margin-weighted k-center: best final F1 in both bench/active_learning.py runs
 TREND_STRATEGY = "least_confidence(per_token)"  # mean token uncertainty: the uncertainty trend is read from it
 _OPTIONS = {"per_token": {"least_confidence", "margin", "bald", "diversity"}, "passes": {"bald"}, "seed": {"random"}}
 

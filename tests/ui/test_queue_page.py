@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.active import DEFAULT_STRATEGY, get_strategy
 from db import jobs
 from db import scores as score_db
 from db.engine import make_engine
@@ -95,7 +96,8 @@ def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert len(table) == N_UNLABELED and table["rank"].tolist() == list(range(1, N_UNLABELED + 1))
-    assert table["strategy"].unique().tolist() == ["margin"]  # ranked by the default, every strategy is stored
+    # ranked by the default strategy; every strategy is stored
+    assert table["strategy"].unique().tolist() == [str(get_strategy(DEFAULT_STRATEGY))]
     assert table["score"].is_monotonic_decreasing and set(table["task id"]) == set(range(100, 112))
     html = "\n".join(md.value for md in at.markdown)
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html  # report text is escaped
