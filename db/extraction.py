@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
-from core.types import Entity, ReportLensError
+from core.types import Entity
 from db import models as m
+from db import scores
 from db.engine import read_session, write_session
 
 CHUNK = 200
@@ -23,24 +24,9 @@ class DocText:
 
 
 def stored_predictions(engine: Engine, version_id: int, doc_ids: Sequence[int]) -> dict[int, list[Entity]]:
-    """The stored ``Prediction`` spans of a model version for these documents, as model entities; a malformed stored
-    span is skipped (the rest of its document still shows)."""
-    if not doc_ids:
-        return {}
-    with read_session(engine) as s:
-        rows = s.execute(select(m.Prediction.document_id, m.Prediction.spans).where(
-            m.Prediction.model_version_id == version_id, m.Prediction.document_id.in_(list(doc_ids)))).all()
-    out: dict[int, list[Entity]] = {}
-    for doc_id, spans in rows:
-        ents = []
-        for sp in spans or []:
-            try:
-                ents.append(Entity(int(sp["start"]), int(sp["end"]), str(sp["label"]),
-                                   float(sp.get("score") if sp.get("score") is not None else 1.0), "model", {}))
-            except (KeyError, TypeError, ValueError, ReportLensError):
-                continue
-        out[doc_id] = ents
-    return out
+    """The stored ``Prediction`` entities of a model version for these documents (:func:`db.scores.predictions_for`;
+    a malformed stored span is skipped, the rest of its document still shows)."""
+    return {d: list(ents) for d, (ents, _) in scores.predictions_for(engine, version_id, doc_ids).items()}
 
 
 def project_document_chunks(engine: Engine, project_id: int, without_rule_annotation: bool = False,

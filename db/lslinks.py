@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from core.types import ReportLensError
+from core.types import Entity, ReportLensError
 from db import models as m
+from db import scores
 from db.engine import json_safe, read_session, write_session
 
 LINK_KEY = "labelstudio"
@@ -127,29 +128,16 @@ def batch_documents(engine: Engine, project: int | str, document_ids: list[int])
 
 
 def stored_predictions(engine: Engine, model_version_id: int, document_ids: list[int]) -> dict[int, StoredPrediction]:
-    with read_session(engine) as s:
-        rows = s.scalars(select(m.Prediction).where(m.Prediction.model_version_id == model_version_id,
-                                                    m.Prediction.document_id.in_(document_ids)))
-        return {p.document_id: StoredPrediction(
-            document_id=p.document_id, score=p.score,
-            spans=tuple((int(sp["start"]), int(sp["end"]), str(sp["label"]),
-                         None if sp.get("score") is None else float(sp["score"])) for sp in (p.spans or [])))
-            for p in rows}
+    return {d: StoredPrediction(document_id=d, score=score,
+                                spans=tuple((e.start, e.end, e.label, e.score) for e in ents))
+            for d, (ents, score) in scores.predictions_for(engine, model_version_id, document_ids).items()}
 
 
 def save_predictions(engine: Engine, model_version_id: int, predictions: list[StoredPrediction]) -> int:
     """Store predictions that do not exist yet (another writer may have stored them meanwhile); returns how many."""
-    if not predictions:
-        return 0
-    with write_session(engine) as s:
-        have = set(s.scalars(select(m.Prediction.document_id).where(
-            m.Prediction.model_version_id == model_version_id,
-            m.Prediction.document_id.in_([p.document_id for p in predictions]))))
-        new = [p for p in predictions if p.document_id not in have]
-        s.add_all(m.Prediction(document_id=p.document_id, model_version_id=model_version_id, score=p.score,
-                               spans=[{"start": a, "end": b, "label": c, "score": d} for a, b, c, d in p.spans])
-                  for p in new)
-    return len(new)
+    items = {p.document_id: ([Entity(a, b, c, 1.0 if d is None else d) for a, b, c, d in p.spans], p.score)
+             for p in predictions}
+    return scores.save_predictions(engine, model_version_id, items)
 
 
 def record_task_ids(engine: Engine, project: int | str, task_ids: dict[int, int]) -> dict[int, int]:

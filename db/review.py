@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from core.review import Key, apply_decision, key_of, pending_entities
 from core.types import Entity, ReportLensError, Span
 from db import models as m
+from db import scores
 from db.engine import lock_project_key, read_session, write_session
 from db.repository import PREVIEW_CHARS, _aware
 
@@ -267,33 +268,14 @@ def worklist(engine: Engine, project_id: int, *, version_id: int | None = None, 
 
 def stored_prediction(engine: Engine, document_id: int, version_id: int) -> list[Entity] | None:
     """The entities a model version predicted for a document (``Prediction`` row), or ``None`` when not stored."""
-    with read_session(engine) as s:
-        spans = s.scalars(select(m.Prediction.spans).where(m.Prediction.document_id == document_id,
-                                                           m.Prediction.model_version_id == version_id)).first()
-    if spans is None:
-        return None
-    out = []
-    for sp in spans:
-        try:
-            out.append(Entity(int(sp["start"]), int(sp["end"]), str(sp["label"]),
-                              float(sp.get("score") if sp.get("score") is not None else 1.0), "model"))
-        except (KeyError, TypeError, ValueError, ReportLensError):
-            continue  # a malformed stored span is skipped; the rest of the prediction is still shown
-    return out
+    found = scores.predictions_for(engine, version_id, [document_id]).get(document_id)
+    return None if found is None else list(found[0])
 
 
 def store_prediction(engine: Engine, document_id: int, version_id: int, entities: Sequence[Entity],
                      score: float | None) -> None:
     """Write (or replace) the ``Prediction`` row of a document and model version."""
-    spans = [{"start": e.start, "end": e.end, "label": e.label, "score": float(e.score)} for e in entities]
-    with write_session(engine) as s:
-        lock_project_key(s, f"prediction:{document_id}:{version_id}")
-        row = s.scalars(select(m.Prediction).where(m.Prediction.document_id == document_id,
-                                                   m.Prediction.model_version_id == version_id)).first()
-        if row is None:
-            s.add(m.Prediction(document_id=document_id, model_version_id=version_id, spans=spans, score=score))
-        else:
-            row.spans, row.score = spans, score
+    scores.save_predictions(engine, version_id, {document_id: (entities, score)}, replace=True)
 
 
 # ---------------------------------------------------------------- the decision transaction

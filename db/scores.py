@@ -30,6 +30,7 @@ OPEN_BATCH_STATUSES = ("created", "sent")
 
 __all__ = [
     "BatchInfo", "QueueRow", "ScoringRun", "batched_document_ids", "create_batch", "document_predictions",
+    "predictions_for", "save_predictions",
     "get_batch", "latest_run", "list_batches", "prediction_sets", "prediction_versions", "ranked_queue",
     "store_run", "strategy_means",
 ]
@@ -223,6 +224,45 @@ def ranked_queue(engine: Engine, project_id: int, strategy: str | None = None, *
         out.append(QueueRow(rank_, doc, ls, float(score), strategy, n_tokens, int(n_chars or 0), preview or "",
                             _entities(spans), None if conf is None else float(conf)))
     return out, total, run
+
+
+def predictions_for(engine: Engine, version_id: int,
+                    document_ids: Sequence[int]) -> dict[int, tuple[tuple[Entity, ...], float | None]]:
+    """The stored ``Prediction`` of a model version for these documents: ``{doc id: (entities, confidence)}``.
+    The one reader of prediction rows (queue, review, extraction and Label Studio push go through it)."""
+    out: dict[int, tuple[tuple[Entity, ...], float | None]] = {}
+    for ids in _chunks(list(document_ids)):
+        with read_session(engine) as s:
+            rows = s.execute(select(m.Prediction.document_id, m.Prediction.spans, m.Prediction.score).where(
+                m.Prediction.model_version_id == version_id, m.Prediction.document_id.in_(ids))).all()
+        for doc_id, spans, score in rows:
+            out[doc_id] = (_entities(spans), None if score is None else float(score))
+    return out
+
+
+def save_predictions(engine: Engine, version_id: int,
+                     items: Mapping[int, tuple[Sequence[Entity], float | None]], *, replace: bool = False) -> int:
+    """Store ``{doc id: (entities, confidence)}`` as ``Prediction`` rows of a model version in one transaction.
+    ``replace=False`` keeps rows that exist already (another writer got there first); returns how many were written.
+    The one writer of single predictions (scoring runs write theirs in :func:`store_run`)."""
+    if not items:
+        return 0
+    written = 0
+    with write_session(engine) as s:
+        lock_project_key(s, f"predictions:{version_id}")
+        have = {p.document_id: p for p in s.scalars(select(m.Prediction).where(
+            m.Prediction.model_version_id == version_id, m.Prediction.document_id.in_(list(items))))}
+        for doc_id, (entities, score) in items.items():
+            spans = [{"start": e.start, "end": e.end, "label": e.label, "score": float(e.score)} for e in entities]
+            row = have.get(doc_id)
+            if row is None:
+                s.add(m.Prediction(document_id=doc_id, model_version_id=version_id, spans=spans, score=score))
+            elif replace:
+                row.spans, row.score = spans, score
+            else:
+                continue
+            written += 1
+    return written
 
 
 def document_predictions(engine: Engine, document_id: int,

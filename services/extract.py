@@ -36,6 +36,7 @@ from db.extraction import (
 from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, ProjectInfo
 from db.repository import get_document, get_project
+from db.scores import save_predictions
 
 RESULT_SCHEMA = "reportlens.structured_result/1"
 RULES_AUTHOR = "reportlens-rules"
@@ -144,12 +145,20 @@ def _load_model(version: ModelVersionInfo) -> Any:
     return load_model(model_dir)
 
 
-def _predict(version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:
+def _predict(engine: Any, version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:
+    """Run the model on documents without a stored prediction and store it, so the next read is a lookup."""
     if not docs:
         return []
+    from services.models import _doc_confidence
+
     loaded = _load_model(version)
-    preds = loaded.predict(docs, batch_size=PREDICT_BATCH)
-    return [[Entity(sp.start, sp.end, sp.label, float(score), "model", {}) for sp, score in spans] for spans in preds]
+    preds = loaded.predict_detailed(docs, batch_size=PREDICT_BATCH)
+    out = [[Entity(sp.start, sp.end, sp.label, float(score), "model", {}) for sp, score in p.spans] for p in preds]
+    if engine is not None:
+        save_predictions(engine, version.id, {doc_id: (ents, _doc_confidence(p))
+                                              for (doc_id, _), ents, p in zip(docs, out, preds, strict=True)
+                                              if isinstance(doc_id, int) and doc_id > 0})
+    return out
 
 
 # ---------------------------------------------------------------- rows (db.extraction)
@@ -173,7 +182,7 @@ def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo |
     if version is not None:
         model = stored_predictions(engine, version.id, [d.id for d in docs])
         missing = [d for d in docs if d.id not in model]
-        for d, ents in zip(missing, _predict(version, [(d.id, d.text) for d in missing]), strict=True):
+        for d, ents in zip(missing, _predict(engine, version, [(d.id, d.text) for d in missing]), strict=True):
             model[d.id] = ents
     out = {}
     for d in docs:

@@ -30,6 +30,7 @@ from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, StoredDocument
 from db.repository import get_document, get_project
 from db.review import ReviewProgress, ReviewState, review_progress
+from services.models import _doc_confidence
 
 log = logging.getLogger("reportlens.review")
 
@@ -66,11 +67,6 @@ def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersi
             raise ReportLensError(f"Model version {version_id} does not belong to this project; pick another one.")
         return found
     return active_model_version(engine, project_id)
-
-
-def _doc_confidence(pred: Any) -> float | None:
-    probs = getattr(pred, "probs", None)
-    return float(probs.max(axis=-1).mean()) if probs is not None and len(probs) else None
 
 
 def suggested_entities(engine: Any, document_id: int, version_id: int | None = None) -> Suggestions:

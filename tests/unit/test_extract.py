@@ -157,8 +157,14 @@ def test_document_entities_predicts_with_a_tiny_model_when_nothing_is_stored(sql
     version = record_model_version(engine, "tiny", None, result)
     doc_id = 25
     text = get_document(engine, doc_id).text
+    from db.scores import predictions_for
+
+    assert predictions_for(engine, version.id, [doc_id]) == {}
     ents = document_entities(engine, doc_id)  # nothing stored: predicted now with the active (tiny) model
     assert all(e.source in ("model", "rule", "both") for e in ents)
+    stored = predictions_for(engine, version.id, [doc_id])  # ... and stored, so the next read is a lookup
+    assert list(stored) == [doc_id] and 0 < stored[doc_id][1] <= 1
+    assert document_entities(engine, doc_id) == ents
     labels = {(text[e.start:e.end], e.label) for e in ents if e.source in ("rule", "both")}
     assert ("sinus rhythm", "RHYTHM") in labels and ("80 bpm", "HR") in labels  # rule labels mapped to the model's
     res = extract_text(text, engine, "tiny")
