@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db.engine import dispose_engine, make_engine
-from db.migrate import upgrade
+from db.engine import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
@@ -35,17 +34,6 @@ def seed_with_version(url: str, tmp: Path) -> None:
     result = run_training(engine, 1, cfg(str(tiny_model_dir(tmp / "tiny-bert")), max_steps=3, max_length=32,
                                          stride=8), tmp / "model")
     record_model_version(engine, 1, None, result)
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(ROOT)
-    upgrade(url)
-    yield url
-    dispose_engine(url)
 
 
 def test_empty_database_says_what_to_do(db):

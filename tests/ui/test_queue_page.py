@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +15,7 @@ from db import jobs
 from db import scores as score_db
 from db.engine import make_engine
 from db.importer import import_tasks
-from db.migrate import upgrade
 from db.model_versions import record_model_version
-from db.workers import live_workers
 from tests.unit.test_scoring import N_UNLABELED, trained, unlabeled_tasks  # noqa: F401 - trained is a fixture
 from tests.unit.test_training import tiny_tasks
 
@@ -32,21 +28,6 @@ def run_page(name: str = "pages/queue.py") -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     at.switch_page(name).run()
     return at
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(ROOT)
-    upgrade(url)
-    yield url
-    for w in live_workers(make_engine(url)):
-        try:
-            os.kill(w.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 def test_empty_database_says_what_to_do(db):

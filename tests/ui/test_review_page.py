@@ -15,7 +15,6 @@ from db import models as m
 from db import review as db_review
 from db.engine import make_engine, read_session
 from db.importer import import_tasks
-from db.migrate import upgrade
 from db.model_versions import record_model_version
 from db.repository import get_document
 from tests.tiny import tiny_model_dir
@@ -78,16 +77,6 @@ def run_page() -> AppTest:
 
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label.startswith(label))
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(ROOT)
-    upgrade(url)
-    return url
 
 
 def test_empty_database_says_what_to_do(db):

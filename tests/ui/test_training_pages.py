@@ -3,8 +3,6 @@ worker process (tiny random BERT as the base model), and the resulting version o
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -13,10 +11,8 @@ from streamlit.testing.v1 import AppTest
 
 from db import jobs
 from db.engine import make_engine
-from db.migrate import upgrade
 from db.model_versions import list_model_versions
 from db.repository import list_projects
-from db.workers import live_workers
 from tests.tiny import tiny_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,21 +23,6 @@ def run_page(name: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
     at.switch_page(name).run()
     return at
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(ROOT)
-    upgrade(url)
-    yield url
-    for w in live_workers(make_engine(url)):
-        try:
-            os.kill(w.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.mark.parametrize("name", ["pages/train.py", "pages/models.py"])

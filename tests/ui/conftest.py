@@ -1,0 +1,32 @@
+"""Shared fixture of the AppTest page tests: an empty, migrated SQLite file and data folder for the app under test;
+worker processes a test started are stopped and the engine disposed afterwards."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    from db.engine import dispose_engine, make_engine
+    from db.migrate import upgrade
+    from db.workers import live_workers
+
+    url = f"sqlite:///{tmp_path / 'ui.db'}"
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.chdir(ROOT)
+    upgrade(url)
+    yield url
+    for w in live_workers(make_engine(url)):
+        try:
+            os.kill(w.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    dispose_engine(url)
