@@ -106,15 +106,16 @@ st.caption(f"{total} reports in the queue after filters; showing the top {len(ro
 
 with st.expander("Predicted entities of the top reports", expanded=False):
     colors = label_colors(project.labels)
-    st.markdown(legend_html(colors), unsafe_allow_html=True)
+    st.html(legend_html(colors))
     from db.repository import get_document
 
     for r in rows[:5]:
         doc = get_document(engine(), r.document_id)
         spans, _ = resolve_overlaps(doc.text, [e.span for e in r.entities])
         conf = " · ".join(f"{e.label} {e.score:.2f}" for e in r.entities) or "no entity predicted"
-        st.markdown(f"**#{r.rank}** · document {r.document_id} · score {r.score:.4f} · {conf}")
-        st.markdown(highlight_html(doc.text, spans, colors), unsafe_allow_html=True)
+        st.markdown(f"**#{r.rank}** · document {r.document_id} · score {r.score:.4f}")
+        st.text(conf)  # labels come from the export: shown as plain text, never as Markdown or HTML
+        st.html(highlight_html(doc.text, spans, colors))  # escaped by highlight_html; no Markdown pass over it
 
 st.subheader("Pick a batch")
 b1, b2 = st.columns(2)

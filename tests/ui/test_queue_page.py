@@ -80,7 +80,7 @@ def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     # ranked by the default strategy; every strategy is stored
     assert table["strategy"].unique().tolist() == [str(get_strategy(DEFAULT_STRATEGY))]
     assert table["score"].is_monotonic_decreasing and set(table["task id"]) == set(range(100, 112))
-    html = "\n".join(md.value for md in at.markdown)
+    html = "\n".join([md.value for md in at.markdown] + [h.proto.body for h in at.get("html")])
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html  # report text is escaped
     assert "<mark" in html or "no entity predicted" in html
 
