@@ -252,6 +252,7 @@ class UncertaintyScore(Base):
     strategy: Mapped[str] = mapped_column(String(100))  # str(strategy), e.g. "margin" or "bald(passes=10)"
     score: Mapped[float] = mapped_column(Float)
     n_tokens: Mapped[int | None] = mapped_column(Integer)
+    queue_rank: Mapped[int] = mapped_column(Integer)  # 1 = label first, per (project, model version, strategy)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -3,9 +3,9 @@ objects.
 
 A scoring run (:func:`store_run`) replaces, in one write transaction, the project's earlier scores of the same model
 version (``NULL`` = cold start) and the version's predictions for the scored documents. Rows of one strategy are
-inserted best first, so their id order *is* the ranking of :mod:`core.active` (tie-breaks included): the queue reads
-them ``ORDER BY id`` and never re-sorts floats. Scores of older model versions are kept: the stopping indicator
-compares versions.
+stored with their ``queue_rank`` (1 = first), the ranking of :mod:`core.active` with its tie-breaks: the queue reads
+them ``ORDER BY queue_rank`` and never re-sorts floats (nor relies on ids following insertion order). Scores of older
+model versions are kept: the stopping indicator compares versions.
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ def store_run(engine: Engine, project_id: int, model_version_id: int | None, job
                 raise ReportLensError(f"Strategy name {strategy[:40]!r}… is longer than 100 characters.")
             payload = [{"project_id": project_id, "document_id": int(doc), "model_version_id": model_version_id,
                         "job_id": job_id, "strategy": strategy, "score": float(score),
-                        "n_tokens": None if nt is None else int(nt), "created_at": m.utcnow()}
-                       for doc, score, nt in rows]
+                        "n_tokens": None if nt is None else int(nt), "queue_rank": rank_,
+                        "created_at": m.utcnow()}
+                       for rank_, (doc, score, nt) in enumerate(rows, start=1)]
             for b in range(0, len(payload), CHUNK):
                 s.execute(insert(m.UncertaintyScore), payload[b : b + CHUNK])
             n += len(payload)
@@ -190,7 +191,7 @@ def ranked_queue(engine: Engine, project_id: int, strategy: str | None = None, *
              .join(m.Document, m.Document.id == m.UncertaintyScore.document_id)
              .where(m.UncertaintyScore.project_id == project_id, _version_cond(run.model_version_id),
                     m.UncertaintyScore.strategy == strategy, ~is_labeled())
-             .order_by(m.UncertaintyScore.id))
+             .order_by(m.UncertaintyScore.queue_rank, m.UncertaintyScore.id))
         rows = [r for r in s.execute(q).all() if r[0] not in skip]
         preds: dict[int, tuple[Any, Any]] = {}
         if run.model_version_id is not None and label is not None:

@@ -95,9 +95,51 @@ def test_migration_to_head_on_empty_file(tmp_path) -> None:
     assert current_revision(url) is None
     upgrade(url)
     upgrade(url)  # idempotent
-    assert current_revision(url) == "0003"  # the newest revision
+    assert current_revision(url) == "0004"  # the newest revision
     with make_engine(url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), m.Base.metadata) == []
+
+
+def test_migration_0004_ranks_existing_scores_by_id_order(tmp_path) -> None:
+    """Scores written before 0004 were ranked by insertion (id) order; the upgrade keeps exactly that ranking, per
+    project, model version (NULL = cold start) and strategy."""
+    from db.engine import dispose_engine
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0003")
+    engine = make_engine(url)
+    import_tasks(engine, "p", [ParsedTask(text=f"Report {i}.") for i in range(3)])
+    rows = [(3, "margin"), (1, "margin"), (2, "mnlp"), (2, "margin"), (3, "mnlp")]  # insertion order = ranking
+    with engine.begin() as conn:
+        for doc, strategy in rows:
+            conn.execute(text("INSERT INTO uncertainty_scores (project_id, document_id, model_version_id, strategy, "
+                              "score, created_at) VALUES (1, :d, NULL, :s, 0.5, '2026-01-01')"),
+                         {"d": doc, "s": strategy})
+    dispose_engine(url)
+    upgrade(url)
+    with make_engine(url).connect() as conn:
+        got = conn.execute(text("SELECT document_id, strategy, queue_rank FROM uncertainty_scores ORDER BY id")).all()
+    assert [tuple(r) for r in got] == [(3, "margin", 1), (1, "margin", 2), (2, "mnlp", 1), (2, "margin", 3),
+                                       (3, "mnlp", 2)]
+
+
+def test_queue_order_is_the_stored_rank_not_the_score_or_id(db_url: str) -> None:
+    """The queue reads the ranking store_run was given (ties broken by core.active), on SQLite and PostgreSQL."""
+    from db import scores
+
+    engine = make_engine(db_url)
+    import_tasks(engine, "p", [ParsedTask(text=f"Report number {i}.") for i in range(6)])
+    with read_session(engine) as s:
+        ids = s.scalars(select(m.Document.id).order_by(m.Document.id)).all()
+    order = [ids[4], ids[0], ids[5], ids[2], ids[1], ids[3]]  # equal scores: only the rank says who comes first
+    scores.store_run(engine, 1, None, None, {"diversity": [(d, 0.5, 3) for d in order],
+                                             "random(seed=0)": [(d, 0.1 * k, 3) for k, d in enumerate(ids)]})
+    rows, total, run = scores.ranked_queue(engine, 1, "diversity", limit=None)
+    assert total == 6 and [r.document_id for r in rows] == order and [r.rank for r in rows] == list(range(1, 7))
+    page, _, _ = scores.ranked_queue(engine, 1, "diversity", limit=2, offset=2)
+    assert [(r.rank, r.document_id) for r in page] == [(3, order[2]), (4, order[3])]
+    rows, _, _ = scores.ranked_queue(engine, 1, "random(seed=0)", limit=None)
+    assert [r.document_id for r in rows] == ids  # rank order, although the scores rise
 
 
 def test_migration_matches_models(db_url: str) -> None:

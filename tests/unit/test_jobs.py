@@ -495,7 +495,7 @@ def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
     before = rows()
     assert len(before["documents"]) == 3 and len(before["spans"]) == 6
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0003" and rows() == before
+    assert current_revision(empty_url) == "0004" and rows() == before
     job = jobs.enqueue(engine, "ecg", "train", {})
     assert jobs.get_job(engine, job.id).status == "queued"
     from alembic import command

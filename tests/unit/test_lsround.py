@@ -85,9 +85,9 @@ def test_a_batch_from_the_queue_takes_the_best_ranked_unlabelled_documents(ls_ba
         lsround.batch_from_queue(engine, "lsproj", 2, "margin")
     lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")  # the fixture's batch is no longer open
     with write_session(engine) as s:  # a scoring run stores rows best first (see db/scores.py)
-        for d in reversed(doc_ids):
+        for rank, d in enumerate(reversed(doc_ids), start=1):
             s.add(m.UncertaintyScore(project_id=ls_batch["project_id"], document_id=d, strategy="margin",
-                                     model_version_id=ls_batch["version_id"], score=float(d)))
+                                     model_version_id=ls_batch["version_id"], score=float(d), queue_rank=rank))
         s.add(m.Annotation(document_id=doc_ids[3], source="human", content_hash="x"))
     batch = lsround.batch_from_queue(engine, "lsproj", 2, "margin")
     assert batch.document_ids == (doc_ids[2], doc_ids[1]) and batch.model_version_id == ls_batch["version_id"]
@@ -152,9 +152,9 @@ def test_cli_push_top_k_to_a_file_and_to_a_server_that_is_down(ls_batch, tmp_pat
     monkeypatch.setenv(lsround.ENV_TOKEN, "e" * 40)
     lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")
     with write_session(engine) as s:
-        for d in doc_ids:
+        for rank, d in enumerate(doc_ids, start=1):
             s.add(m.UncertaintyScore(project_id=ls_batch["project_id"], document_id=d, strategy="margin",
-                                     model_version_id=ls_batch["version_id"], score=1.0))
+                                     model_version_id=ls_batch["version_id"], score=1.0, queue_rank=rank))
     before = lslinks.count_rows(engine)
     down = f"http://127.0.0.1:{_free_port()}"
     assert cli.main(["push", "--project", "lsproj", "--top", "2", "--url", down]) == 1

@@ -255,9 +255,9 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
     with write_session(engine) as s:
         for task, score in [(1, 0.1), (2, 0.2), (3, 0.7)]:
             s.add(m.UncertaintyScore(project_id=1, document_id=ids[task], model_version_id=version.id,
-                                     strategy="margin", score=score))
+                                     strategy="margin", score=score, queue_rank=4 - task))
             s.add(m.UncertaintyScore(project_id=1, document_id=ids[task], model_version_id=version.id,
-                                     strategy="entropy", score=1 - score))
+                                     strategy="entropy", score=1 - score, queue_rank=task))
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
     assert [r.document_id for r in rows] == [ids[3], ids[2], ids[1]] and rows[0].uncertainty == pytest.approx(0.7)
     rows, _ = db_review.worklist(engine, 1, version_id=version.id)  # default: the strategy stored last
