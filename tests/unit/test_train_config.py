@@ -89,3 +89,16 @@ def test_cli_flags_override_only_what_is_given():
     assert from_cli_args(parser.parse_args(["--seed", "1"]), base) == TrainConfig(epochs=4, seed=1)
     with pytest.raises(ReportLensError, match="lora_r"):
         from_cli_args(parser.parse_args(["--lora-r", "0"]))
+
+
+def test_auto_epochs_give_small_projects_enough_steps():
+    """Auto epochs aim at AUTO_STEPS optimizer steps: a 16-window project is not cut off at a few dozen steps (the
+    old ceiling of 20 epochs gave it 40), a large one still gets the floor of passes, and an explicit value wins."""
+    from training.config import AUTO_EPOCHS, AUTO_STEPS
+
+    cfg = TrainConfig()  # batch 8, no accumulation
+    assert cfg.epochs_for(16) == 50 and cfg.epochs_for(16) * cfg.steps_per_epoch(16) >= AUTO_STEPS
+    assert cfg.epochs_for(1) == AUTO_EPOCHS[1]  # one window: one step per epoch, capped
+    assert cfg.epochs_for(100_000) == AUTO_EPOCHS[0]
+    assert TrainConfig(epochs=3).epochs_for(16) == 3
+    assert TrainConfig(grad_accum=2).epochs_for(16) == 100  # one update per epoch
