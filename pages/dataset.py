@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.alignment import AlignConfig, resolve_overlaps
 from db.repository import get_document, label_counts, list_documents
-from services.dataset import UNK_WARN_SHARE, bio_rows, project_alignment, project_unk_share
+from services.dataset import UNK_WARN_SHARE, annotation_status, bio_rows, project_alignment, project_unk_share
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker, tokenizer
 
@@ -119,12 +119,12 @@ with tab_ann:
     if doc.annotations:
         st.dataframe(pd.DataFrame([
             {"source": a.source, "author": a.author, "updated": a.updated_at or a.created_at, "spans": len(a.spans),
-             "choices": ", ".join(a.choices), "ground truth": a.ground_truth, "cancelled": a.cancelled,
+             "choices": ", ".join(a.choices), "ground truth": a.ground_truth, "status": annotation_status(a),
              "model version": a.model_version, "score": a.score}
             for a in doc.annotations
         ]), hide_index=True, width="stretch")
-        st.caption("Training uses the ground-truth annotation if there is one, else the most recent non-cancelled "
-                   "human annotation. Predictions are never training labels.")
+        st.caption("Training uses the ground-truth annotation if there is one, else the most recent usable human or "
+                   "finished review annotation. Cancelled tasks, review drafts and predictions never train.")
 with tab_bio:
     cfg = AlignConfig()
     bio, issues = bio_rows(tok, doc, cfg)

@@ -5,12 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from core.alignment import AlignConfig, make_windows, spans_to_bio
+from core.policy import TRAINING_SOURCES
 from core.types import Issue, LabelSchema
 from db.repository import project_texts, training_documents
 from training.encoding import EncodeSummary, encode_documents, measure_unk, tokenize_documents
 
 UNK_WARN_SHARE = 0.05
 MAX_ISSUES = 500
+
+
+def annotation_status(annotation: Any) -> str:
+    """What an annotation row is for training, in words for the Dataset page. A review in progress is stored as a
+    cancelled ``review`` annotation (db/review.py), so it is shown as a draft, not as cancelled work."""
+    if annotation.source not in TRAINING_SOURCES:
+        return "prediction (never trains)"
+    if annotation.cancelled:
+        return "review draft (trains once finished)" if annotation.source == "review" else "cancelled (never trains)"
+    return "usable"
 
 
 def bio_rows(tokenizer: Any, doc: Any, config: AlignConfig) -> tuple[list[dict[str, Any]], list[Issue]]:

@@ -16,6 +16,7 @@ from db.importer import import_tasks
 from db.model_versions import record_model_version
 from db.repository import get_document, training_documents
 from services import review as svc
+from services.dataset import annotation_status
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 
 T1 = "sinus bradycardia, heart rate 45 bpm. there is a pleural effusion."
@@ -145,6 +146,8 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
     # unfinished: stored, but not training data and not "reviewed"
     assert doc not in {d.id for d in training_documents(engine, 1)}
     assert svc.progress(engine, 1) == db_review.ReviewProgress(total=3, reviewed=0, in_progress=1)
+    review_row = next(a for a in get_document(engine, doc).annotations if a.source == "review")
+    assert annotation_status(review_row) == "review draft (trains once finished)"  # the Dataset page's wording
 
     svc.relabel(engine, doc, "dr. lee", wrong, "FINDING", **kw)
     rate = T1.index("rate")
@@ -156,6 +159,7 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
     trained = {d.id: d for d in training_documents(engine, 1)}
     assert sorted(trained[doc].spans) == wanted and trained[doc].meta["author"] == "dr. lee"
     assert svc.progress(engine, 1) == db_review.ReviewProgress(total=3, reviewed=1, in_progress=0)
+    assert [annotation_status(a) for a in get_document(engine, doc).annotations if a.source == "review"] == ["usable"]
 
     decisions = db_review.list_decisions(engine, document_id=doc)
     assert [d.action for d in reversed(decisions)] == ["accept", "relabel", "adjust"]
@@ -298,3 +302,14 @@ def test_model_suggestions_predict_once_then_read_the_stored_prediction(sqlite_u
     assert n_rows(engine, m.Prediction) == 1
     # the page's tokenizer is the model's own (saved with the version)
     assert svc.project_tokenizer(engine, 1, version).get_vocab() == tiny_tokenizer().get_vocab()
+
+
+@pytest.mark.parametrize(("source", "cancelled", "status"), [
+    ("human", False, "usable"), ("human", True, "cancelled (never trains)"),
+    ("review", True, "review draft (trains once finished)"), ("review", False, "usable"),
+    ("prediction", False, "prediction (never trains)"),
+])
+def test_annotation_status_words(source, cancelled, status):
+    from types import SimpleNamespace
+
+    assert annotation_status(SimpleNamespace(source=source, cancelled=cancelled)) == status
