@@ -41,9 +41,10 @@ EPS = 1e-12
 SCORE_DECIMALS = 9  # scores equal to this many decimals are ties (float noise never decides an order)
 
 __all__ = [
-    "BALD", "DEFAULT_STRATEGY", "STRATEGIES", "TREND_STRATEGY", "Diversity", "LeastConfidence", "MNLP", "Margin",
-    "QueryStrategy", "Random", "StoppingAdvice", "TokenEntropy", "check_pool", "entity_change_rate", "fixed_sample",
-    "get_strategy", "rank", "select_batch", "stopping_advice", "strategy_names", "uncertainty_trend",
+    "BALD", "DEFAULT_STRATEGY", "Diversity", "LeastConfidence", "MNLP", "Margin", "QueryStrategy", "Random",
+    "STRATEGIES", "STRATEGY_HELP", "StoppingAdvice", "TREND_STRATEGY", "TokenEntropy", "check_pool",
+    "default_ranking", "entity_change_rate", "fixed_sample", "get_strategy", "rank", "select_batch",
+    "stopping_advice", "strategy_names", "uncertainty_trend",
 ]
 
 
@@ -316,6 +317,17 @@ STRATEGIES: dict[str, Any] = {
     "random": Random,
 }
 DEFAULT_STRATEGY = "diversity"  # margin-weighted k-center: best final F1 in both bench/active_learning.py runs
+STRATEGY_HELP = {  # one line each, for the Queue page and `cli.py score --help`
+    "least_confidence": "expected number of wrongly tagged tokens (1 - max p, summed): favours long, unclear reports",
+    "margin": "the report's most ambiguous token (smallest gap between its two best tags)",
+    "entropy_max": "the report's most uncertain token (normalised entropy)",
+    "entropy_mean": "mean token entropy: uncertainty per token",
+    "mnlp": "length-normalised log-probability of the best tagging (Shen et al. 2017): uncertainty per token",
+    "bald": "disagreement between MC-dropout passes (model uncertainty); slower, runs the model several times",
+    "diversity": "k-center over report embeddings weighted by margin: uncertain reports that differ from each other",
+    "diversity_cold": "k-center over report embeddings, no model needed (the cold start)",
+    "random": "the baseline: a seeded random order",
+}
 TREND_STRATEGY = "least_confidence(per_token)"  # mean token uncertainty: the uncertainty trend is read from it
 _OPTIONS = {"per_token": {"least_confidence", "margin", "bald", "diversity"}, "passes": {"bald"}, "seed": {"random"}}
 
@@ -336,6 +348,18 @@ def get_strategy(name: str, *, per_token: bool = False, passes: int = 10, seed: 
     if name in _OPTIONS["seed"]:
         kwargs["seed"] = seed
     return STRATEGIES[name](**kwargs)
+
+
+def default_ranking(stored: Sequence[str], preferred: str | None = None) -> str:
+    """Which of a scoring run's stored strategy names (``str()`` of each strategy) a queue is ranked by when the user
+    has not picked one: ``preferred`` (a stored name), else the default strategy as stored (``"diversity(margin)"``
+    for the registry name ``"diversity"``), else the cold-start ``"diversity"``, else the first."""
+    if not stored:
+        raise ReportLensError("The scoring run stored no strategy.")
+    for key in (preferred, str(get_strategy(DEFAULT_STRATEGY)), "diversity"):
+        if key is not None and key in stored:
+            return key
+    return stored[0]
 
 
 def rank(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:

@@ -173,15 +173,15 @@ def ranked_queue(engine: Engine, project_id: int, strategy: str | None = None, *
     """One page of the ranked queue of the latest run (rank 1 first) and the total after filters.
 
     Documents labeled since the run are left out; so are documents already in an open batch (``exclude_batched``).
-    ``strategy`` defaults to ``core.active.DEFAULT_STRATEGY`` (cold start: ``diversity``); ``label`` keeps
+    ``strategy`` defaults to ``core.active.DEFAULT_STRATEGY`` as stored (cold start: ``diversity``); ``label`` keeps
     documents with a predicted entity of that label."""
     run = latest_run(engine, project_id)
     if run is None:
         return [], 0, None
     if strategy is None:
-        from core.active import DEFAULT_STRATEGY
+        from core.active import default_ranking
 
-        strategy = next((k for k in (DEFAULT_STRATEGY, "diversity") if k in run.strategies), run.strategies[0])
+        strategy = default_ranking(run.strategies)
     if strategy not in run.strategies:
         raise ReportLensError(f"The latest scoring run has no {strategy!r} scores; it has {', '.join(run.strategies)}."
                               " Pick one of those or score the pool again with that strategy.")

@@ -4,7 +4,7 @@ entities, save a batch for Label Studio, and see whether more labels still chang
 import pandas as pd
 import streamlit as st
 
-from core.active import DEFAULT_STRATEGY, strategy_names
+from core.active import DEFAULT_STRATEGY, STRATEGY_HELP, default_ranking, get_strategy, strategy_names
 from core.alignment import resolve_overlaps
 from core.types import ReportLensError
 from db import jobs
@@ -37,7 +37,10 @@ with st.form("score_form"):
     c1, c2, c3 = st.columns(3)
     names = strategy_names()
     strategy = c1.selectbox("Strategy", names, index=names.index(DEFAULT_STRATEGY), key="q_strategy",
-                            disabled=version is None)
+                            disabled=version is None, format_func=lambda n: f"{n} (default)" if n == DEFAULT_STRATEGY
+                            else n, help="\n".join(f"- **{n}**: {STRATEGY_HELP[n]}" for n in names)
+                            + "\n\nThe default is the strategy that did best in `bench/active_learning.py` "
+                            "(bench/README.md).")
     passes = c2.number_input("MC-dropout passes (bald)", min_value=2, max_value=50, value=10, step=1, key="q_passes")
     per_token = c3.checkbox("Per-token cost (long reports not favoured)", key="q_per_token")
     go = st.form_submit_button("Score the unlabeled pool", type="primary")
@@ -85,8 +88,9 @@ model_txt = f"model {run.model_version}" if run.model_version else "base-model e
 st.subheader("Ranked reports")
 st.caption(f"Latest run: {run.n_documents} reports, {model_txt}, {run.created_at:%Y-%m-%d %H:%M} UTC.")
 f1, f2, f3 = st.columns(3)
-shown = f1.selectbox("Rank by", run.strategies, index=run.strategies.index(DEFAULT_STRATEGY)
-                     if DEFAULT_STRATEGY in run.strategies else 0, key="q_rank_by")
+picked = str(get_strategy(strategy, per_token=per_token, passes=int(passes)))  # what the form asked for
+shown = f1.selectbox("Rank by", run.strategies, index=run.strategies.index(default_ranking(run.strategies, picked)),
+                     key="q_rank_by", help="Every run stores all cheap strategies; switch without scoring again.")
 labels = ["(any)", *project.labels]
 label = f2.selectbox("Predicted label", labels, key="q_label")
 limit = int(f3.number_input("Show", min_value=5, max_value=500, value=25, step=5, key="q_limit"))

@@ -184,7 +184,9 @@ def test_random_is_seeded():
 
 
 def test_registry_and_errors():
-    assert DEFAULT_STRATEGY in STRATEGIES
+    from core.active import STRATEGY_HELP
+
+    assert DEFAULT_STRATEGY in STRATEGIES and set(STRATEGY_HELP) == set(strategy_names())
     assert str(get_strategy("margin", per_token=True)) == "margin(per_token)"
     assert str(get_strategy("diversity")) == "diversity(margin)" and str(get_strategy("diversity_cold")) == "diversity"
     assert str(get_strategy("random", seed=2)) == "random(seed=2)"
@@ -229,3 +231,17 @@ def test_uncertainty_trend_and_hint():
     going = stopping_advice([0.2, 0.005, 0.03])
     assert not going.consider_stopping and "3.0%" in going.hint
     assert not stopping_advice([]).consider_stopping and "Not enough model versions" in stopping_advice([]).hint
+
+
+def test_default_ranking_maps_registry_names_to_stored_names():
+    from core.active import default_ranking
+
+    stored = sorted(str(s) for s in (get_strategy("margin"), get_strategy("mnlp"), get_strategy("least_confidence"),
+                                     get_strategy("diversity"), get_strategy("random")))
+    assert default_ranking(stored) == str(get_strategy(DEFAULT_STRATEGY))  # e.g. "diversity(margin)", not "diversity"
+    assert default_ranking(stored, preferred="mnlp") == "mnlp"
+    assert default_ranking(stored, preferred="bald(passes=10)") == str(get_strategy(DEFAULT_STRATEGY))  # not stored
+    assert default_ranking(["diversity", "random(seed=0)"]) == "diversity"  # cold start
+    assert default_ranking(["entropy(max)"]) == "entropy(max)"
+    with pytest.raises(ReportLensError, match="no strategy"):
+        default_ranking([])
