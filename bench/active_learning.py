@@ -363,9 +363,10 @@ def run_parallel(argv: list[str], seeds: Sequence[int], jobs: int, out_dir: Path
 
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--corpus", choices=["demo", "maccrobat"], default="demo",
+    ap.add_argument("--corpus", choices=["demo", "maccrobat", "ptbxl"], default="demo",
                     help="demo: core.demo export (--n tasks, ~60%% labelled); maccrobat: ../shared/data/maccrobat2020, "
-                         "labels " + ", ".join(MACCROBAT_LABELS))
+                         "labels " + ", ".join(MACCROBAT_LABELS) + "; ptbxl: the 500 PTB-XL reports with the rule "
+                         "extractor's entities as silver labels")
     ap.add_argument("--n", type=int, default=300, help="demo tasks to generate (300 -> 180 labelled)")
     ap.add_argument("--strategies", nargs="+", default=list(DEFAULT_STRATEGIES),
                     help="core.active registry names; random is the baseline")

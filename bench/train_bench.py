@@ -50,6 +50,30 @@ def make_maccrobat(url: str) -> None:
     import_tasks(make_engine(url), "maccrobat", tasks, source="conll")
 
 
+def make_ptbxl(url: str) -> None:
+    """The 500 PTB-XL reports of ../shared/data/ptb-xl (real wording and the natural mix: 243 distinct texts, 131
+    times "sinusrhythmus normales ekg"), each keyed by its ecg_id so duplicates stay separate reports. PTB-XL has no
+    span annotations: the labels are *silver*, the rule extractor's entities (core/rules: RHYTHM, FINDING, AXIS,
+    CONDUCTION, HEART_RATE) standing in for a consistent annotator."""
+    import csv
+
+    from core.rules.ecg import extract_ecg
+    from core.types import Annotation, ParsedTask, Span
+    from db.engine import make_engine
+    from db.importer import import_tasks
+    from tests.shared_data import SHARED_DATA
+
+    with open(SHARED_DATA / "ptb-xl" / "ptbxl_database.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    tasks = []
+    for pos, row in enumerate(rows):
+        text = row["report"]
+        spans = tuple(sorted({Span(e.start, e.end, e.label) for e in extract_ecg(text)}))
+        tasks.append(ParsedTask(text=text, task_id=int(row["ecg_id"]), position=pos,
+                                annotations=(Annotation(source="human", spans=spans, author="rules (silver)"),)))
+    import_tasks(make_engine(url), "ptbxl", tasks, source="conll")
+
+
 def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
     from core.labelconfig import parse_label_config
@@ -59,8 +83,8 @@ def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
     from db.migrate import upgrade
 
     upgrade(url)
-    if corpus == "maccrobat":
-        make_maccrobat(url)
+    if corpus in ("maccrobat", "ptbxl"):
+        (make_maccrobat if corpus == "maccrobat" else make_ptbxl)(url)
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "demo.json"
