@@ -99,3 +99,22 @@ def test_merge_and_report_write_chart_and_table(tmp_path):
     assert (tmp_path / "al-x.html").stat().st_size > 10_000 and (tmp_path / "al-x.md").is_file()
     assert (tmp_path / "al-x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| margin | 4 |" in (tmp_path / "al-x.md").read_text()
+
+
+def test_ptbxl_corpus_keeps_duplicates_and_takes_the_rules_as_silver_labels(tmp_path):
+    """The PTB-XL pool: all 500 reports (duplicates kept apart by ecg_id), each labelled with exactly the rule
+    extractor's entities, every span matching its text."""
+    from bench.train_bench import make_project
+    from core.rules.ecg import extract_ecg
+    from db.repository import training_documents
+
+    url = f"sqlite:///{tmp_path / 'ptbxl.db'}"
+    make_project(url, 0, 0, "ptbxl")
+    docs = list(training_documents(make_engine(url), 1))
+    assert len(docs) == 500 and len({d.text for d in docs}) < 300  # 243 distinct texts in the sample
+    assert sum(d.text == "sinusrhythmus normales ekg" for d in docs) > 100
+    for d in docs[:80]:
+        assert sorted((s.start, s.end, s.label) for s in d.spans) == sorted(
+            {(e.start, e.end, e.label) for e in extract_ecg(d.text)})
+    labels = {s.label for d in docs for s in d.spans}
+    assert {"RHYTHM", "FINDING", "AXIS"} <= labels
