@@ -218,6 +218,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     result = score_in_process(engine, args.project, config)
     if result.cold_start:
         print("no trained model yet: ranked by diversity over base-model embeddings (cold start)", file=sys.stderr)
+    dup = result.duplicates
+    if dup.get("ranked_last"):
+        print(f"{dup['ranked_last']} of {dup['documents']} reports repeat a text ranked higher or already labelled "
+              f"({dup['already_labelled']}): they come after the {dup['new_texts']} new texts", file=sys.stderr)
     if args.out:
         rows = ranked_rows(engine, result)
         write_jsonl(rows, Path(args.out))

@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from bench.train_bench import MACCROBAT_LABELS, make_project  # noqa: E402
 from core.active import get_strategy, select_batch  # noqa: E402
+from core.duplicates import text_key  # noqa: E402
 from core.split import DocumentSplit, document_key, hash_unit  # noqa: E402
 from core.types import ReportLensError  # noqa: E402
 
@@ -52,6 +53,15 @@ DEFAULT_STRATEGIES = ("random", "margin", "mnlp", "diversity")
 TARGET_SHARE = 0.95  # "labels needed to reach 95% of the full-data F1"
 DEV_DOCS = 2  # dev = the first labelled documents (dev_is_train): only progress reports use it, kept tiny for speed
 Log = Callable[[str], None]
+# "random" is the baseline: uniform over the pool, copies of a text included, as an annotator would go without the
+# queue. "random_distinct" is random through the queue's duplicate handling (each text once, labelled texts last), so
+# a table can tell how much of a strategy's gain is only that.
+RANDOM_DISTINCT = "random_distinct"
+
+
+def registry_name(strategy: str) -> str:
+    """The core.active registry name behind a benchmark arm."""
+    return "random" if strategy == RANDOM_DISTINCT else strategy
 
 
 # ---------------------------------------------------------------- corpus and splits
@@ -85,13 +95,14 @@ class Simulator:
     """Trains and scores on one imported project; every model goes to its own folder under ``work_dir``."""
 
     def __init__(self, engine: Any, project_id: int, config: Any, work_dir: Path, log: Log = print,
-                 mc_passes: int = 10) -> None:
+                 mc_passes: int = 10, dedupe: bool = True) -> None:
         from training.trainer import load_project_data
 
         self.engine, self.project_id, self.config, self.work_dir, self.log = engine, project_id, config, work_dir, log
-        self.mc_passes = mc_passes
+        self.mc_passes, self.dedupe = mc_passes, dedupe
         _, docs, self.schema = load_project_data(engine, project_id)
         self.docs = {d.id: d for d in docs}
+        self.keys = {d.id: text_key(d.text) for d in docs}
         self.n_models = 0
 
     def train(self, labelled: Sequence[Any], test: Sequence[Any], seed: int) -> tuple[float, str, float]:
@@ -122,12 +133,16 @@ class Simulator:
         return scored[0]
 
     def query(self, strategy: str, model_dir: str, pool: Sequence[Any], n: int, seed: int,
-              cached: dict[str, Any] | None = None) -> tuple[list[Any], float]:
-        """The ``n`` pool documents ``strategy`` asks for next (ids) and the seconds it took (scoring included)."""
+              cached: dict[str, Any] | None = None, labelled: Sequence[Any] = ()) -> tuple[list[Any], float]:
+        """The ``n`` pool documents ``strategy`` asks for next (ids) and the seconds it took (scoring included).
+        With ``dedupe`` (the product's queue), a batch holds each text once and texts of ``labelled`` come last."""
         t = time.monotonic()
-        s = get_strategy(strategy, seed=seed, passes=self.mc_passes)
+        s = get_strategy(registry_name(strategy), seed=seed, passes=self.mc_passes)
+        dup: dict[str, Any] = {}
+        if self.dedupe and strategy != "random":  # the baseline samples like an annotator without the queue
+            dup = {"keys": [self.keys[i] for i in pool], "known": {self.keys[i] for i in labelled}}
         if not s.needs_probs and not s.needs_embeddings:
-            picks = select_batch(s, [np.zeros((0, 1))] * len(pool), n)
+            picks = select_batch(s, [np.zeros((0, 1))] * len(pool), n, **dup)
         else:
             key = "bald" if s.needs_passes else "plain"
             out = cached.get(key) if cached is not None else None
@@ -135,7 +150,7 @@ class Simulator:
                 out = self.score(model_dir, pool, "bald" if s.needs_passes else strategy)
                 if cached is not None:
                     cached[key] = out
-            picks = select_batch(s, out.probs, n, out.passes, out.embeddings)
+            picks = select_batch(s, out.probs, n, out.passes, out.embeddings, **dup)
         return [pool[i] for i in picks], time.monotonic() - t
 
 
@@ -145,7 +160,7 @@ def simulate(sim: Simulator, strategies: Sequence[str], seeds: Sequence[int], ro
     """Learning curves ``runs[i] = {"strategy", "seed", "points": [{"round", "docs", "tokens", "f1", ...}]}``
     (one point per round) and the full-data F1 per seed."""
     for name in strategies:
-        get_strategy(name)  # unknown names fail before any training
+        get_strategy(registry_name(name))  # unknown names fail before any training
     if rounds < 1 or batch < 1 or seed_size < 1:
         raise ReportLensError(f"--rounds, --batch and --seed-size must be >= 1; got {rounds}, {batch}, {seed_size}.")
     need = seed_size + batch * (rounds - 1)
@@ -164,17 +179,19 @@ def simulate(sim: Simulator, strategies: Sequence[str], seeds: Sequence[int], ro
         for name in strategies:
             labelled = list(seed_set)
             model_dir = dir_0
-            points = [{"round": 0, "docs": len(labelled), "tokens": sum(tokens[i] for i in labelled), "f1": f1_0,
+            points = [{"round": 0, "docs": len(labelled), "tokens": sum(tokens[i] for i in labelled),
+                       "distinct": len({sim.keys[i] for i in labelled}), "f1": f1_0,
                        "train_s": round(train_s, 1), "query_s": 0.0, "queried": []}]
             for r in range(1, rounds):
                 done = set(labelled)
                 remaining = [i for i in pool if i not in done]
                 picks, query_s = sim.query(name, model_dir, remaining, batch, seed * 1000 + r,
-                                           first_scores if r == 1 else None)
+                                           first_scores if r == 1 else None, labelled)
                 labelled += picks
                 f1, model_dir, t_s = sim.train(labelled, test, seed)
                 points.append({"round": r, "docs": len(labelled), "tokens": sum(tokens[i] for i in labelled),
-                               "f1": f1, "train_s": round(t_s, 1), "query_s": round(query_s, 1), "queried": picks})
+                               "distinct": len({sim.keys[i] for i in labelled}), "f1": f1, "train_s": round(t_s, 1),
+                               "query_s": round(query_s, 1), "queried": picks})
                 sim.log(f"seed {seed} {name} round {r}: {len(labelled)} docs -> test F1 {f1:.3f} "
                         f"(query {query_s:.0f} s, train {t_s:.0f} s)")
             runs.append({"strategy": name, "seed": seed, "seed_set": seed_set, "points": points})
@@ -199,6 +216,7 @@ def mean_curves(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, floa
     for name, rounds in by.items():
         out[name] = [{"round": r, "docs": float(np.mean([p["docs"] for p in ps])),
                       "tokens": float(np.mean([p["tokens"] for p in ps])),
+                      "distinct": float(np.mean([p.get("distinct", p["docs"]) for p in ps])),
                       "f1": float(np.mean([p["f1"] for p in ps])), "f1_std": float(np.std([p["f1"] for p in ps])),
                       "seeds": len(ps)} for r, ps in sorted(rounds.items())]
     return out
@@ -223,7 +241,8 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
         docs, toks = labels_to_reach(curve, target) if target is not None else (None, None)
         auc = float(np.mean([p["f1"] for p in curve]))
         rows.append({"strategy": name, "docs_to_target": docs, "tokens_to_target": toks, "mean_f1_over_rounds": auc,
-                     "final_f1": curve[-1]["f1"], "final_docs": curve[-1]["docs"]})
+                     "final_f1": curve[-1]["f1"], "final_docs": curve[-1]["docs"],
+                     "final_distinct": curve[-1].get("distinct", curve[-1]["docs"])})
     random_row = next((r for r in rows if r["strategy"] == "random"), None)
     for r in rows:
         base = random_row["docs_to_target"] if random_row else None
@@ -248,13 +267,15 @@ def table_markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"Full-data test F1 {summary['full_f1']:.3f}; target (95%) {summary['target_f1']:.3f}." if
              summary["full_f1"] is not None else "No full-data run.", "",
-             "| strategy | docs to 95% | tokens to 95% | docs vs random | mean F1 over rounds | final F1 (docs) |",
-             "|---|---|---|---|---|---|"]
+             "| strategy | docs to 95% | tokens to 95% | docs vs random | mean F1 over rounds | final F1 (docs) "
+             "| distinct texts at the end |",
+             "|---|---|---|---|---|---|---|"]
     for r in sorted(summary["rows"], key=lambda r: (r["strategy"] != "random", r["strategy"])):
         ratio = "n/a" if r["docs_vs_random"] is None else f"{r['docs_vs_random']:.2f}x"
         toks = "n/a" if r["tokens_to_target"] is None else f"{r['tokens_to_target']:.0f}"
         lines.append(f"| {r['strategy']} | {num(r['docs_to_target'])} | {toks} | {ratio} | "
-                     f"{r['mean_f1_over_rounds']:.3f} | {r['final_f1']:.3f} ({r['final_docs']:.0f}) |")
+                     f"{r['mean_f1_over_rounds']:.3f} | {r['final_f1']:.3f} ({r['final_docs']:.0f}) | "
+                     f"{r['final_distinct']:.0f} |")
     verdict = {True: "met", False: "not met", None: "undecided (not reached within the simulated rounds)"}
     lines += ["", f"Best strategy: {summary['best']}; target (best reaches 95% with at most half of random's "
                   f"documents): {verdict[summary['target_met']]}."]
@@ -379,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=30, help="optimizer steps per training (0 = use --epochs)")
     ap.add_argument("--epochs", type=int, default=None, help="passes per training when --max-steps is 0")
     ap.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for bald")
+    ap.add_argument("--no-dedupe", action="store_true",
+                    help="let a batch hold the same text twice and re-query labelled texts (the queue never does)")
     ap.add_argument("--base-model", default="bundled")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (1 is fastest on a shared, loaded 2-core machine; see bench/README.md)")
@@ -412,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         make_project(url, args.n, 0, args.corpus)
         engine = make_engine(url)
-        sim = Simulator(engine, 1, config, Path(tmp), mc_passes=args.mc_passes,
+        sim = Simulator(engine, 1, config, Path(tmp), mc_passes=args.mc_passes, dedupe=not args.no_dedupe,
                         log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True))
         test, pool = fixed_split(list(sim.docs.values()), args.test_size, args.pool_limit or None)
         tokens = token_counts(load_tokenizer(config.base_model), list(sim.docs.values()), config)

@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from core.duplicates import spread_duplicates
 from core.types import ReportLensError
 
 Probs = Sequence[np.ndarray]
@@ -313,6 +314,7 @@ STRATEGIES: dict[str, Any] = {
     "mnlp": MNLP,
     "bald": BALD,
     "diversity": lambda **kw: Diversity(base=Margin(per_token=bool(kw.pop("per_token", False))), **kw),
+    "diversity_mnlp": lambda **kw: Diversity(base=MNLP(), **kw),
     "diversity_cold": Diversity,
     "random": Random,
 }
@@ -325,6 +327,7 @@ STRATEGY_HELP = {  # one line each, for the Queue page and `cli.py score --help`
     "mnlp": "length-normalised log-probability of the best tagging (Shen et al. 2017): uncertainty per token",
     "bald": "disagreement between MC-dropout passes (model uncertainty); slower, runs the model several times",
     "diversity": "k-center over report embeddings weighted by margin: uncertain reports that differ from each other",
+    "diversity_mnlp": "k-center over report embeddings weighted by MNLP (uncertainty per token)",
     "diversity_cold": "k-center over report embeddings, no model needed (the cold start)",
     "random": "the baseline: a seeded random order",
 }
@@ -374,8 +377,12 @@ def rank(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
 
 
 def select_batch(strategy: QueryStrategy, probs: Probs, n: int, passes: Sequence[np.ndarray] | None = None,
-                 embeddings: np.ndarray | None = None) -> list[int]:
-    """The ``n`` pool indices to label next, best first (fewer when the pool is smaller)."""
+                 embeddings: np.ndarray | None = None, keys: Sequence[str] | None = None,
+                 known: Iterable[str] = ()) -> list[int]:
+    """The ``n`` pool indices to label next, best first (fewer when the pool is smaller).
+
+    With ``keys`` (each pool document's :func:`core.duplicates.text_key`), a text is taken at most once per batch and
+    texts in ``known`` (already labelled) only when nothing new is left (:func:`core.duplicates.spread_duplicates`)."""
     if not isinstance(n, int) or n < 0:
         raise ReportLensError(f"Batch size must be a whole number >= 0, got {n!r}.")
     size = len(embeddings) if (not strategy.needs_probs and embeddings is not None) else len(probs)
@@ -385,6 +392,10 @@ def select_batch(strategy: QueryStrategy, probs: Probs, n: int, passes: Sequence
         strategy = Diversity(strategy.base, greedy=max(n, strategy.greedy))
     scores = strategy.score(probs, passes, embeddings)
     order = rank(scores, strategy.tiebreak(probs) if strategy.needs_probs else None)
+    if keys is not None:
+        if len(keys) != size:
+            raise ReportLensError(f"select_batch: {len(keys)} duplicate keys for a pool of {size} documents.")
+        order = spread_duplicates(order, keys, known)
     return [int(i) for i in order[:n]]
 
 

@@ -255,6 +255,12 @@ def unlabeled_documents(engine: Engine, project_id: int, limit: int | None = Non
     return _doc_chunks(engine, project_id, False, limit, load)
 
 
+def labeled_texts(engine: Engine, project_id: int) -> Iterator[str]:
+    """The texts of the documents that have a usable human/review annotation (the complement of
+    :func:`unlabeled_documents`), by id."""
+    return _doc_chunks(engine, project_id, True, None, lambda _s, rows: [r[1] for r in rows], chunk=2000)
+
+
 def project_texts(engine: Engine, project_id: int, limit: int | None = None) -> Iterator[tuple[int, str]]:
     """``(document id, text)`` of every document of the project, by id."""
     return _doc_chunks(engine, project_id, None, limit, lambda _s, rows: [(r[0], r[1]) for r in rows], chunk=2000)

@@ -17,7 +17,7 @@ re-scoring) and the predicted entities through :mod:`db.scores` in one transacti
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -38,6 +38,7 @@ from core.active import (
     strategy_names,
 )
 from core.alignment import AlignConfig, merge_window_probs
+from core.duplicates import duplicate_stats, spread_duplicates, text_key
 from core.types import LabelSchema, ReportLensError, Span
 from training.inference import PreparedDoc, decode, prepare_documents
 
@@ -187,7 +188,7 @@ def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int,
         primary = config.primary()
         strategies = [LeastConfidence(), LeastConfidence(per_token=True), Margin(), Margin(per_token=True),
                       TokenEntropy("max"), TokenEntropy("mean"), MNLP(), Random(config.seed),
-                      Diversity(Margin(per_token=config.per_token))]
+                      Diversity(Margin(per_token=config.per_token)), Diversity(MNLP())]
         if pool is not None and pool.passes is not None:
             strategies.append(BALD(config.mc_passes, per_token=config.per_token))
         if primary not in strategies:
@@ -199,12 +200,15 @@ def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int,
     return out
 
 
-def ranked_order(strategy_str: str, scores: np.ndarray, probs: Sequence[np.ndarray] | None) -> np.ndarray:
-    """The core ranking (with the strategy's tie-break) of one stored strategy."""
+def ranked_order(strategy_str: str, scores: np.ndarray, probs: Sequence[np.ndarray] | None,
+                 keys: Sequence[str] | None = None, known: Iterable[str] = ()) -> np.ndarray:
+    """The core ranking (with the strategy's tie-break) of one stored strategy; with ``keys`` (text keys of the
+    pool), repeats of a text ranked higher and texts in ``known`` (labelled) move behind every new text."""
     tiebreak = None
     if probs is not None and strategy_str.startswith("margin"):
         tiebreak = Margin().tiebreak(probs)
-    return rank(scores, tiebreak)
+    order = rank(scores, tiebreak)
+    return order if keys is None else spread_duplicates(order, keys, known)
 
 
 @dataclass
@@ -219,6 +223,7 @@ class ScoringResult:
     orders: dict[str, np.ndarray] = field(default_factory=dict)  # pool indices best first, per strategy
     entities: list[list[tuple[Span, float]]] | None = None
     confidence: list[float] | None = None
+    duplicates: dict[str, int] = field(default_factory=dict)  # core.duplicates.duplicate_stats of the pool
     cancelled: bool = False
     duration_s: float = 0.0
     stored_rows: int = 0
@@ -236,7 +241,8 @@ class ScoringResult:
         return {"documents": len(self.doc_ids), "tokens": int(sum(self.n_tokens)), "strategy": self.primary,
                 "strategies": sorted(self.scores), "model_version": self.model_version,
                 "model_version_id": self.model_version_id, "cold_start": self.cold_start,
-                "duration_s": round(self.duration_s, 2), "stored_rows": self.stored_rows}
+                "duration_s": round(self.duration_s, 2), "stored_rows": self.stored_rows,
+                "duplicates": dict(self.duplicates)}
 
 
 def score_documents(model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], align: AlignConfig,
@@ -263,7 +269,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     embeddings and diversity) and store the scores and predictions (``store=False``: only return them)."""
     from db import scores as score_db
     from db.model_versions import active_model_version
-    from db.repository import get_project, unlabeled_documents
+    from db.repository import get_project, labeled_texts, unlabeled_documents
 
     config = config or ScoreConfig()
     started = time.monotonic()
@@ -294,7 +300,10 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     result.n_tokens = [len(p.doc) for p in prepared]
     result.scores = run_strategies(config, pool, len(docs), cold_start=version is None)
     probs = None if version is None else pool.probs
-    result.orders = {k: ranked_order(k, v, probs) for k, v in result.scores.items()}
+    keys = [text_key(t) for _, t in docs]
+    known = {text_key(t) for t in labeled_texts(engine, info.id)}
+    result.duplicates = duplicate_stats(keys, known)
+    result.orders = {k: ranked_order(k, v, probs, keys, known) for k, v in result.scores.items()}
     if decoded is not None:
         result.entities = [p.spans for p in decoded]
         result.confidence = [float(p.probs.max(axis=-1).mean()) if len(p.probs) else 1.0 for p in decoded]

@@ -122,6 +122,29 @@ def test_scoring_run_stores_scores_and_predictions_read_back_ranked(project):
     assert total_again == N_UNLABELED and again.primary in run2.strategies  # replaced, not duplicated
 
 
+def test_queue_holds_each_text_once_before_repeats_and_labelled_texts(sqlite_url, trained, tmp_path, monkeypatch):
+    """Copies of a text (and texts already labelled) score like the original; the stored queue puts them behind
+    every new text, so no batch from the top holds one report twice (core.duplicates)."""
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    engine = make_engine(sqlite_url)
+    labelled = tiny_tasks()
+    pool = unlabeled_tasks()
+    copies = [ParsedTask(text=pool[0].text.upper(), task_id=200), ParsedTask(text=pool[0].text + "  ", task_id=201),
+              ParsedTask(text=pool[3].text, task_id=202), ParsedTask(text=labelled[0].text, task_id=203)]
+    import_tasks(engine, "tiny", labelled + pool + copies)
+    record_model_version(engine, "tiny", None, trained)
+    result = run_scoring(engine, "tiny", ScoreConfig(strategy="mnlp", batch_size=4))
+    assert result.duplicates == {"documents": N_UNLABELED + 4, "distinct": N_UNLABELED + 1,
+                                 "new_texts": N_UNLABELED, "ranked_last": 4, "already_labelled": 1}
+    for strategy in ("mnlp", "margin", "random(seed=0)", "diversity(margin)"):
+        rows, total, _ = score_db.ranked_queue(engine, 1, strategy, limit=None)
+        assert total == N_UNLABELED + 4
+        texts = [" ".join(_text(engine, r.document_id).lower().split()) for r in rows]
+        assert len(set(texts[:N_UNLABELED])) == N_UNLABELED  # every new text once, first
+        assert " ".join(labelled[0].text.lower().split()) not in texts[:N_UNLABELED]
+        assert set(texts[N_UNLABELED:]) <= set(texts[:N_UNLABELED]) | {" ".join(labelled[0].text.lower().split())}
+
+
 def _text(engine, doc_id: int) -> str:
     from db.repository import get_document
 
