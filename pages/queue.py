@@ -10,7 +10,14 @@ from core.types import ReportLensError
 from db import jobs
 from db import scores as score_db
 from db.model_versions import active_model_version
-from services.queue import SCORE_JOB, queue_scoring_job, save_batch, stopping_indicator
+from services.queue import (
+    SCORE_JOB,
+    duplicate_note,
+    queue_scoring_job,
+    run_duplicates,
+    save_batch,
+    stopping_indicator,
+)
 from training.launcher import ensure_worker
 from training.scoring import ScoreConfig
 from ui.render import highlight_html, label_colors, legend_html
@@ -107,6 +114,8 @@ st.dataframe(pd.DataFrame([{
     "predicted": ", ".join(f"{e.label} {e.score:.2f}" for e in r.entities), "preview": r.preview,
 } for r in rows]), hide_index=True, width="stretch")
 st.caption(f"{total} reports in the queue after filters; showing the top {len(rows)}.")
+if note := duplicate_note(run_duplicates(engine(), run)):
+    st.caption(note)
 
 with st.expander("Predicted entities of the top reports", expanded=False):
     colors = label_colors(project.labels)

@@ -86,6 +86,29 @@ def write_jsonl(rows: list[dict[str, Any]], out: Path) -> None:
         raise
 
 
+def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, int] | None:
+    """What the duplicate handling did in a stored scoring run (``core.duplicates.duplicate_stats``, kept in its job's
+    result); ``None`` for a run made outside a job (``cli.py score``) or before it was recorded."""
+    from db import jobs
+
+    if run is None or run.job_id is None:
+        return None
+    job = jobs.get_job(engine, run.job_id)
+    stats = (job.result or {}).get("duplicates") if job is not None else None
+    return dict(stats) if isinstance(stats, dict) else None
+
+
+def duplicate_note(stats: dict[str, int] | None) -> str | None:
+    """One sentence for the Queue page when some reports were ranked last as copies; ``None`` when none were."""
+    if not stats or not stats.get("ranked_last"):
+        return None
+    labelled = stats.get("already_labelled", 0)
+    also = f", {labelled} of them the text of a report already labelled" if labelled else ""
+    return (f"{stats['ranked_last']} of {stats['documents']} reports repeat a text ranked higher{also}: they come "
+            f"after the {stats['new_texts']} new texts, so a batch never holds the same text twice (their scores "
+            "are their own, so the score column is not monotonic there).")
+
+
 def save_batch(engine: Any, project_id: int, document_ids: list[int], strategy: str, model_version_id: int | None,
                created_by: str | None) -> score_db.BatchInfo:
     return score_db.create_batch(engine, project_id, document_ids, strategy, model_version_id, created_by)

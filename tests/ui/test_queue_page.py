@@ -108,3 +108,34 @@ def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     assert batch.model_version_id == 1 and batch.strategy == "entropy(mean)"
     assert len(at.dataframe[0].value) == N_UNLABELED - 3  # batched reports leave the queue
     assert any("Not enough model versions" in i.value for i in at.info)  # the stopping indicator needs two versions
+
+
+def test_copies_of_a_text_are_ranked_last_and_the_page_says_so(db, trained):  # noqa: F811
+    """A pool with copies of one text and of a labelled text: the score job (a real worker process) ranks every new
+    text first, and the page explains why the copies come last."""
+    import os
+    import subprocess
+    import sys
+
+    engine = make_engine(db)
+    labelled = tiny_tasks()
+    pool = unlabeled_tasks()
+    copies = [replace(pool[2], text=pool[2].text.upper(), task_id=300), replace(labelled[1], task_id=301,
+                                                                                annotations=())]
+    import_tasks(engine, "tiny", labelled + pool + copies)
+    record_model_version(engine, "tiny", None, trained)
+    jobs.enqueue(engine, "tiny", "score", {"strategy": "mnlp", "batch_size": 4})
+    env = {**os.environ, "REPORTLENS_DATABASE_URL": db, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, "-m", "training.worker", "--once", "--poll", "0.1"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    at = run_page()
+    assert not at.exception, at.exception
+    at.selectbox(key="q_rank_by").set_value("mnlp").run()
+    table = at.dataframe[0].value
+    assert len(table) == N_UNLABELED + 2
+    assert set(table["task id"].tolist()[-2:]) == {300, 301}  # both copies after every new text
+    captions = [c.value for c in at.caption]
+    assert any(f"2 of {N_UNLABELED + 2} reports repeat a text ranked higher" in c
+               and "1 of them the text of a report already labelled" in c for c in captions), captions

@@ -136,6 +136,10 @@ def test_queue_holds_each_text_once_before_repeats_and_labelled_texts(sqlite_url
     result = run_scoring(engine, "tiny", ScoreConfig(strategy="mnlp", batch_size=4))
     assert result.duplicates == {"documents": N_UNLABELED + 4, "distinct": N_UNLABELED + 1,
                                  "new_texts": N_UNLABELED, "ranked_last": 4, "already_labelled": 1}
+    from services.queue import duplicate_note
+
+    note = duplicate_note(result.duplicates)
+    assert f"4 of {N_UNLABELED + 4} reports" in note and "1 of them the text of a report already labelled" in note
     for strategy in ("mnlp", "margin", "random(seed=0)", "diversity(margin)"):
         rows, total, _ = score_db.ranked_queue(engine, 1, strategy, limit=None)
         assert total == N_UNLABELED + 4
@@ -223,6 +227,12 @@ def test_score_job_runs_in_a_real_worker_process(project, sqlite_url, tmp_path):
     assert info.result["model_version"] == "v1" and info.progress["phase"] == "done"
     run = score_db.latest_run(engine, 1)
     assert run.job_id == job.id and run.model_version_id == version.id and "entropy(mean)" in run.strategies
+    from services.queue import duplicate_note, run_duplicates
+
+    assert run_duplicates(engine, run) == info.result["duplicates"] == {
+        "documents": N_UNLABELED, "distinct": N_UNLABELED, "new_texts": N_UNLABELED, "ranked_last": 0,
+        "already_labelled": 0}
+    assert duplicate_note(run_duplicates(engine, run)) is None  # nothing to say when every text is new
 
 
 def test_cli_score_out_and_errors(project, sqlite_url, tmp_path):
