@@ -95,11 +95,11 @@ class Simulator:
     """Trains and scores on one imported project; every model goes to its own folder under ``work_dir``."""
 
     def __init__(self, engine: Any, project_id: int, config: Any, work_dir: Path, log: Log = print,
-                 mc_passes: int = 10, dedupe: bool = True) -> None:
+                 mc_passes: int = 10, dedupe: bool = True, centres: bool = True) -> None:
         from training.trainer import load_project_data
 
         self.engine, self.project_id, self.config, self.work_dir, self.log = engine, project_id, config, work_dir, log
-        self.mc_passes, self.dedupe = mc_passes, dedupe
+        self.mc_passes, self.dedupe, self.centres = mc_passes, dedupe, centres
         _, docs, self.schema = load_project_data(engine, project_id)
         self.docs = {d.id: d for d in docs}
         self.keys = {d.id: text_key(d.text) for d in docs}
@@ -119,18 +119,24 @@ class Simulator:
             raise ReportLensError(f"Training on {len(labelled)} documents did not finish; see the log above.")
         return float(result.metrics["test"]["f1"]), str(out), time.monotonic() - t
 
-    def score(self, model_dir: str, pool: Sequence[Any], strategy: str) -> Any:
-        """The pool's probabilities / MC passes / embeddings under the model in ``model_dir``."""
+    def score(self, model_dir: str, pool: Sequence[Any], strategy: str, labelled: Sequence[Any] = ()) -> Any:
+        """The pool's probabilities / MC passes / embeddings under the model in ``model_dir``, and the embeddings
+        of the ``labelled`` reports (the diversity centres, as the scoring run computes them; ``centres``)."""
         from training.inference import clear_model_cache, load_model
-        from training.scoring import ScoreConfig, score_documents
+        from training.scoring import ScoreConfig, labelled_centres, score_documents
 
         loaded = load_model(model_dir)
         config = ScoreConfig(strategy=strategy if strategy in ("bald",) else "margin", mc_passes=self.mc_passes)
         scored = score_documents(loaded.model, loaded.tokenizer, [(i, self.docs[i].text) for i in pool],
                                  loaded.config.align(), config, loaded.schema)
-        clear_model_cache()
         assert scored is not None  # no should_stop given
-        return scored[0]
+        out = scored[0]
+        out.centres = None
+        if self.centres and labelled:
+            out.centres = labelled_centres(loaded.model, loaded.tokenizer, [self.docs[i].text for i in labelled],
+                                           loaded.config.align())
+        clear_model_cache()
+        return out
 
     def query(self, strategy: str, model_dir: str, pool: Sequence[Any], n: int, seed: int,
               cached: dict[str, Any] | None = None, labelled: Sequence[Any] = ()) -> tuple[list[Any], float]:
@@ -147,10 +153,10 @@ class Simulator:
             key = "bald" if s.needs_passes else "plain"
             out = cached.get(key) if cached is not None else None
             if out is None:
-                out = self.score(model_dir, pool, "bald" if s.needs_passes else strategy)
+                out = self.score(model_dir, pool, "bald" if s.needs_passes else strategy, labelled)
                 if cached is not None:
                     cached[key] = out
-            picks = select_batch(s, out.probs, n, out.passes, out.embeddings, **dup)
+            picks = select_batch(s, out.probs, n, out.passes, out.embeddings, labelled=out.centres, **dup)
         return [pool[i] for i in picks], time.monotonic() - t
 
 
@@ -400,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=30, help="optimizer steps per training (0 = use --epochs)")
     ap.add_argument("--epochs", type=int, default=None, help="passes per training when --max-steps is 0")
     ap.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for bald")
+    ap.add_argument("--no-centres", action="store_true",
+                    help="diversity without the labelled reports as initial centres (as before this session)")
     ap.add_argument("--no-dedupe", action="store_true",
                     help="let a batch hold the same text twice and re-query labelled texts (the queue never does)")
     ap.add_argument("--base-model", default="bundled")
@@ -436,6 +444,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         make_project(url, args.n, 0, args.corpus)
         engine = make_engine(url)
         sim = Simulator(engine, 1, config, Path(tmp), mc_passes=args.mc_passes, dedupe=not args.no_dedupe,
+                        centres=not args.no_centres,
                         log=lambda m: print(f"[{time.monotonic() - started:6.0f} s] {m}", flush=True))
         test, pool = fixed_split(list(sim.docs.values()), args.test_size, args.pool_limit or None)
         tokens = token_counts(load_tokenizer(config.base_model), list(sim.docs.values()), config)

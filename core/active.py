@@ -244,13 +244,21 @@ class Random(QueryStrategy):
         return np.random.default_rng(self.seed).random(len(probs))
 
 
+def _unit_rows(a: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    return a / np.where(norms > 0, norms, 1.0)
+
+
 class Diversity(QueryStrategy):
     """Greedy k-center over cosine distances of document embeddings, each distance weighted by the report's
     uncertainty under ``base`` (scaled to 0.1..1; ``None`` = no weight, the cold start on base-model embeddings).
 
-    The first pick is the most uncertain report; each next pick maximises ``weight * distance to the nearest pick``.
-    Scores are that product at pick time (non-increasing), so sorting by score replays the greedy order. Only the
-    first ``greedy`` picks are greedy (O(n * greedy * dim)); the rest are ordered by their final weighted distance."""
+    With ``labelled`` embeddings (the reports already labelled, under the same model), those are the initial centres
+    (core-set selection proper): every pick maximises ``weight * distance to the nearest labelled report or pick``,
+    so the queue does not return to what is already covered. Without them the first pick is the most uncertain
+    report. Scores are that product at pick time (non-increasing), so sorting by score replays the greedy order.
+    Only the first ``greedy`` picks are greedy (O(n * greedy * dim)); the rest are ordered by their final weighted
+    distance."""
 
     name = "diversity"
     needs_embeddings = True
@@ -273,7 +281,7 @@ class Diversity(QueryStrategy):
         return np.full(n, 1.0) if hi - lo < EPS else 0.1 + 0.9 * (u - lo) / (hi - lo)
 
     def score(self, probs: Probs, passes: Sequence[np.ndarray] | None = None,
-              embeddings: np.ndarray | None = None) -> np.ndarray:
+              embeddings: np.ndarray | None = None, labelled: np.ndarray | None = None) -> np.ndarray:
         if embeddings is None:
             raise ReportLensError("diversity needs document embeddings; the scoring run computes them.")
         emb = np.asarray(embeddings, dtype=np.float64)
@@ -284,14 +292,25 @@ class Diversity(QueryStrategy):
             return np.zeros(0)
         if emb.ndim != 2:
             raise ReportLensError(f"diversity: embeddings must be (n_docs, dim), got {emb.shape}.")
-        norms = np.linalg.norm(emb, axis=1, keepdims=True)
-        emb = emb / np.where(norms > 0, norms, 1.0)
+        emb = _unit_rows(emb)
         w = self.weights(probs, passes, n)
         scores = np.zeros(n)
         picked = np.zeros(n, dtype=bool)
-        first = int(np.lexsort((np.arange(n), -np.round(w, SCORE_DECIMALS)))[0])
-        dist = np.clip(1.0 - emb @ emb[first], 0.0, 2.0)
-        scores[first] = w[first] * max(float(dist.max()), EPS) + EPS
+        centres = None if labelled is None else np.asarray(labelled, dtype=np.float64)
+        if centres is not None and centres.size:
+            if centres.ndim != 2 or centres.shape[1] != emb.shape[1]:
+                raise ReportLensError(f"diversity: labelled embeddings must be (n, {emb.shape[1]}), got "
+                                      f"{centres.shape}.")
+            dist = np.full(n, 2.0)
+            for b in range(0, len(centres), 1024):  # (n x 1024) at a time: a large labelled set stays small in RAM
+                dist = np.minimum(dist, np.clip(1.0 - emb @ _unit_rows(centres[b : b + 1024]).T, 0.0, 2.0).min(1))
+            first = int(np.argmax(np.round(w * dist, SCORE_DECIMALS)))
+            scores[first] = w[first] * dist[first] + EPS
+        else:
+            first = int(np.lexsort((np.arange(n), -np.round(w, SCORE_DECIMALS)))[0])
+            dist = np.full(n, 2.0)
+            scores[first] = w[first] * max(float(np.clip(1.0 - emb @ emb[first], 0.0, 2.0).max()), EPS) + EPS
+        dist = np.minimum(dist, np.clip(1.0 - emb @ emb[first], 0.0, 2.0))
         picked[first] = True
         for _ in range(min(self.greedy, n) - 1):
             gain = np.where(picked, -1.0, w * dist)
@@ -378,8 +397,9 @@ def rank(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
 
 def select_batch(strategy: QueryStrategy, probs: Probs, n: int, passes: Sequence[np.ndarray] | None = None,
                  embeddings: np.ndarray | None = None, keys: Sequence[str] | None = None,
-                 known: Iterable[str] = ()) -> list[int]:
-    """The ``n`` pool indices to label next, best first (fewer when the pool is smaller).
+                 known: Iterable[str] = (), labelled: np.ndarray | None = None) -> list[int]:
+    """The ``n`` pool indices to label next, best first (fewer when the pool is smaller). ``labelled``: embeddings
+    of the labelled reports, the initial centres of :class:`Diversity` (other strategies ignore them).
 
     With ``keys`` (each pool document's :func:`core.duplicates.text_key`), a text is taken at most once per batch and
     texts in ``known`` (already labelled) only when nothing new is left (:func:`core.duplicates.spread_duplicates`)."""
@@ -390,7 +410,10 @@ def select_batch(strategy: QueryStrategy, probs: Probs, n: int, passes: Sequence
         return []
     if isinstance(strategy, Diversity):  # a batch of n needs n greedy picks
         strategy = Diversity(strategy.base, greedy=max(n, strategy.greedy))
-    scores = strategy.score(probs, passes, embeddings)
+    if isinstance(strategy, Diversity):
+        scores = strategy.score(probs, passes, embeddings, labelled=labelled)
+    else:
+        scores = strategy.score(probs, passes, embeddings)
     order = rank(scores, strategy.tiebreak(probs) if strategy.needs_probs else None)
     if keys is not None:
         if len(keys) != size:

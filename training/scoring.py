@@ -45,6 +45,7 @@ from training.inference import PreparedDoc, decode, prepare_documents
 Progress = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
 MAX_MC_PASSES = 50
+MAX_CENTRES = 2000  # labelled reports embedded as diversity centres (one per distinct text, a fixed choice)
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,7 @@ class PoolOutput:
     probs: list[np.ndarray]
     passes: list[np.ndarray] | None
     embeddings: np.ndarray | None
+    centres: np.ndarray | None = None  # embeddings of labelled reports (diversity centres), where computed
 
 
 def _dropout_only_train(model: Any) -> None:
@@ -179,9 +181,10 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
     return PoolOutput(probs_out, passes_out, embeddings)
 
 
-def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int,
-                   cold_start: bool) -> dict[str, np.ndarray]:
-    """``str(strategy) -> scores`` for every strategy this run can compute (the chosen one among them)."""
+def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int, cold_start: bool,
+                   labelled: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """``str(strategy) -> scores`` for every strategy this run can compute (the chosen one among them);
+    ``labelled``: embeddings of labelled reports, the diversity strategies' initial centres."""
     if cold_start:
         strategies: list[QueryStrategy] = [Diversity(), Random(config.seed)]
     else:
@@ -196,8 +199,32 @@ def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int,
     out: dict[str, np.ndarray] = {}
     probs = pool.probs if pool is not None and pool.probs else [np.zeros((0, 1))] * n_docs
     for s in strategies:
-        out[str(s)] = s.score(probs, pool.passes if pool else None, pool.embeddings if pool else None)
+        passes, emb = (pool.passes, pool.embeddings) if pool else (None, None)
+        out[str(s)] = (s.score(probs, passes, emb, labelled=labelled) if isinstance(s, Diversity)
+                       else s.score(probs, passes, emb))
     return out
+
+
+def labelled_centres(model: Any, tokenizer: Any, texts: Sequence[str], align: AlignConfig, *, batch_size: int = 64,
+                     limit: int = MAX_CENTRES, progress: Progress | None = None,
+                     should_stop: StopCheck | None = None) -> np.ndarray | None:
+    """Mean-pooled embeddings of the labelled reports (one per distinct text, at most ``limit``, a fixed choice by
+    hash) under ``model``: the diversity strategies' initial centres. ``None`` when stopped."""
+    import hashlib
+
+    distinct = {text_key(t): t for t in texts}
+    keys = sorted(distinct, key=lambda k: hashlib.sha256(k.encode("utf-8")).hexdigest())[:limit]
+    if not keys:
+        return np.zeros((0, 1))
+    prepared = prepare_documents(tokenizer, [(i, distinct[k]) for i, k in enumerate(keys)], align)
+
+    def relabel(p: dict[str, Any]) -> None:
+        if progress is not None:
+            progress({**p, "message": f"labelled reports (diversity centres): {p.get('message', '')}"})
+
+    out = forward_pool(model, prepared, tokenizer.pad_token_id or 0, batch_size=batch_size, want_probs=False,
+                       want_embeddings=True, progress=relabel, should_stop=should_stop)
+    return None if out is None else out.embeddings
 
 
 def ranked_order(strategy_str: str, scores: np.ndarray, probs: Sequence[np.ndarray] | None,
@@ -296,12 +323,18 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
         result.cancelled = True
         return result
     pool, prepared, decoded = scored
+    labelled = list(labeled_texts(engine, info.id))
+    centres = labelled_centres(model, tokenizer, labelled, align, batch_size=config.batch_size, progress=progress,
+                               should_stop=should_stop)
+    if centres is None:
+        result.cancelled = True
+        return result
     result.doc_ids = [int(d) for d, _ in docs]
     result.n_tokens = [len(p.doc) for p in prepared]
-    result.scores = run_strategies(config, pool, len(docs), cold_start=version is None)
+    result.scores = run_strategies(config, pool, len(docs), cold_start=version is None, labelled=centres)
     probs = None if version is None else pool.probs
     keys = [text_key(t) for _, t in docs]
-    known = {text_key(t) for t in labeled_texts(engine, info.id)}
+    known = {text_key(t) for t in labelled}
     result.duplicates = duplicate_stats(keys, known)
     result.orders = {k: ranked_order(k, v, probs, keys, known) for k, v in result.scores.items()}
     if decoded is not None:

@@ -177,6 +177,30 @@ def test_diversity_avoids_near_duplicates():
     assert np.all(np.diff(scores[order]) <= 1e-12)  # scores replay the greedy order
 
 
+def test_diversity_starts_from_the_labelled_reports():
+    """Core-set selection proper: the labelled reports are the first centres, so the queue does not return to a
+    region they already cover, however uncertain it is."""
+    emb = np.array([[1.0, 0.0, 0.0], [0.99, 0.1, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    unsure, sure = np.full((3, 3), 1 / 3), np.array([[0.6, 0.3, 0.1]] * 3)
+    probs = [unsure, unsure, sure, sure]
+    assert select_batch(Diversity(Margin()), probs, 1, embeddings=emb)[0] == 0  # no labelled set: most uncertain
+    labelled = np.array([[1.0, 0.05, 0.0]])  # a labelled report next to documents 0 and 1
+    picks = select_batch(Diversity(Margin()), probs, 2, embeddings=emb, labelled=labelled)
+    assert set(picks) == {2, 3}
+    cold = select_batch(Diversity(), [], 4, embeddings=emb, labelled=labelled)
+    assert set(cold[:2]) == {2, 3} and set(cold[2:]) == {0, 1}
+    # by hand: weights 1 (unsure) / 0.1 (sure: margin 0.7, the pool's lowest); doc 3 is orthogonal to the labelled
+    # report (distance 1), doc 2 at 1 - cos = 1 - 0.05/|l| from it and 1 from doc 3
+    scores = Diversity(Margin()).score(probs, embeddings=emb, labelled=labelled)
+    assert scores[3] == pytest.approx(0.1, rel=1e-6)
+    assert scores[2] == pytest.approx(0.1 * (1 - 0.05 / np.linalg.norm(labelled[0])), rel=1e-6)
+    assert np.all(np.diff(scores[rank(scores)]) <= 1e-12)  # still replays the greedy order
+    same = Diversity(Margin()).score(probs, embeddings=emb, labelled=np.zeros((0, 3)))
+    np.testing.assert_allclose(same, Diversity(Margin()).score(probs, embeddings=emb))  # empty = none
+    with pytest.raises(ReportLensError, match="labelled embeddings must be"):
+        Diversity().score([], embeddings=emb, labelled=np.ones((2, 5)))
+
+
 def test_random_is_seeded():
     probs = [P1] * 20
     assert select_batch(Random(3), probs, 5) == select_batch(Random(3), probs, 5)

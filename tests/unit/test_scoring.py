@@ -138,6 +138,11 @@ def test_queue_holds_each_text_once_before_repeats_and_labelled_texts(sqlite_url
                                  "new_texts": N_UNLABELED, "ranked_last": 4, "already_labelled": 1}
     from services.queue import duplicate_note
 
+    # the labelled reports are the diversity strategies' first centres: a copy of one sits on a centre (distance 0)
+    copy_of_labelled = result.doc_ids.index(max(result.doc_ids))
+    for name in ("diversity(margin)", "diversity(mnlp)"):
+        assert result.scores[name][copy_of_labelled] == pytest.approx(0.0, abs=1e-6)
+        assert np.sum(result.scores[name] > 1e-6) >= N_UNLABELED - 1  # new texts are off the centres
     note = duplicate_note(result.duplicates)
     assert f"4 of {N_UNLABELED + 4} reports" in note and "1 of them the text of a report already labelled" in note
     for strategy in ("mnlp", "margin", "random(seed=0)", "diversity(margin)"):
