@@ -200,7 +200,8 @@ def simulate(sim: Simulator, strategies: Sequence[str], seeds: Sequence[int], ro
                                "query_s": round(query_s, 1), "queried": picks})
                 sim.log(f"seed {seed} {name} round {r}: {len(labelled)} docs -> test F1 {f1:.3f} "
                         f"(query {query_s:.0f} s, train {t_s:.0f} s)")
-            runs.append({"strategy": name, "seed": seed, "seed_set": seed_set, "points": points})
+            runs.append({"strategy": name, "seed": seed, "seed_set": seed_set, "points": points,
+                         "centres": sim.centres, "dedupe": sim.dedupe})
         if full_data:
             f1, _, t_s = sim.train(list(pool), test, seed)
             full.append({"seed": seed, "docs": len(pool), "tokens": sum(tokens[i] for i in pool), "f1": f1,
@@ -212,12 +213,23 @@ def simulate(sim: Simulator, strategies: Sequence[str], seeds: Sequence[int], ro
 # ---------------------------------------------------------------- summary: mean curves, labels to 95%
 
 
+def arm_name(run: dict[str, Any]) -> str:
+    """The name a run is reported under: its strategy, marked where it ran without the queue's behaviour (runs saved
+    before a flag existed ran without it: diversity without labelled centres)."""
+    name = run["strategy"]
+    if registry_name(name).startswith("diversity") and not run.get("centres", False):
+        name += "_nocentres"
+    if name != "random" and run.get("dedupe") is False:
+        name += "_nodedupe"
+    return name
+
+
 def mean_curves(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
     """Per strategy, per round: mean/std of F1 and mean docs/tokens over the seeds."""
     by: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for run in runs:
         for p in run["points"]:
-            by.setdefault(run["strategy"], {}).setdefault(p["round"], []).append(p)
+            by.setdefault(arm_name(run), {}).setdefault(p["round"], []).append(p)
     out: dict[str, list[dict[str, float]]] = {}
     for name, rounds in by.items():
         out[name] = [{"round": r, "docs": float(np.mean([p["docs"] for p in ps])),
@@ -344,7 +356,7 @@ def merge(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for r in results[1:]:
         if r["corpus"] != first["corpus"] or r["test_ids"] != first["test_ids"]:
             raise ReportLensError("Only runs of the same corpus and test split can be merged.")
-    seeds = [s for r in results for s in r["args"]["seeds"]]
+    seeds = sorted({s for r in results for s in r["args"]["seeds"]})
     return first | {"runs": [x for r in results for x in r["runs"]], "full": [x for r in results for x in r["full"]],
                     "args": first["args"] | {"seeds": seeds}, "duration_s": [r["duration_s"] for r in results]}
 
@@ -406,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--max-steps", type=int, default=30, help="optimizer steps per training (0 = use --epochs)")
     ap.add_argument("--epochs", type=int, default=None, help="passes per training when --max-steps is 0")
     ap.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for bald")
+    ap.add_argument("--no-full", action="store_true",
+                    help="skip the full-data model (when this run is merged with one that has it)")
     ap.add_argument("--no-centres", action="store_true",
                     help="diversity without the labelled reports as initial centres (as before this session)")
     ap.add_argument("--no-dedupe", action="store_true",
@@ -451,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sim.log(f"{args.corpus}: {len(sim.docs)} labelled docs, test {len(test)}, pool {len(pool)}, "
                 f"{len(sim.schema.labels)} labels")
         result = simulate(sim, args.strategies, args.seeds, args.rounds, args.batch, args.seed_size, test, pool,
-                          tokens)
+                          tokens, full_data=not args.no_full)
     result |= {"corpus": args.corpus, "args": vars(args), "test_ids": test, "pool_size": len(pool),
                "duration_s": round(time.monotonic() - started, 1), "cpus": os.cpu_count(),
                "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version()}

@@ -118,3 +118,13 @@ def test_ptbxl_corpus_keeps_duplicates_and_takes_the_rules_as_silver_labels(tmp_
             {(e.start, e.end, e.label) for e in extract_ecg(d.text)})
     labels = {s.label for d in docs for s in d.spans}
     assert {"RHYTHM", "FINDING", "AXIS"} <= labels
+
+
+def test_arm_names_mark_runs_without_the_queue_behaviour():
+    from bench.active_learning import arm_name
+
+    assert arm_name({"strategy": "diversity", "centres": True, "dedupe": True}) == "diversity"
+    assert arm_name({"strategy": "diversity_mnlp"}) == "diversity_mnlp_nocentres"  # saved before centres existed
+    assert arm_name({"strategy": "mnlp", "centres": True, "dedupe": False}) == "mnlp_nodedupe"
+    assert arm_name({"strategy": "random", "dedupe": True}) == "random"  # the baseline never goes through the queue
+    assert arm_name({"strategy": "random_distinct", "dedupe": True}) == "random_distinct"
