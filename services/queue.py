@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.active import TREND_STRATEGY, StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
+from core.active import TREND_STRATEGY
+from core.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
 from core.types import ReportLensError
 from db import scores as score_db
 from db.records import JobInfo, ProjectInfo

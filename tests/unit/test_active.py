@@ -19,15 +19,12 @@ from core.active import (
     Margin,
     Random,
     TokenEntropy,
-    entity_change_rate,
-    fixed_sample,
     get_strategy,
     rank,
     select_batch,
-    stopping_advice,
     strategy_names,
-    uncertainty_trend,
 )
+from core.stopping import entity_change_rate, fixed_sample, stopping_advice, uncertainty_trend
 from core.types import ReportLensError
 
 N_TAGS = 5
