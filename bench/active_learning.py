@@ -225,18 +225,19 @@ def arm_name(run: dict[str, Any]) -> str:
 
 
 def mean_curves(runs: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, float]]]:
-    """Per strategy, per round: mean/std of F1 and mean docs/tokens over the seeds."""
+    """Per strategy, per number of labelled documents: mean/std of F1 and mean tokens over the runs that got there
+    (the seeds; merged runs with another batch size add points, e.g. a longer random curve)."""
     by: dict[str, dict[int, list[dict[str, Any]]]] = {}
     for run in runs:
         for p in run["points"]:
-            by.setdefault(arm_name(run), {}).setdefault(p["round"], []).append(p)
+            by.setdefault(arm_name(run), {}).setdefault(int(p["docs"]), []).append(p)
     out: dict[str, list[dict[str, float]]] = {}
-    for name, rounds in by.items():
-        out[name] = [{"round": r, "docs": float(np.mean([p["docs"] for p in ps])),
+    for name, sizes in by.items():
+        out[name] = [{"round": r, "docs": float(n),
                       "tokens": float(np.mean([p["tokens"] for p in ps])),
                       "distinct": float(np.mean([p.get("distinct", p["docs"]) for p in ps])),
                       "f1": float(np.mean([p["f1"] for p in ps])), "f1_std": float(np.std([p["f1"] for p in ps])),
-                      "seeds": len(ps)} for r, ps in sorted(rounds.items())]
+                      "seeds": len(ps)} for r, (n, ps) in enumerate(sorted(sizes.items()))]
     return out
 
 

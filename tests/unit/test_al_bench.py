@@ -128,3 +128,15 @@ def test_arm_names_mark_runs_without_the_queue_behaviour():
     assert arm_name({"strategy": "mnlp", "centres": True, "dedupe": False}) == "mnlp_nodedupe"
     assert arm_name({"strategy": "random", "dedupe": True}) == "random"  # the baseline never goes through the queue
     assert arm_name({"strategy": "random_distinct", "dedupe": True}) == "random_distinct"
+
+
+def test_a_longer_random_run_with_another_batch_extends_the_curve():
+    from bench.active_learning import mean_curves
+
+    short = _result(0, {"random": [0.2, 0.5, 0.7]})["runs"]  # 2, 4, 6 docs
+    long = [{"strategy": "random", "seed": 0, "points": [{"round": r, "docs": 2 + 4 * r, "tokens": 1, "f1": f}
+                                                          for r, f in enumerate([0.2, 0.9, 0.95])]}]  # 2, 6, 10
+    (curve,) = mean_curves(short + long).values()
+    assert [p["docs"] for p in curve] == [2, 4, 6, 10]
+    assert [p["seeds"] for p in curve] == [2, 1, 2, 1]
+    assert curve[2]["f1"] == pytest.approx(0.8)  # 0.7 and 0.9 at 6 documents
