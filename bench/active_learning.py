@@ -131,7 +131,6 @@ class Simulator:
                                  loaded.config.align(), config, loaded.schema)
         assert scored is not None  # no should_stop given
         out = scored[0]
-        out.centres = None
         if self.centres and labelled:
             out.centres = labelled_centres(loaded.model, loaded.tokenizer, [self.docs[i].text for i in labelled],
                                            loaded.config.align())
@@ -256,9 +255,11 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     rows = []
     max_docs = max((p["docs"] for c in curves.values() for p in c), default=0)
     target = TARGET_SHARE * full_f1 if full_f1 is not None else None
+    common = set.intersection(*({p["docs"] for p in c} for c in curves.values())) if curves else set()
     for name, curve in curves.items():
         docs, toks = labels_to_reach(curve, target) if target is not None else (None, None)
-        auc = float(np.mean([p["f1"] for p in curve]))
+        # over the sizes every arm reached, so an arm run further (a longer random curve) is compared like for like
+        auc = float(np.mean([p["f1"] for p in curve if p["docs"] in common] or [p["f1"] for p in curve]))
         rows.append({"strategy": name, "docs_to_target": docs, "tokens_to_target": toks, "mean_f1_over_rounds": auc,
                      "final_f1": curve[-1]["f1"], "final_docs": curve[-1]["docs"],
                      "final_distinct": curve[-1].get("distinct", curve[-1]["docs"])})
@@ -286,8 +287,8 @@ def table_markdown(summary: dict[str, Any]) -> str:
 
     lines = [f"Full-data test F1 {summary['full_f1']:.3f}; target (95%) {summary['target_f1']:.3f}." if
              summary["full_f1"] is not None else "No full-data run.", "",
-             "| strategy | docs to 95% | tokens to 95% | docs vs random | mean F1 over rounds | final F1 (docs) "
-             "| distinct texts at the end |",
+             "| strategy | docs to 95% | tokens to 95% | docs vs random | mean F1 (sizes all arms reached) "
+             "| final F1 (docs) | distinct texts at the end |",
              "|---|---|---|---|---|---|---|"]
     for r in sorted(summary["rows"], key=lambda r: (r["strategy"] != "random", r["strategy"])):
         ratio = "n/a" if r["docs_vs_random"] is None else f"{r['docs_vs_random']:.2f}x"

@@ -415,7 +415,6 @@ def select_batch(strategy: QueryStrategy, probs: Probs, n: int, passes: Sequence
         return []
     if isinstance(strategy, Diversity):  # a batch of n needs n greedy picks
         strategy = Diversity(strategy.base, greedy=max(n, strategy.greedy))
-    if isinstance(strategy, Diversity):
         scores = strategy.score(probs, passes, embeddings, labelled=labelled)
     else:
         scores = strategy.score(probs, passes, embeddings)

@@ -140,3 +140,15 @@ def test_a_longer_random_run_with_another_batch_extends_the_curve():
     assert [p["docs"] for p in curve] == [2, 4, 6, 10]
     assert [p["seeds"] for p in curve] == [2, 1, 2, 1]
     assert curve[2]["f1"] == pytest.approx(0.8)  # 0.7 and 0.9 at 6 documents
+
+
+def test_mean_f1_compares_arms_over_the_sizes_all_of_them_reached():
+    """A random curve run further (higher F1 at sizes the others never reached) must not win the area comparison."""
+    from bench.active_learning import summarise
+
+    result = _result(0, {"random": [0.2, 0.4, 0.5], "margin": [0.2, 0.6, 0.7]})  # 2, 4, 6 docs
+    result["runs"].append({"strategy": "random", "seed": 1, "points": [
+        {"round": r, "docs": d, "tokens": 1, "f1": f} for r, (d, f) in enumerate([(2, 0.2), (10, 0.99), (14, 0.99)])]})
+    rows = {r["strategy"]: r for r in summarise(result)["rows"]}
+    assert rows["random"]["mean_f1_over_rounds"] == pytest.approx((0.2 + 0.4 + 0.5) / 3)  # 2, 4, 6 docs only
+    assert rows["margin"]["mean_f1_over_rounds"] == pytest.approx((0.2 + 0.6 + 0.7) / 3)
