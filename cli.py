@@ -107,18 +107,15 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from db import jobs
-    from db.repository import get_project
+    from core.jobs import JobKind
+    from db.repository import require_project
+    from services.jobs import queue_job
     from training.config import from_cli_args
-    from training.launcher import ensure_worker
 
     engine = _engine()
-    project = get_project(engine, args.project)
-    if project is None:
-        raise ReportLensError(f"Project {args.project!r} does not exist; import an export into it first.")
+    project = require_project(engine, args.project)
     config = from_cli_args(args)
-    job = jobs.enqueue(engine, project.id, "train", config.to_dict())
-    started = ensure_worker(engine)
+    job, started = queue_job(engine, project.id, JobKind.TRAIN, config.to_dict())
     print(f"queued training job {job.id} for {project.name!r}" + (" (worker started)" if started else ""),
           file=sys.stderr)
     if not args.wait:
@@ -130,15 +127,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _wait_for(engine: Any, job_id: int) -> int:
     import time
 
-    from db import jobs
+    from core.jobs import JobStatus
     from db.model_versions import list_model_versions
+    from services.jobs import cancel_job, get_job
 
     last = None
     try:
         while True:
-            job = jobs.get_job(engine, job_id)
-            p = job.progress or {}
-            line = _progress_line(job.status, p)
+            job = get_job(engine, job_id)
+            line = _progress_line(job.status, job.progress)
             if line != last:
                 print(line, file=sys.stderr, flush=True)
                 last = line
@@ -146,7 +143,7 @@ def _wait_for(engine: Any, job_id: int) -> int:
                 break
             time.sleep(1.0)
     except KeyboardInterrupt:
-        jobs.request_cancel(engine, job_id)
+        cancel_job(engine, job_id)
         print(f"cancel requested for job {job_id}", file=sys.stderr)
         return 130
     out: dict[str, Any] = {"job": job.id, "status": job.status, "error": job.error}
@@ -155,24 +152,25 @@ def _wait_for(engine: Any, job_id: int) -> int:
         out.update({"model_version": version.name, "model_id": version.id, "active": version.is_active,
                     "duration_s": version.duration_s, "metrics": _metric_summary(version.metrics)})
     _print_json(out)
-    return 0 if job.status == "succeeded" else 1
+    return 0 if job.status == JobStatus.SUCCEEDED else 1
 
 
-def _progress_line(status: str, p: dict[str, Any]) -> str:
-    parts = [status]
-    if p.get("step") is not None and p.get("max_steps"):
-        parts.append(f"step {p['step']}/{p['max_steps']}")
-    if p.get("epoch") is not None:
-        parts.append(f"epoch {float(p['epoch']):.2f}")
-    if p.get("loss") is not None:
-        parts.append(f"loss {float(p['loss']):.4f}")
-    dev = p.get("dev") if isinstance(p.get("dev"), dict) else {}
+def _progress_line(status: str, p: Any) -> str:
+    """One line per change of a job's :class:`core.jobs.Progress` for ``--wait``."""
+    parts = [str(status)]
+    if p.step is not None and p.max_steps:
+        parts.append(f"step {p.step:g}/{p.max_steps:g}")
+    if p.epoch is not None:
+        parts.append(f"epoch {float(p.epoch):.2f}")
+    if p.loss is not None:
+        parts.append(f"loss {float(p.loss):.4f}")
+    dev = p.metrics.get("dev") if isinstance(p.metrics.get("dev"), dict) else {}
     if dev.get("f1") is not None:
         parts.append(f"dev F1 {float(dev['f1']):.3f}")
-    if p.get("eta_s") is not None:
-        parts.append(f"ETA {int(p['eta_s'])} s")
-    if p.get("message"):
-        parts.append(str(p["message"]))
+    if eta := p.eta_text():
+        parts.append(eta)
+    if p.message:
+        parts.append(str(p.message))
     return " | ".join(parts)
 
 

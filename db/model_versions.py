@@ -1,6 +1,6 @@
 """Model versions: each finished training job stores one (v1, v2, ... per project). Exactly one version per project
 is active: the first one recorded, then whichever :func:`activate_model_version` picks (both under a per-project
-lock). Functions return :class:`db.records.ModelVersionInfo`, never ORM objects. Also importable from :mod:`db.jobs`.
+lock). Functions return :class:`db.records.ModelVersionInfo`, never ORM objects.
 """
 
 from __future__ import annotations

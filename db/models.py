@@ -153,7 +153,7 @@ JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 class Job(Base):
-    """One background job. ``python -m training.worker`` claims queued rows, writes progress and a heartbeat, and
+    """One background job. ``python -m jobs.worker`` claims queued rows, writes progress and a heartbeat, and
     records the outcome; the UI polls the row. ``history`` holds numeric progress points for curves (capped)."""
 
     __tablename__ = "jobs"
@@ -182,7 +182,7 @@ class Job(Base):
 
 class Worker(Base):
     """A live (or recently live) worker process: registered at start, heartbeat every few seconds, removed at exit.
-    ``training.worker.ensure_worker`` reads it to decide whether a new worker must be started."""
+    ``jobs.launcher.ensure_worker`` reads it to decide whether a new worker must be started."""
 
     __tablename__ = "workers"
 
@@ -196,7 +196,7 @@ class Worker(Base):
 
 class ModelVersion(Base):
     """A trained model of a project (``name`` v1, v2, ...). Exactly one version per project is active (enforced by
-    the repository functions in db.jobs)."""
+    the functions in jobs.queue)."""
 
     __tablename__ = "model_versions"
     __table_args__ = (UniqueConstraint("project_id", "name"),)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.jobs import JobStatus, Progress
 from core.types import Annotation, Document, Issue, LabelSchema
 from db.engine import data_dir
 from db.summary import ImportSummary
@@ -77,16 +78,15 @@ class ImportRunInfo:
 
 @dataclass(frozen=True)
 class JobInfo:
-    """A background job row. ``progress`` is the latest report (epoch, step, max_steps, loss, dev metrics, eta_s,
-    message); ``history`` the numeric points for curves (empty, like ``log``, in :func:`db.jobs.list_jobs` unless
-    ``details=True``)."""
+    """A background job row. ``progress`` is the latest report (:class:`core.jobs.Progress`); ``history`` the numeric
+    points for curves (empty, like ``log``, in :func:`jobs.queue.list_jobs` unless ``details=True``)."""
 
     id: int
     project_id: int
     kind: str
-    status: str  # queued | running | succeeded | failed | cancelled
+    status: JobStatus
     params: dict[str, Any] = field(compare=False, hash=False)
-    progress: dict[str, Any] = field(compare=False, hash=False)
+    progress: Progress = field(compare=False, hash=False)
     history: tuple[dict[str, Any], ...] = field(compare=False, hash=False)
     cancel_requested: bool
     worker_id: str | None
@@ -103,19 +103,19 @@ class JobInfo:
 
     @property
     def is_active(self) -> bool:
-        return self.status in ("queued", "running")
+        return self.status.is_active
 
     @property
     def is_finished(self) -> bool:
-        return self.status in ("succeeded", "failed", "cancelled")
+        return self.status.is_final
 
     @property
     def fraction(self) -> float | None:
         """Share of the work done (``step / max_steps``), or ``None`` when the job has not said."""
-        step, total = self.progress.get("step"), self.progress.get("max_steps")
-        if isinstance(step, int | float) and isinstance(total, int | float) and total > 0:
-            return max(0.0, min(1.0, step / total))
-        return 1.0 if self.status == "succeeded" else None
+        fraction = self.progress.fraction
+        if fraction is None and self.status == JobStatus.SUCCEEDED:
+            return 1.0
+        return fraction
 
     @property
     def duration_s(self) -> float | None:

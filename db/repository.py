@@ -72,6 +72,16 @@ def get_project(engine: Engine, project: int | str) -> ProjectInfo | None:
     return found[0] if found else None
 
 
+def require_project(engine: Engine, project: int | str) -> ProjectInfo:
+    """A project by id or by name; a clear error naming how to find one when it does not exist (the one copy of that
+    check for services, the CLI and the pages)."""
+    info = get_project(engine, project)
+    if info is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them (or import an export "
+                              "into it first).")
+    return info
+
+
 def ensure_project(engine: Engine, name: str) -> ProjectInfo:
     """The project called ``name``, created (empty) when missing."""
     if not name or not name.strip():

@@ -5,8 +5,8 @@ import plotly.express as px
 import streamlit as st
 
 from core.types import ReportLensError
-from db import jobs
 from db.model_versions import activate_model_version, list_model_versions
+from services import jobs as job_svc
 from services.models import version_rows
 from ui.state import engine, project_picker
 
@@ -111,7 +111,7 @@ if examples:
         st.session_state["dataset_focus_from"] = f"the errors of model {chosen.name}"
         st.switch_page("pages/dataset.py")
 
-job = jobs.get_job(engine(), chosen.job_id) if chosen.job_id else None
+job = job_svc.get_job(engine(), chosen.job_id) if chosen.job_id else None
 if job is not None and job.history:
     hist = pd.DataFrame(list(job.history))
     c1, c2 = st.columns(2)

@@ -6,20 +6,20 @@ import streamlit as st
 
 from core.active import DEFAULT_STRATEGY, STRATEGY_HELP, default_ranking, get_strategy, strategy_names
 from core.alignment import resolve_overlaps
+from core.jobs import JobKind
 from core.types import ReportLensError
-from db import jobs
 from db import scores as score_db
 from db.model_versions import active_model_version
+from services import jobs as job_svc
 from services.queue import (
-    SCORE_JOB,
     duplicate_note,
     queue_scoring_job,
     run_duplicates,
     save_batch,
     stopping_indicator,
 )
-from training.launcher import ensure_worker
 from training.scoring import ScoreConfig
+from ui.jobs import live_jobs
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker
 
@@ -60,32 +60,9 @@ if go:
         st.error(f"Not queued: {exc}", icon="🚫")
 
 
-@st.fragment(run_every=2.0)
-def live_progress() -> None:
-    active = jobs.active_jobs(engine(), project.id, kind=SCORE_JOB)
-    running = {j.id for j in active}
-    if st.session_state.get("q_running", set()) - running:  # a run just ended: show its queue
-        st.session_state["q_running"] = running
-        st.rerun(scope="app")
-    st.session_state["q_running"] = running
-    if not active:
-        return
-    if any(j.status == "queued" for j in active):
-        ensure_worker(engine())
-    for job in active:
-        p = job.progress or {}
-        frac = (p.get("step") or 0) / p["max_steps"] if p.get("max_steps") else 0.0
-        eta = f" · ETA {int(p['eta_s'])} s" if p.get("eta_s") else ""
-        st.progress(min(frac, 1.0), text=f"Scoring job {job.id} ({job.status}): {p.get('message', '…')}{eta}")
-        if st.button("Cancel", key=f"cancel_score_{job.id}", disabled=job.cancel_requested):
-            jobs.request_cancel(engine(), job.id)
-            st.rerun()
-
-
-live_progress()
-failed = [j for j in jobs.list_jobs(engine(), project.id, kind=SCORE_JOB)[:1] if j.status == "failed"]
-if failed:
-    st.error(f"The last scoring job ({failed[0].id}) failed: {failed[0].error}", icon="🚫")
+live_jobs(project.id, JobKind.SCORE, rerun_when_done=True)
+if failed := job_svc.last_failure(engine(), project.id, JobKind.SCORE):
+    st.error(f"The last scoring job ({failed.id}) failed: {failed.error}", icon="🚫")
 
 run = score_db.latest_run(engine(), project.id)
 if run is None:

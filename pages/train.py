@@ -1,13 +1,13 @@
 """Train: the training form (one click with the defaults), live progress of the running job, job history."""
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
+from core.jobs import JobKind
 from core.types import ReportLensError
-from db import jobs
+from services import jobs as job_svc
 from training.config import TrainConfig, fields_for_form
-from training.launcher import ensure_worker
+from ui.jobs import live_jobs
 from ui.state import engine, project_picker
 
 st.title("Train")
@@ -61,55 +61,16 @@ with st.form("train_form"):
 if submitted:
     try:
         config = TrainConfig.from_dict(values)
-        job = jobs.enqueue(engine(), project.id, "train", config.to_dict())
-        started = ensure_worker(engine())
+        job, started = job_svc.queue_job(engine(), project.id, JobKind.TRAIN, config.to_dict())
         st.success(f"Training job {job.id} queued" + (" and a worker started." if started else "."), icon="✅")
     except (ReportLensError, ValueError) as exc:
         st.error(f"Not queued: {exc}", icon="🚫")
 
 
-@st.fragment(run_every=2.0)
-def live_progress() -> None:
-    active = jobs.active_jobs(engine(), project.id)
-    if not active:
-        st.caption("No training job is running.")
-        return
-    if any(j.status == "queued" for j in active):
-        ensure_worker(engine())  # e.g. after an app restart: queued jobs always get a worker
-    for job in active:
-        job = jobs.get_job(engine(), job.id)
-        p = job.progress or {}
-        st.subheader(f"Job {job.id}: {job.status}")
-        frac = (p.get("step") or 0) / p["max_steps"] if p.get("max_steps") else 0.0
-        eta = f" · ETA {int(p['eta_s'])} s" if p.get("eta_s") else ""
-        st.progress(min(frac, 1.0), text=f"step {p.get('step', 0)} / {p.get('max_steps', '?')}{eta}")
-        _curves(job.history)
-        if st.button("Cancel", key=f"cancel_{job.id}", disabled=job.cancel_requested):
-            jobs.request_cancel(engine(), job.id)
-            st.rerun()
-
-
-def _curves(history) -> None:  # noqa: ANN001
-    if not history:
-        return
-    df = pd.DataFrame(list(history))
-    fig = go.Figure()
-    if "loss" in df:
-        d = df.dropna(subset=["loss"])
-        fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], name="training loss", mode="lines"))
-    if "dev_f1" in df:
-        d = df.dropna(subset=["dev_f1"])
-        fig.add_trace(go.Scatter(x=d["step"], y=d["dev_f1"], name="dev entity F1", mode="lines+markers", yaxis="y2"))
-    fig.update_layout(height=300, xaxis_title="step", yaxis=dict(title="loss"),
-                      yaxis2=dict(title="dev F1", overlaying="y", side="right", range=[0, 1]),
-                      margin=dict(t=20, b=40))
-    st.plotly_chart(fig, width="stretch")
-
-
-live_progress()
+live_jobs(project.id, curves=True, empty="No training job is running.")
 
 st.subheader("Job history")
-history = jobs.list_jobs(engine(), project.id)
+history = job_svc.recent_jobs(engine(), project.id)
 if history:
     st.dataframe(pd.DataFrame([
         {"job": j.id, "kind": j.kind, "status": j.status, "created": j.created_at, "started": j.started_at,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.active import TREND_STRATEGY
+from core.jobs import JobKind
 from core.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
 from core.types import ReportLensError
 from db import scores as score_db
@@ -19,7 +20,6 @@ from db.records import JobInfo, ProjectInfo
 from db.repository import get_project
 
 SAMPLE_SIZE = 500
-SCORE_JOB = "score"
 
 
 def project_or_error(engine: Any, project: int | str) -> ProjectInfo:
@@ -32,12 +32,9 @@ def project_or_error(engine: Any, project: int | str) -> ProjectInfo:
 def queue_scoring_job(engine: Any, project: int | str, config: Any) -> tuple[JobInfo, bool]:
     """Queue a ``score`` job (``config``: a ``training.scoring.ScoreConfig``) and make sure a worker runs it.
     Returns the job and whether a worker was started."""
-    from db import jobs
-    from training.launcher import ensure_worker
+    from services.jobs import queue_job
 
-    info = project_or_error(engine, project)
-    job = jobs.enqueue(engine, info.id, SCORE_JOB, config.to_dict())
-    return job, bool(ensure_worker(engine))
+    return queue_job(engine, project, JobKind.SCORE, config.to_dict())
 
 
 def score_in_process(engine: Any, project: str, config: Any) -> Any:
@@ -90,11 +87,11 @@ def write_jsonl(rows: list[dict[str, Any]], out: Path) -> None:
 def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, int] | None:
     """What the duplicate handling did in a stored scoring run (``core.duplicates.duplicate_stats``, kept in its job's
     result); ``None`` for a run made outside a job (``cli.py score``) or before it was recorded."""
-    from db import jobs
+    from jobs.queue import get_job
 
     if run is None or run.job_id is None:
         return None
-    job = jobs.get_job(engine, run.job_id)
+    job = get_job(engine, run.job_id)
     stats = (job.result or {}).get("duplicates") if job is not None else None
     return dict(stats) if isinstance(stats, dict) else None
 

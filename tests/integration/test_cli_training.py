@@ -29,7 +29,7 @@ def env(tmp_path):
     yield e
     # stop the detached worker the CLI started (it would exit by itself after its idle timeout)
     from db.engine import make_engine
-    from db.workers import live_workers
+    from jobs.workers import live_workers
 
     for w in live_workers(make_engine(e["REPORTLENS_DATABASE_URL"])):
         try:

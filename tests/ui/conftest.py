@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def db(tmp_path, monkeypatch):
     from db.engine import dispose_engine, make_engine
     from db.migrate import upgrade
-    from db.workers import live_workers
+    from jobs.workers import live_workers
 
     url = f"sqlite:///{tmp_path / 'ui.db'}"
     monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)

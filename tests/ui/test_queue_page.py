@@ -11,11 +11,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.active import DEFAULT_STRATEGY, get_strategy
-from db import jobs
 from db import scores as score_db
 from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import record_model_version
+from jobs import queue as jobs
 from tests.unit.test_scoring import N_UNLABELED, trained, unlabeled_tasks  # noqa: F401 - trained is a fixture
 from tests.unit.test_training import tiny_tasks
 
@@ -126,7 +126,7 @@ def test_copies_of_a_text_are_ranked_last_and_the_page_says_so(db, trained):  # 
     record_model_version(engine, "tiny", None, trained)
     jobs.enqueue(engine, "tiny", "score", {"strategy": "mnlp", "batch_size": 4})
     env = {**os.environ, "REPORTLENS_DATABASE_URL": db, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, "-m", "training.worker", "--once", "--poll", "0.1"], cwd=ROOT, env=env,
+    proc = subprocess.run([sys.executable, "-m", "jobs.worker", "--once", "--poll", "0.1"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

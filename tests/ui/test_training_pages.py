@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from db import jobs
 from db.engine import make_engine
 from db.model_versions import list_model_versions
 from db.repository import list_projects
+from jobs import queue as jobs
 from tests.tiny import tiny_model_dir
 
 ROOT = Path(__file__).resolve().parents[2]

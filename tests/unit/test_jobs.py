@@ -1,4 +1,4 @@
-"""Background jobs: the db.jobs API in process, and real ``python -m training.worker`` processes against a real SQLite
+"""Background jobs: the jobs.queue API in process, and real ``python -m jobs.worker`` processes against a real SQLite
 file and (marked ``postgres``) PostgreSQL: lifecycle, cancel, failure, SIGKILL recovery, SIGTERM, concurrent claims,
 ensure_worker, model versions, the 0001 -> 0002 migration."""
 
@@ -23,11 +23,15 @@ import pytest
 from sqlalchemy import select, update
 
 from core.types import LabelSchema, ReportLensError
-from db import jobs
+from db import model_versions as mv
 from db import models as m
 from db.engine import dispose_engine, make_engine, read_session, write_session
 from db.migrate import current_revision, upgrade
 from db.repository import ensure_project
+from jobs import queue as jobs
+from jobs import workers as worker_registry
+from jobs.context import ENV_HANDLERS
+from tests.jobs_selftest import MODULE as SELFTEST_MODULE
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ["--heartbeat", "0.3", "--poll", "0.1"]
@@ -53,6 +57,7 @@ def job_status(engine: Any, job_id: int) -> str:
 def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "data"
     monkeypatch.setenv("REPORTLENS_DATA_DIR", str(path))
+    monkeypatch.setenv(ENV_HANDLERS, SELFTEST_MODULE)  # workers started here also run the test-only selftest kind
     return path
 
 
@@ -65,7 +70,7 @@ def workers(tmp_path: Path, data_dir: Path) -> Iterator[Callable[..., subprocess
         env = {**os.environ, "REPORTLENS_DATABASE_URL": url, "REPORTLENS_DATA_DIR": str(data_dir),
                "PYTHONUNBUFFERED": "1"}
         with open(tmp_path / f"worker-{len(started)}.out", "w") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "training.worker", *FAST, *args], cwd=ROOT, env=env,
+            proc = subprocess.Popen([sys.executable, "-m", "jobs.worker", *FAST, *args], cwd=ROOT, env=env,
                                     stdout=out, stderr=subprocess.STDOUT, text=True)
         started.append(proc)
         return proc
@@ -115,7 +120,7 @@ def test_queue_claim_heartbeat_cancel_finish_in_process(db_url: str) -> None:
                                             {"epoch": 1, "step": 2, "dev": {"f1": 0.5}}], worker_id="w1")
     assert not jobs.heartbeat(engine, test.id, {"step": 3}, worker_id="someone-else")
     info = jobs.get_job(engine, test.id)
-    assert info.progress["message"] == "evaluating" and info.progress["loss"] is None
+    assert info.progress.message == "evaluating" and info.progress.loss is None
     assert [p["step"] for p in info.history] == [1, 2, 2] and info.history[2]["dev_f1"] == 0.5
     assert "message" not in info.history[0] and info.fraction == 0.5
 
@@ -144,7 +149,7 @@ def test_queue_claim_heartbeat_cancel_finish_in_process(db_url: str) -> None:
 
 
 def test_history_and_log_are_capped() -> None:
-    from db.jobs import LOG_CAP, _cap_history, _with_log
+    from jobs.queue import LOG_CAP, _cap_history, _with_log
 
     points = [{"step": i, "loss": 1 / (i + 1), **({"dev_f1": i / 3000} if i % 100 == 0 else {})} for i in range(2500)]
     capped = _cap_history(points, cap=1000)
@@ -176,12 +181,12 @@ def test_worker_runs_a_job_to_success(db_url: str, workers: Callable[..., Any], 
     info = jobs.get_job(engine, job.id)
     assert (info.status, info.attempts, info.error) == ("succeeded", 1, None)
     assert info.result == {"steps": 10, "seconds": 1.0}
-    assert info.progress["step"] == info.progress["max_steps"] == 10 and info.progress["eta_s"] == 0
+    assert info.progress.step == info.progress.max_steps == 10 and info.progress.eta_s == 0
     assert [p["step"] for p in info.history] == list(range(1, 11))
     assert all(a["t"] <= b["t"] for a, b in zip(info.history, info.history[1:], strict=False))
     assert info.started_at <= info.heartbeat_at <= info.finished_at and 0.9 < info.duration_s < 10
     assert "claimed by worker" in info.log and "succeeded" in info.log
-    assert jobs.live_workers(engine) == []  # the worker removed its row on exit
+    assert worker_registry.live_workers(engine) == []  # the worker removed its row on exit
     assert f"job {job.id} succeeded" in output(tmp_path)
 
 
@@ -192,7 +197,7 @@ def test_heartbeat_continues_during_a_long_step(sqlite_url: str, workers: Callab
     proc = workers(sqlite_url, "--once")
     wait_for(lambda: job_status(engine, job.id) == "running", what="the job to start")
     beats = set()
-    while (info := jobs.get_job(engine, job.id)).status == "running" and "step" not in info.progress:
+    while (info := jobs.get_job(engine, job.id)).status == "running" and info.progress.step is None:
         beats.add(info.heartbeat_at)  # still inside the one 2-second step
         time.sleep(0.05)
     assert len(beats) >= 3, beats
@@ -210,7 +215,7 @@ def test_cancel_stops_a_running_job_within_seconds(db_url: str, workers: Callabl
     assert time.monotonic() - asked < 5
     assert finished(proc, tmp_path) == 0
     info = jobs.get_job(engine, job.id)
-    assert info.progress["message"] == "cancelled" and info.progress["step"] < info.progress["max_steps"]
+    assert info.progress.message == "cancelled" and info.progress.step < info.progress.max_steps
     assert "cancel requested" in info.log and info.result is None
 
 
@@ -237,7 +242,7 @@ def test_sigkill_leaves_running_and_the_next_start_marks_it_failed(db_url: str, 
     job = jobs.enqueue(engine, ensure_project(engine, "p").id, "selftest", {"seconds": 30})
     proc = workers(db_url)
     wait_for(lambda: jobs.get_job(engine, job.id).history, what="the job to report progress")
-    assert [w.pid for w in jobs.live_workers(engine)] == [proc.pid]
+    assert [w.pid for w in worker_registry.live_workers(engine)] == [proc.pid]
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert job_status(engine, job.id) == "running"  # nobody has looked yet
@@ -247,7 +252,7 @@ def test_sigkill_leaves_running_and_the_next_start_marks_it_failed(db_url: str, 
     assert info.error.startswith("worker stopped responding (last heartbeat at ")
     assert f"process {proc.pid} on {jobs.HOST} is gone" in info.error
     assert info.error.endswith("the job can be queued again")
-    assert jobs.live_workers(engine) == []
+    assert worker_registry.live_workers(engine) == []
     assert jobs.retry_job(engine, job.id).status == "queued"
 
 
@@ -260,8 +265,8 @@ def test_sigterm_requeues_the_job_and_exits(sqlite_url: str, workers: Callable[.
     assert finished(proc, tmp_path, timeout=5) == 0
     info = jobs.get_job(engine, job.id)
     assert (info.status, info.attempts, info.worker_id, info.cancel_requested) == ("queued", 1, None, False)
-    assert "re-queued: the worker got SIGTERM" in info.progress["message"] and "re-queued" in info.log
-    assert jobs.live_workers(engine) == [] and "SIGTERM received: exiting" in output(tmp_path)
+    assert "re-queued: the worker got SIGTERM" in info.progress.message and "re-queued" in info.log
+    assert worker_registry.live_workers(engine) == [] and "SIGTERM received: exiting" in output(tmp_path)
     assert jobs.claim_next(engine, "next").attempts == 2
 
 
@@ -293,7 +298,7 @@ _CLAIMER = """
 import json, sys, time
 from pathlib import Path
 from db.engine import make_engine
-from db import jobs
+from jobs import queue as jobs
 url, wid, go = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 engine = make_engine(url)
 engine.connect().close()
@@ -341,11 +346,11 @@ def test_several_worker_processes_share_the_queue(sqlite_url: str, workers: Call
     infos = [jobs.get_job(engine, i) for i in ids]
     assert all((j.status, j.attempts) == ("succeeded", 1) for j in infos)
     assert len({j.worker_id for j in infos}) >= 2
-    assert jobs.live_workers(engine) == []
+    assert worker_registry.live_workers(engine) == []
 
 
 def test_ensure_worker_starts_one_worker_when_needed(sqlite_url: str, data_dir: Path) -> None:
-    from training.launcher import _children, ensure_worker
+    from jobs.launcher import _children, ensure_worker
 
     engine = make_engine(sqlite_url)
     assert ensure_worker(engine) is False  # nothing queued
@@ -357,7 +362,7 @@ def test_ensure_worker_starts_one_worker_when_needed(sqlite_url: str, data_dir: 
         assert os.getsid(child.pid) != os.getsid(0)  # detached in its own session
         wait_for(lambda: job_status(engine, job.id) == "succeeded", what="the job to succeed")
         assert child.wait(timeout=20) == 0
-        assert jobs.live_workers(engine) == []
+        assert worker_registry.live_workers(engine) == []
         log = (data_dir / "logs" / "worker.log").read_text()
         assert f"job {job.id} succeeded" in log and "idle for" in log
     finally:
@@ -371,9 +376,10 @@ def test_train_job_records_an_active_model_version(sqlite_url: str, data_dir: Pa
     """handle_train with the tiny random BERT, run by a Worker in this process (the process side of the worker is
     covered by the selftest jobs above; this keeps the torch import out of a subprocess)."""
     from db.importer import import_tasks
+    from jobs.worker import Worker
     from tests.tiny import tiny_model_dir
     from tests.unit.test_training import cfg, tiny_tasks
-    from training.worker import Worker, job_dir
+    from training.handlers import job_dir
 
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks())
@@ -383,9 +389,9 @@ def test_train_job_records_an_active_model_version(sqlite_url: str, data_dir: Pa
     info = jobs.get_job(engine, job.id)
     assert (info.status, info.error) == ("succeeded", None), info.log
     assert info.result["model_version"] == "v1" and set(info.result["scores"]) == {"dev", "test"}
-    assert info.progress["step"] == info.progress["max_steps"] == 4
+    assert info.progress.step == info.progress.max_steps == 4
     assert any("dev_f1" in p for p in info.history) and any("loss" in p for p in info.history)
-    version = jobs.active_model_version(engine, "tiny")
+    version = mv.active_model_version(engine, "tiny")
     assert (version.name, version.job_id, version.method) == ("v1", job.id, "lora")
     assert version.model_dir == job_dir(info) and (version.model_dir / "label_schema.json").is_file()
     assert version.schema() == LabelSchema(("FINDING", "HR", "RHYTHM")) and version.metrics["dev"]["f1"] >= 0
@@ -406,22 +412,22 @@ def fake_result(model_dir: Path, **metrics: float) -> SimpleNamespace:
 def test_model_versions_one_active_per_project(db_url: str, data_dir: Path) -> None:
     engine = make_engine(db_url)
     p, q = ensure_project(engine, "p").id, ensure_project(engine, "q").id
-    v1 = jobs.record_model_version(engine, p, None, fake_result(data_dir / "models" / "1" / "job-1", f1=0.5))
+    v1 = mv.record_model_version(engine, p, None, fake_result(data_dir / "models" / "1" / "job-1", f1=0.5))
     assert (v1.name, v1.is_active, v1.base_model, v1.method) == ("v1", True, "bundled", "lora")
     assert v1.adapter_path == "models/1/job-1" and v1.model_dir == data_dir / "models" / "1" / "job-1"
     assert v1.schema() == LabelSchema(("FINDING", "RHYTHM")) and v1.metrics["dev"] == {"f1": 0.5}
-    v2 = jobs.record_model_version(engine, "p", None, {"model_dir": "/elsewhere/m", "schema": {"labels": ["A"]},
+    v2 = mv.record_model_version(engine, "p", None, {"model_dir": "/elsewhere/m", "schema": {"labels": ["A"]},
                                                        "config": {"base_model": "x", "method": "full"},
                                                        "metrics": {"dev": {"f1": math.nan}}})
     assert (v2.name, v2.is_active, v2.adapter_path, v2.metrics) == ("v2", False, "/elsewhere/m", {"dev": {"f1": None}})
-    assert jobs.record_model_version(engine, q, None, fake_result(data_dir / "q")).is_active  # its own first
-    assert jobs.activate_model_version(engine, v2.id).is_active
-    assert [(v.name, v.is_active) for v in jobs.list_model_versions(engine, p)] == [("v2", True), ("v1", False)]
-    assert jobs.active_model_version(engine, "p").id == v2.id and jobs.active_model_version(engine, q).name == "v1"
-    assert jobs.get_model_version(engine, ("p", "v1")).id == v1.id and jobs.get_model_version(engine, v2.id).is_active
-    assert jobs.get_model_version(engine, (p, "v9")) is None
+    assert mv.record_model_version(engine, q, None, fake_result(data_dir / "q")).is_active  # its own first
+    assert mv.activate_model_version(engine, v2.id).is_active
+    assert [(v.name, v.is_active) for v in mv.list_model_versions(engine, p)] == [("v2", True), ("v1", False)]
+    assert mv.active_model_version(engine, "p").id == v2.id and mv.active_model_version(engine, q).name == "v1"
+    assert mv.get_model_version(engine, ("p", "v1")).id == v1.id and mv.get_model_version(engine, v2.id).is_active
+    assert mv.get_model_version(engine, (p, "v9")) is None
     with pytest.raises(ReportLensError, match="No model version"):
-        jobs.activate_model_version(engine, 10_000)
+        mv.activate_model_version(engine, 10_000)
 
     # a training job's success records its version in the same transaction
     job = jobs.enqueue(engine, p, "train", {})
@@ -429,20 +435,20 @@ def test_model_versions_one_active_per_project(db_url: str, data_dir: Path) -> N
     done = jobs.finish(engine, job.id, "succeeded", result={"ok": True}, worker_id="w",
                        model_version=fake_result(data_dir / "models" / "1" / f"job-{job.id}", f1=0.7))
     assert done.result == {"ok": True, "model_version_id": done.result["model_version_id"], "model_version": "v3"}
-    v3 = jobs.get_model_version(engine, done.result["model_version_id"])
+    v3 = mv.get_model_version(engine, done.result["model_version_id"])
     assert (v3.job_id, v3.is_active) == (job.id, False)
 
     # concurrent recorders: unique names, still exactly one active
     def record() -> None:
         for _ in range(3):
-            jobs.record_model_version(engine, q, None, fake_result(data_dir / "q"))
+            mv.record_model_version(engine, q, None, fake_result(data_dir / "q"))
 
     threads = [threading.Thread(target=record) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    versions = jobs.list_model_versions(engine, q)
+    versions = mv.list_model_versions(engine, q)
     assert sorted(v.name for v in versions) == sorted(f"v{i}" for i in range(1, 14))
     assert [v.name for v in versions if v.is_active] == ["v1"]
 
@@ -509,3 +515,39 @@ def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
     assert current_revision(empty_url) == "0001" and rows() == before
     upgrade(empty_url)
     assert rows() == before and jobs.list_jobs(engine) == []
+
+
+# ---------------------------------------------------------------- handlers, logging, progress
+
+
+def test_production_workers_run_only_production_kinds() -> None:
+    """The test-only selftest kind is not among the handlers a production worker loads."""
+    env = {k: v for k, v in os.environ.items() if k != ENV_HANDLERS}
+    code = "from jobs.context import load_handlers; print(sorted(load_handlers()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['score', 'train']"
+    bad = subprocess.run([sys.executable, "-m", "jobs.worker", "--once", "--kinds", "selftest"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "unknown job kind(s) ['selftest']" in bad.stderr
+
+
+def test_worker_log_file_rotates_by_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from jobs import worker
+
+    monkeypatch.setattr(worker, "LOG_ROTATE_BYTES", 2_000)
+    path = tmp_path / "logs" / "worker.log"
+    worker.setup_logging(path)
+    try:
+        for i in range(200):
+            worker.log.info("line %d of the worker log, long enough to fill the file quickly", i)
+    finally:
+        for handler in worker.log.handlers:
+            handler.close()
+        worker.log.handlers[:] = [logging.NullHandler()]
+    kept = sorted(p.name for p in path.parent.iterdir())
+    assert kept == ["worker.log", "worker.log.1", "worker.log.2", "worker.log.3"]  # LOG_BACKUPS old files, no more
+    assert all(p.stat().st_size <= 2_100 for p in path.parent.iterdir())
+    assert "line 199 of the worker log" in path.read_text()

@@ -16,11 +16,11 @@ import pytest
 
 from core.active import Margin, select_batch
 from core.types import ParsedTask, ReportLensError
-from db import jobs
 from db import scores as score_db
 from db.engine import make_engine
 from db.importer import import_tasks
-from db.model_versions import record_model_version
+from db.model_versions import activate_model_version, list_model_versions, record_model_version
+from jobs import queue as jobs
 from tests.tiny import tiny_model_dir
 from tests.unit.test_training import cfg, report, tiny_tasks
 from training.inference import clear_model_cache, load_model, prepare_documents, window_probabilities
@@ -204,7 +204,7 @@ def test_stopping_indicator_compares_versions(project, trained):
     advice, changes = stopping_indicator(engine, 1)
     assert changes == [] and not advice.consider_stopping
     record_model_version(engine, "tiny", None, trained)  # v2: the same weights, so nothing changes
-    v2 = jobs.activate_model_version(engine, jobs.list_model_versions(engine, "tiny")[0].id)
+    v2 = activate_model_version(engine, list_model_versions(engine, "tiny")[0].id)
     assert v2.name == "v2"
     run_scoring(engine, "tiny", ScoreConfig(batch_size=4))
     advice, changes = stopping_indicator(engine, 1)
@@ -222,14 +222,14 @@ def _env(url: str, data: Path) -> dict[str, str]:
 def test_score_job_runs_in_a_real_worker_process(project, sqlite_url, tmp_path):
     engine, version = project
     job = jobs.enqueue(engine, "tiny", "score", ScoreConfig(strategy="entropy_mean", batch_size=4).to_dict())
-    proc = subprocess.run([sys.executable, "-m", "training.worker", "--once", "--heartbeat", "0.3", "--poll", "0.1"],
+    proc = subprocess.run([sys.executable, "-m", "jobs.worker", "--once", "--heartbeat", "0.3", "--poll", "0.1"],
                           cwd=ROOT, env=_env(sqlite_url, tmp_path / "data"), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     info = jobs.get_job(engine, job.id)
     assert (info.status, info.error) == ("succeeded", None), info.log
     assert info.result["documents"] == N_UNLABELED and info.result["strategy"] == "entropy(mean)"
-    assert info.result["model_version"] == "v1" and info.progress["phase"] == "done"
+    assert info.result["model_version"] == "v1" and info.progress.phase == "done"
     run = score_db.latest_run(engine, 1)
     assert run.job_id == job.id and run.model_version_id == version.id and "entropy(mean)" in run.strategies
     from services.queue import duplicate_note, run_duplicates

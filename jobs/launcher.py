@@ -1,5 +1,7 @@
-"""Starting workers from the app: :func:`ensure_worker` spawns ``python -m training.worker`` (detached, its output in
-``<data dir>/logs/worker.log``) when jobs are queued and no live worker is registered. Imports nothing heavy."""
+"""Starting workers from the app: :func:`ensure_worker` spawns ``python -m jobs.worker`` (detached; it logs to
+``<data dir>/logs/worker.log``, rotated by size, and anything it prints outside logging, such as a crash before
+logging is set up, goes to ``worker.out``) when jobs are queued and no live worker is registered. Imports nothing
+heavy."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from db import workers
 from db.engine import REPO_ROOT, data_dir, make_engine
+from jobs import workers
 
-LOG_ROTATE_BYTES = 5_000_000
+RAW_OUTPUT_CAP = 5_000_000  # bytes of worker.out kept before it starts afresh
 
 _children: list[subprocess.Popen[bytes]] = []  # the workers this process started (reaped when they exit)
 
@@ -27,18 +29,15 @@ def _child_url(engine: Engine) -> str:
     return url.render_as_string(hide_password=False)
 
 
-def _log_file() -> Path:
+def _logs_dir() -> Path:
     logs = data_dir() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    path = logs / "worker.log"
-    if path.exists() and path.stat().st_size > LOG_ROTATE_BYTES:
-        path.replace(logs / "worker.log.1")
-    return path
+    return logs
 
 
 def ensure_worker(engine: Engine | None = None, *, idle_exit_s: float = 60.0,
                   extra_args: Sequence[str] = ()) -> bool:
-    """Start ``python -m training.worker --idle-exit 60`` (detached, output to ``<data dir>/logs/worker.log``) when
+    """Start ``python -m jobs.worker --idle-exit 60`` (detached, logging to ``<data dir>/logs/worker.log``) when
     jobs are queued and no live worker is registered. Returns whether one was started. Safe to call often and from
     several processes at once: the check and the start happen under one database lock."""
     engine = engine or make_engine()
@@ -46,11 +45,14 @@ def ensure_worker(engine: Engine | None = None, *, idle_exit_s: float = 60.0,
 
     def spawn(worker_id: str) -> int:
         env = {**os.environ, "REPORTLENS_DATABASE_URL": _child_url(engine), "PYTHONUNBUFFERED": "1"}
-        with open(_log_file(), "ab") as log:
+        logs = _logs_dir()
+        raw = logs / "worker.out"
+        mode = "wb" if raw.exists() and raw.stat().st_size > RAW_OUTPUT_CAP else "ab"
+        with open(raw, mode) as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "training.worker", "--idle-exit", f"{idle_exit_s:g}", "--worker-id", worker_id,
-                 *extra_args],
-                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "jobs.worker", "--idle-exit", f"{idle_exit_s:g}", "--worker-id", worker_id,
+                 "--log-file", str(logs / "worker.log"), *extra_args],
+                cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, close_fds=True)
         _children.append(proc)
         threading.Thread(target=proc.wait, name=f"reap-worker-{proc.pid}", daemon=True).start()  # no zombie

@@ -1,4 +1,4 @@
-"""Worker registry and liveness. Each ``python -m training.worker`` process has a row in ``workers`` (registered at
+"""Worker registry and liveness. Each ``python -m jobs.worker`` process has a row in ``workers`` (registered at
 start, stamped by its heartbeat thread, removed at exit); :func:`start_worker_if_needed` starts one when jobs are
 queued and no live worker is registered, and :func:`retire_worker` lets an idle worker leave, both under one lock so a
 queued job is never left without a worker.
@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core.jobs import JobStatus
 from core.types import ReportLensError
 from db import models as m
 from db.engine import lock_project_key, read_session, write_session
@@ -125,7 +126,7 @@ def live_workers(engine: Engine, stale_after_s: float | None = None) -> list[Wor
 
 
 def _queued_count(s: Session, kinds: Iterable[str] | None) -> int:
-    q = select(func.count(m.Job.id)).where(m.Job.status == "queued")
+    q = select(func.count(m.Job.id)).where(m.Job.status == JobStatus.QUEUED)
     if kinds is not None:
         q = q.where(m.Job.kind.in_(tuple(kinds)))
     return s.scalar(q) or 0

@@ -1,5 +1,6 @@
-"""Background jobs. Functions take an engine and return frozen records from :mod:`db.records`, never ORM objects.
-The worker registry (:mod:`db.workers`) and model versions (:mod:`db.model_versions`) are re-exported here.
+"""The job queue: a database table, so it runs on SQLite and PostgreSQL alike. Functions take an engine and return
+frozen records from :mod:`db.records`, never ORM objects. Statuses and kinds are :class:`core.jobs.JobStatus` /
+:class:`core.jobs.JobKind`.
 
 Life of a job: :func:`enqueue` (``queued``) -> a worker's :func:`claim_next` (``running``; atomic, one claimer per
 job even with many workers, on SQLite under ``BEGIN IMMEDIATE``, on PostgreSQL with ``FOR UPDATE SKIP LOCKED``) ->
@@ -8,7 +9,7 @@ job even with many workers, on SQLite under ``BEGIN IMMEDIATE``, on PostgreSQL w
 running one; the worker sees the flag through :func:`is_cancel_requested`. A worker that dies leaves a ``running`` row
 that :func:`recover_stale` turns into ``failed`` (every worker calls it when it starts).
 
-When a running job counts as stale is defined in :mod:`db.workers` (its process gone on this host: at once; on another
+When a running job counts as stale is defined in :mod:`jobs.workers` (its process gone on this host: at once; on another
 host: no heartbeat for ``stale_after_s``). Writes by a worker whose job was recovered meanwhile change nothing (they
 check that the row is still that worker's).
 """
@@ -23,42 +24,21 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from core.jobs import ACTIVE_STATUSES, FINAL_STATUSES, JobKind, JobStatus, Progress
 from core.types import ReportLensError
 from db import models as m
 from db.engine import json_safe, read_session, write_session
-from db.model_versions import (
-    ModelVersionInfo,
-    _record_model_version,
-    activate_model_version,
-    active_model_version,
-    get_model_version,
-    list_model_versions,
-    record_model_version,
-)
-from db.records import JobInfo, WorkerInfo
+from db.model_versions import _record_model_version
+from db.records import JobInfo
 from db.repository import _aware, _project_id
-from db.workers import (
-    HOST,
-    default_stale_after_s,
-    live_workers,
-    register_worker,
-    retire_worker,
-    stale_reason,
-    start_worker_if_needed,
-    touch_worker,
-    worker_beat,
-)
+from jobs.workers import HOST, default_stale_after_s, stale_reason, touch_worker
 
 HISTORY_CAP = 1000  # progress points kept per job (older training points are thinned, eval points kept)
 LOG_CAP = 50_000  # characters of log tail kept per job
-FINAL_STATUSES = ("succeeded", "failed", "cancelled")
 
 __all__ = [
-    "JobInfo", "ModelVersionInfo", "WorkerInfo", "activate_model_version", "active_jobs", "active_model_version",
-    "append_log", "claim_next", "enqueue", "finish", "get_job", "get_model_version", "heartbeat",
-    "is_cancel_requested", "list_jobs", "list_model_versions", "live_workers", "record_model_version",
-    "recover_stale", "register_worker", "request_cancel", "requeue", "retire_worker", "retry_job",
-    "json_safe", "start_worker_if_needed", "worker_beat",
+    "JobInfo", "active_jobs", "append_log", "claim_next", "enqueue", "finish", "get_job", "heartbeat",
+    "is_cancel_requested", "list_jobs", "recover_stale", "request_cancel", "requeue", "retry_job",
 ]
 
 
@@ -109,8 +89,9 @@ def _cap_history(history: list[dict[str, Any]], cap: int = HISTORY_CAP) -> list[
 
 def _job_info(job: m.Job, details: bool = True) -> JobInfo:
     return JobInfo(
-        id=job.id, project_id=job.project_id, kind=job.kind, status=job.status, params=dict(job.params or {}),
-        progress=dict(job.progress or {}), history=tuple(job.history or ()) if details else (),
+        id=job.id, project_id=job.project_id, kind=job.kind, status=JobStatus(job.status),
+        params=dict(job.params or {}), progress=Progress.from_dict(job.progress),
+        history=tuple(job.history or ()) if details else (),
         cancel_requested=bool(job.cancel_requested), worker_id=job.worker_id, host=job.host, pid=job.pid,
         heartbeat_at=_aware(job.heartbeat_at), created_at=_aware(job.created_at), started_at=_aware(job.started_at),
         finished_at=_aware(job.finished_at), error=job.error, log=(job.log or "") if details else "",
@@ -125,7 +106,8 @@ def _locked_job(s: Session, job_id: int) -> m.Job | None:
 # ---------------------------------------------------------------- jobs
 
 
-def enqueue(engine: Engine, project: int | str, kind: str, params: Mapping[str, Any] | None = None) -> JobInfo:
+def enqueue(engine: Engine, project: int | str, kind: JobKind | str,
+            params: Mapping[str, Any] | None = None) -> JobInfo:
     """Queue a job of ``kind`` (e.g. ``"train"`` with ``TrainConfig.to_dict()`` as params) for a project."""
     if not isinstance(kind, str) or not kind.strip():
         raise ReportLensError(f"A job needs a kind such as 'train', not {kind!r}.")
@@ -133,7 +115,7 @@ def enqueue(engine: Engine, project: int | str, kind: str, params: Mapping[str, 
         pid = _project_id(s, project)
         if s.get(m.Project, pid) is None:
             raise ReportLensError(f"No project with id {pid}; create or import one first.")
-        job = m.Job(project_id=pid, kind=kind.strip(), status="queued", params=json_safe(dict(params or {})),
+        job = m.Job(project_id=pid, kind=kind.strip(), status=JobStatus.QUEUED, params=json_safe(dict(params or {})),
                     progress={"message": "queued"}, history=[], cancel_requested=False, log="", attempts=0)
         job.log = _with_log("", f"queued ({job.kind})")
         s.add(job)
@@ -148,14 +130,14 @@ def claim_next(engine: Engine, worker_id: str, kinds: Iterable[str] | None = Non
     if wanted == ():
         return None
     with write_session(engine) as s:
-        q = select(m.Job).where(m.Job.status == "queued")
+        q = select(m.Job).where(m.Job.status == JobStatus.QUEUED)
         if wanted is not None:
             q = q.where(m.Job.kind.in_(wanted))
         job = s.scalars(q.order_by(m.Job.id).limit(1).with_for_update(skip_locked=True)).first()
         if job is None:
             return None
         now = m.utcnow()
-        job.status, job.worker_id, job.host, job.pid = "running", worker_id, HOST, os.getpid()
+        job.status, job.worker_id, job.host, job.pid = JobStatus.RUNNING, worker_id, HOST, os.getpid()
         job.started_at = job.heartbeat_at = now
         job.finished_at, job.error, job.result, job.cancel_requested = None, None, None, False
         job.attempts = (job.attempts or 0) + 1
@@ -176,7 +158,8 @@ def heartbeat(engine: Engine, job_id: int, progress: Mapping[str, Any] | Sequenc
     now = m.utcnow()
     with write_session(engine) as s:
         job = _locked_job(s, job_id)
-        owned = job is not None and job.status == "running" and (worker_id is None or job.worker_id == worker_id)
+        owned = (job is not None and job.status == JobStatus.RUNNING
+                 and (worker_id is None or job.worker_id == worker_id))
         if worker_id is not None:
             touch_worker(s, worker_id, job_id if owned else None, now)
         if not owned or job is None:
@@ -212,11 +195,11 @@ def request_cancel(engine: Engine, job_id: int) -> JobInfo:
         job = _locked_job(s, job_id)
         if job is None:
             raise ReportLensError(f"No job with id {job_id}; it may belong to a deleted project.")
-        if job.status == "queued":
-            job.status, job.finished_at, job.cancel_requested = "cancelled", m.utcnow(), True
+        if job.status == JobStatus.QUEUED:
+            job.status, job.finished_at, job.cancel_requested = JobStatus.CANCELLED, m.utcnow(), True
             job.progress = {**(job.progress or {}), "message": "cancelled before it started"}
             job.log = _with_log(job.log, "cancelled before it started")
-        elif job.status == "running" and not job.cancel_requested:
+        elif job.status == JobStatus.RUNNING and not job.cancel_requested:
             job.cancel_requested = True
             job.log = _with_log(job.log, "cancel requested")
         s.flush()
@@ -231,12 +214,13 @@ def is_cancel_requested(engine: Engine, job_id: int) -> bool:
     return row is None or bool(row.cancel_requested) or row.status in FINAL_STATUSES
 
 
-def finish(engine: Engine, job_id: int, status: str, error: str | None = None,
+def finish(engine: Engine, job_id: int, status: JobStatus | str, error: str | None = None,
            result: Mapping[str, Any] | None = None, *, worker_id: str | None = None,
            model_version: Any = None) -> JobInfo | None:
     """Record a job's outcome. With ``model_version`` (a training result, see :func:`record_model_version`) and
     status ``succeeded`` the version is recorded in the same transaction and named in ``result``. ``None`` (and no
     change) when the job is already finished or, with ``worker_id``, no longer that worker's."""
+    status = JobStatus(status)
     if status not in FINAL_STATUSES:
         raise ValueError(f"finish() needs one of {FINAL_STATUSES}, not {status!r}")
     now = m.utcnow()
@@ -245,11 +229,12 @@ def finish(engine: Engine, job_id: int, status: str, error: str | None = None,
         if job is None or job.status in FINAL_STATUSES or (worker_id is not None and job.worker_id != worker_id):
             return None
         out = json_safe(dict(result)) if result is not None else None
-        if model_version is not None and status == "succeeded":
+        if model_version is not None and status == JobStatus.SUCCEEDED:
             version = _record_model_version(s, job.project_id, job.id, model_version)
             out = {**(out or {}), "model_version_id": version.id, "model_version": version.name}
         job.status, job.error, job.result, job.finished_at = status, error, out, now
-        job.progress = {**(job.progress or {}), "message": status, "eta_s": 0 if status == "succeeded" else None}
+        eta = 0 if status == JobStatus.SUCCEEDED else None
+        job.progress = {**(job.progress or {}), "message": str(status), "eta_s": eta}
         job.log = _with_log(job.log, status + (" (the message is in the job's error)" if error else ""), now)
         if worker_id is not None:
             touch_worker(s, worker_id, None, now)
@@ -261,9 +246,9 @@ def requeue(engine: Engine, job_id: int, reason: str, *, worker_id: str | None =
     """Put a running job back in the queue (the worker is shutting down); the next worker starts it afresh."""
     with write_session(engine) as s:
         job = _locked_job(s, job_id)
-        if job is None or job.status != "running" or (worker_id is not None and job.worker_id != worker_id):
+        if job is None or job.status != JobStatus.RUNNING or (worker_id is not None and job.worker_id != worker_id):
             return None
-        job.status, job.worker_id, job.host, job.pid, job.heartbeat_at = "queued", None, None, None, None
+        job.status, job.worker_id, job.host, job.pid, job.heartbeat_at = JobStatus.QUEUED, None, None, None, None
         job.started_at, job.cancel_requested = None, False
         job.progress, job.history = {"message": reason}, []
         job.log = _with_log(job.log, reason)
@@ -289,14 +274,14 @@ def recover_stale(engine: Engine, stale_after_s: float | None = None) -> list[Jo
     limit = default_stale_after_s() if stale_after_s is None else stale_after_s
     now, out = m.utcnow(), []
     with write_session(engine) as s:
-        running = s.scalars(select(m.Job).where(m.Job.status == "running").order_by(m.Job.id)
+        running = s.scalars(select(m.Job).where(m.Job.status == JobStatus.RUNNING).order_by(m.Job.id)
                             .with_for_update(skip_locked=True)).all()
         for job in running:
             last = _aware(job.heartbeat_at or job.started_at)
             why = stale_reason(job.host, job.pid, last, now, limit)
             if why is None:
                 continue
-            job.status, job.finished_at = "failed", now
+            job.status, job.finished_at = JobStatus.FAILED, now
             job.error = (f"worker stopped responding (last heartbeat at {_fmt(last)}; {why}); "
                          "the job can be queued again")
             job.progress = {**(job.progress or {}), "message": "worker stopped responding", "eta_s": None}
@@ -315,7 +300,7 @@ def get_job(engine: Engine, job_id: int) -> JobInfo | None:
         return _job_info(job) if job is not None else None
 
 
-def list_jobs(engine: Engine, project: int | str | None = None, *, kind: str | None = None,
+def list_jobs(engine: Engine, project: int | str | None = None, *, kind: JobKind | str | None = None,
               status: str | Sequence[str] | None = None, limit: int = 50, details: bool = False) -> list[JobInfo]:
     """Jobs, newest first. Without ``details`` the (large) ``history`` and ``log`` are left empty."""
     with read_session(engine) as s:
@@ -329,7 +314,8 @@ def list_jobs(engine: Engine, project: int | str | None = None, *, kind: str | N
         return [_job_info(j, details) for j in s.scalars(q).all()]
 
 
-def active_jobs(engine: Engine, project: int | str | None = None, *, kind: str | None = None) -> list[JobInfo]:
+def active_jobs(engine: Engine, project: int | str | None = None, *,
+                kind: JobKind | str | None = None) -> list[JobInfo]:
     """Queued and running jobs, oldest first (with their history, for live progress)."""
-    jobs = list_jobs(engine, project, kind=kind, status=("queued", "running"), limit=1000, details=True)
+    jobs = list_jobs(engine, project, kind=kind, status=ACTIVE_STATUSES, limit=1000, details=True)
     return sorted(jobs, key=lambda j: j.id)

@@ -1,0 +1,53 @@
+"""Background jobs as the pages and the CLI see them: queue one (and make sure a worker runs it), follow, cancel,
+retry. The only place that pairs ``jobs.queue.enqueue`` with ``jobs.launcher.ensure_worker``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.jobs import JobKind, JobStatus
+from db.records import JobInfo
+from db.repository import require_project
+from jobs import queue
+from jobs.launcher import ensure_worker
+
+
+def queue_job(engine: Any, project: int | str, kind: JobKind, params: Mapping[str, Any]) -> tuple[JobInfo, bool]:
+    """Queue a job for an existing project and start a worker when none is alive. Returns the job and whether a
+    worker was started."""
+    info = require_project(engine, project)
+    job = queue.enqueue(engine, info.id, kind, params)
+    return job, bool(ensure_worker(engine))
+
+
+def active_jobs(engine: Any, project_id: int, kind: JobKind | None = None) -> list[JobInfo]:
+    """Queued and running jobs, oldest first, with their history. Queued jobs always get a worker (e.g. after an app
+    restart), so a page that shows them never shows a queue that nobody works on."""
+    active = queue.active_jobs(engine, project_id, kind=kind)
+    if any(j.status == JobStatus.QUEUED for j in active):
+        ensure_worker(engine)
+    return active
+
+
+def recent_jobs(engine: Any, project_id: int, kind: JobKind | None = None, limit: int = 50) -> list[JobInfo]:
+    return queue.list_jobs(engine, project_id, kind=kind, limit=limit)
+
+
+def last_failure(engine: Any, project_id: int, kind: JobKind) -> JobInfo | None:
+    """The newest job of ``kind`` when it failed (what a page shows as "the last run failed: ...")."""
+    newest = queue.list_jobs(engine, project_id, kind=kind, limit=1)
+    return newest[0] if newest and newest[0].status == JobStatus.FAILED else None
+
+
+def get_job(engine: Any, job_id: int) -> JobInfo | None:
+    return queue.get_job(engine, job_id)
+
+
+def cancel_job(engine: Any, job_id: int) -> JobInfo:
+    return queue.request_cancel(engine, job_id)
+
+
+def retry_job(engine: Any, job_id: int) -> tuple[JobInfo, bool]:
+    job = queue.retry_job(engine, job_id)
+    return job, bool(ensure_worker(engine))
