@@ -24,6 +24,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.jobs import JobStatus
+
 # Named constraints, so Alembic batch mode on SQLite can find and alter them later.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -149,7 +151,6 @@ class AuditEvent(Base):
 
 # ---------------------------------------------------------------- background jobs and model versions
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 class Job(Base):
@@ -162,7 +163,7 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(30))  # e.g. "train"
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # one of JOB_STATUSES
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED.value)  # a core.jobs.JobStatus
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. TrainConfig.to_dict()
     progress: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # latest: epoch, step, loss, eta_s, message
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)  # numeric progress points, capped
