@@ -15,30 +15,28 @@ log = logging.getLogger("reportlens.ui")
 
 def engine() -> Any:
     """The database engine for ``REPORTLENS_DATABASE_URL`` (or data/), migrated to the newest schema once."""
-    from db.engine import database_url
+    from services.app import database_url
 
     return _engine(database_url())
 
 
 @st.cache_resource(show_spinner="Opening the database…")
 def _engine(url: str) -> Any:
-    from db.engine import make_engine
-    from db.migrate import upgrade
+    from services.app import open_database
 
-    upgrade(url)
-    return make_engine(url)
+    return open_database(url)
 
 
 @st.cache_resource(show_spinner="Loading the tokenizer…")
 def tokenizer(model: str | None = None) -> Any:
-    from training.encoding import load_tokenizer
+    from services.app import load_tokenizer
 
     return load_tokenizer(model)
 
 
 def project_picker(key: str = "project") -> Any:
     """A sidebar select box of projects; remembers the choice across pages. ``None`` when there is no project."""
-    from db.repository import list_projects
+    from services.app import projects as list_projects
 
     projects = list_projects(engine())
     if not projects:

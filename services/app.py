@@ -1,0 +1,35 @@
+"""What the Streamlit app needs once per process, behind the service layer: the migrated database engine, the
+tokenizer, the project list. ``ui.state`` caches these with ``st.cache_resource``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.records import ProjectInfo
+
+
+def database_url() -> str:
+    from db.engine import database_url as url
+
+    return url()
+
+
+def open_database(url: str) -> Any:
+    """The engine for ``url``, with the schema migrated to head first (idempotent)."""
+    from db.engine import make_engine
+    from db.migrate import upgrade
+
+    upgrade(url)
+    return make_engine(url)
+
+
+def load_tokenizer(model: str | None = None) -> Any:
+    from training.encoding import load_tokenizer as load
+
+    return load(model)
+
+
+def projects(engine: Any) -> list[ProjectInfo]:
+    from db.repository import list_projects
+
+    return list_projects(engine)
