@@ -77,7 +77,7 @@ def db_url(request) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
-# ---------------------------------------------------------------- Label Studio round trip (services/lsround.py)
+# ---------------------------------------------------------------- Label Studio round trip (services/labelstudio/)
 
 LS_REPORTS = [
     ("Sinus rhythm, heart rate 72 bpm. No ST elevation.", [(0, 12, "RHYTHM"), (25, 31, "HR")]),
