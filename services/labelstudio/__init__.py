@@ -4,9 +4,9 @@ Behind ``cli.py push`` / ``pull`` and the Label Studio page (both call these fun
 connection, the SDK client and its errors; :mod:`.push`: batches out (an import file or a server); :mod:`.pull`:
 annotations back.
 
-* ``build_import_tasks`` / ``write_import_file``: a Label Studio import file (written by
-  :func:`core.formats.labelstudio.span_prediction_task` (tasks with ``data`` and
-  ``predictions``: ``model_version``, document ``score``, per-region ``score``) for a batch or a list of documents,
+* ``build_import_tasks`` / ``write_import_file``: a Label Studio import file (tasks with ``data`` and
+  ``predictions``: ``model_version``, document ``score``, per-region ``score``, written by
+  :func:`core.formats.labelstudio.span_prediction_task`) for a batch or a list of documents,
   from the stored ``Prediction`` rows of the batch's model version (the model runs for documents without one).
 * ``push``: the same tasks sent to a server with ``label-studio-sdk``. The Label Studio project is created with
   the project's labeling config when none is linked (the link, without the token, goes to ``Project.settings``);
@@ -19,5 +19,5 @@ annotations back.
 
 URL and token come from the caller or ``REPORTLENS_LS_URL`` / ``REPORTLENS_LS_TOKEN``; the token is never stored,
 logged or put in a message. A server that is down, a wrong URL, a refused token or a missing project raise one
-:class:`LabelStudioError` saying what and how to fix it; nothing is half-written locally.
+:class:`~services.labelstudio.client.LabelStudioError` saying what and how to fix it; nothing is half-written locally.
 """
