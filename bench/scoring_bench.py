@@ -43,8 +43,8 @@ if str(ROOT) not in sys.path:
 
 def build(url: str, n_pool: int, train_n: int, model: str | None, tmp: Path, steps: int) -> tuple[int, str]:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
-    from core.labelconfig import parse_label_config
-    from core.labelstudio import parse_export
+    from core.formats.labelconfig import parse_label_config
+    from core.formats.registry import parse_export
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.model_versions import record_model_version

@@ -12,8 +12,8 @@ st.caption("From medical report text to trustworthy extraction models, with peop
 projects = list_projects(engine())
 if not projects:
     st.info(
-        "No project yet. Go to **Import** to load a Label Studio export (JSON, JSON-MIN or CONLL2003) or DICOM SR "
-        "files, or run `python cli.py seed-demo` to create the demo project."
+        "No project yet. Go to **Import** to load a Label Studio export (JSON, JSON-MIN or CONLL2003), DICOM SR "
+        "files or a brat corpus (.txt/.ann pairs), or run `python cli.py seed-demo` to create the demo project."
     )
     st.page_link("pages/import_data.py", label="Import data", icon="📥")
     st.stop()
