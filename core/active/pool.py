@@ -88,9 +88,6 @@ class Pool:
                                       "same documents, in the same order.")
         set_(self, "size", n)
 
-    def __len__(self) -> int:
-        return self.size
-
 
 def order_by_score(scores: np.ndarray, tiebreak: np.ndarray | None = None) -> np.ndarray:
     """Pool indices, best first: by score (to ``SCORE_DECIMALS``), then ``tiebreak`` (higher first), then index."""
