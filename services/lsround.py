@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
+from core.confidence import document_confidence
 from core.exportfile import ParseReport
 from core.labelconfig import LabelConfig
 from core.lsresults import ParseContext
@@ -46,7 +47,6 @@ from db.repository import get_project, project_label_config
 from db.scores import BatchInfo
 from services.models import (
     _data_fields,
-    _doc_confidence,
     _load,
     _predict,
     _version_label,
@@ -179,7 +179,7 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
     if getattr(loaded, "task", "ner") == "classification":
         return [], f"Model {version.name} classifies whole reports; tasks go out without span pre-annotations."
     preds = _predict(loaded, [(d.id, d.text) for d in docs])
-    return [StoredPrediction(document_id=d.id, score=_doc_confidence(p),
+    return [StoredPrediction(document_id=d.id, score=document_confidence(p.probs),
                              spans=tuple((sp.start, sp.end, sp.label, float(sc)) for sp, sc in p.spans))
             for d, p in zip(docs, preds, strict=True)], None
 

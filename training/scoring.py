@@ -38,6 +38,7 @@ from core.active import (
     strategy_names,
 )
 from core.alignment import AlignConfig, merge_window_probs
+from core.confidence import document_confidence
 from core.duplicates import duplicate_stats, spread_duplicates, text_key
 from core.types import LabelSchema, ReportLensError, Span
 from training.inference import PreparedDoc, decode, prepare_documents
@@ -339,7 +340,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     result.orders = {k: ranked_order(k, v, probs, keys, known) for k, v in result.scores.items()}
     if decoded is not None:
         result.entities = [p.spans for p in decoded]
-        result.confidence = [float(p.probs.max(axis=-1).mean()) if len(p.probs) else 1.0 for p in decoded]
+        result.confidence = [document_confidence(p.probs) for p in decoded]
     if store:
         progress({"phase": "store", "message": "saving scores and predictions"})
         predictions = None
