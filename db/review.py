@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Text, and_, case, delete, exists, func, literal, select
+from sqlalchemy import Engine, Text, case, delete, exists, func, literal, select
 from sqlalchemy.orm import Session
 
 from core.review import Key, apply_decision, key_of, pending_entities
 from core.types import Entity, ReportLensError, Span
 from db import models as m
-from db import scores
 from db.engine import lock_project_key, read_session, write_session
 from db.repository import PREVIEW_CHARS, _aware
 
@@ -263,21 +262,6 @@ def worklist(engine: Engine, project_id: int, *, version_id: int | None = None, 
     return out, total
 
 
-# ---------------------------------------------------------------- stored predictions (the page's fallback)
-
-
-def stored_prediction(engine: Engine, document_id: int, version_id: int) -> list[Entity] | None:
-    """The entities a model version predicted for a document (``Prediction`` row), or ``None`` when not stored."""
-    found = scores.predictions_for(engine, version_id, [document_id]).get(document_id)
-    return None if found is None else list(found[0])
-
-
-def store_prediction(engine: Engine, document_id: int, version_id: int, entities: Sequence[Entity],
-                     score: float | None) -> None:
-    """Write (or replace) the ``Prediction`` row of a document and model version."""
-    scores.save_predictions(engine, version_id, {document_id: (entities, score)}, replace=True)
-
-
 # ---------------------------------------------------------------- the decision transaction
 
 
@@ -330,14 +314,3 @@ def record_decision(engine: Engine, document_id: int, reviewer: str, action: str
         return ReviewState(document_id, reviewer, row.id, tuple(new_spans), not row.cancelled, frozenset(decided),
                            len(left), now)
 
-
-def other_annotations(engine: Engine, document_id: int, reviewer: str) -> list[tuple[str, str | None, tuple[Span, ...],
-                                                                                   bool]]:
-    """The document's other usable (non-cancelled) human and review annotations: ``(source, author, spans,
-    ground_truth)``, so the page can say when the review differs from an annotator's work."""
-    with read_session(engine) as s:
-        q = select(m.Annotation).where(
-            m.Annotation.document_id == document_id, m.Annotation.source.in_(("human", REVIEW_SOURCE)),
-            m.Annotation.cancelled.is_(False),
-            ~and_(m.Annotation.source == REVIEW_SOURCE, m.Annotation.author == reviewer)).order_by(m.Annotation.id)
-        return [(a.source, a.author, tuple(_spans_of(s, a.id)), bool(a.ground_truth)) for a in s.scalars(q).all()]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.confidence import document_confidence
 from core.hybrid import DEFAULT_POLICY, merge_entities
 from core.rules import annotate, extract_ecg, label_map_for, map_labels, normalise_entity
 from core.rules.labels import LabelMap
@@ -149,13 +150,11 @@ def _predict(engine: Any, version: ModelVersionInfo, docs: list[tuple[Any, str]]
     """Run the model on documents without a stored prediction and store it, so the next read is a lookup."""
     if not docs:
         return []
-    from services.models import _doc_confidence
-
     loaded = _load_model(version)
     preds = loaded.predict_detailed(docs, batch_size=PREDICT_BATCH)
     out = [[Entity(sp.start, sp.end, sp.label, float(score), "model", {}) for sp, score in p.spans] for p in preds]
     if engine is not None:
-        save_predictions(engine, version.id, {doc_id: (ents, _doc_confidence(p))
+        save_predictions(engine, version.id, {doc_id: (ents, document_confidence(p.probs))
                                               for (doc_id, _), ents, p in zip(docs, out, preds, strict=True)
                                               if isinstance(doc_id, int) and doc_id > 0})
     return out

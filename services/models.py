@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from core.confidence import document_confidence
 from core.formats.labelstudio import (
     choice_results,
     choice_targets,
@@ -101,9 +102,9 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
     n_spans = 0
     for i, (task, pred) in enumerate(zip(tasks, preds, strict=True)):
         row = span_prediction_task(
-            task.text, [(sp.start, sp.end, sp.label, score) for sp, score in pred.spans], _doc_confidence(pred),
-            _version_label(version), text_field=text_field, from_name=from_name, to_name=to_name,
-            data=task_data(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
+            task.text, [(sp.start, sp.end, sp.label, score) for sp, score in pred.spans],
+            document_confidence(pred.probs), _version_label(version), text_field=text_field, from_name=from_name,
+            to_name=to_name, data=task_data(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
         n_spans += len(row["predictions"][0]["result"])
         rows.append(row)
     _write_json_atomic(out, rows)
@@ -178,12 +179,6 @@ def _version_label(version: ModelVersionInfo) -> str:
     return f"reportlens-{version.project_id}-{version.name}"
 
 
-def _doc_confidence(pred: Any) -> float:
-    """Mean top-label probability over the document's tokens (1.0 for a document without tokens)."""
-    probs = getattr(pred, "probs", None)
-    if probs is None or len(probs) == 0:
-        return 1.0
-    return float(probs.max(axis=-1).mean())
 
 
 def _write_json_atomic(out: Path, obj: Any) -> None:

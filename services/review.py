@@ -1,9 +1,8 @@
-"""Clinician review, shared by the Review page and tests: open a report with its suggested entities, decide on them,
-and read the project's progress.
+"""Clinician review, the door of the Review page (and tests) to the data: the model versions, scoring strategies,
+worklist and progress of a project; a report opened with its suggested entities; the decisions on them.
 
-Suggestions come from ``services.extract.document_entities`` (model merged with rules) when that service exists;
-until then from the model version's stored ``Prediction`` row, or a live prediction of the active model (stored as a
-``Prediction`` row, so the next visit is instant).
+Suggestions come from :func:`services.extract.document_entities`: the model version's entities (its stored
+``Prediction`` row, else predicted now and stored, so the next visit is instant) merged with the rules.
 
 **How a review ranks against an annotator's work** (the policy of :mod:`core.policy`, unchanged): a finished review
 is a training annotation like an annotator's. If the document has a ground-truth annotation, that one trains;
@@ -15,49 +14,75 @@ An unfinished review (suggestions still waiting for a decision) never trains; se
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.review import ReviewItem, pending_entities, review_items, snap_to_tokens
-from core.types import Entity, ReportLensError, Span
+from core.types import Annotation, Entity, ReportLensError
 from db import review as db_review
-from db.model_versions import active_model_version, get_model_version
+from db.model_versions import active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo, StoredDocument
 from db.repository import get_document, get_project
-from db.review import ReviewProgress, ReviewState, review_progress
-from services.models import _doc_confidence
+from db.review import ReviewProgress, ReviewState, WorklistRow
+from db.scores import ScoringRun, latest_run
+from services import extract
 
 log = logging.getLogger("reportlens.review")
 
 __all__ = [
-    "ReportReview", "ReviewProgress", "Suggestions", "accept", "accept_all", "add", "adjust", "decide",
-    "extract_available", "model_suggestions", "open_report", "project_csv", "project_labels", "project_tokenizer",
-    "progress", "reject", "relabel", "snap_range", "structured", "suggested_entities",
+    "ReportReview", "ReviewProgress", "ReviewState", "WorklistRow", "decide", "latest_scoring", "model_versions",
+    "open_report", "progress", "project_csv", "project_labels", "project_tokenizer", "snap_range", "structured",
+    "suggested_entities", "worklist",
 ]
 
 
-def extract_available() -> bool:
-    """Whether the rule + model extraction service (``services/extract.py``) is installed in this tree."""
-    return importlib.util.find_spec("services.extract") is not None
+# ---------------------------------------------------------------- project level
 
 
-def _extract() -> Any:
-    return importlib.import_module("services.extract")
+def model_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
+    """The project's model versions, newest first."""
+    return list_model_versions(engine, project_id)
 
 
-# ---------------------------------------------------------------- suggestions
+def latest_scoring(engine: Any, project_id: int) -> ScoringRun | None:
+    """The project's latest scoring run (its query strategies order the worklist), or ``None``."""
+    return latest_run(engine, project_id)
 
 
-@dataclass(frozen=True)
-class Suggestions:
-    entities: tuple[Entity, ...]
-    version: ModelVersionInfo | None
-    origin: str  # "extract" (model + rules) | "stored" (Prediction row) | "live" (predicted now) | "none"
+def worklist(engine: Any, project_id: int, **options: Any) -> tuple[list[WorklistRow], int]:
+    """One page of the review worklist and the number of matching reports (options: :func:`db.review.worklist`)."""
+    return db_review.worklist(engine, project_id, **options)
+
+
+def progress(engine: Any, project_id: int) -> ReviewProgress:
+    return db_review.review_progress(engine, project_id)
+
+
+def project_labels(engine: Any, project_id: int, version: ModelVersionInfo | None = None,
+                   extra: Sequence[Entity] = ()) -> list[str]:
+    """Labels a reviewer may choose: the project's, the model's and those of the suggestions."""
+    project = get_project(engine, project_id)
+    labels = set(project.labels if project else ())
+    if version is not None:
+        labels |= set(version.label_schema.get("labels") or ())
+    labels |= {e.label for e in extra}
+    return sorted(labels)
+
+
+def structured(report: ReportReview) -> dict[str, Any]:
+    """The structured result of the report as it stands (reviewed entities and pending suggestions)."""
+    return extract.structured_result(report.document.text, report.current_entities)
+
+
+def project_csv(engine: Any, project_name: str) -> bytes:
+    """The whole project's structured results as CSV."""
+    return extract.project_csv(engine, project_name).encode("utf-8")
+
+
+# ---------------------------------------------------------------- suggestions and tokens
 
 
 def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersionInfo | None:
@@ -69,37 +94,16 @@ def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersi
     return active_model_version(engine, project_id)
 
 
-def suggested_entities(engine: Any, document_id: int, version_id: int | None = None) -> Suggestions:
-    """The entities to review for a document (see the module docstring for where they come from)."""
+def _document(engine: Any, document_id: int) -> StoredDocument:
     doc = get_document(engine, document_id)
     if doc is None:
         raise ReportLensError(f"Document {document_id} does not exist; pick one from the worklist.")
-    version = _version(engine, doc.project_id, version_id)
-    if extract_available():
-        ents = _extract().document_entities(engine, document_id, version.id if version else None)
-        return Suggestions(tuple(ents), version, "extract")
-    return model_suggestions(engine, doc, version)
+    return doc
 
 
-def model_suggestions(engine: Any, doc: StoredDocument, version: ModelVersionInfo | None) -> Suggestions:
-    """The model's entities alone: the stored ``Prediction`` row of ``version``, else predicted now and stored."""
-    if version is None:
-        return Suggestions((), None, "none")
-    stored = db_review.stored_prediction(engine, doc.id, version.id)
-    if stored is not None:
-        return Suggestions(tuple(stored), version, "stored")
-    if version.model_dir is None or not Path(version.model_dir).is_dir():
-        raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or "
-                              "restore the data folder.")
-    from training.inference import load_model
-
-    (pred,) = load_model(version.model_dir).predict_detailed([(doc.id, doc.text)])
-    ents = [Entity(sp.start, sp.end, sp.label, float(score), "model") for sp, score in pred.spans]
-    db_review.store_prediction(engine, doc.id, version.id, ents, _doc_confidence(pred))
-    return Suggestions(tuple(ents), version, "live")
-
-
-# ---------------------------------------------------------------- tokens
+def suggested_entities(engine: Any, document_id: int, version_id: int | None = None) -> tuple[Entity, ...]:
+    """The entities to review for a document: model version ``version_id`` (default: the active one) + rules."""
+    return tuple(extract.document_entities(engine, document_id, version_id))
 
 
 def project_tokenizer(engine: Any, project_id: int, version: ModelVersionInfo | None = None) -> Any:
@@ -130,23 +134,24 @@ def snap_range(tokenizer: Any, text: str, start: int, end: int) -> tuple[int, in
 @dataclass(frozen=True)
 class ReportReview:
     document: StoredDocument
-    suggestions: Suggestions
+    version: ModelVersionInfo | None  # the model version that suggested (None: rules only)
+    candidates: tuple[Entity, ...]  # the suggestions
     state: ReviewState
     items: tuple[ReviewItem, ...]
     pending: tuple[Entity, ...]
-    # annotators' (non-cancelled human) annotations whose spans differ from this review (empty before the first
-    # decision): (source, author, spans, ground_truth)
-    differing: tuple[tuple[str, str | None, tuple[Span, ...], bool], ...] = field(default=())
+    annotators: tuple[Annotation, ...] = ()  # the annotators' usable (non-cancelled human) annotations
+    differing: tuple[Annotation, ...] = ()  # those whose spans differ from this review (none before a decision)
     trains: str = ""  # which annotation the next training run uses, in words
 
     @property
-    def candidates(self) -> tuple[Entity, ...]:
-        return self.suggestions.entities
+    def shown(self) -> tuple[ReviewItem, ...]:
+        """Reviewed entities plus suggestions still pending (rejected or corrected suggestions left out)."""
+        return tuple(it for it in self.items if it.status != "decided")
 
     @property
     def current_entities(self) -> list[Entity]:
-        """Reviewed entities plus suggestions still pending: what the report says now."""
-        return [it.entity for it in self.items if it.status != "decided"]
+        """What the report says now: the entities of :attr:`shown`."""
+        return [it.entity for it in self.shown]
 
 
 def _trains(doc: StoredDocument, state: ReviewState) -> str:
@@ -161,20 +166,20 @@ def _trains(doc: StoredDocument, state: ReviewState) -> str:
 
 def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | None = None) -> ReportReview:
     """Everything the Review page shows for one report and reviewer (``reviewer`` empty: the suggestions only)."""
-    suggestions = suggested_entities(engine, document_id, version_id)
-    doc = get_document(engine, document_id)
-    if doc is None:
-        raise ReportLensError(f"Document {document_id} does not exist; pick one from the worklist.")
+    doc = _document(engine, document_id)
+    version = _version(engine, doc.project_id, version_id)
+    candidates = suggested_entities(engine, document_id, version.id if version else None)
     if (reviewer or "").strip():
         state = db_review.review_state(engine, document_id, reviewer)
     else:  # nobody named yet: the suggestions, read-only
         state = ReviewState(document_id, "", None, (), False)
-    items = review_items(suggestions.entities, state.spans, state.decided)
-    pending = pending_entities(suggestions.entities, state.spans, state.decided)
+    items = review_items(candidates, state.spans, state.decided)
+    pending = pending_entities(candidates, state.spans, state.decided)
+    annotators = tuple(a for a in doc.annotations if a.source == "human" and not a.cancelled)
     mine = set(state.spans) if state.annotation_id is not None else None
-    differing = tuple(o for o in db_review.other_annotations(engine, document_id, state.reviewer)
-                      if o[0] == "human" and mine is not None and set(o[2]) != mine)
-    return ReportReview(doc, suggestions, state, tuple(items), tuple(pending), differing, _trains(doc, state))
+    differing = tuple(a for a in annotators if mine is not None and set(a.spans) != mine)
+    return ReportReview(doc, version, candidates, state, tuple(items), tuple(pending), annotators, differing,
+                        _trains(doc, state))
 
 
 # ---------------------------------------------------------------- decisions
@@ -191,12 +196,10 @@ def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity:
     ``candidates``: the suggestions the reviewer saw (computed again when not given).
     """
     reviewer = db_review.check_reviewer(reviewer)
-    doc = get_document(engine, document_id)
-    if doc is None:
-        raise ReportLensError(f"Document {document_id} does not exist; pick one from the worklist.")
+    doc = _document(engine, document_id)
     version = _version(engine, doc.project_id, version_id)
     if candidates is None:
-        candidates = suggested_entities(engine, document_id, version.id if version else None).entities
+        candidates = suggested_entities(engine, document_id, version.id if version else None)
     before = after = None
     if action in ("accept", "reject", "relabel", "adjust"):
         if entity is None:
@@ -204,8 +207,7 @@ def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity:
         before = entity
     if action in ("relabel", "add") and not (label or "").strip():
         raise ReportLensError("Choose a label for the entity.")
-    if action == "relabel":
-        assert entity is not None
+    if action == "relabel" and entity is not None:
         if label == entity.label:
             raise ReportLensError(f"The entity already has label {label!r}; pick a different one or accept it.")
         after = Entity(entity.start, entity.end, str(label), 1.0, "review")
@@ -225,62 +227,3 @@ def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity:
         comment=comment)
     log.info("review decision: document %s, reviewer %r, action %s", document_id, reviewer, action)
     return state
-
-
-def accept(engine: Any, document_id: int, reviewer: str, entity: Entity, **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "accept", entity=entity, **kw)
-
-
-def reject(engine: Any, document_id: int, reviewer: str, entity: Entity, **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "reject", entity=entity, **kw)
-
-
-def relabel(engine: Any, document_id: int, reviewer: str, entity: Entity, label: str, **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "relabel", entity=entity, label=label, **kw)
-
-
-def adjust(engine: Any, document_id: int, reviewer: str, entity: Entity, start: int, end: int,
-           **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "adjust", entity=entity, start=start, end=end, **kw)
-
-
-def add(engine: Any, document_id: int, reviewer: str, start: int, end: int, label: str, **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "add", start=start, end=end, label=label, **kw)
-
-
-def accept_all(engine: Any, document_id: int, reviewer: str, **kw: Any) -> ReviewState:
-    return decide(engine, document_id, reviewer, "accept_all", **kw)
-
-
-# ---------------------------------------------------------------- project level
-
-
-def progress(engine: Any, project_id: int) -> ReviewProgress:
-    return review_progress(engine, project_id)
-
-
-def project_labels(engine: Any, project_id: int, version: ModelVersionInfo | None = None,
-                   extra: Sequence[Entity] = ()) -> list[str]:
-    """Labels a reviewer may choose: the project's, the model's and those of the suggestions."""
-    project = get_project(engine, project_id)
-    labels = set(project.labels if project else ())
-    if version is not None:
-        labels |= set(version.label_schema.get("labels") or ())
-    labels |= {e.label for e in extra}
-    return sorted(labels)
-
-
-def structured(report: ReportReview) -> dict[str, Any] | None:
-    """The structured result of the report as it stands (reviewed entities and pending suggestions), or ``None``
-    when the extraction service is not installed."""
-    if not extract_available():
-        return None
-    return _extract().structured_result(report.document.text, report.current_entities)
-
-
-def project_csv(engine: Any, project_name: str) -> bytes | None:
-    """The whole project's structured results as CSV (``None`` without the extraction service)."""
-    if not extract_available():
-        return None
-    out = _extract().project_csv(engine, project_name)
-    return out.encode("utf-8") if isinstance(out, str) else out

@@ -30,6 +30,7 @@ import numpy as np
 from core.active import DEFAULT_STRATEGY, Pool, QueryStrategy, get_strategy, rank_all, run_strategies, strategy_names
 from core.active.duplicates import duplicate_stats, text_key
 from core.alignment import AlignConfig, merge_window_probs
+from core.confidence import document_confidence
 from core.types import LabelSchema, ReportLensError, Span
 from training.inference import PreparedDoc, decode, prepare_documents
 
@@ -305,7 +306,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     result.orders = {k: r.order for k, r in rankings.items()}
     if decoded is not None:
         result.entities = [p.spans for p in decoded]
-        result.confidence = [float(p.probs.max(axis=-1).mean()) if len(p.probs) else 1.0 for p in decoded]
+        result.confidence = [document_confidence(p.probs) for p in decoded]
     if store:
         progress({"phase": "store", "message": "saving scores and predictions"})
         predictions = None

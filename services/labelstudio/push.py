@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.confidence import document_confidence
 from core.formats.labelconfig import LabelConfig
 from core.formats.labelstudio import label_config_xml, span_prediction_task, span_targets, task_data
 from core.types import ReportLensError
@@ -20,7 +21,7 @@ from db.model_versions import active_model_version, get_model_version
 from db.repository import get_project, project_label_config
 from db.scores import BatchInfo
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
-from services.models import _doc_confidence, _load, _predict, _version_label, _write_json_atomic
+from services.models import _load, _predict, _version_label, _write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
     if getattr(loaded, "task", "ner") == "classification":
         return [], f"Model {version.name} classifies whole reports; tasks go out without span pre-annotations."
     preds = _predict(loaded, [(d.id, d.text) for d in docs])
-    return [StoredPrediction(document_id=d.id, score=_doc_confidence(p),
+    return [StoredPrediction(document_id=d.id, score=document_confidence(p.probs),
                              spans=tuple((sp.start, sp.end, sp.label, float(sc)) for sp, sc in p.spans))
             for d, p in zip(docs, preds, strict=True)], None
 

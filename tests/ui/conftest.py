@@ -30,3 +30,21 @@ def db(tmp_path, monkeypatch):
         except ProcessLookupError:
             pass
     dispose_engine(url)
+
+
+@pytest.fixture
+def open_page(db):
+    """``open_page("pages/review.py", reviewer_name="dr. lee")``: the app (``app.py``) run once, then switched to
+    the page, with the given session state set first; the ``AppTest`` after that run. Uses the ``db`` fixture, so
+    the app reads the test's empty, migrated database."""
+    from streamlit.testing.v1 import AppTest
+
+    def run(path: str, **state: object) -> AppTest:
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+        for key, value in state.items():
+            at.session_state[key] = value
+        at.run()
+        at.switch_page(path).run()
+        return at
+
+    return run

@@ -1,6 +1,6 @@
-"""AppTest of the Review page through app.py: empty states, then a reviewer accepts, relabels, adds and accepts a
-whole report, and the database holds the decisions and the review annotation; a report an annotator labeled
-differently says so."""
+"""AppTest of the Review page through app.py: empty states, the values shown for a seeded project (progress, the
+worklist, the suggested entities), then a reviewer accepts, relabels, adds and accepts a whole report, and the
+database holds the decisions and the review annotation; a report an annotator labeled differently says so."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from db.engine import make_engine, read_session
 from db.importer import import_tasks
 from db.model_versions import record_model_version
 from db.repository import get_document
+from db.scores import save_predictions
 from tests.tiny import tiny_model_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 
 PROJECT = "ECG review"
@@ -64,43 +64,74 @@ def seed_review_project(db_url: str, work: Path) -> dict:
         ids = {t: d for t, d in s.execute(select(m.Document.ls_task_id, m.Document.id)).all()}
     result = trainer_mod.run_training(engine, pid, cfg, work / "model")
     version = record_model_version(engine, pid, None, result)
-    for task, ents in zip((1, 2, 3), PREDICTED, strict=True):
-        db_review.store_prediction(engine, ids[task], version.id, ents, min([e.score for e in ents], default=0.99))
+    save_predictions(engine, version.id, {ids[task]: (ents, min([e.score for e in ents], default=0.99))
+                                          for task, ents in zip((1, 2, 3), PREDICTED, strict=True)}, replace=True)
     return {"engine": engine, "project_id": pid, "ids": ids, "version": version}
 
 
-def run_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/review.py").run()
-    return at
+PAGE = "pages/review.py"
 
 
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label.startswith(label))
 
 
-def test_empty_database_says_what_to_do(db):
-    at = run_page()
+def test_empty_database_says_what_to_do(open_page):
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("Import" in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_project_without_model_says_what_to_do(db):
-    from services.review import extract_available
+def metric(at: AppTest, label: str) -> str:
+    return str(next(mt for mt in at.metric if mt.label == label).value)
 
+
+def test_project_without_model_shows_the_rules_suggestions(db, open_page):
     import_tasks(make_engine(db), PROJECT, [ParsedTask(text=TEXTS[0], task_id=1)])
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
-    if extract_available():  # the rules still suggest entities: the page shows the report
-        assert any(mt.label == "Reviewed" for mt in at.metric)
-    else:
-        assert any("no trained model" in i.value and "Train" in i.value for i in at.info), [i.value for i in at.info]
+    assert metric(at, "Reviewed") == "0 / 1" and metric(at, "Suggestions from") == "rules"
+    assert not any(s.label == "Model version" for s in at.sidebar.selectbox)
+    table = at.dataframe[-1].value
+    assert set(table["source"]) == {"rule"}
+    assert {"sinus bradycardia", "45 bpm"} <= set(table["text"]), table
 
 
-def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path):
+def test_seeded_project_shows_progress_worklist_and_entities(db, tmp_path, open_page):
+    seeded = seed_review_project(db, tmp_path)
+    ids, version = seeded["ids"], seeded["version"]
+    at = open_page(PAGE, reviewer_name="dr. lee")
+    assert not at.exception, at.exception
+    assert at.sidebar.text_input(key="review_reviewer").value == "dr. lee"
+    assert at.sidebar.selectbox(key="review_version").value == version.name
+    assert metric(at, "Reviewed") == f"0 / {len(ids)}" and metric(at, "In progress") == "0"
+    assert metric(at, "Suggestions from") == f"model {version.name} + rules"
+    assert at.get("progress")[0].proto.text == "0% of the project reviewed"
+    assert at.expander[0].label == f"Worklist ({len(ids)} reports, first {len(ids)} shown)"
+    worklist = at.dataframe[0].value
+    first = worklist.iloc[0]  # the least confident stored prediction (0.41) comes first
+    assert (first["id"], first["status"], first["confidence"], first["labels"]) == (
+        ids[1], "not reviewed", pytest.approx(0.41), "HR, RHYTHM")
+    assert at.selectbox(key="review_doc").value == ids[1]
+    assert any(c.value.startswith(f"Report #{ids[1]} (Label Studio task 1) · not reviewed") for c in at.caption)
+    # model + rules: the rules agree on two suggestions (source "both", raised confidence); the third is the model's
+    # alone, under the 0.6 threshold, so it is flagged low
+    entities = at.dataframe[-1].value
+    assert list(zip(entities["text"], entities["label"], entities["source"], entities["status"], entities["low"],
+                    strict=True)) == [
+        ("sinus bradycardia", "RHYTHM", "both", "pending", False), ("45 bpm", "HR", "both", "pending", False),
+        ("pleural effusion", "RHYTHM", "model", "pending", True)]
+    assert entities["confidence"].iloc[2] == pytest.approx(0.58)
+    bodies = " ".join(h.proto.body for h in at.get("html"))
+    assert "pleural effusion" in bodies and "RHYTHM 0.58 ⚠" in bodies and "low confidence ⚠" in bodies
+    assert not any("Reviewer" in w.value for w in at.warning)  # a name is set: decisions are unlocked
+    assert not button(at, "Accept").disabled
+
+
+def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     engine, ids, version = seeded["engine"], seeded["ids"], seeded["version"]
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"0 / {len(ids)}"
     assert any("Reviewer" in w.value for w in at.warning)  # no name yet: decisions are locked
@@ -145,10 +176,10 @@ def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path):
     assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"1 / {len(ids)}"
 
 
-def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path):
+def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     ids = seeded["ids"]
-    at = run_page()
+    at = open_page(PAGE)
     at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[2]).run()
     assert not any("anna" in w.value for w in at.warning)
@@ -165,24 +196,19 @@ def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path):
     assert at.selectbox(key="review_doc").value != ids[2]
 
 
-def test_structured_result_csv_and_report_text_shown_as_text(db, tmp_path):
-    from services.review import extract_available
-
+def test_structured_result_csv_and_report_text_shown_as_text(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     engine, pid = seeded["engine"], seeded["project_id"]
     xss = 'sinus rhythm <img src=x onerror="window.__xss=1"> <script>alert(1)</script> heart rate 60 bpm.'
     import_tasks(engine, PROJECT, [ParsedTask(text=xss, task_id=50)])
     with read_session(engine) as s:
         doc = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 50))
-    at = run_page()
+    at = open_page(PAGE)
     at.selectbox(key="review_doc").set_value(doc).run()
     assert not at.exception, at.exception
     bodies = " ".join(h.proto.body for h in at.get("html"))
     # the model may cut the text into marks anywhere; the markup of the report itself never comes through
     assert "<script" not in bodies and "<img" not in bodies and "&lt;" in bodies and "&gt;" in bodies
-    if not extract_available():
-        assert any("rule extractor" in c.value for c in at.caption)
-        return
     result = at.json[0].proto.body
     assert '"schema"' in result and '"entities"' in result
     assert any(b.proto.label == "Download JSON" for b in at.get("download_button"))
@@ -192,21 +218,19 @@ def test_structured_result_csv_and_report_text_shown_as_text(db, tmp_path):
     assert pid
 
 
-def test_project_without_reports_says_so(db):
+def test_project_without_reports_says_so(db, open_page):
     from db.repository import ensure_project
-    from services.review import extract_available
 
     ensure_project(make_engine(db), "Empty project")
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
-    wanted = "has no report to review" if extract_available() else "no trained model"
-    assert any(wanted in i.value for i in at.info), [i.value for i in at.info]
+    assert any("has no report to review" in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_report_with_nothing_suggested_can_be_accepted_as_empty(db, tmp_path):
+def test_report_with_nothing_suggested_can_be_accepted_as_empty(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     engine, ids = seeded["engine"], seeded["ids"]
-    at = run_page()
+    at = open_page(PAGE)
     at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[3]).run()  # "normal ecg.": no model entity, no rule fires
     assert not at.exception, at.exception

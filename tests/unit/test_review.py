@@ -1,8 +1,11 @@
 """Clinician review: snapping to tokens, decision semantics (accept / reject / relabel / adjust / add / accept_all),
 decisions -> one review annotation per reviewer -> the training view of the next run, annotators' work kept and
-never silently outranked, progress and the worklist, and the model fallback for suggestions (tiny random BERT)."""
+never silently outranked, progress and the worklist, and suggestions predicted once then read back (tiny random
+BERT)."""
 
 from __future__ import annotations
+
+import shutil
 
 import pytest
 from sqlalchemy import func, select
@@ -15,6 +18,7 @@ from db.engine import make_engine, read_session, write_session
 from db.importer import import_tasks
 from db.model_versions import record_model_version
 from db.repository import get_document, training_documents
+from db.scores import predictions_for, save_predictions
 from services import review as svc
 from services.dataset import annotation_status
 from tests.tiny import tiny_model_dir, tiny_tokenizer
@@ -51,10 +55,10 @@ def project(sqlite_url, tmp_path):
                                                          "schema": {"labels": list(LABELS)}, "config": {}})
     with read_session(engine) as s:
         ids = {t: d for t, d in s.execute(select(m.Document.ls_task_id, m.Document.id)).all()}
-    db_review.store_prediction(engine, ids[1], version.id, SUGGEST_1, 0.6)
-    db_review.store_prediction(engine, ids[2], version.id, [at(T2, "atrial fibrillation", "RHYTHM", 0.9),
-                                                            at(T2, "nodule", "FINDING", 0.8)], 0.9)
-    db_review.store_prediction(engine, ids[3], version.id, [], 0.99)
+    save_predictions(engine, version.id, {
+        ids[1]: (SUGGEST_1, 0.6),
+        ids[2]: ([at(T2, "atrial fibrillation", "RHYTHM", 0.9), at(T2, "nodule", "FINDING", 0.8)], 0.9),
+        ids[3]: ([], 0.99)})
     return engine, ids, version
 
 
@@ -141,7 +145,7 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
     rhythm, hr, wrong = SUGGEST_1
     kw = {"version_id": version.id, "tokenizer": tok}
 
-    state = svc.accept(engine, doc, "dr. lee", rhythm, **kw)
+    state = svc.decide(engine, doc, "dr. lee", "accept", entity=rhythm, **kw)
     assert state.spans == (rhythm.span,) and not state.complete and state.pending == 2
     # unfinished: stored, but not training data and not "reviewed"
     assert doc not in {d.id for d in training_documents(engine, 1)}
@@ -149,9 +153,10 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
     review_row = next(a for a in get_document(engine, doc).annotations if a.source == "review")
     assert annotation_status(review_row) == "review draft (trains once finished)"  # the Dataset page's wording
 
-    svc.relabel(engine, doc, "dr. lee", wrong, "FINDING", **kw)
+    svc.decide(engine, doc, "dr. lee", "relabel", entity=wrong, label="FINDING", **kw)
     rate = T1.index("rate")
-    state = svc.adjust(engine, doc, "dr. lee", hr, rate + 1, hr.end - 1, **kw)  # "ate 45 bp" snaps to "rate 45 bpm"
+    # "ate 45 bp" snaps to "rate 45 bpm"
+    state = svc.decide(engine, doc, "dr. lee", "adjust", entity=hr, start=rate + 1, end=hr.end - 1, **kw)
     assert state.complete and state.pending == 0
     wanted = sorted([rhythm.span, Span(wrong.start, wrong.end, "FINDING"), Span(rate, hr.end, "HR")])
     assert state.spans == tuple(wanted)
@@ -173,7 +178,7 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
     assert rows == [("review", "dr. lee", False, version.name)]
 
     # once finished it stays training data, even when a later decision leaves something pending again
-    state = svc.reject(engine, doc, "dr. lee", rhythm, **kw)
+    state = svc.decide(engine, doc, "dr. lee", "reject", entity=rhythm, **kw)
     assert state.complete and rhythm.span not in state.spans
     assert doc in {d.id for d in training_documents(engine, 1)}
 
@@ -181,8 +186,8 @@ def test_decisions_become_a_review_annotation_that_trains_once_finished(project)
 def test_accept_all_and_add_and_reject_on_an_empty_suggestion_list(project):
     engine, ids, version = project
     rhythm, hr, wrong = SUGGEST_1
-    svc.reject(engine, ids[1], "kim", wrong, version_id=version.id)
-    state = svc.accept_all(engine, ids[1], "kim", version_id=version.id)
+    svc.decide(engine, ids[1], "kim", "reject", entity=wrong, version_id=version.id)
+    state = svc.decide(engine, ids[1], "kim", "accept_all", version_id=version.id)
     assert state.complete and state.spans == (rhythm.span, hr.span)
     (row, _) = db_review.list_decisions(engine, document_id=ids[1])
     assert row.action == "accept_all" and row.before is None
@@ -190,10 +195,11 @@ def test_accept_all_and_add_and_reject_on_an_empty_suggestion_list(project):
 
     # a report with no suggestion: adding an entity finishes it; accepting the empty report too
     start = T3.index("normal")
-    state = svc.add(engine, ids[3], "kim", start, start + 3, "FINDING", version_id=version.id,
+    state = svc.decide(engine, ids[3], "kim", "add", start=start, end=start + 3, label="FINDING",
+                       version_id=version.id,
                     tokenizer=tiny_tokenizer())
     assert state.complete and [T3[s.start:s.end] for s in state.spans] == ["normal"]
-    state = svc.accept_all(engine, ids[3], "lee", version_id=version.id)
+    state = svc.decide(engine, ids[3], "lee", "accept_all", version_id=version.id)
     assert state.complete and state.spans == ()
     trained = {d.id: d for d in training_documents(engine, 1)}
     assert trained[ids[3]].spans == () and trained[ids[3]].meta["author"] == "lee"  # the latest review trains
@@ -207,12 +213,13 @@ def test_annotator_work_is_kept_and_a_difference_is_shown(project):
     assert report.differing == () and "anna" in report.trains  # no review yet: the annotator's work trains
     # the reviewer disagrees with the annotator: the rhythm is rejected, everything else accepted
     af = next(e for e in report.candidates if e.start == 0)
-    svc.reject(engine, doc, "dr. lee", af, version_id=version.id)
-    svc.accept_all(engine, doc, "dr. lee", version_id=version.id, candidates=report.candidates)
+    svc.decide(engine, doc, "dr. lee", "reject", entity=af, version_id=version.id)
+    svc.decide(engine, doc, "dr. lee", "accept_all", version_id=version.id, candidates=report.candidates)
     report = svc.open_report(engine, doc, "dr. lee", version.id)
     assert report.state.complete and len(report.differing) == 1
-    source, author, spans, gt = report.differing[0]
-    assert (source, author, spans, gt) == ("human", "anna", HUMAN_2, False)
+    (anna,) = report.differing
+    assert (anna.source, anna.author, anna.spans, anna.ground_truth) == ("human", "anna", HUMAN_2, False)
+    assert report.annotators == report.differing
     assert report.trains == "your review"  # the most recent wins, and the page says so
     stored = get_document(engine, doc)
     human = [a for a in stored.annotations if a.source == "human"]
@@ -231,21 +238,24 @@ def test_bad_decisions_store_nothing_and_say_how_to_fix(project):
     rhythm, hr, wrong = SUGGEST_1
     kw = {"version_id": version.id, "tokenizer": tiny_tokenizer()}
     cases = [
-        (lambda: svc.accept(engine, ids[1], "  ", rhythm, **kw), "Reviewer"),
-        (lambda: svc.relabel(engine, ids[1], "kim", rhythm, "RHYTHM", **kw), "already has label"),
-        (lambda: svc.relabel(engine, ids[1], "kim", rhythm, "", **kw), "Choose a label"),
-        (lambda: svc.adjust(engine, ids[1], "kim", hr, hr.start, hr.end - 1, **kw), "nothing to change"),
-        (lambda: svc.add(engine, ids[1], "kim", 5, 6, "HR", **kw), "covers no word"),
-        (lambda: svc.add(engine, ids[1], "kim", 0, 999, "HR", **kw), "not inside the report"),
+        (lambda: svc.decide(engine, ids[1], "  ", "accept", entity=rhythm, **kw), "Reviewer"),
+        (lambda: svc.decide(engine, ids[1], "kim", "relabel", entity=rhythm, label="RHYTHM", **kw),
+         "already has label"),
+        (lambda: svc.decide(engine, ids[1], "kim", "relabel", entity=rhythm, label="", **kw), "Choose a label"),
+        (lambda: svc.decide(engine, ids[1], "kim", "adjust", entity=hr, start=hr.start, end=hr.end - 1, **kw),
+         "nothing to change"),
+        (lambda: svc.decide(engine, ids[1], "kim", "add", start=5, end=6, label="HR", **kw), "covers no word"),
+        (lambda: svc.decide(engine, ids[1], "kim", "add", start=0, end=999, label="HR", **kw),
+         "not inside the report"),
         (lambda: svc.decide(engine, 999, "kim", "accept_all"), "does not exist"),
         (lambda: svc.decide(engine, ids[1], "kim", "approve", **kw), "Unknown review action"),
     ]
     for call, message in cases:
         with pytest.raises(ReportLensError, match=message):
             call()
-    svc.accept(engine, ids[1], "kim", rhythm, **kw)
+    svc.decide(engine, ids[1], "kim", "accept", entity=rhythm, **kw)
     with pytest.raises(ReportLensError, match="overlap"):
-        svc.add(engine, ids[1], "kim", rhythm.start, rhythm.start + 3, "FINDING", **kw)
+        svc.decide(engine, ids[1], "kim", "add", start=rhythm.start, end=rhythm.start + 3, label="FINDING", **kw)
     assert n_rows(engine, m.ReviewDecision) == 1  # only the accept
     assert db_review.review_state(engine, ids[1], "kim").spans == (rhythm.span,)
 
@@ -267,7 +277,7 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
     rows, _ = db_review.worklist(engine, 1, version_id=version.id)  # default: the strategy stored last
     assert [r.document_id for r in rows] == [ids[1], ids[2], ids[3]] and rows[0].uncertainty == pytest.approx(0.9)
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
-    svc.accept_all(engine, ids[3], "kim", version_id=version.id)
+    svc.decide(engine, ids[3], "kim", "accept_all", version_id=version.id)
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
     assert [r.document_id for r in rows] == [ids[2], ids[1], ids[3]] and rows[-1].status == "reviewed"
     rows, total = db_review.worklist(engine, 1, version_id=version.id, hide_reviewed=True)
@@ -280,7 +290,7 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
         db_review.worklist(engine, 1, order="random")
 
 
-def test_model_suggestions_predict_once_then_read_the_stored_prediction(sqlite_url, tmp_path):
+def test_suggestions_are_predicted_once_then_read_from_the_stored_prediction(sqlite_url, tmp_path):
     from training import trainer as trainer_mod
     from training.config import TrainConfig
 
@@ -294,14 +304,18 @@ def test_model_suggestions_predict_once_then_read_the_stored_prediction(sqlite_u
     version = record_model_version(engine, 1, None, result)
     with read_session(engine) as s:
         doc_id = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 99))
-    doc = get_document(engine, doc_id)
-    first = svc.model_suggestions(engine, doc, version)
-    assert first.origin == "live" and all(e.source == "model" and 0 <= e.score <= 1 for e in first.entities)
-    again = svc.model_suggestions(engine, doc, version)
-    assert again.origin == "stored" and [e.span for e in again.entities] == [e.span for e in first.entities]
-    assert n_rows(engine, m.Prediction) == 1
+    assert n_rows(engine, m.Prediction) == 0
     # the page's tokenizer is the model's own (saved with the version)
     assert svc.project_tokenizer(engine, 1, version).get_vocab() == tiny_tokenizer().get_vocab()
+    first = svc.open_report(engine, doc_id, "", version.id)
+    assert first.version.id == version.id and all(0 <= e.score <= 1 for e in first.candidates)
+    (stored, confidence), = predictions_for(engine, version.id, [doc_id]).values()  # predicted now, and stored
+    assert n_rows(engine, m.Prediction) == 1 and 0 < confidence <= 1
+    model = {e.span for e in first.candidates if e.source in ("model", "both")}
+    assert model <= {e.span for e in stored}
+    shutil.rmtree(version.model_dir)  # no model any more: the next visit can only read the stored prediction
+    again = svc.open_report(engine, doc_id, "", version.id)
+    assert again.candidates == first.candidates and n_rows(engine, m.Prediction) == 1
 
 
 @pytest.mark.parametrize(("source", "cancelled", "status"), [
