@@ -36,12 +36,13 @@ if project is None:
 settings = training_settings(engine(), project.id)
 if settings.note:
     st.warning(f"{settings.note} Showing the training defaults instead.", icon="⚠️")
+base_model = settings.base_model
 try:
-    tok = tokenizer(settings.base_model)
+    tok = tokenizer(base_model)
 except ReportLensError as exc:
     st.warning(f"The base model of {settings.source} cannot be loaded ({exc}); the default base model's tokenizer is "
                "used instead, so tokens may differ from what that model saw.", icon="⚠️")
-    tok = tokenizer()
+    base_model, tok = None, tokenizer()
 
 
 @st.cache_data(show_spinner="Measuring how much of the text the model can read…", max_entries=32)
@@ -49,7 +50,7 @@ def _unk_share(project_id: int, n_documents: int, base_model: str | None) -> flo
     return project_unk_share(engine(), project_id, tok)
 
 
-unk = _unk_share(project.id, project.n_documents, settings.base_model)
+unk = _unk_share(project.id, project.n_documents, base_model)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Documents", project.n_documents)
 c2.metric("Labeled", project.n_labeled)
@@ -158,8 +159,8 @@ with tab_bio:
     if cfg == trained:
         st.caption(f"The training settings of {settings.source}: {describe_alignment(cfg)}.")
     else:
-        st.caption(f"Preview, not the training settings of {settings.source}: {describe_alignment(cfg)}. Set "
-                   "partial_token / label_all_subtokens on the **Train** page to train with them.")
+        st.caption(f"Preview, not the training settings of {settings.source}: {describe_alignment(cfg)}. To train "
+                   "with them, set them under **Advanced settings** on the **Train** page.")
     bio, issues = bio_rows(tok, doc, cfg)
     st.dataframe(pd.DataFrame(bio), hide_index=True, width="stretch", height=320)
     for issue in overlap_issues + [i for i in issues if i.code != "overlap"]:

@@ -169,3 +169,17 @@ def test_project_list_reads_in_a_fixed_number_of_queries(db, n_projects):
     for i, p in enumerate(projects):
         assert f"ONLY_{i}" in p.labels and not any(lab.startswith("ONLY_") and lab != f"ONLY_{i}" for lab in p.labels)
     assert len(selects) == 2, selects  # the projects with their counts, then every project's labels at once
+
+
+def test_dataset_page_falls_back_when_the_versions_base_model_is_gone(db, tmp_path):
+    from training.config import TrainConfig
+
+    engine = make_engine(db)
+    import_tasks(engine, "tiny", tiny_tasks(3))
+    gone = TrainConfig(base_model=str(tmp_path / "deleted-model"), partial_token="shrink").to_dict()
+    record_model_version(engine, "tiny", None, {"config": gone, "schema": {"labels": []}})
+    at = run_app("pages/dataset.py")
+    assert any("cannot be loaded" in w.value and "deleted-model" in w.value for w in at.warning)
+    bio = next(d.value for d in at.dataframe if "tag" in d.value.columns)
+    assert len(bio) > 3  # still shown, with the default tokenizer and the version's alignment
+    assert any("model v1 (active)" in c.value and "partial_token='shrink'" in c.value for c in at.caption)
