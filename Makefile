@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.reportlens-installed
+JS_STAMP := static/vendor/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8501
 PYTEST_ARGS ?=
@@ -19,7 +20,17 @@ $(STAMP): requirements.txt $(BIN)/python
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	@touch $@
 
-setup: $(STAMP)
+# require.js, d3 and jQuery for the bertviz views, exact versions from package-lock.json, into static/vendor/
+# (git-ignored, served by the app at /app/static/vendor/). npm ci wants package.json next to node_modules.
+$(JS_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js and npm (apt-get install npm)," \
+	  "needed for the JavaScript libraries of the bertviz views" >&2; exit 1; }
+	rm -rf static/vendor && mkdir -p static/vendor
+	cp package.json package-lock.json static/vendor/
+	npm ci --prefix static/vendor --ignore-scripts --no-bin-links --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(STAMP) $(JS_STAMP)
 
 db: setup
 	$(BIN)/python -m db.migrate

@@ -33,7 +33,7 @@ log = logging.getLogger("reportlens.cli")
 def _read_config(path: str | None) -> Any:
     if not path:
         return None
-    from core.labelconfig import parse_label_config
+    from core.formats.labelconfig import parse_label_config
 
     p = Path(path)
     if not p.is_file():
@@ -274,7 +274,7 @@ def cmd_preannotate(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from services import lsround
+    from services.labelstudio import client, push
 
     engine = _engine()
     if args.batch is not None and args.top is not None:
@@ -284,24 +284,25 @@ def cmd_push(args: argparse.Namespace) -> int:
                               "Pick one.")
     if args.batch is None and args.top is None:
         raise ReportLensError("Say what to send: --batch ID (see the Label Studio page) or --top K [--strategy S].")
-    conn = None if args.out else lsround.connection(args.url)
+    conn = None if args.out else client.connection(args.url)
     if conn is not None:
-        lsround.check_connection(conn)  # a server that is down or a bad token: no batch is made
+        client.check_connection(conn)  # a server that is down or a bad token: no batch is made
     batch_id = args.batch
     if batch_id is None:
-        batch_id = lsround.batch_from_queue(engine, args.project, args.top, args.strategy, "cli").id
+        batch_id = push.batch_from_queue(engine, args.project, args.top, args.strategy, "cli").id
     if args.out:
-        _print_json(lsround.write_import_file(engine, args.project, Path(args.out), batch_id=batch_id))
+        _print_json(push.write_import_file(engine, args.project, Path(args.out), batch_id=batch_id))
     else:
-        _print_json(lsround.push(engine, args.project, conn, batch_id=batch_id, ls_project_id=args.ls_project,
-                                 new_ls_project=args.new_ls_project))
+        _print_json(push.push(engine, args.project, conn, batch_id=batch_id, ls_project_id=args.ls_project,
+                              new_ls_project=args.new_ls_project))
     return 0
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from services import lsround
+    from services.labelstudio.client import connection
+    from services.labelstudio.pull import pull
 
-    _print_json(lsround.pull(_engine(), args.project, lsround.connection(args.url), ls_project_id=args.ls_project))
+    _print_json(pull(_engine(), args.project, connection(args.url), ls_project_id=args.ls_project))
     return 0
 
 
@@ -309,8 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
 
-    imp = sub.add_parser("import", help="import a Label Studio export (JSON, JSON-MIN, CONLL2003) or DICOM SR files")
-    imp.add_argument("export", help="export file, .dcm file, folder or .zip of DICOM files")
+    from core.formats.registry import FORMATS
+
+    formats = "; ".join(f"{f.title}: {f.description}" for f in FORMATS)
+    imp = sub.add_parser("import", help=f"import a file or folder ({', '.join(f.title for f in FORMATS)})",
+                         description=f"Formats (recognised from the content): {formats}.")
+    imp.add_argument("export", help="export file, or a folder or .zip (DICOM SR files, brat .txt/.ann pairs)")
     imp.add_argument("--project", required=True, help="project name (created if missing)")
     imp.add_argument("--config", help="Label Studio labeling config XML")
     imp.add_argument("--strict", action="store_true", help="store nothing if any item has an error")

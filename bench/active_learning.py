@@ -11,11 +11,12 @@ other documents (at most ``--pool-limit``, again by hash) form the pool whose go
 
 Per seed: a random seed set of ``--seed-size`` documents is "labelled" and a model trained on it
 (:func:`training.trainer.run_training`, default LoRA config with a fixed small ``--max-steps``). Then, for each
-strategy: score the remaining pool with the current model (:func:`training.scoring.score_documents`), pick the top
-``--batch`` documents (:func:`core.active.select_batch`), reveal their gold spans, retrain from the base model on
-everything labelled so far, and record strict entity F1 on the test split against the number of labelled documents
-and labelled (word-piece) tokens. ``--rounds`` counts the trained models per curve (round 0 = the seed set, shared by
-all strategies of a seed). The full-data F1 is a model trained the same way on the whole pool.
+strategy: score the remaining pool with the current model (:func:`training.scoring.score_documents`, computing what
+the strategy needs), pick the top ``--batch`` documents (:func:`core.active.select_batch`: the top of the ranking the
+Queue stores for that pool, duplicate keys and labelled centres included), reveal their gold spans, retrain from the
+base model on everything labelled so far, and record strict entity F1 on the test split against the number of
+labelled documents and labelled (word-piece) tokens. ``--rounds`` counts the trained models per curve (round 0 = the
+seed set, shared by all strategies of a seed). The full-data F1 is a model trained the same way on the whole pool.
 
 Output under ``bench/out/``: ``al-<corpus>.json`` (every point, timings), ``al-<corpus>.html`` and ``.png`` (plotly
 learning curves; the PNG through kaleido with the local Chromium) and ``al-<corpus>.md`` (labels needed to reach 95%
@@ -44,8 +45,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.train_bench import MACCROBAT_LABELS, make_project  # noqa: E402
-from core.active import get_strategy, select_batch  # noqa: E402
-from core.duplicates import text_key  # noqa: E402
+from core.active import REGISTRY, Pool, QueryStrategy, get_strategy, select_batch  # noqa: E402
+from core.active.duplicates import text_key  # noqa: E402
 from core.split import DocumentSplit, document_key, hash_unit  # noqa: E402
 from core.types import ReportLensError  # noqa: E402
 
@@ -119,21 +120,23 @@ class Simulator:
             raise ReportLensError(f"Training on {len(labelled)} documents did not finish; see the log above.")
         return float(result.metrics["test"]["f1"]), str(out), time.monotonic() - t
 
-    def score(self, model_dir: str, pool: Sequence[Any], strategy: str, labelled: Sequence[Any] = ()) -> Any:
-        """The pool's probabilities / MC passes / embeddings under the model in ``model_dir``, and the embeddings
-        of the ``labelled`` reports (the diversity centres, as the scoring run computes them; ``centres``)."""
+    def score(self, model_dir: str, pool: Sequence[Any], strategy: QueryStrategy, labelled: Sequence[Any] = ()) -> Pool:
+        """The pool under the model in ``model_dir``, with what ``strategy`` needs (probabilities, MC passes,
+        embeddings, and the embeddings of the ``labelled`` reports as the diversity centres when ``centres``), as
+        the scoring run computes them. Duplicate keys are added by :meth:`query`."""
         from training.inference import clear_model_cache, load_model
         from training.scoring import ScoreConfig, labelled_centres, score_documents
 
         loaded = load_model(model_dir)
-        config = ScoreConfig(strategy=strategy if strategy in ("bald",) else "margin", mc_passes=self.mc_passes)
         scored = score_documents(loaded.model, loaded.tokenizer, [(i, self.docs[i].text) for i in pool],
-                                 loaded.config.align(), config, loaded.schema)
-        assert scored is not None  # no should_stop given
+                                 loaded.config.align(), ScoreConfig(mc_passes=self.mc_passes), loaded.schema,
+                                 strategies=[strategy])
+        if scored is None:
+            raise ReportLensError("Scoring stopped without a stop request; this is a bug.")
         out = scored[0]
-        if self.centres and labelled:
-            out.centres = labelled_centres(loaded.model, loaded.tokenizer, [self.docs[i].text for i in labelled],
-                                           loaded.config.align())
+        if self.centres and labelled and strategy.needs_embeddings:
+            out = replace(out, labelled=labelled_centres(loaded.model, loaded.tokenizer,
+                                                         [self.docs[i].text for i in labelled], loaded.config.align()))
         clear_model_cache()
         return out
 
@@ -146,16 +149,16 @@ class Simulator:
         dup: dict[str, Any] = {}
         if self.dedupe and strategy != "random":  # the baseline samples like an annotator without the queue
             dup = {"keys": [self.keys[i] for i in pool], "known": {self.keys[i] for i in labelled}}
-        if not s.needs_probs and not s.needs_embeddings:
-            picks = select_batch(s, [np.zeros((0, 1))] * len(pool), n, **dup)
+        if not (s.needs_probs or s.needs_passes or s.needs_embeddings):
+            scored = Pool(size=len(pool))  # nothing to compute: no forward pass
         else:
-            key = "bald" if s.needs_passes else "plain"
-            out = cached.get(key) if cached is not None else None
-            if out is None:
-                out = self.score(model_dir, pool, "bald" if s.needs_passes else strategy, labelled)
+            key = (s.needs_probs, s.needs_passes, s.needs_embeddings)  # what the forward pass computed
+            scored = cached.get(key) if cached is not None else None
+            if scored is None:
+                scored = self.score(model_dir, pool, s, labelled)
                 if cached is not None:
-                    cached[key] = out
-            picks = select_batch(s, out.probs, n, out.passes, out.embeddings, labelled=out.centres, **dup)
+                    cached[key] = scored
+        picks = select_batch(s, replace(scored, **dup), n)
         return [pool[i] for i in picks], time.monotonic() - t
 
 
@@ -216,7 +219,8 @@ def arm_name(run: dict[str, Any]) -> str:
     """The name a run is reported under: its strategy, marked where it ran without the queue's behaviour (runs saved
     before a flag existed ran without it: diversity without labelled centres)."""
     name = run["strategy"]
-    if registry_name(name).startswith("diversity") and not run.get("centres", False):
+    record = REGISTRY.get(registry_name(name))
+    if record is not None and record.needs_embeddings and not run.get("centres", False):  # the diversity arms
         name += "_nocentres"
     if name != "random" and run.get("dedupe") is False:
         name += "_nodedupe"

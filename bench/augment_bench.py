@@ -27,8 +27,8 @@ if str(ROOT) not in sys.path:
 
 def labeled_tasks(n_labeled: int, seed: int) -> list:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
-    from core.labelconfig import parse_label_config
-    from core.labelstudio import parse_export
+    from core.formats.labelconfig import parse_label_config
+    from core.formats.registry import parse_export
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "demo.json"

@@ -4,7 +4,7 @@
     python bench/import_bench.py --n 5000 --out bench/out/import-5k.json
 
 The export is generated first (not timed). The import then runs in a child process, which times
-``core.labelstudio.iter_tasks`` -> ``db.importer.import_tasks`` (one transaction) and reports its own peak RSS
+``core.formats.registry.iter_tasks`` -> ``db.importer.import_tasks`` (one transaction) and reports its own peak RSS
 (``ru_maxrss``), so generating the file does not count. A second import of the same file (every document unchanged)
 is timed too. A third child times ``cli.py convert`` (bundled tokenizer, BIO windows as JSON lines) on the same
 export. Prints and writes a JSON result.
@@ -112,8 +112,8 @@ def write_export(path: Path, n: int, seed: int = 13) -> dict:
 
 def child(export: str, db_file: str) -> None:
     """Runs in a fresh process: migrate, then parse + import twice; prints one JSON line."""
-    from core.exportfile import ParseReport
-    from core.labelstudio import iter_tasks
+    from core.formats.registry import iter_tasks
+    from core.formats.report import ParseReport
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.migrate import upgrade

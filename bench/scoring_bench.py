@@ -18,6 +18,8 @@
    pool (it is linear: one call per report).
 4. The pipeline's entities (start, end, label) are compared with the predictions the scoring run stored for the same
    reports; the script fails unless they are identical.
+5. The queue stored for every strategy of the run is read back and compared with ``core.active.select_batch`` over
+   the run's pool (duplicate keys and labelled centres included); the script fails unless they are identical.
 
 Writes ``bench/out/scoring.json``. Torch uses every core it is given (2 here).
 """
@@ -34,6 +36,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "bench" / "out" / "scoring-model"  # kept (git-ignored), so a re-run can pass --model
@@ -43,8 +46,8 @@ if str(ROOT) not in sys.path:
 
 def build(url: str, n_pool: int, train_n: int, model: str | None, tmp: Path, steps: int) -> tuple[int, str]:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
-    from core.labelconfig import parse_label_config
-    from core.labelstudio import parse_export
+    from core.formats.labelconfig import parse_label_config
+    from core.formats.registry import parse_export
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.model_versions import record_model_version
@@ -77,6 +80,20 @@ def build(url: str, n_pool: int, train_n: int, model: str | None, tmp: Path, ste
         result = {"model_dir": model, "schema": schema, "config": cfg}
     record_model_version(engine, pid, None, result)
     return pid, model
+
+
+def check_queues(engine: Any, project_id: int, result: Any, config: Any) -> list[str]:
+    """Stored strategies whose queue (as the Queue page reads it) is not ``select_batch`` over the run's pool."""
+    from core.active import select_batch
+    from db import scores as score_db
+
+    bad = []
+    for strategy in config.strategies(cold_start=result.cold_start):
+        rows, _, _ = score_db.ranked_queue(engine, project_id, str(strategy), exclude_batched=False, limit=None)
+        expected = [result.doc_ids[i] for i in select_batch(strategy, result.pool, len(result.doc_ids))]
+        if [r.document_id for r in rows] != expected:
+            bad.append(str(strategy))
+    return bad
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             if ours != pipe_ents:
                 mismatches.append({"document_id": d, "only_reportlens": sorted(ours - pipe_ents),
                                    "only_pipeline": sorted(pipe_ents - ours)})
+        queue_mismatches = check_queues(engine, pid, result, ScoreConfig(batch_size=args.batch_size))
         n_tokens = sum(result.n_tokens)
         out = {
             "pool_reports": n_docs, "pool_tokens": n_tokens, "mean_tokens": round(n_tokens / n_docs, 1),
@@ -155,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
             "pipeline_pool_s_extrapolated": round(n_docs / pipe_rate, 1),
             "speedup": round((n_docs / ours_s) / pipe_rate, 2),
             "compared_reports": len(ids), "compared_entities": n_entities, "mismatched_reports": len(mismatches),
-            "mismatch_examples": mismatches[:5], "batch_size": args.batch_size,
+            "mismatch_examples": mismatches[:5], "queues_not_select_batch": queue_mismatches,
+            "batch_size": args.batch_size,
             "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(), "load_avg": os.getloadavg(),
             "python": platform.python_version(), "torch": torch.__version__,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
@@ -165,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(out, indent=2))
     if mismatches:
         print(f"FAIL: {len(mismatches)} of {len(ids)} reports have different entities", file=sys.stderr)
+        return 1
+    if queue_mismatches:
+        print(f"FAIL: stored queues differ from select_batch: {', '.join(queue_mismatches)}", file=sys.stderr)
         return 1
     return 0
 

@@ -37,13 +37,14 @@ def make_maccrobat(url: str) -> None:
     """MACCROBAT2020 (200 case reports, brat) with six frequent labels kept; other spans are left out."""
     from dataclasses import replace
 
-    from core.brat import iter_brat_folder
+    from core.formats import brat
+    from core.formats.report import ParseReport
     from db.engine import make_engine
     from db.importer import import_tasks
     from tests.shared_data import SHARED_DATA
 
     tasks = []
-    for task in iter_brat_folder(SHARED_DATA / "maccrobat2020", []):
+    for task in brat.read(SHARED_DATA / "maccrobat2020", None, ParseReport()):
         anns = tuple(replace(a, spans=tuple(s for s in a.spans if s.label in MACCROBAT_LABELS))
                      for a in task.annotations)
         tasks.append(replace(task, annotations=anns))
@@ -76,8 +77,8 @@ def make_ptbxl(url: str) -> None:
 
 def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
-    from core.labelconfig import parse_label_config
-    from core.labelstudio import parse_export
+    from core.formats.labelconfig import parse_label_config
+    from core.formats.registry import parse_export
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.migrate import upgrade

@@ -35,7 +35,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-DOCUMENT_SOURCES = ("labelstudio", "dicom", "conll", "demo")
+DOCUMENT_SOURCES = ("labelstudio", "dicom", "conll", "brat", "demo")
 ANNOTATION_SOURCES = ("human", "model", "rule", "review")
 IMPORT_STATUSES = ("running", "ok", "failed")
 
@@ -54,7 +54,7 @@ class Project(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    label_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # core.labelstudio.LabelConfig.to_dict()
+    label_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # core.formats.labelconfig.LabelConfig.to_dict()
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # e.g. {"base_model": "..."}
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

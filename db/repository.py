@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from core.labelconfig import LabelConfig
+from core.formats.labelconfig import LabelConfig
 from core.policy import DEFAULT_POLICY, TRAINING_SOURCES, select_training_annotation
 from core.types import Annotation, Document, ReportLensError, Span
 from db import models as m

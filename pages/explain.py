@@ -122,12 +122,16 @@ elif view == "bertviz":
     tokens = [win.tokens[i] for i in positions]
     url = bertviz.static_url(st.get_option("server.baseUrlPath") or "")
     kind = st.radio("bertviz view", ["head view", "model view"], horizontal=True, key="explain_bertviz")
-    if kind == "head view":
-        st.iframe(bertviz.head_view_html(tokens, sub, url, layer=layer), height=bertviz.head_view_height(len(tokens)),
-                  alt="bertviz head view")
-    else:
-        st.iframe(bertviz.model_view_html(tokens, sub, url), alt="bertviz model view",
-                  height=bertviz.model_view_height(len(tokens), win.n_layers, win.n_heads))
+    try:
+        if kind == "head view":
+            html, height = bertviz.head_view_html(tokens, sub, url, layer=layer), bertviz.head_view_height(len(tokens))
+        else:
+            html = bertviz.model_view_html(tokens, sub, url)
+            height = bertviz.model_view_height(len(tokens), win.n_layers, win.n_heads)
+    except ReportLensError as exc:  # bertviz or its JavaScript libraries not installed
+        st.error(str(exc))
+        st.stop()
+    st.iframe(html, height=height, alt=f"bertviz {kind}")
 
 else:
     docs, data_version = svc.load_corpus(engine(), project.id)

@@ -13,8 +13,8 @@ st.caption("From medical report text to trustworthy extraction models, with peop
 projects = list_projects(engine())
 if not projects:
     st.info(
-        "No project yet. Go to **Import** to load a Label Studio export (JSON, JSON-MIN or CONLL2003) or DICOM SR "
-        "files, or run `python cli.py seed-demo` to create the demo project."
+        "No project yet. Go to **Import** to load a Label Studio export (JSON, JSON-MIN or CONLL2003), DICOM SR "
+        "files or a brat corpus (.txt/.ann pairs), or run `python cli.py seed-demo` to create the demo project."
     )
     imp = page("pages/import_data.py")
     st.page_link(imp.path, label="Import data", icon=imp.icon)

@@ -1,4 +1,5 @@
-"""Import: upload a Label Studio export or DICOM SR files into a project, see what was stored and what was not."""
+"""Import: upload an export (any format of core/formats/registry.py) into a project, see what was stored and what
+was not."""
 
 import tempfile
 from pathlib import Path
@@ -8,13 +9,13 @@ import streamlit as st
 
 from core.types import ReportLensError
 from db.repository import import_history, list_projects
-from services.imports import SUPPORTED_UPLOADS, import_file, read_config_text
+from services.imports import FORMATS, SUPPORTED_UPLOADS, import_file, read_config_text
 from ui.state import engine
 
 st.title("Import")
 st.caption(
-    "Label Studio **full JSON** export, **JSON-MIN**, **CONLL2003**, or DICOM SR (`.dcm` files or a `.zip`). "
-    "One file is one transaction: the valid part is stored and every skipped item is listed with the reason."
+    "; ".join(f"**{f.title}** ({f.description})" for f in FORMATS) + ". The format is recognised from the content. "
+    "One upload is one transaction: the valid part is stored and every skipped item is listed with the reason."
 )
 
 projects = list_projects(engine())
@@ -27,7 +28,7 @@ if mode == "Existing project" and names:
 else:
     project_name = st.text_input("New project name", placeholder="e.g. ECG reports 2026").strip()
 
-uploads = st.file_uploader("Export or DICOM files", type=SUPPORTED_UPLOADS, accept_multiple_files=True)
+uploads = st.file_uploader("Export files", type=SUPPORTED_UPLOADS, accept_multiple_files=True)
 config_file = st.file_uploader(
     "Labeling config (optional, XML from Label Studio's Settings → Labeling Interface → Code)", type=["xml"]
 )
@@ -46,7 +47,7 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
                 target = Path(tmp) / Path(uploads[0].name).name
                 target.write_bytes(uploads[0].getbuffer())
                 label = uploads[0].name
-            else:  # several files: a folder of DICOM files
+            else:  # several files: a folder (DICOM SR files, brat .txt/.ann pairs)
                 target = Path(tmp) / "upload"
                 target.mkdir()
                 for up in uploads:

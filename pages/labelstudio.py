@@ -1,5 +1,5 @@
 """Label Studio: send queue batches to annotators as pre-annotated tasks (a file or a server) and pull their finished
-annotations back. The CLI (`cli.py push` / `pull`) calls the same functions in services/lsround.py."""
+annotations back. The CLI (`cli.py push` / `pull`) calls the same functions in services/labelstudio/."""
 
 import os
 
@@ -9,7 +9,7 @@ import streamlit as st
 from core.types import ReportLensError
 from db import scores as score_db
 from db.lslinks import get_ls_link
-from services import lsround
+from services.labelstudio import client, pull, push
 from ui.state import engine, project_picker
 
 st.title("Label Studio")
@@ -20,17 +20,17 @@ if project is None:
     st.stop()
 
 st.subheader("Connection")
-st.session_state.setdefault("ls_url", os.environ.get(lsround.ENV_URL, ""))
-st.session_state.setdefault("ls_token", os.environ.get(lsround.ENV_TOKEN, ""))
+st.session_state.setdefault("ls_url", os.environ.get(client.ENV_URL, ""))
+st.session_state.setdefault("ls_token", os.environ.get(client.ENV_TOKEN, ""))
 c1, c2 = st.columns([3, 2])
 c1.text_input("Label Studio URL", key="ls_url", placeholder="http://127.0.0.1:8080")
 c2.text_input("API token", key="ls_token", type="password",
               help="Label Studio: Account & Settings → Access Token. Kept in this browser session only, never stored.")
 
 
-def connection() -> lsround.LsConnection | None:
+def connection() -> client.LsConnection | None:
     try:
-        return lsround.connection(st.session_state["ls_url"], st.session_state["ls_token"])
+        return client.connection(st.session_state["ls_url"], st.session_state["ls_token"])
     except ReportLensError as exc:
         st.error(str(exc), icon="🔌")
         return None
@@ -40,7 +40,7 @@ if st.button("Test connection"):
     conn = connection()
     if conn is not None:
         try:
-            info = lsround.check_connection(conn)
+            info = client.check_connection(conn)
             st.success(f"Connected to {info['url']} as {info['user']} ({info['projects']} projects visible).",
                        icon="✅")
         except ReportLensError as exc:
@@ -70,7 +70,7 @@ else:
         if st.button("Build import file", help="A JSON file to import in Label Studio (tasks with predictions)"):
             try:
                 with st.spinner("Building the import file…"):
-                    st.session_state["ls_file"] = (chosen, lsround.import_file_bytes(engine(), project.name, chosen))
+                    st.session_state["ls_file"] = (chosen, push.import_file_bytes(engine(), project.name, chosen))
             except ReportLensError as exc:
                 st.error(str(exc), icon="🚫")
         built = st.session_state.get("ls_file")
@@ -85,7 +85,7 @@ else:
             if conn is not None:
                 try:
                     with st.spinner("Sending tasks and predictions…"):
-                        res = lsround.push(engine(), project.name, conn, batch_id=chosen, new_ls_project=new_project)
+                        res = push.push(engine(), project.name, conn, batch_id=chosen, new_ls_project=new_project)
                     st.success(f"Batch {chosen}: {res['created']} tasks created, {res['reused']} reused, "
                                f"{res['predictions_attached']} predictions attached in Label Studio project "
                                f"{res['ls_project_id']}.", icon="✅")
@@ -102,7 +102,7 @@ elif st.button("Pull finished annotations"):
     if conn is not None:
         try:
             with st.spinner("Exporting from Label Studio and importing…"):
-                st.session_state["ls_pulled"] = lsround.pull(engine(), project.name, conn)
+                st.session_state["ls_pulled"] = pull.pull(engine(), project.name, conn)
         except ReportLensError as exc:
             st.error(str(exc), icon="🚫")
 pulled = st.session_state.get("ls_pulled")

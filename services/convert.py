@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.alignment import AlignConfig
-from core.labelstudio import ParseReport, iter_tasks
+from core.formats.registry import iter_tasks
+from core.formats.report import ParseReport
 from core.policy import training_documents_from_tasks
 from core.types import LabelSchema, ReportLensError
 from training.encoding import EncodeSummary, encode_documents, load_tokenizer, resolve_model

@@ -1,24 +1,24 @@
-"""Import one file (Label Studio export or DICOM SR) into a project: the operation behind the Import page and
-``cli.py import``; and the demo project seeded on first run through the same Label Studio path."""
+"""Import one file or folder, in any format of :mod:`core.formats.registry`, into a project: the operation behind
+the Import page and ``cli.py import``; and the demo project seeded on first run through the same Label Studio path."""
 
 from __future__ import annotations
 
 import json
 import logging
 import tempfile
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from core.labelconfig import LabelConfig, parse_label_config
-from core.labelstudio import ParseReport, iter_tasks
-from core.types import ParsedTask, ReportLensError
+from core.formats import registry
+from core.formats.labelconfig import LabelConfig, parse_label_config
+from core.formats.report import ParseReport
+from core.types import ReportLensError
 
 log = logging.getLogger("reportlens.import")
 
-SUPPORTED_UPLOADS = ["json", "conll", "txt", "dcm", "zip"]
-DICOM_SUFFIXES = (".dcm", ".dicom")
+FORMATS = registry.FORMATS
+SUPPORTED_UPLOADS = registry.upload_types()
 Progress = Callable[[int, "float | None"], None]
 
 
@@ -31,31 +31,6 @@ def read_config_text(data: bytes) -> LabelConfig:
             f"The labeling config is not UTF-8 (bad byte at offset {exc.start}); save it as UTF-8 and upload again."
         ) from None
     return parse_label_config(xml)
-
-
-def is_dicom_source(path: Path) -> bool:
-    """A folder, a .dcm file, a file with the DICM preamble, or a zip holding no JSON/CoNLL export."""
-    if path.is_dir() or path.suffix.lower() in DICOM_SUFFIXES:
-        return True
-    if not path.is_file():
-        return False
-    with path.open("rb") as fh:
-        head = fh.read(132)
-    if head[128:132] == b"DICM":
-        return True
-    if zipfile.is_zipfile(path):
-        return True
-    return False
-
-
-def _tasks(path: Path, config: LabelConfig | None, report: ParseReport) -> tuple[Iterator[ParsedTask], str]:
-    if is_dicom_source(path):
-        from core.dicom import iter_dicom
-
-        report.format = "dicom"
-        return iter_dicom(path, report.issues), "dicom"
-    it = iter_tasks(path, config=config, report=report)
-    return it, "labelstudio"
 
 
 def import_file(
@@ -80,8 +55,9 @@ def import_file(
         raise ReportLensError(f"{path} does not exist; check the path.")
     if not project or not project.strip():
         raise ReportLensError("Give the project a name.")
+    spec = registry.detect(path)
     report = ParseReport()
-    tasks, source = _tasks(path, config, report)
+    tasks = registry.iter_tasks(path, config, report, fmt=spec.name)
     size = path.stat().st_size if path.is_file() else 0
 
     def on_progress(n: int) -> None:
@@ -92,7 +68,7 @@ def import_file(
     log.info("importing %s into project %r (strict=%s)", file_name or path.name, project, strict)
     summary = import_tasks(
         engine, project.strip(), tasks, report=report, file_name=file_name or path.name, strict=strict,
-        source=source, progress=on_progress,
+        source=spec.source, progress=on_progress,
     )
     log.info("imported %s: %s", file_name or path.name, {k: v for k, v in summary.to_dict().items()
                                                           if isinstance(v, int)})

@@ -11,7 +11,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from core.labelstudio import ParseReport, iter_tasks
+from core.formats.labelstudio import (
+    choice_results,
+    choice_targets,
+    prediction_task,
+    span_prediction_task,
+    span_targets,
+    task_data,
+)
+from core.formats.registry import iter_tasks
+from core.formats.report import ParseReport
 from core.metrics import evaluate_spans
 from core.policy import training_documents_from_tasks
 from core.types import ReportLensError
@@ -94,41 +103,12 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
         row = span_prediction_task(
             task.text, [(sp.start, sp.end, sp.label, score) for sp, score in pred.spans], _doc_confidence(pred),
             _version_label(version), text_field=text_field, from_name=from_name, to_name=to_name,
-            data=_data_fields(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
+            data=task_data(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
         n_spans += len(row["predictions"][0]["result"])
         rows.append(row)
     _write_json_atomic(out, rows)
     return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
             "entities": n_spans, "parse_issue_counts": dict(report.codes())}
-
-
-def span_targets(config: Any) -> tuple[str, str, str]:
-    """(text field, from_name, to_name) of span results under a label config (``LabelConfig`` or ``None``)."""
-    text_field = config.text_field if config else "text"
-    from_name = (config.span_from_names[0] if config and config.span_from_names else "label")
-    to_name = (config.to_name if config and config.to_name else text_field)
-    return text_field, from_name, to_name
-
-
-def span_prediction_task(text: str, spans: Any, doc_score: float | None, model_version: str, *, text_field: str,
-                         from_name: str, to_name: str, data: dict[str, Any] | None = None,
-                         task_id: int | None = None, id_prefix: str = "rl") -> dict[str, Any]:
-    """One Label Studio import task with a span ``prediction``: ``spans`` are ``(start, end, label, score)``.
-    Shared by ``predict_export`` and the Label Studio push (services/lsround.py), so the format exists once."""
-    results = [
-        {"id": f"{id_prefix}-{k}", "from_name": from_name, "to_name": to_name, "type": "labels",
-         "value": {"start": start, "end": end, "text": text[start:end], "labels": [label]},
-         **({} if score is None else {"score": round(float(score), 4)})}
-        for k, (start, end, label, score) in enumerate(spans)
-    ]
-    prediction: dict[str, Any] = {"model_version": model_version, "result": results}
-    if doc_score is not None:
-        prediction["score"] = round(float(doc_score), 4)
-    fields = {k: v for k, v in (data or {}).items() if k != text_field}
-    row: dict[str, Any] = {"data": {text_field: text, **fields}, "predictions": [prediction]}
-    if task_id is not None:
-        row["id"] = task_id
-    return row
 
 
 def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dict[str, Any]:
@@ -155,24 +135,16 @@ def _predict_choices_export(export: Path, tasks: list[Any], report: ParseReport,
     """A classification model's pre-annotations: one ``choices`` result per task."""
     from training.classify import predicted_choices
 
-    config = report.config
-    text_field = config.text_field if config else "text"
-    from_name = (config.choice_from_names[0] if config and config.choice_from_names else "choice")
-    to_name = (config.to_name if config and config.to_name else text_field)
+    text_field, from_name, to_name = choice_targets(report.config)
     multi = loaded.config.label_mode == "multi"
     probs = loaded.predict_classes([(i, t.text) for i, t in enumerate(tasks)], batch_size=PREDICT_BATCH)
     rows = []
     for i, (task, p) in enumerate(zip(tasks, probs, strict=True)):
         chosen = predicted_choices(p, multi)
         score = min((p[c] for c in chosen), default=1.0 - max(p.values(), default=0.0))
-        result = [{"id": f"rl-{i}-0", "from_name": from_name, "to_name": to_name, "type": "choices",
-                   "value": {"choices": chosen}, "score": round(score, 4)}] if chosen else []
-        row: dict[str, Any] = {"data": {text_field: task.text, **_data_fields(task.meta)},
-                               "predictions": [{"model_version": _version_label(version), "score": round(score, 4),
-                                                "result": result}]}
-        if task.task_id is not None:
-            row["id"] = task.task_id
-        rows.append(row)
+        results = choice_results(chosen, from_name, to_name, f"rl-{i}", score=score)
+        rows.append(prediction_task(task.text, results, score, _version_label(version), text_field=text_field,
+                                    data=task_data(task.meta), task_id=task.task_id))
     _write_json_atomic(out, rows)
     return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
             "task": "classification", "parse_issue_counts": dict(report.codes())}
@@ -212,11 +184,6 @@ def _doc_confidence(pred: Any) -> float:
     if probs is None or len(probs) == 0:
         return 1.0
     return float(probs.max(axis=-1).mean())
-
-
-def _data_fields(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in (meta or {}).items() if isinstance(k, str) and not k.startswith("_")
-            and isinstance(v, str | int | float | bool)}
 
 
 def _write_json_atomic(out: Path, obj: Any) -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core.active import TREND_STRATEGY
+from core.active.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
 from core.jobs import JobKind
-from core.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
 from core.types import ReportLensError
 from db import scores as score_db
 from db.records import JobInfo, ProjectInfo
@@ -85,8 +85,8 @@ def write_jsonl(rows: list[dict[str, Any]], out: Path) -> None:
 
 
 def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, int] | None:
-    """What the duplicate handling did in a stored scoring run (``core.duplicates.duplicate_stats``, kept in its job's
-    result); ``None`` for a run made outside a job (``cli.py score``) or before it was recorded."""
+    """What the duplicate handling did in a stored scoring run (``core.active.duplicates.duplicate_stats``, kept in
+    its job's result); ``None`` for a run made outside a job (``cli.py score``) or before it was recorded."""
     from jobs.queue import get_job
 
     if run is None or run.job_id is None:

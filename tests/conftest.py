@@ -77,7 +77,7 @@ def db_url(request) -> str:
     return request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
 
 
-# ---------------------------------------------------------------- Label Studio round trip (services/lsround.py)
+# ---------------------------------------------------------------- Label Studio round trip (services/labelstudio/)
 
 LS_REPORTS = [
     ("Sinus rhythm, heart rate 72 bpm. No ST elevation.", [(0, 12, "RHYTHM"), (25, 31, "HR")]),
@@ -92,7 +92,7 @@ def ls_batch(sqlite_url):
     """A project with 4 unlabelled reports (the first carries task id 7 from an old Label Studio export), a model
     version v1 (no files), stored predictions of v1 for the first 3 and a queue batch of those 3 (ORM rows, as the
     scoring job and the Queue page write them). Returns a dict: engine, project, batch_id, doc_ids, version_id."""
-    from core.labelstudio import LabelConfig
+    from core.formats.labelconfig import LabelConfig
     from core.types import ParsedTask
     from db import models as m
     from db.engine import make_engine, write_session

@@ -1,44 +1,35 @@
-"""Scoring runs: the active model over every unlabeled document of a project, one score per document and strategy.
+"""Scoring runs: the active model over every unlabeled document of a project, one ranking per stored strategy.
 
 Documents are prepared exactly as for prediction (:func:`training.inference.prepare_documents`: windows of the
 training ``max_length``/``stride``, never truncated); windows of all documents are batched longest first (little
-padding) and merged back per document with :func:`core.alignment.merge_window_probs`. The same forward pass also
-gives mean-pooled document embeddings (for the diversity strategy); with ``mc_passes >= 2`` (BALD) each batch is run
-again that many times with only the dropout layers in training mode.
+padding) and merged back per document with :func:`core.alignment.merge_window_probs`. The forward pass gives a
+:class:`core.active.Pool`: token probabilities, mean-pooled document embeddings where a stored strategy needs them
+(diversity), and MC-dropout passes (each batch run again with only the dropout layers in training mode) where one
+needs those (BALD).
+
+Which strategies a run stores comes from the registry (:func:`core.active.run_strategies`: the chosen one and every
+cheap one, so the page can switch strategy without re-scoring); each is ranked by :func:`core.active.rank`, the
+function :func:`core.active.select_batch` takes its top from, with the pool's duplicate keys and labelled reports.
 
 Cold start (the project has no model version): embeddings from the base model (``training.model.load_base_model``)
-rank the pool with the ``diversity`` strategy (k-center, unweighted), so the first batch covers the pool.
+rank the pool with the cold-start strategy (k-center, unweighted), so the first batch covers the pool.
 
-:func:`run_scoring` stores the scores (every strategy the run can compute, so the page can switch strategy without
-re-scoring) and the predicted entities through :mod:`db.scores` in one transaction. It runs in the ``score`` job of
-``python -m training.worker`` and in-process for ``cli.py score``.
+:func:`run_scoring` stores the rankings and the predicted entities through :mod:`db.scores` in one transaction. It
+runs in the ``score`` job of ``python -m jobs.worker`` and in-process for ``cli.py score``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
 
-from core.active import (
-    BALD,
-    DEFAULT_STRATEGY,
-    MNLP,
-    Diversity,
-    LeastConfidence,
-    Margin,
-    QueryStrategy,
-    Random,
-    TokenEntropy,
-    get_strategy,
-    rank,
-    strategy_names,
-)
+from core.active import DEFAULT_STRATEGY, Pool, QueryStrategy, get_strategy, rank_all, run_strategies, strategy_names
+from core.active.duplicates import duplicate_stats, text_key
 from core.alignment import AlignConfig, merge_window_probs
-from core.duplicates import duplicate_stats, spread_duplicates, text_key
 from core.types import LabelSchema, ReportLensError, Span
 from training.inference import PreparedDoc, decode, prepare_documents
 
@@ -52,9 +43,9 @@ MAX_CENTRES = 2000  # labelled reports embedded as diversity centres (one per di
 class ScoreConfig:
     """What a scoring run does; the Queue page form, ``cli.py score`` and the job row share it (JSON round trip)."""
 
-    strategy: str = DEFAULT_STRATEGY  # registry name (core.active.STRATEGIES) of the strategy the queue is ranked by
+    strategy: str = DEFAULT_STRATEGY  # registry name (core.active.REGISTRY) of the strategy the queue is ranked by
     per_token: bool = False  # uncertainty per token, so long reports are not always first
-    mc_passes: int = 10  # MC-dropout passes, used by "bald"
+    mc_passes: int = 10  # MC-dropout passes, for the strategies that need them (bald)
     batch_size: int = 64  # windows per forward pass (sorted by length, so little padding)
     seed: int = 0  # for random and MC dropout
 
@@ -68,8 +59,13 @@ class ScoreConfig:
             raise ReportLensError(f"batch_size must be a whole number >= 1; got {self.batch_size!r}.")
 
     def primary(self) -> QueryStrategy:
-        """The strategy the queue is ranked by."""
+        """The strategy the queue is ranked by (with a model)."""
         return get_strategy(self.strategy, per_token=self.per_token, passes=self.mc_passes, seed=self.seed)
+
+    def strategies(self, cold_start: bool = False) -> list[QueryStrategy]:
+        """Every strategy the run stores, the one the queue is ranked by first (core.active.run_strategies)."""
+        return run_strategies(self.strategy, per_token=self.per_token, passes=self.mc_passes, seed=self.seed,
+                              cold_start=cold_start)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,16 +81,6 @@ class ScoreConfig:
         return cls(**d)
 
 
-@dataclass
-class PoolOutput:
-    """Per document: merged token probabilities, MC-dropout stacks (BALD) and a mean-pooled embedding."""
-
-    probs: list[np.ndarray]
-    passes: list[np.ndarray] | None
-    embeddings: np.ndarray | None
-    centres: np.ndarray | None = None  # embeddings of labelled reports (diversity centres), where computed
-
-
 def _dropout_only_train(model: Any) -> None:
     import torch
 
@@ -106,8 +92,10 @@ def _dropout_only_train(model: Any) -> None:
 
 def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, batch_size: int = 32,
                  mc_passes: int = 0, want_probs: bool = True, want_embeddings: bool = True, seed: int = 0,
-                 progress: Progress | None = None, should_stop: StopCheck | None = None) -> PoolOutput | None:
-    """One pass over every window of ``prepared`` (longest first); ``None`` if ``should_stop()`` turned true."""
+                 progress: Progress | None = None, should_stop: StopCheck | None = None) -> Pool | None:
+    """One pass over every window of ``prepared`` (longest first): the pool's merged token probabilities
+    (``want_probs``), MC-dropout stacks (``mc_passes >= 2``) and mean-pooled embeddings (``want_embeddings``), in
+    the order of ``prepared``; ``None`` if ``should_stop()`` turned true."""
     import torch
 
     from training.inference import window_batches
@@ -178,31 +166,8 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
         embeddings = emb_sum / np.maximum(emb_count, 1.0)[:, None]
     elif want_embeddings:
         embeddings = np.zeros((len(prepared), 1))
-    return PoolOutput(probs_out, passes_out, embeddings)
-
-
-def run_strategies(config: ScoreConfig, pool: PoolOutput | None, n_docs: int, cold_start: bool,
-                   labelled: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """``str(strategy) -> scores`` for every strategy this run can compute (the chosen one among them);
-    ``labelled``: embeddings of labelled reports, the diversity strategies' initial centres."""
-    if cold_start:
-        strategies: list[QueryStrategy] = [Diversity(), Random(config.seed)]
-    else:
-        primary = config.primary()
-        strategies = [LeastConfidence(), LeastConfidence(per_token=True), Margin(), Margin(per_token=True),
-                      TokenEntropy("max"), TokenEntropy("mean"), MNLP(), Random(config.seed),
-                      Diversity(Margin(per_token=config.per_token)), Diversity(MNLP())]
-        if pool is not None and pool.passes is not None:
-            strategies.append(BALD(config.mc_passes, per_token=config.per_token))
-        if primary not in strategies:
-            strategies.append(primary)
-    out: dict[str, np.ndarray] = {}
-    probs = pool.probs if pool is not None and pool.probs else [np.zeros((0, 1))] * n_docs
-    for s in strategies:
-        passes, emb = (pool.passes, pool.embeddings) if pool else (None, None)
-        out[str(s)] = (s.score(probs, passes, emb, labelled=labelled) if isinstance(s, Diversity)
-                       else s.score(probs, passes, emb))
-    return out
+    return Pool(probs=probs_out if want_probs else None, passes=passes_out, embeddings=embeddings,
+                size=len(prepared))
 
 
 def labelled_centres(model: Any, tokenizer: Any, texts: Sequence[str], align: AlignConfig, *, batch_size: int = 64,
@@ -227,17 +192,6 @@ def labelled_centres(model: Any, tokenizer: Any, texts: Sequence[str], align: Al
     return None if out is None else out.embeddings
 
 
-def ranked_order(strategy_str: str, scores: np.ndarray, probs: Sequence[np.ndarray] | None,
-                 keys: Sequence[str] | None = None, known: Iterable[str] = ()) -> np.ndarray:
-    """The core ranking (with the strategy's tie-break) of one stored strategy; with ``keys`` (text keys of the
-    pool), repeats of a text ranked higher and texts in ``known`` (labelled) move behind every new text."""
-    tiebreak = None
-    if probs is not None and strategy_str.startswith("margin"):
-        tiebreak = Margin().tiebreak(probs)
-    order = rank(scores, tiebreak)
-    return order if keys is None else spread_duplicates(order, keys, known)
-
-
 @dataclass
 class ScoringResult:
     project_id: int
@@ -250,7 +204,8 @@ class ScoringResult:
     orders: dict[str, np.ndarray] = field(default_factory=dict)  # pool indices best first, per strategy
     entities: list[list[tuple[Span, float]]] | None = None
     confidence: list[float] | None = None
-    duplicates: dict[str, int] = field(default_factory=dict)  # core.duplicates.duplicate_stats of the pool
+    duplicates: dict[str, int] = field(default_factory=dict)  # core.active.duplicates.duplicate_stats of the pool
+    pool: Pool | None = None  # what was ranked (forward passes, duplicate keys, labelled centres)
     cancelled: bool = False
     duration_s: float = 0.0
     stored_rows: int = 0
@@ -273,15 +228,21 @@ class ScoringResult:
 
 
 def score_documents(model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], align: AlignConfig,
-                    config: ScoreConfig, schema: LabelSchema | None, *, progress: Progress | None = None,
-                    should_stop: StopCheck | None = None) -> tuple[PoolOutput, list[PreparedDoc], Any] | None:
+                    config: ScoreConfig, schema: LabelSchema | None, *,
+                    strategies: Sequence[QueryStrategy] | None = None, progress: Progress | None = None,
+                    should_stop: StopCheck | None = None) -> tuple[Pool, list[PreparedDoc], Any] | None:
     """Forward pass + decoding for ``(id, text)`` docs (no database). ``schema`` None = cold start (embeddings only).
-    Returns ``(pool, prepared, decoded predictions or None)``, or ``None`` when stopped."""
+    MC-dropout passes and embeddings are computed only where one of ``strategies`` (default: the ones the run
+    stores, ``config.strategies``) needs them. Returns ``(pool, prepared, decoded predictions or None)``, or
+    ``None`` when stopped."""
     prepared = prepare_documents(tokenizer, docs, align)
     cold = schema is None
-    passes = config.mc_passes if (not cold and config.strategy == "bald") else 0
+    if strategies is None:
+        strategies = config.strategies(cold_start=cold)
+    passes = config.mc_passes if any(s.needs_passes for s in strategies) and not cold else 0
     pool = forward_pool(model, prepared, tokenizer.pad_token_id or 0, batch_size=config.batch_size,
-                        mc_passes=passes, want_probs=not cold, want_embeddings=True, seed=config.seed,
+                        mc_passes=passes, want_probs=not cold,
+                        want_embeddings=any(s.needs_embeddings for s in strategies), seed=config.seed,
                         progress=progress, should_stop=should_stop)
     if pool is None:
         return None
@@ -292,8 +253,9 @@ def score_documents(model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]],
 def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = None, *, job_id: int | None = None,
                 progress: Progress | None = None, should_stop: StopCheck | None = None,
                 store: bool = True) -> ScoringResult:
-    """Score every unlabeled document of ``project`` with its active model version (cold start: base-model
-    embeddings and diversity) and store the scores and predictions (``store=False``: only return them)."""
+    """Rank every unlabeled document of ``project`` with its active model version (cold start: base-model
+    embeddings and diversity) under every strategy the run stores, and store the rankings and predictions
+    (``store=False``: only return them)."""
     from db import scores as score_db
     from db.model_versions import active_model_version
     from db.repository import get_project, labeled_texts, unlabeled_documents
@@ -315,28 +277,32 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
                               "ranks by entity predictions. Activate an NER model version on the Models page.")
     progress({"phase": "load", "message": "loading the model"})
     model, tokenizer, align, schema = _load(version, info.settings)
+    strategies = config.strategies(cold_start=version is None)
     result = ScoringResult(info.id, version.id if version else None, version.name if version else None,
-                           "diversity" if version is None else str(config.primary()))
-    scored = score_documents(model, tokenizer, docs, align, config, schema, progress=progress,
-                             should_stop=should_stop)
+                           str(strategies[0]))
+    scored = score_documents(model, tokenizer, docs, align, config, schema, strategies=strategies,
+                             progress=progress, should_stop=should_stop)
     if scored is None:
         result.cancelled = True
         return result
     pool, prepared, decoded = scored
     labelled = list(labeled_texts(engine, info.id))
-    centres = labelled_centres(model, tokenizer, labelled, align, batch_size=config.batch_size, progress=progress,
-                               should_stop=should_stop)
-    if centres is None:
-        result.cancelled = True
-        return result
-    result.doc_ids = [int(d) for d, _ in docs]
-    result.n_tokens = [len(p.doc) for p in prepared]
-    result.scores = run_strategies(config, pool, len(docs), cold_start=version is None, labelled=centres)
-    probs = None if version is None else pool.probs
+    centres = None
+    if any(s.needs_embeddings for s in strategies):
+        centres = labelled_centres(model, tokenizer, labelled, align, batch_size=config.batch_size,
+                                   progress=progress, should_stop=should_stop)
+        if centres is None:
+            result.cancelled = True
+            return result
     keys = [text_key(t) for _, t in docs]
     known = {text_key(t) for t in labelled}
+    result.pool = pool = replace(pool, keys=keys, known=known, labelled=centres)
+    result.doc_ids = [int(d) for d, _ in docs]
+    result.n_tokens = [len(p.doc) for p in prepared]
     result.duplicates = duplicate_stats(keys, known)
-    result.orders = {k: ranked_order(k, v, probs, keys, known) for k, v in result.scores.items()}
+    rankings = rank_all(strategies, pool)
+    result.scores = {k: r.scores for k, r in rankings.items()}
+    result.orders = {k: r.order for k, r in rankings.items()}
     if decoded is not None:
         result.entities = [p.spans for p in decoded]
         result.confidence = [float(p.probs.max(axis=-1).mean()) if len(p.probs) else 1.0 for p in decoded]

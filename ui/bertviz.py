@@ -1,14 +1,16 @@
 """bertviz head view and model view as standalone HTML for ``st.iframe``, with no request outside the machine.
 
-bertviz 1.4.1's view scripts (``ui/bertviz_js/``, Apache-2.0) are inlined with the attention data; their
-``require.config`` is pointed at require.js / d3 / jQuery served by the app (``static/bertviz/``) instead of a CDN.
-The data is embedded as JSON inside a ``<script>`` element with ``<``, ``>``, ``&`` and the JS line separators
-escaped, so a token such as ``</script><img onerror=...>`` from a report stays data; bertviz draws tokens with d3's
-``.text()``, never as HTML. The HTML grows with ``layers x heads x T^2``: callers cap ``T`` (``MAX_TOKENS``).
+bertviz's view scripts (``head_view.js``, ``model_view.js``) are read from the installed ``bertviz`` package
+(requirements.txt) and inlined with the attention data; their ``require.config`` is pointed at require.js / d3 /
+jQuery that ``make setup`` installs from npm (``package-lock.json``) into ``static/vendor/`` and the app serves,
+instead of a CDN. The data is embedded as JSON inside a ``<script>`` element with ``<``, ``>``, ``&`` and the JS line
+separators escaped, so a token such as ``</script><img onerror=...>`` from a report stays data; bertviz draws tokens
+with d3's ``.text()``, never as HTML. The HTML grows with ``layers x heads x T^2``: callers cap ``T`` (``MAX_TOKENS``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import uuid
@@ -20,16 +22,36 @@ import numpy as np
 
 from core.types import ReportLensError
 
-JS_DIR = Path(__file__).resolve().parent / "bertviz_js"
 MAX_TOKENS = 48  # 6 layers x 12 heads (MiniLM): about 2 MB of HTML; 64 tokens: about 4 MB
+VENDOR = "vendor/node_modules"  # under static/, where `make setup` runs `npm ci`
+VENDOR_DIR = Path(__file__).resolve().parents[1] / "static" / VENDOR
+# the file of each npm package the views load, relative to VENDOR; require.js paths drop ".js"
+SCRIPTS = {"requirejs": "requirejs/require.js", "d3": "d3/dist/d3.min.js", "jquery": "jquery/dist/jquery.min.js"}
 CDN = {"d3": r"https://cdnjs\.cloudflare\.com/ajax/libs/d3/[^']+", "jquery": r"https://cdnjs\.cloudflare\.com/ajax/libs/jquery/[^']+"}
-LOCAL = {"d3": "d3.min", "jquery": "jquery.min"}
+SETUP_HINT = "run `make setup` (it runs `pip install -r requirements.txt` and `npm ci`)"
 
 
 def static_url(base_url_path: str = "") -> str:
-    """Where ``static/bertviz`` is served: ``/app/static/bertviz`` (under ``server.baseUrlPath`` if one is set)."""
+    """Where ``static/vendor/node_modules`` is served: ``/app/static/...`` (under ``server.baseUrlPath`` if set)."""
     base = base_url_path.strip("/")
-    return f"/{base}/app/static/bertviz" if base else "/app/static/bertviz"
+    return f"/{base}/app/static/{VENDOR}" if base else f"/app/static/{VENDOR}"
+
+
+def check_scripts(vendor_dir: Path | None = None) -> None:
+    """Raise a ReportLensError saying how to install them if require.js, d3 or jQuery is not in ``vendor_dir``."""
+    vendor_dir = VENDOR_DIR if vendor_dir is None else vendor_dir
+    missing = [rel for rel in SCRIPTS.values() if not (vendor_dir / rel).is_file()]
+    if missing:
+        raise ReportLensError(f"The bertviz views need require.js, d3 and jQuery, but {', '.join(missing)} "
+                              f"{'is' if len(missing) == 1 else 'are'} missing from {vendor_dir}; {SETUP_HINT}.")
+
+
+def bertviz_dir() -> Path:
+    """The installed bertviz package's folder, found without importing it (its ``__init__`` imports IPython)."""
+    spec = importlib.util.find_spec("bertviz")
+    if spec is None or not spec.submodule_search_locations:
+        raise ReportLensError(f"The bertviz views need the bertviz package, which is not installed; {SETUP_HINT}.")
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def script_json(obj: object) -> str:
@@ -40,11 +62,18 @@ def script_json(obj: object) -> str:
 
 @lru_cache(maxsize=4)
 def _view_js(name: str, url: str) -> str:
-    js = (JS_DIR / f"{name}.js").read_text(encoding="utf-8")
+    """bertviz's ``<name>.js`` with its CDN paths for d3 and jQuery replaced by the ones under ``url``."""
+    path = bertviz_dir() / f"{name}.js"
+    try:
+        js = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ReportLensError(f"Cannot read bertviz's {path}: {exc}; reinstall bertviz ({SETUP_HINT}).") from exc
     for lib, pattern in CDN.items():
-        js, n = re.subn(pattern, f"{url}/{LOCAL[lib]}", js)
+        local = f"{url}/{SCRIPTS[lib].removesuffix('.js')}"
+        js, n = re.subn(pattern, lambda _, s=local: s, js)
         if n != 1:
-            raise RuntimeError(f"{name}.js: expected one CDN path for {lib}, found {n}; bertviz changed.")
+            raise ReportLensError(f"{path}: expected one CDN path for {lib}, found {n}: this bertviz is not the "
+                                  f"version requirements.txt pins; {SETUP_HINT}.")
     return js
 
 
@@ -67,9 +96,10 @@ def _check(tokens: Sequence[str], attentions: np.ndarray) -> None:
 
 
 def _page(vis_id: str, controls: str, js: str, url: str, params: dict) -> str:
+    check_scripts()
     return f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
-<script src="{url}/require.js"></script></head>
+<script src="{url}/{SCRIPTS['requirejs']}"></script></head>
 <body style="margin:0;background:#fff">
 <div id="{vis_id}" style="font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
 <span style="user-select:none">{controls}</span>
@@ -81,7 +111,7 @@ def _page(vis_id: str, controls: str, js: str, url: str, params: dict) -> str:
 </body></html>"""
 
 
-def head_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = "/app/static/bertviz",
+def head_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = static_url(),
                    layer: int | None = None) -> str:
     """bertviz's head view: one layer at a time (a select box), heads as colours, lines from token to token."""
     _check(tokens, attentions)
@@ -96,7 +126,7 @@ def head_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = "/a
     return _page(vis_id, 'Layer: <select id="layer"></select>', _view_js("head_view", url), url, params)
 
 
-def model_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = "/app/static/bertviz",
+def model_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = static_url(),
                     display_mode: str = "light") -> str:
     """bertviz's model view: a thumbnail per layer and head; click one to enlarge it."""
     _check(tokens, attentions)

@@ -1,5 +1,6 @@
 """The Explain page in a real browser: attention heatmaps render, the bertviz head and model views draw with the
-scripts the app serves itself (require.js, d3, jQuery from /app/static/bertviz), and no request leaves the machine."""
+scripts the app serves itself (require.js, d3, jQuery that npm ci put in static/vendor), and no request leaves the
+machine."""
 
 from __future__ import annotations
 
@@ -48,6 +49,6 @@ def test_attention_and_bertviz_make_no_request_outside_the_machine(trained, page
     model = page.frame_locator("iframe[title='bertviz model view']")
     expect(model.locator("#vis svg").first).to_be_visible(timeout=60_000)
 
-    served = {u.rsplit("/", 1)[-1] for u in requests_seen.urls if "/app/static/bertviz/" in u}
+    served = {u.rsplit("/", 1)[-1] for u in requests_seen.urls if "/app/static/vendor/node_modules/" in u}
     assert {"require.js", "d3.min.js", "jquery.min.js"} <= served, served
     assert requests_seen.outside() == [], requests_seen.outside()

@@ -129,3 +129,35 @@ def test_import_strict_stores_nothing_on_error(tmp_path):
     assert ok.returncode == 0
     summary = json.loads(ok.stdout)
     assert summary["documents_added"] == 1 and summary["skipped"][0]["code"] == "empty_text"
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory):
+    from tests.format_samples import format_samples
+
+    return format_samples(tmp_path_factory.mktemp("formats"))
+
+
+@pytest.mark.parametrize("case", ["json", "json-min", "conll", "dicom-file", "dicom-folder", "dicom-zip",
+                                  "brat-folder", "brat-zip"])
+def test_import_reads_every_format_the_readme_names(samples, tmp_path, case):
+    sample = samples[case]
+    db = tmp_path / "formats.db"
+    res = cli("import", str(sample.path), "--project", case, db=db)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["format"] == sample.format and summary["documents_added"] == sample.documents
+    assert summary["spans"] >= sample.min_spans and summary["skipped"] == []
+    listing = json.loads(cli("projects", db=db).stdout)
+    assert next(p for p in listing if p["name"] == case)["n_documents"] == sample.documents
+
+
+def test_import_of_a_json_string_fails_clearly_and_stores_nothing(tmp_path):
+    export = tmp_path / "export.json"
+    export.write_text('"just a string"', encoding="utf-8")
+    db = tmp_path / "scalar.db"
+    res = cli("import", str(export), "--project", "scalar", db=db)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "export.json holds a string, not Label Studio tasks" in res.stderr
+    listing = json.loads(cli("projects", db=db).stdout)
+    assert all(p["name"] != "scalar" or p["n_documents"] == 0 for p in listing)

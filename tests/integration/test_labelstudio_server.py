@@ -22,12 +22,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from core.formats.labelstudio import label_config_xml
 from db import lslinks
 from db import models as m
 from db import scores as score_db
 from db.engine import read_session
-from services import lsround
-from services.lsround import DOC_KEY, LabelStudioError
+from services.labelstudio import client as ls_client
+from services.labelstudio import pull, push
+from services.labelstudio.client import DOC_KEY, LabelStudioError
 
 pytestmark = pytest.mark.integration
 
@@ -109,7 +111,7 @@ def ls_server(tmp_path_factory) -> Iterator[LabelStudioServer]:
 
 @pytest.fixture
 def conn(ls_server):
-    return lsround.connection(ls_server.url, ls_server.token, timeout_s=120)
+    return ls_client.connection(ls_server.url, ls_server.token, timeout_s=120)
 
 
 def _client(conn):
@@ -134,9 +136,9 @@ def _human(engine, doc_id: int) -> list[tuple[str | None, list[tuple[int, int, s
 def test_push_annotate_pull_round_trip(ls_batch, conn):
     engine, doc_ids, batch_id = ls_batch["engine"], ls_batch["doc_ids"], ls_batch["batch_id"]
     label = f"reportlens-{ls_batch['project_id']}-v1"
-    assert lsround.check_connection(conn)["user"] == "admin@example.com"
+    assert ls_client.check_connection(conn)["user"] == "admin@example.com"
 
-    pushed = lsround.push(engine, "lsproj", conn, batch_id=batch_id)
+    pushed = push.push(engine, "lsproj", conn, batch_id=batch_id)
     assert (pushed["created"], pushed["reused"], pushed["predictions_attached"]) == (3, 0, 3)
     link = lslinks.get_ls_link(engine, "lsproj")
     assert link.url == conn.url and link.ls_project_id == pushed["ls_project_id"]
@@ -156,7 +158,7 @@ def test_push_annotate_pull_round_trip(ls_batch, conn):
     assert {r["score"] for p in preds for r in p.result} == {0.9}
 
     # pushing the same batch again duplicates nothing
-    again = lsround.push(engine, "lsproj", conn, batch_id=batch_id)
+    again = push.push(engine, "lsproj", conn, batch_id=batch_id)
     assert (again["created"], again["reused"], again["predictions_attached"]) == (0, 3, 0)
     assert len(list(client.tasks.list(project=link.ls_project_id, fields="task_only"))) == 3
     assert len(list(client.predictions.list(project=link.ls_project_id))) == 3
@@ -166,7 +168,7 @@ def test_push_annotate_pull_round_trip(ls_batch, conn):
     made = client.annotations.create(id=doc.ls_task_id, result=[
         _region(doc.text, 0, 19, "RHYTHM"), _region(doc.text, 32, 39, "HR")], ground_truth=False)
     before = lslinks.count_rows(engine)
-    pulled = lsround.pull(engine, "lsproj", conn)
+    pulled = pull.pull(engine, "lsproj", conn)
     assert (pulled["annotations_new"], pulled["annotations_updated"], pulled["documents_added"]) == (1, 0, 0)
     assert pulled["changes"][0] == {"task_id": doc.ls_task_id, "document_id": doc.id, "new": 1, "updated": 0,
                                     "unchanged": 0}
@@ -184,7 +186,7 @@ def test_push_annotate_pull_round_trip(ls_batch, conn):
     # pulling again changes nothing
     with read_session(engine) as s:
         ann_ids = sorted(s.scalars(select(m.Annotation.id)))
-    repull = lsround.pull(engine, "lsproj", conn)
+    repull = pull.pull(engine, "lsproj", conn)
     assert (repull["annotations_new"], repull["annotations_updated"], repull["annotations_unchanged"]) == (0, 0, 1)
     with read_session(engine) as s:
         assert sorted(s.scalars(select(m.Annotation.id))) == ann_ids
@@ -193,14 +195,14 @@ def test_push_annotate_pull_round_trip(ls_batch, conn):
 
     # the annotator corrects the label; the next pull updates that annotation, nothing else
     client.annotations.update(id=made.id, result=[_region(doc.text, 0, 19, "RHYTHM")])
-    fixed = lsround.pull(engine, "lsproj", conn)
+    fixed = pull.pull(engine, "lsproj", conn)
     assert (fixed["annotations_new"], fixed["annotations_updated"]) == (0, 1)
     assert _human(engine, doc.id) == [(str(made.id), [(0, 19, "RHYTHM")])]
 
     # once every document of the batch is annotated, the batch counts as pulled
     for d in (doc_ids[0], doc_ids[2]):
         client.annotations.create(id=docs[d].ls_task_id, result=[_region(docs[d].text, 0, 5, "RHYTHM")])
-    done = lsround.pull(engine, "lsproj", conn)
+    done = pull.pull(engine, "lsproj", conn)
     assert done["annotations_new"] == 2 and done["batches_pulled"] == [batch_id]
     assert score_db.get_batch(engine, batch_id).status == "pulled"
 
@@ -210,14 +212,14 @@ def test_tasks_created_before_a_failed_push_are_reused_not_duplicated(ls_batch, 
     their reportlens_document_id and creates only the rest."""
     engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
     client = _client(conn)
-    from core.labelstudio import LabelConfig
+    from core.formats.labelconfig import LabelConfig
 
-    xml = lsround.label_config_xml(LabelConfig(span_labels=("HR", "RHYTHM"), span_from_names=("label",),
+    xml = label_config_xml(LabelConfig(span_labels=("HR", "RHYTHM"), span_from_names=("label",),
                                                to_name="text"))
     project = client.projects.create(title="half pushed", label_config=xml)
     first = lslinks.batch_documents(engine, "lsproj", doc_ids[:1])[0]
     client.projects.import_tasks(project.id, request=[{"data": {"text": first.text, DOC_KEY: first.id}}])
-    pushed = lsround.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"], ls_project_id=project.id)
+    pushed = push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"], ls_project_id=project.id)
     assert (pushed["created"], pushed["reused"], pushed["predictions_attached"]) == (2, 1, 3)
     keys = [t.data[DOC_KEY] for t in client.tasks.list(project=project.id, fields="task_only")]
     assert sorted(keys) == sorted(doc_ids[:3])
@@ -227,18 +229,18 @@ def test_tasks_created_before_a_failed_push_are_reused_not_duplicated(ls_batch, 
 def test_bad_token_and_missing_project_change_nothing(ls_batch, conn):
     engine = ls_batch["engine"]
     before = lslinks.count_rows(engine)
-    bad = lsround.connection(conn.url, "0" * 40)
-    for call in (lambda: lsround.push(engine, "lsproj", bad, batch_id=ls_batch["batch_id"]),
-                 lambda: lsround.pull(engine, "lsproj", bad, ls_project_id=1),
-                 lambda: lsround.check_connection(bad)):
+    bad = ls_client.connection(conn.url, "0" * 40)
+    for call in (lambda: push.push(engine, "lsproj", bad, batch_id=ls_batch["batch_id"]),
+                 lambda: pull.pull(engine, "lsproj", bad, ls_project_id=1),
+                 lambda: ls_client.check_connection(bad)):
         with pytest.raises(LabelStudioError, match=r"refused the API token \(HTTP 401\)") as err:
             call()
         assert "0" * 40 not in str(err.value)
     lslinks.set_ls_link(engine, "lsproj", lslinks.LsLink(conn.url, 987654, "gone"))
     with pytest.raises(LabelStudioError, match="project 987654 does not exist .* --new-ls-project"):
-        lsround.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
+        push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
     with pytest.raises(LabelStudioError, match="project 987654 does not exist"):
-        lsround.pull(engine, "lsproj", conn)
+        pull.pull(engine, "lsproj", conn)
     assert lslinks.count_rows(engine) == before
     assert score_db.get_batch(engine, ls_batch["batch_id"]).status == "created"
 
@@ -249,8 +251,8 @@ def test_cli_push_and_pull(ls_batch, conn, tmp_path):
     import sys
 
     url = str(ls_batch["engine"].url)
-    env = {**os.environ, "REPORTLENS_DATABASE_URL": url, lsround.ENV_TOKEN: conn.token}
-    env.pop(lsround.ENV_URL, None)
+    env = {**os.environ, "REPORTLENS_DATABASE_URL": url, ls_client.ENV_TOKEN: conn.token}
+    env.pop(ls_client.ENV_URL, None)
 
     def cli(*args):
         return subprocess.run([sys.executable, "cli.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -266,7 +268,7 @@ def test_cli_push_and_pull(ls_batch, conn, tmp_path):
     res = cli("pull", "--project", "lsproj", "--url", conn.url)
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["annotations_new"] == 0
-    env[lsround.ENV_TOKEN] = "f" * 40
+    env[ls_client.ENV_TOKEN] = "f" * 40
     res = cli("pull", "--project", "lsproj", "--url", conn.url)
     assert res.returncode == 1 and "refused the API token" in res.stderr and "f" * 40 not in res.stderr
 
@@ -274,12 +276,12 @@ def test_cli_push_and_pull(ls_batch, conn, tmp_path):
 def test_server_stopped_gives_a_clear_message(ls_batch, conn, ls_server):
     """Last in this module: it stops the server."""
     engine = ls_batch["engine"]
-    lsround.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
+    push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
     before = lslinks.count_rows(engine)
     ls_server.stop()
     with pytest.raises(LabelStudioError, match="Cannot reach Label Studio .* Is the server running"):
-        lsround.pull(engine, "lsproj", conn)
+        pull.pull(engine, "lsproj", conn)
     with pytest.raises(LabelStudioError, match="Cannot reach Label Studio"):
-        lsround.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
+        push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
     assert lslinks.count_rows(engine) == before
     assert score_db.get_batch(engine, ls_batch["batch_id"]).status == "sent"

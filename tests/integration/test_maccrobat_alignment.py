@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from core.alignment import AlignConfig, bio_to_spans, resolve_overlaps, spans_to_bio, trim_whitespace
-from core.brat import iter_brat_folder
+from core.formats.registry import iter_tasks
+from core.formats.report import ParseReport
 from core.policy import training_documents_from_tasks
 from core.types import LabelSchema
 from tests.shared_data import shared
@@ -18,9 +19,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def corpus():
-    issues = []
-    tasks = list(iter_brat_folder(shared("maccrobat2020"), issues))
-    return tasks, issues
+    report = ParseReport()
+    tasks = list(iter_tasks(shared("maccrobat2020"), report=report))
+    assert report.format == "brat"
+    return tasks, report.issues
 
 
 def test_brat_import_reads_every_entity(corpus):

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from core.demo import DEMO_LABEL_CONFIG, DEMO_LABELS, generate_demo_export
-from core.labelconfig import parse_label_config
-from core.labelstudio import parse_export
+from core.formats.labelconfig import parse_label_config
+from core.formats.registry import parse_export
 from db.engine import make_engine
 from db.importer import import_tasks
 from db.repository import unlabeled_documents

@@ -56,7 +56,7 @@ def test_project_without_model_points_to_train_and_still_fits_features(db):
     assert any("no trained model" in w.value for w in at.warning)
 
 
-def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path):
+def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, monkeypatch):
     seed_with_version(db, tmp_path)
     at = run_page()
     assert not at.exception, at.exception
@@ -82,10 +82,17 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path):
     assert not at.exception, at.exception
     (frame,) = at.get("iframe")
     html = frame.proto.srcdoc
-    assert '<script src="/app/static/bertviz/require.js">' in html and "cdnjs" not in html
+    assert '<script src="/app/static/vendor/node_modules/requirejs/require.js">' in html and "cdnjs" not in html
     at.radio(key="explain_bertviz").set_value("model view").run()
     assert not at.exception, at.exception
     assert '"display_mode":"light"' in at.get("iframe")[0].proto.srcdoc
+    from ui import bertviz
+
+    with monkeypatch.context() as m:  # as before `make setup` ran npm ci: a message, not a traceback or a blank frame
+        m.setattr(bertviz, "VENDOR_DIR", tmp_path / "no-vendor")
+        at.run()
+    assert not at.exception and not at.get("iframe")
+    assert any("make setup" in e.value for e in at.error), [e.value for e in at.error]
 
     at.radio(key="explain_view").set_value("Feature importances").run()
     assert not at.exception, at.exception

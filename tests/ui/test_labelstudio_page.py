@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from db import scores as score_db
 from db.lslinks import count_rows
 from db.migrate import upgrade
-from services import lsround
+from services.labelstudio import client
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
@@ -36,8 +36,8 @@ def _closed_port() -> int:
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.delenv(lsround.ENV_URL, raising=False)
-    monkeypatch.delenv(lsround.ENV_TOKEN, raising=False)
+    monkeypatch.delenv(client.ENV_URL, raising=False)
+    monkeypatch.delenv(client.ENV_TOKEN, raising=False)
     monkeypatch.chdir(ROOT)
 
 
@@ -65,7 +65,7 @@ def test_project_without_batches_points_to_the_queue(env, sqlite_url, monkeypatc
 
 def test_batches_table_import_file_and_a_server_that_is_down(env, ls_batch, monkeypatch):
     monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(ls_batch["engine"].url))
-    monkeypatch.setenv(lsround.ENV_TOKEN, "d" * 40)  # the token field defaults from the environment
+    monkeypatch.setenv(client.ENV_TOKEN, "d" * 40)  # the token field defaults from the environment
     at = run_page()
     assert not at.exception, at.exception
     table = at.dataframe[0].value

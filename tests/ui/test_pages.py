@@ -146,3 +146,27 @@ def test_import_page_shows_the_history_of_the_selected_project(demo_db):
     at.run()
     history = at.dataframe[-1].value
     assert len(history) == 1 and "ok" in history.to_string()
+
+
+@pytest.mark.parametrize("case", ["json", "json-min", "conll", "dicom-file", "dicom-folder", "dicom-zip",
+                                  "brat-folder", "brat-zip"])
+def test_import_page_reads_every_format_the_readme_names(empty_db, tmp_path, case):
+    from db.migrate import upgrade
+    from tests.format_samples import format_samples
+
+    upgrade(empty_db)
+    sample = format_samples(tmp_path)[case]
+    files = sorted(sample.path.iterdir()) if sample.path.is_dir() else [sample.path]
+    at = page("pages/import_data.py").run()
+    uploader = at.file_uploader[0]
+    assert {p.suffix.lower() for p in files} <= set(uploader.allowed_type)
+    uploader.set_value([(p.name, p.read_bytes(), "application/octet-stream") for p in files])
+    at.text_input[0].input(f"upload {case}").run()
+    next(b for b in at.button if b.label == "Import").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert f"({sample.format})" in at.success[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Added"] == str(sample.documents) and int(metrics["Spans"]) >= sample.min_spans
+    (proj,) = list_projects(make_engine(empty_db))
+    assert (proj.name, proj.n_documents) == (f"upload {case}", sample.documents)

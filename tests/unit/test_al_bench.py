@@ -152,3 +152,24 @@ def test_mean_f1_compares_arms_over_the_sizes_all_of_them_reached():
     rows = {r["strategy"]: r for r in summarise(result)["rows"]}
     assert rows["random"]["mean_f1_over_rounds"] == pytest.approx((0.2 + 0.4 + 0.5) / 3)  # 2, 4, 6 docs only
     assert rows["margin"]["mean_f1_over_rounds"] == pytest.approx((0.2 + 0.6 + 0.7) / 3)
+
+
+def test_query_computes_what_the_strategy_needs_and_ranks_like_the_queue(sim):
+    """An arm's forward pass computes MC passes / embeddings / labelled centres only where its strategy needs them,
+    and its batch is select_batch over that pool with the queue's duplicate keys (the Queue's ranking)."""
+    from dataclasses import replace
+
+    from core.active import get_strategy, select_batch
+
+    test, pool = fixed_split(list(sim.docs.values()), test_size=8, pool_limit=16)
+    labelled, rest = pool[:4], pool[4:]
+    _, model_dir, _ = sim.train(labelled, test, 0)
+    for name in ("margin", "bald", "diversity"):
+        s = get_strategy(name, passes=sim.mc_passes)
+        scored = sim.score(model_dir, rest, s, labelled)
+        assert scored.probs is not None and scored.size == len(rest)
+        assert (scored.passes is not None) == s.needs_passes and (scored.embeddings is not None) == s.needs_embeddings
+        assert (scored.labelled is not None) == s.needs_embeddings
+        picks, _ = sim.query(name, model_dir, rest, 3, seed=0, labelled=labelled)
+        queue = replace(scored, keys=[sim.keys[i] for i in rest], known={sim.keys[i] for i in labelled})
+        assert picks == [rest[i] for i in select_batch(s, queue, 3)], name

@@ -378,7 +378,7 @@ def test_invalid_spans_and_sources_are_reported(sqlite_url: str) -> None:
 
 
 def test_label_config_saved_and_merged(db_url: str) -> None:
-    from core.labelconfig import LabelConfig
+    from core.formats.labelconfig import LabelConfig
 
     engine = make_engine(db_url)
     xml_cfg = LabelConfig(text_field="report", span_labels=("RHYTHM", "FINDING"), to_name="text")
@@ -437,11 +437,11 @@ def test_import_history_and_audit(db_url: str) -> None:
 
 
 def test_real_parser_end_to_end(db_url: str, tmp_path) -> None:
-    """core.labelstudio.iter_tasks streaming into import_tasks, with its ParseReport."""
+    """core.formats.registry.iter_tasks streaming into import_tasks, with its ParseReport."""
     import json
 
-    from core.exportfile import ParseReport
-    from core.labelstudio import iter_tasks
+    from core.formats.registry import iter_tasks
+    from core.formats.report import ParseReport
 
     def region(start: int, end: int, label: str, text_: str) -> dict:
         return {"id": f"r{start}", "from_name": "label", "to_name": "text", "type": "labels",

@@ -1,4 +1,4 @@
-"""DICOM SR import: text rendering, metadata, and the batch policy for bad files (core/dicom.py)."""
+"""DICOM SR import: text rendering, metadata, and the batch policy for bad files (core/formats/dicom.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from pydicom.fileset import FileSet
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from core import dicom
-from core.dicom import iter_dicom, iter_dicom_bytes, sr_to_text
+from core.formats import archive as zip_members
+from core.formats.dicom import iter_dicom, iter_dicom_bytes, sr_to_text
 from core.types import Issue, ReportLensError
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "dicom-sr"
@@ -159,7 +159,7 @@ def test_oversized_zip_member_is_skipped_and_reported(tmp_path: Path, monkeypatc
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.write(tmp_path / "small.dcm", "small.dcm")
         zf.writestr("big.dcm", b"\0" * 5000)
-    monkeypatch.setattr(dicom, "MAX_MEMBER_BYTES", 4000)
+    monkeypatch.setattr(zip_members, "MAX_MEMBER_BYTES", 4000)
     tasks, issues = read_one(archive)
     assert [t.source_name for t in tasks] == ["small.dcm"]
     assert [(i.code, i.task) for i in issues] == [("dicom_too_large", "File big.dcm")]

@@ -1,4 +1,4 @@
-"""core/duplicates.py: a queue holds each report text once before any repeat, labelled texts last."""
+"""core/active/duplicates.py: a queue holds each report text once before any repeat, labelled texts last."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.active import MNLP, Diversity, Random, get_strategy, select_batch
-from core.duplicates import duplicate_stats, spread_duplicates, text_key
+from core.active import MNLP, Diversity, Pool, get_strategy, select_batch
+from core.active.duplicates import duplicate_stats, spread_duplicates, text_key
 
 
 def test_text_key_ignores_case_and_whitespace_only():
@@ -70,30 +70,30 @@ def test_select_batch_never_takes_a_text_twice(name):
     emb = np.vstack([emb, emb])
     keys = [f"text {i % 6}" for i in range(12)]
     s = get_strategy(name, seed=1)
-    picks = select_batch(s, probs, 6, embeddings=emb, keys=keys)
+    picks = select_batch(s, Pool(probs, embeddings=emb, keys=keys), 6)
     assert len({keys[i] for i in picks}) == 6  # six different texts
-    plain = select_batch(s, probs, 12, embeddings=emb)  # without keys, the strategy's own order
+    plain = select_batch(s, Pool(probs, embeddings=emb), 12)  # without keys, the strategy's own order
     assert picks == [i for i in plain if i in set(picks)][:6]
-    labelled = select_batch(s, probs, 4, embeddings=emb, keys=keys, known={"text 0", "text 1"})
+    labelled = select_batch(s, Pool(probs, embeddings=emb, keys=keys, known={"text 0", "text 1"}), 4)
     assert not {keys[i] for i in labelled} & {"text 0", "text 1"}  # labelled texts only when nothing new is left
-    assert len(select_batch(s, probs, 12, embeddings=emb, keys=keys, known={"text 0"})) == 12  # still all of them
+    assert len(select_batch(s, Pool(probs, embeddings=emb, keys=keys, known={"text 0"}), 12)) == 12  # all of them
 
 
 def test_uncertainty_without_keys_does_take_copies():
     """The failure the keys prevent: identical texts score alike, so a plain uncertainty batch repeats them."""
     base = _pool()
-    worst = int(np.argmax(MNLP().score(base)))
+    worst = int(np.argmax(MNLP().score(Pool(base))))
     probs = base + [base[worst].copy() for _ in range(3)]
-    picks = select_batch(MNLP(), probs, 3)
+    picks = select_batch(MNLP(), Pool(probs), 3)
     assert all(i == worst or i >= 6 for i in picks)  # three copies of one text
     keys = [f"t{i}" for i in range(6)] + [f"t{worst}"] * 3
-    assert len({keys[i] for i in select_batch(MNLP(), probs, 3, keys=keys)}) == 3
+    assert len({keys[i] for i in select_batch(MNLP(), Pool(probs, keys=keys), 3)}) == 3
 
 
 def test_keys_must_match_the_pool():
     from core.types import ReportLensError
 
     with pytest.raises(ReportLensError, match="2 duplicate keys for a pool of 3"):
-        select_batch(Random(0), [np.zeros((1, 2))] * 3, 2, keys=["a", "b"])
+        Pool([np.zeros((1, 2))] * 3, keys=["a", "b"])
     emb = np.eye(3)
-    assert len(select_batch(Diversity(), [], 2, embeddings=emb, keys=["a", "a", "b"])) == 2
+    assert len(select_batch(Diversity(), Pool(embeddings=emb, keys=["a", "a", "b"]), 2)) == 2

@@ -202,26 +202,72 @@ def test_bertviz_html_loads_only_local_scripts_and_keeps_tokens_as_data(view):
             else bertviz.model_view_html(tokens, att, url))
     assert "cdnjs" not in html and "cloudflare" not in html
     srcs = re.findall(r"""(?:src=|d3: |jquery: )["']([^"']+)""", html)
-    assert srcs and all(s.startswith("/app/static/bertviz/") for s in srcs), srcs
+    assert sorted(srcs) == ["/app/static/vendor/node_modules/d3/dist/d3.min",
+                            "/app/static/vendor/node_modules/jquery/dist/jquery.min",
+                            "/app/static/vendor/node_modules/requirejs/require.js"], srcs
     assert html.count("</script>") == 2 and "<img" not in html  # the token did not close the script
     data = re.search(r"const params = (\{.*?\}); // HACK", html, re.S).group(1)
     params = json.loads(data)
     assert params["attention"][0]["left_text"][1] == EVIL
     assert np.allclose(np.array(params["attention"][0]["attn"]), att, atol=5e-4)
     assert len(data) < 12 * att.size + 2000  # about 7 characters a weight, not float32's 20
-    assert bertviz.static_url("/reports/") == "/reports/app/static/bertviz"
+    assert bertviz.static_url("/reports/") == "/reports/app/static/vendor/node_modules"
     with pytest.raises(ReportLensError, match="too many"):
         bertviz.head_view_html(["t"] * 70, _rows(1, 1, 70), url)
 
 
-def test_static_bertviz_scripts_and_licences_are_there():
+def test_bertviz_scripts_come_from_the_installed_packages_at_the_locked_versions():
+    """The view scripts are bertviz's own (found without importing bertviz, whose __init__ imports IPython); the
+    libraries they load are the files ``npm ci`` put in static/vendor, at the versions package-lock.json pins."""
+    import subprocess
+    import sys
+    from importlib.metadata import version
+    from pathlib import Path
+
+    from ui import bertviz
+
+    root = Path(__file__).resolve().parents[2]
+    code = "import sys; from ui import bertviz; print(bertviz.bertviz_dir()); assert 'bertviz' not in sys.modules"
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    assert Path(out.stdout.strip()) == bertviz.bertviz_dir()
+    assert (bertviz.bertviz_dir() / "head_view.js").read_text().startswith("/**")
+    assert f"bertviz=={version('bertviz')}" in (root / "requirements.txt").read_text()  # the pinned one
+
+    bertviz.check_scripts()  # make setup installed them
+    lock = json.loads((root / "package-lock.json").read_text())["packages"]
+    pinned = json.loads((root / "package.json").read_text())["dependencies"]
+    for package, rel in bertviz.SCRIPTS.items():
+        assert lock[f"node_modules/{package}"]["version"] == pinned[package]  # exact versions, no ranges
+        installed = json.loads((bertviz.VENDOR_DIR / package / "package.json").read_text())["version"]
+        assert installed == pinned[package], (package, installed)
+        assert (bertviz.VENDOR_DIR / rel).stat().st_size > 10_000
+    assert "v" + pinned["d3"] in (bertviz.VENDOR_DIR / bertviz.SCRIPTS["d3"]).read_text()[:200]
+
+
+def test_missing_javascript_libraries_say_how_to_install_them(tmp_path):
+    from ui import bertviz
+
+    with pytest.raises(ReportLensError, match=r"require\.js, d3 and jQuery.*make setup"):
+        bertviz.check_scripts(tmp_path)
+    (tmp_path / "requirejs").mkdir()
+    (tmp_path / "requirejs" / "require.js").write_text("//")
+    with pytest.raises(ReportLensError, match="d3/dist/d3.min.js, jquery/dist/jquery.min.js are missing"):
+        bertviz.check_scripts(tmp_path)
+
+
+def test_no_third_party_script_is_committed():
+    import subprocess
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    for name in ("require.js", "d3.min.js", "jquery.min.js", "LICENSE.requirejs.txt", "LICENSE.d3.txt",
-                 "LICENSE.jquery.txt"):
-        assert (root / "static" / "bertviz" / name).is_file(), name
-    assert (root / "ui" / "bertviz_js" / "LICENSE.bertviz.txt").is_file()
+    try:
+        files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    assert [f for f in files.splitlines() if f.endswith(".js")] == []
+    ignored = subprocess.run(["git", "check-ignore", "static/vendor/node_modules/d3/dist/d3.min.js"], cwd=root,
+                             capture_output=True, text=True)
+    assert ignored.returncode == 0, "static/vendor/ must be git-ignored"
 
 
 def test_figure_labels_are_escaped():

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.conll import parse_tag, rebuild, tags_to_spans
-from core.labelstudio import (
-    LabelConfig,
-    ParseReport,
-    detect_format,
-    iter_tasks,
-    parse_export,
-    parse_label_config,
-)
+from core.formats.conll import parse_tag, rebuild, tags_to_spans
+from core.formats.labelconfig import LabelConfig, parse_label_config
+from core.formats.registry import detect, iter_tasks, parse_export
+from core.formats.report import ParseReport
 from core.spancheck import check_region, reanchor
 from core.types import ReportLensError, Span
 
@@ -429,7 +424,7 @@ def test_non_utf8_far_into_a_large_file_is_found(tmp_path):
 
 def test_utf8_bom_is_accepted(tmp_path):
     path = write(tmp_path, b"\xef\xbb\xbf" + json.dumps([task([region(0, 10, "DRUG")])]).encode())
-    assert detect_format(path) == "json"
+    assert detect(path).name == "json"
     tasks, report = parse_export(path, CONFIG)
     assert tasks[0].annotations[0].spans == (Span(0, 10, "DRUG"),) and not report.errors
 
@@ -444,7 +439,7 @@ def test_missing_file_and_unknown_format(tmp_path):
     with pytest.raises(ReportLensError, match="No such file"):
         parse_export(tmp_path / "nope.json")
     with pytest.raises(ReportLensError, match="Cannot tell the format"):
-        detect_format(write(tmp_path, "hello\n", "x.txt"))
+        detect(write(tmp_path, "hello\n", "x.txt"))
     with pytest.raises(ReportLensError, match="Unknown export format"):
         iter_tasks(write(tmp_path, []), fmt="csv")
 
@@ -474,7 +469,7 @@ def min_row(**extra: object) -> dict:
 
 def test_json_min_rows_become_tasks_with_one_human_annotation(tmp_path):
     path = write(tmp_path, [min_row(), min_row(id=32, urgency={"choices": ["routine", "urgent"]}, label=[])])
-    assert detect_format(path) == "json-min"
+    assert detect(path).name == "json-min"
     tasks, report = parse_export(path, CONFIG)
     first, second = tasks
     assert (first.task_id, first.text, first.meta) == (31, TEXT, {"ward": "cardio", "lead_time": 12.5})
@@ -522,7 +517,7 @@ def spans_text(t):
 
 def test_conll_export_rebuilds_text_and_spans(tmp_path):
     path = write(tmp_path, LS_CONLL, "result.conll")
-    assert detect_format(path) == "conll"
+    assert detect(path).name == "conll"
     tasks, report = parse_export(path)
     assert [t.text for t in tasks] == ["Metoprolol 50 mg twice daily.", "Aspirin 100 mg/day."]
     assert all(t.task_id is None for t in tasks)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.labelstudio import detect_format, parse_export, parse_label_config
+from core.formats.labelconfig import parse_label_config
+from core.formats.registry import detect, parse_export
 from core.types import ReportLensError, Span
 
 SHARED_DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -178,7 +179,7 @@ def test_previous_export_single_task_object(SHARED_DATA):
 
 def test_image_and_chat_exports_have_no_text(SHARED_DATA):
     for path in (SDK_DATA / "test_export_json_min" / "data.json", SDK_DATA / "test_export_json_min" / "chat_data.json"):
-        assert detect_format(path) == "json"
+        assert detect(path).name == "json"
         tasks, report = parse_export(path)
         assert report.tasks_seen == 1
         if tasks:  # the chat scenario prompt is the only text field
@@ -201,7 +202,7 @@ def test_json_min_made_from_real_task(SHARED_DATA, tmp_path):
     }
     path = tmp_path / "min.json"
     path.write_text(json.dumps([row]), encoding="utf-8")
-    assert detect_format(path) == "json-min"
+    assert detect(path).name == "json-min"
     tasks, report = parse_export(path, config_of("named_entity"))
     ann = tasks[0].annotations[0]
     assert ann.spans == (Span(343, 354, "Date"),) and ann.author == "1" and ann.external_id == "1001"

@@ -10,13 +10,14 @@ import threading
 
 import pytest
 
-from core.labelconfig import parse_label_config
-from core.labelstudio import parse_export
+from core.formats.labelconfig import parse_label_config
+from core.formats.labelstudio import label_config_xml
+from core.formats.registry import parse_export
 from core.types import ReportLensError
 from db import lslinks
 from db import scores as score_db
-from services import lsround
-from services.lsround import DOC_KEY, LabelStudioError
+from services.labelstudio import client, pull, push
+from services.labelstudio.client import DOC_KEY, LabelStudioError
 
 
 def _free_port() -> int:
@@ -27,7 +28,7 @@ def _free_port() -> int:
 
 def test_import_file_has_tasks_with_predictions_model_version_and_scores(ls_batch, tmp_path):
     out = tmp_path / "batch.json"
-    summary = lsround.write_import_file(ls_batch["engine"], ls_batch["project"], out, batch_id=ls_batch["batch_id"])
+    summary = push.write_import_file(ls_batch["engine"], ls_batch["project"], out, batch_id=ls_batch["batch_id"])
     rows = json.loads(out.read_text(encoding="utf-8"))
     label = f"reportlens-{ls_batch['project_id']}-v1"
     assert summary == {"batch_id": ls_batch["batch_id"], "out": str(out), "tasks": 3, "model_version": label,
@@ -58,9 +59,9 @@ def test_import_file_has_tasks_with_predictions_model_version_and_scores(ls_batc
 
 def test_import_file_for_a_document_list_makes_a_manual_batch(ls_batch):
     engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
-    data = lsround.import_file_bytes(engine, "lsproj", ls_batch["batch_id"])
+    data = push.import_file_bytes(engine, "lsproj", ls_batch["batch_id"])
     assert [r["data"][DOC_KEY] for r in json.loads(data)] == doc_ids[:3]
-    prep = lsround.prepare_batch(engine, "lsproj", document_ids=[doc_ids[1], doc_ids[0]])
+    prep = push.prepare_batch(engine, "lsproj", document_ids=[doc_ids[1], doc_ids[0]])
     assert prep.batch.strategy == "manual" and prep.batch.document_ids == (doc_ids[1], doc_ids[0])
     assert [d.id for d in prep.docs] == [doc_ids[1], doc_ids[0]]
     assert len(score_db.list_batches(engine, ls_batch["project_id"])) == 2
@@ -69,11 +70,11 @@ def test_import_file_for_a_document_list_makes_a_manual_batch(ls_batch):
 def test_bad_batch_and_document_requests_say_what_to_do(ls_batch):
     engine = ls_batch["engine"]
     with pytest.raises(ReportLensError, match="not a batch of project"):
-        lsround.prepare_batch(engine, "lsproj", batch_id=999)
+        push.prepare_batch(engine, "lsproj", batch_id=999)
     with pytest.raises(ValueError, match="are not in project"):
-        lsround.prepare_batch(engine, "lsproj", document_ids=[12345])
+        push.prepare_batch(engine, "lsproj", document_ids=[12345])
     with pytest.raises(ValueError, match="does not exist"):
-        lsround.prepare_batch(engine, "nope", batch_id=ls_batch["batch_id"])
+        push.prepare_batch(engine, "nope", batch_id=ls_batch["batch_id"])
 
 
 def test_a_batch_from_the_queue_takes_the_best_ranked_unlabelled_documents(ls_batch):
@@ -82,61 +83,61 @@ def test_a_batch_from_the_queue_takes_the_best_ranked_unlabelled_documents(ls_ba
 
     engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
     with pytest.raises(ReportLensError, match="no scores yet"):
-        lsround.batch_from_queue(engine, "lsproj", 2, "margin")
+        push.batch_from_queue(engine, "lsproj", 2, "margin")
     lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")  # the fixture's batch is no longer open
     with write_session(engine) as s:  # a scoring run stores rows best first (see db/scores.py)
         for rank, d in enumerate(reversed(doc_ids), start=1):
             s.add(m.UncertaintyScore(project_id=ls_batch["project_id"], document_id=d, strategy="margin",
                                      model_version_id=ls_batch["version_id"], score=float(d), queue_rank=rank))
         s.add(m.Annotation(document_id=doc_ids[3], source="human", content_hash="x"))
-    batch = lsround.batch_from_queue(engine, "lsproj", 2, "margin")
+    batch = push.batch_from_queue(engine, "lsproj", 2, "margin")
     assert batch.document_ids == (doc_ids[2], doc_ids[1]) and batch.model_version_id == ls_batch["version_id"]
     assert batch.strategy == "margin" and batch.status == "created"
 
 
 def test_label_config_xml_round_trips_through_the_parser():
-    from core.labelconfig import LabelConfig
+    from core.formats.labelconfig import LabelConfig
 
     config = LabelConfig(text_field="report", span_labels=("HR", 'A&B "x"<y>'), span_from_names=("ner",),
                          to_name="doc")
-    parsed = parse_label_config(lsround.label_config_xml(config, labels=("EXTRA",)))
+    parsed = parse_label_config(label_config_xml(config, labels=("EXTRA",)))
     assert parsed.text_field == "report" and parsed.to_name == "doc" and parsed.span_from_names == ("ner",)
     assert parsed.span_labels == ('A&B "x"<y>', "EXTRA", "HR")
     with pytest.raises(ValueError, match="no span labels"):
-        lsround.label_config_xml(None)
+        label_config_xml(None)
 
 
 def test_connection_settings_come_from_arguments_or_environment(monkeypatch):
-    monkeypatch.setenv(lsround.ENV_URL, "http://127.0.0.1:8080/")
-    monkeypatch.setenv(lsround.ENV_TOKEN, "a" * 40)
-    conn = lsround.connection()
+    monkeypatch.setenv(client.ENV_URL, "http://127.0.0.1:8080/")
+    monkeypatch.setenv(client.ENV_TOKEN, "a" * 40)
+    conn = client.connection()
     assert conn.url == "http://127.0.0.1:8080" and conn.token == "a" * 40
     assert "a" * 40 not in repr(conn)
-    assert lsround.connection("https://ls.example.org", "t").url == "https://ls.example.org"
+    assert client.connection("https://ls.example.org", "t").url == "https://ls.example.org"
     for url, token, message in [("ftp://x", "t", "not an http"), ("http://u:p@h:1", "t", "no user name"),
                                 ("http://h:1", " ", None)]:
-        monkeypatch.delenv(lsround.ENV_TOKEN)
+        monkeypatch.delenv(client.ENV_TOKEN)
         with pytest.raises(LabelStudioError, match=message or "No Label Studio API token"):
-            lsround.connection(url, token)
-        monkeypatch.setenv(lsround.ENV_TOKEN, "a" * 40)
-    monkeypatch.delenv(lsround.ENV_URL)
+            client.connection(url, token)
+        monkeypatch.setenv(client.ENV_TOKEN, "a" * 40)
+    monkeypatch.delenv(client.ENV_URL)
     with pytest.raises(LabelStudioError, match="No Label Studio URL"):
-        lsround.connection()
+        client.connection()
 
 
 def test_push_to_a_server_that_is_down_loses_nothing(ls_batch):
     engine = ls_batch["engine"]
     before = lslinks.count_rows(engine)
-    conn = lsround.connection(f"http://127.0.0.1:{_free_port()}", "b" * 40, timeout_s=5)
+    conn = client.connection(f"http://127.0.0.1:{_free_port()}", "b" * 40, timeout_s=5)
     with pytest.raises(LabelStudioError, match="Cannot reach Label Studio .* Is the server running") as err:
-        lsround.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
+        push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"])
     assert "b" * 40 not in str(err.value)
     with pytest.raises(LabelStudioError, match="not linked to a Label Studio project"):
-        lsround.pull(engine, "lsproj", conn)
+        pull.pull(engine, "lsproj", conn)
     with pytest.raises(LabelStudioError, match="Cannot reach"):
-        lsround.pull(engine, "lsproj", conn, ls_project_id=1)
+        pull.pull(engine, "lsproj", conn, ls_project_id=1)
     with pytest.raises(LabelStudioError, match="Cannot reach"):  # a manual batch is not even made
-        lsround.push(engine, "lsproj", conn, document_ids=ls_batch["doc_ids"][:2])
+        push.push(engine, "lsproj", conn, document_ids=ls_batch["doc_ids"][:2])
     assert lslinks.count_rows(engine) == before
     assert score_db.get_batch(engine, ls_batch["batch_id"]).status == "created"
     assert lslinks.get_ls_link(engine, "lsproj") is None
@@ -149,7 +150,7 @@ def test_cli_push_top_k_to_a_file_and_to_a_server_that_is_down(ls_batch, tmp_pat
 
     engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
     monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(engine.url))
-    monkeypatch.setenv(lsround.ENV_TOKEN, "e" * 40)
+    monkeypatch.setenv(client.ENV_TOKEN, "e" * 40)
     lslinks.set_batch_status(engine, ls_batch["batch_id"], "pulled")
     with write_session(engine) as s:
         for rank, d in enumerate(doc_ids, start=1):
@@ -188,12 +189,12 @@ def test_a_url_that_is_not_label_studio_gets_a_clear_message(ls_batch):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotLabelStudio)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        conn = lsround.connection(f"http://127.0.0.1:{server.server_address[1]}", "c" * 40, timeout_s=5)
+        conn = client.connection(f"http://127.0.0.1:{server.server_address[1]}", "c" * 40, timeout_s=5)
         before = lslinks.count_rows(ls_batch["engine"])
         with pytest.raises(LabelStudioError, match="404 Not Found .* does not point at a Label Studio server"):
-            lsround.check_connection(conn)
+            client.check_connection(conn)
         with pytest.raises(LabelStudioError, match="does not point at a Label Studio server"):
-            lsround.push(ls_batch["engine"], "lsproj", conn, batch_id=ls_batch["batch_id"])
+            push.push(ls_batch["engine"], "lsproj", conn, batch_id=ls_batch["batch_id"])
         assert lslinks.count_rows(ls_batch["engine"]) == before
     finally:
         server.shutdown()
@@ -225,7 +226,7 @@ def test_missing_predictions_are_made_by_the_model_and_stored(sqlite_url, tmp_pa
     result = trainer_mod.run_training(engine, 1, cfg(str(tiny_model_dir(tmp_path / "base"))), tmp_path / "m")
     version = record_model_version(engine, "tiny", None, result)
     docs = [d.id for d in lslinks.batch_documents(engine, "tiny", list(range(1, 16))) if d.ls_task_id >= 100]
-    prep = lsround.prepare_batch(engine, "tiny", document_ids=docs)
+    prep = push.prepare_batch(engine, "tiny", document_ids=docs)
     assert prep.model_version == f"reportlens-1-{version.name}" and set(prep.predictions) == set(docs)
     stored = lslinks.stored_predictions(engine, version.id, docs)
     assert stored == prep.predictions and all(0 <= p.score <= 1 for p in stored.values())

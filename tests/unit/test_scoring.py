@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.active import Margin, select_batch
+from core.active import REGISTRY, Diversity, Margin, Pool, select_batch
 from core.types import ParsedTask, ReportLensError
 from db import scores as score_db
 from db.engine import make_engine
@@ -99,7 +99,7 @@ def test_scoring_run_stores_scores_and_predictions_read_back_ranked(project):
     # the stored order is the core ranking (tie-break included) of the in-memory probabilities
     loaded = load_model(version.model_dir)
     probs = [p.probs for p in loaded.predict_detailed([(d, _text(engine, d)) for d in result.doc_ids])]
-    core_order = [result.doc_ids[i] for i in select_batch(Margin(), probs, N_UNLABELED)]
+    core_order = [result.doc_ids[i] for i in select_batch(Margin(), Pool(probs), N_UNLABELED)]
     assert core_order == [r.document_id for r in rows]
 
     entities, conf = score_db.document_predictions(engine, rows[0].document_id)
@@ -124,7 +124,7 @@ def test_scoring_run_stores_scores_and_predictions_read_back_ranked(project):
 
 def test_queue_holds_each_text_once_before_repeats_and_labelled_texts(sqlite_url, trained, tmp_path, monkeypatch):
     """Copies of a text (and texts already labelled) score like the original; the stored queue puts them behind
-    every new text, so no batch from the top holds one report twice (core.duplicates)."""
+    every new text, so no batch from the top holds one report twice (core.active.duplicates)."""
     monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
     engine = make_engine(sqlite_url)
     labelled = tiny_tasks()
@@ -154,6 +154,43 @@ def test_queue_holds_each_text_once_before_repeats_and_labelled_texts(sqlite_url
         assert set(texts[N_UNLABELED:]) <= set(texts[:N_UNLABELED]) | {" ".join(labelled[0].text.lower().split())}
 
 
+def _stored_order(engine, strategy: str) -> list[int]:
+    rows, _, _ = score_db.ranked_queue(engine, 1, strategy, exclude_batched=False, limit=None)
+    return [r.document_id for r in rows]
+
+
+# every registered strategy, chosen as the queue's; per token as well where that is a stored variant of its own
+CHOSEN = [(r.name, False) for r in REGISTRY.values()] + [
+    (r.name, True) for r in REGISTRY.values() if "per_token" in r.options and not r.both_costs]
+
+
+@pytest.mark.parametrize(("name", "per_token"), CHOSEN, ids=[f"{n}{'-per_token' if p else ''}" for n, p in CHOSEN])
+def test_stored_queue_is_select_batch_for_every_registered_strategy(name, per_token, sqlite_url, trained, tmp_path,
+                                                                    monkeypatch):
+    """The Queue reads what the scoring run stored; for each strategy the run stores (the chosen one included), that
+    is select_batch over the same pool, copies of a text and of a labelled text included."""
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    engine = make_engine(sqlite_url)
+    labelled, pool = tiny_tasks(), unlabeled_tasks()
+    copies = [ParsedTask(text=pool[1].text.upper(), task_id=200), ParsedTask(text=labelled[2].text, task_id=201)]
+    import_tasks(engine, "tiny", labelled + pool + copies)
+    record_model_version(engine, "tiny", None, trained)
+    config = ScoreConfig(strategy=name, per_token=per_token, mc_passes=3, batch_size=4)
+    result = run_scoring(engine, "tiny", config)
+    n = len(result.doc_ids)
+    assert n == N_UNLABELED + 2 and len(set(result.pool.keys)) == N_UNLABELED + 1 and result.pool.known
+    assert (result.pool.passes is not None) == REGISTRY[name].needs_passes  # MC passes only when chosen needs them
+    stored = config.strategies()
+    assert result.primary == str(stored[0]) == str(config.primary())
+    assert sorted(score_db.latest_run(engine, 1).strategies) == sorted(str(s) for s in stored)
+    for strategy in stored:
+        queue = _stored_order(engine, str(strategy))
+        assert queue == [result.doc_ids[i] for i in select_batch(strategy, result.pool, n)], strategy
+        assert queue[:3] == [result.doc_ids[i] for i in select_batch(strategy, result.pool, 3)], strategy
+        texts = [" ".join(_text(engine, d).lower().split()) for d in queue]
+        assert len(set(texts[:N_UNLABELED])) == N_UNLABELED, strategy  # each new text once, before the copies
+
+
 def _text(engine, doc_id: int) -> str:
     from db.repository import get_document
 
@@ -180,6 +217,12 @@ def test_cold_start_ranks_by_diversity_and_cancel_stores_nothing(sqlite_url, tmp
                                                                                           "random(seed=0)"}
     rows, total, run = score_db.ranked_queue(engine, 1, "diversity")
     assert total == N_UNLABELED and run.model_version_id is None and rows[0].entities == ()
+    assert result.pool.probs is None and result.pool.passes is None  # no model: embeddings only
+    for strategy in ScoreConfig(strategy="margin").strategies(cold_start=True):
+        assert _stored_order(engine, str(strategy)) == [
+            result.doc_ids[i] for i in select_batch(strategy, result.pool, N_UNLABELED)]
+    assert _stored_order(engine, "diversity")[:4] == [result.doc_ids[i] for i in select_batch(Diversity(),
+                                                                                              result.pool, 4)]
     with pytest.raises(ReportLensError, match="no 'margin' scores"):
         score_db.ranked_queue(engine, 1, "margin")
     with pytest.raises(ReportLensError, match="does not exist"):

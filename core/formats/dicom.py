@@ -19,8 +19,8 @@ Batch policy: one bad file never stops the batch, and only a missing path raises
 - A file with the preamble that cannot be parsed (corrupt, truncated) gives an error ``dicom_unreadable``.
 - A DICOM object without report text (an image, an SR without TEXT/CODE/NUM content) gives ``dicom_no_text``, naming
   its SOP class.
-- A zip member over :data:`MAX_MEMBER_BYTES`, or a zip unpacking to over :data:`MAX_ZIP_TOTAL_BYTES`, gives
-  ``dicom_too_large``.
+- A zip member over :data:`~core.formats.archive.MAX_MEMBER_BYTES`, or a zip unpacking to over
+  :data:`~core.formats.archive.MAX_ZIP_TOTAL_BYTES`, gives ``dicom_too_large``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import os
 import re
 import struct
 import zipfile
-import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -40,10 +39,13 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
+from core.formats.archive import iter_members
+from core.formats.labelconfig import LabelConfig
+from core.formats.report import ParseReport
 from core.types import Issue, ParsedTask, ReportLensError
 
-MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one zip member read into memory
-MAX_ZIP_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # all members of one zip together
+NAME = "dicom"
+SUFFIXES = (".dcm", ".dicom")
 MAGIC_OFFSET = 128
 MAGIC = b"DICM"
 INDENT = "  "
@@ -55,9 +57,6 @@ _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"  # Media Storage Directory: the index o
 _READ_ERRORS: tuple[type[BaseException], ...] = (
     InvalidDicomError, BytesLengthException, OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
     NotImplementedError, RecursionError, struct.error,
-)
-_ZIP_ERRORS: tuple[type[BaseException], ...] = (
-    zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError,
 )
 _SKIP_RELATIONSHIPS = {"HAS OBS CONTEXT"}  # observer / subject context: names, ids, device UIDs
 _SKIP_CONCEPTS = {("DCM", "121049")}  # Language of Content Item and Descendants
@@ -331,51 +330,15 @@ class _Reader:
                 self.skipped.append(name)
 
     def zip(self, source: str | Path | BinaryIO, zip_name: str) -> Iterator[ParsedTask]:
-        try:
-            zf = zipfile.ZipFile(source)
-        except _ZIP_ERRORS as exc:
-            self.error("dicom_unreadable", zip_name, f"{zip_name} is not a readable zip archive ({exc}).")
-            return
-        total = 0
-        with zf:
-            for info in zf.infolist():
-                name = info.filename
-                if info.is_dir() or name.startswith("__MACOSX/"):
-                    continue
-                where = f"Member {name} of {zip_name}"
-                if info.flag_bits & 0x1:
-                    self.error("dicom_unreadable", name, f"{where} is encrypted; zip it again without a password.")
-                    continue
-                if info.file_size > MAX_MEMBER_BYTES:
-                    self.too_large(name, where, info.file_size)
-                    continue
-                try:
-                    with zf.open(info) as member:
-                        data = member.read(MAX_MEMBER_BYTES + 1)  # bounded even when the header lies
-                except _ZIP_ERRORS as exc:
-                    self.error("dicom_unreadable", name, f"{where} could not be unpacked ({exc}).")
-                    continue
-                if len(data) > MAX_MEMBER_BYTES:
-                    self.too_large(name, where, len(data))
-                    continue
-                total += len(data)
-                if total > MAX_ZIP_TOTAL_BYTES:
-                    limit = f"{MAX_ZIP_TOTAL_BYTES // 2**20} MB"
-                    self.error("dicom_too_large", name, f"{zip_name} unpacks to over {limit}; stopped at {name}.")
-                    return
-                if _has_magic(data):
-                    yield from self.parse(io.BytesIO(data), name, where)
-                else:
-                    self.skipped.append(name)
+        def on_error(kind: str, name: str, message: str) -> None:
+            self.error(f"dicom_{kind}", name, message)
 
-    def too_large(self, name: str, where: str, size: int) -> None:
-        limit = f"{MAX_MEMBER_BYTES // 2**20} MB"
-        self.error(
-            "dicom_too_large",
-            name,
-            f"{where} is {size / 2**20:.1f} MB, over the {limit} limit for one member, "
-            "and was skipped (SR files are small: leave the images out of the archive).",
-        )
+        hint = " (SR files are small: leave the images out of the archive)"
+        for name, data in iter_members(source, zip_name, on_error, hint):
+            if _has_magic(data):
+                yield from self.parse(io.BytesIO(data), name, f"Member {name} of {zip_name}")
+            else:
+                self.skipped.append(name)
 
     def report_skipped(self, where: str) -> None:
         if self.skipped:
@@ -418,3 +381,23 @@ def iter_dicom_bytes(data: bytes, name: str, report_issues: list[Issue]) -> Iter
     else:
         yield from reader.parse(io.BytesIO(data), name, f"File {name}")
         reader.report_skipped(name)
+
+
+def sniff(path: Path) -> bool:
+    """A ``.dcm``/``.dicom`` file, a file with the ``DICM`` preamble, a folder, or a zip (brat, asked first, takes
+    the folders and zips that hold ``.ann`` files)."""
+    if path.is_dir():
+        return True
+    if not path.is_file():
+        return False
+    if path.suffix.lower() in SUFFIXES:
+        return True
+    with path.open("rb") as fh:
+        if _has_magic(fh.read(MAGIC_OFFSET + 4)):
+            return True
+    return zipfile.is_zipfile(path)
+
+
+def read(path: Path, config: LabelConfig | None, report: ParseReport) -> Iterator[ParsedTask]:
+    """One task per readable SR; the labeling config does not apply (SR files carry no labels)."""
+    return iter_dicom(path, report.issues)

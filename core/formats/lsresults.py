@@ -1,4 +1,5 @@
-"""Turning Label Studio ``result`` lists (of an annotation or a prediction) into spans and document choices."""
+"""Turning Label Studio ``result`` lists (of an annotation or a prediction) into spans and document choices, and the
+per-file :class:`ParseContext` the Label Studio family of readers (JSON, JSON-MIN, CoNLL, brat) shares."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.exportfile import ParseReport
-from core.labelconfig import DEFAULT_TEXT_FIELD, LabelConfig, LabelTally, short_list
+from core.formats.labelconfig import DEFAULT_TEXT_FIELD, LabelConfig, LabelTally, short_list
+from core.formats.report import ParseReport
 from core.spancheck import as_offset, check_region
 from core.types import Annotation, Issue, Span, snippet
 
@@ -38,6 +39,45 @@ class ParseContext:
         """True when a region targets a different ``<Text>`` than the one the config reads."""
         target = self.config.to_name if self.config else None
         return bool(target and isinstance(to_name, str) and to_name and to_name != target)
+
+    def close(self) -> None:
+        """Issues that summarise the whole file, and the final config (given, or inferred from the results)."""
+        report = self.report
+        if self.ignored:
+            counts = ", ".join(f"{k} ×{v}" for k, v in sorted(self.ignored.items()))
+            report.note(
+                "info",
+                "ignored_results",
+                f"Ignored {sum(self.ignored.values())} results that ReportLens does not import ({counts}). Only "
+                "<Labels> regions on the report text (spans) and <Choices>/<Taxonomy> (document labels) are read.",
+            )
+        if self.prediction_ids:
+            report.note(
+                "info",
+                "prediction_ids_skipped",
+                f"{self.prediction_ids} predictions are listed only by id (as the Label Studio API export writes "
+                "them), so they were skipped; export from the Label Studio UI to import model predictions.",
+            )
+        if self.string_meta and self.config is None and report.format == "json-min":
+            report.note(
+                "info",
+                "json_min_strings",
+                f"JSON-MIN without a labeling config: string fields ({short_list(sorted(self.string_meta))}) were "
+                "kept as task metadata, because a single choice looks like any other text; pass --config to "
+                "read <Choices> fields as document labels.",
+            )
+        report.config = self.config if self.config is not None else self.tally.config()
+        if self.config is None:
+            cfg = report.config
+            report.note(
+                "info",
+                "inferred_config",
+                f"No labeling config given: inferred {len(cfg.span_labels)} span labels "
+                f"({short_list(cfg.span_labels)}) and {len(cfg.choice_labels)} choice labels "
+                f"({short_list(cfg.choice_labels)}) from the results; pass --config to check labels.",
+            )
+        if report.tasks_seen == 0:
+            report.note("warning", "no_tasks", "The export holds no tasks; check that the right project was exported.")
 
 
 @dataclass

@@ -3,6 +3,7 @@
 The original spacing is lost in CoNLL, so the text is rebuilt: tokens joined by one space, sentences by a
 newline. Label Studio writes one ``-DOCSTART-`` line at the top and one blank-line separated block per task;
 classic CoNLL-2003 starts every document with ``-DOCSTART-`` and separates sentences with blank lines.
+:func:`sniff` and :func:`read` (ReportLens never writes CoNLL: convert from the JSON export's character spans).
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.exportfile import UTF8_BOM, encoding_error
-from core.lsresults import ParseContext, unknown_span
+from core.formats.labelconfig import LabelConfig
+from core.formats.lsresults import ParseContext, unknown_span
+from core.formats.report import UTF8_BOM, ParseReport, check_path, encoding_error, first_char
 from core.types import Annotation, Issue, ParsedTask, Span, snippet
 
+NAME = "conll"
 DOCSTART = "-DOCSTART-"
 STARTS, INSIDE, ENDS = "BSU", "IEL", "ESLU"
 
@@ -170,8 +173,23 @@ def _mode_note(ctx: ParseContext, docstarts: int, io_tagging: bool) -> None:
     )
 
 
-def iter_conll(path: Path, ctx: ParseContext) -> Iterator[ParsedTask]:
+def _looks_like_conll(rest: bytes) -> bool:
+    line = rest.split(b"\n", 1)[0].decode("utf-8", errors="replace").strip()
+    return line.startswith(DOCSTART) or len(line.split()) >= 2
+
+
+def sniff(path: Path) -> bool:
+    """A text file whose first line is ``-DOCSTART-`` or has two or more columns (``token ... TAG``). The registry
+    asks the JSON formats first, so a file that parses as JSON is never read as CoNLL."""
+    return path.is_file() and _looks_like_conll(first_char(path)[1])
+
+
+def read(path: Path, config: LabelConfig | None, report: ParseReport) -> Iterator[ParsedTask]:
     """Stream the documents of a CoNLL file as tasks with one human annotation each."""
+    return _read(check_path(path), ParseContext(config, report))
+
+
+def _read(path: Path, ctx: ParseContext) -> Iterator[ParsedTask]:
     docstarts, has_begin = _scan(path)
     by_block = docstarts <= 1
     io_tagging = not has_begin
@@ -204,3 +222,4 @@ def iter_conll(path: Path, ctx: ParseContext) -> Iterator[ParsedTask]:
     if doc is not None and not doc.empty:
         ctx.report.tasks_seen += 1
         yield _doc_task(doc, position, ctx, io_tagging)
+    ctx.close()

@@ -1,0 +1,95 @@
+"""Finished annotations back from Label Studio (:func:`pull`): the export API's tasks imported through
+``db.importer.import_tasks`` (one transaction, idempotent), with a per-document report of what changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.formats.labelstudio import task_from_json
+from core.formats.lsresults import ParseContext
+from core.formats.report import ParseReport
+from core.types import ParsedTask, ReportLensError
+from db import lslinks
+from db.importer import import_tasks
+from db.repository import get_project, project_label_config
+from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
+
+
+def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | None = None) -> dict[str, Any]:
+    """Import the linked Label Studio project's annotations (see the module docstring); returns the changes."""
+    if get_project(engine, project) is None:
+        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    link = lslinks.get_ls_link(engine, project)
+    if ls_project_id is None:
+        if link is None:
+            raise LabelStudioError(f"Project {project!r} is not linked to a Label Studio project; push a batch "
+                                   "first, or pass --ls-project ID.")
+        if link.url.rstrip("/") != conn.url:
+            raise LabelStudioError(f"Project {project!r} is linked to Label Studio at {link.url}, not {conn.url}; "
+                                   "pull from that URL (or pass --ls-project ID for a project on this server).")
+        ls_project_id = link.ls_project_id
+    client = connect(conn)
+    open_project(client, conn, ls_project_id, "pass --ls-project ID of an existing project (or push again to "
+                   "create one).")
+    with server_errors(conn, f"exporting Label Studio project {ls_project_id}"):
+        exported = client.projects.exports.as_json(ls_project_id)
+        predictions = {int(p.id): p for p in client.predictions.list(project=ls_project_id)}
+    if not isinstance(exported, list):
+        raise LabelStudioError(f"Label Studio's export of project {ls_project_id} is not a task list; check the "
+                               "server version (ReportLens is tested with 1.23).")
+    tasks, report = _parse_export(engine, project, exported, predictions)
+    task_ids = [t.task_id for t in tasks if t.task_id is not None]
+    before = lslinks.human_fingerprints(engine, project, task_ids)
+    summary = import_tasks(engine, project, tasks, report=report, file_name=f"{conn.url} project {ls_project_id}",
+                           source="labelstudio", create_project=False, actor="labelstudio-pull")
+    after = lslinks.human_fingerprints(engine, project, task_ids)
+    docs = lslinks.documents_by_task(engine, project, task_ids)
+    changes = []
+    for tid in task_ids:
+        old, new = before.get(tid, {}), after.get(tid, {})
+        row = {"task_id": tid, "document_id": docs[tid].id if tid in docs else None,
+               "new": sum(1 for k in new if k not in old),
+               "updated": sum(1 for k in new if k in old and old[k] != new[k]),
+               "unchanged": sum(1 for k in new if old.get(k) == new[k])}
+        changes.append(row)
+    pulled = lslinks.mark_batches_pulled(engine, project)
+    return {"url": conn.url, "ls_project_id": ls_project_id, "tasks": len(tasks),
+            "annotations_new": sum(c["new"] for c in changes),
+            "annotations_updated": sum(c["updated"] for c in changes),
+            "annotations_unchanged": sum(c["unchanged"] for c in changes),
+            "documents_added": summary.documents_added, "import_id": summary.import_id,
+            "batches_pulled": pulled, "issues": [i.message for i in report.issues if i.level != "info"][:20],
+            "changes": [c for c in changes if c["new"] or c["updated"]] + [c for c in changes
+                                                                          if not (c["new"] or c["updated"])]}
+
+
+def _parse_export(engine: Any, project: str, exported: list[Any],
+                  predictions: dict[int, Any]) -> tuple[list[ParsedTask], ParseReport]:
+    """ParsedTasks from the export API's tasks: prediction ids replaced by their objects; a known document keeps its
+    stored meta (so a pull changes annotations, not metadata); the ``reportlens_document_id`` field is dropped."""
+    config = project_label_config(engine, project)
+    report = ParseReport(format="json")
+    ctx = ParseContext(config, report)
+    ids = [t.get("id") for t in exported if isinstance(t, dict) and isinstance(t.get("id"), int)]
+    known = lslinks.documents_by_task(engine, project, ids)
+    out: list[ParsedTask] = []
+    for position, item in enumerate(exported):
+        if not isinstance(item, dict):
+            continue
+        item = dict(item)
+        item["predictions"] = [_prediction_dict(predictions[p]) if isinstance(p, int) and p in predictions else p
+                               for p in (item.get("predictions") or [])]
+        task = task_from_json(item, position, ctx)
+        if task is None:
+            continue
+        doc = known.get(task.task_id) if task.task_id is not None else None
+        meta = dict(doc.meta) if doc is not None else {k: v for k, v in task.meta.items() if k != DOC_KEY}
+        out.append(ParsedTask(text=task.text, task_id=task.task_id, meta=meta, annotations=task.annotations,
+                              position=task.position, source_name=task.source_name))
+    report.config = config
+    return out, report
+
+
+def _prediction_dict(p: Any) -> dict[str, Any]:
+    dump = p.model_dump(mode="json") if hasattr(p, "model_dump") else dict(p)
+    return {k: dump.get(k) for k in ("id", "model_version", "score", "result", "created_at", "updated_at")}
