@@ -1,7 +1,8 @@
 """ReportLens headless: the same operations as the app, for scripts and CI.
 
     python cli.py import EXPORT --project NAME [--config XML] [--strict]
-    python cli.py convert EXPORT --out FILE.jsonl [--model DIR] [--max-length N --stride N] [--config XML]
+    python cli.py convert EXPORT --out FILE.jsonl [--model DIR] [--max-length N --stride N --partial-token P]
+        [--first-subtoken-only] [--config XML]
     python cli.py projects
     python cli.py seed-demo [--force]
     python cli.py train --project NAME [config flags, see --help] [--wait]
@@ -80,11 +81,10 @@ def _progress_printer():  # noqa: ANN202
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from core.alignment import AlignConfig
     from services.convert import convert_export
+    from training.config import align_from_cli_args
 
-    cfg = AlignConfig(max_length=args.max_length, stride=args.stride,
-                      label_all_subtokens=not args.first_subtoken_only)
+    cfg = align_from_cli_args(args)
     summary = convert_export(Path(args.export), Path(args.out), model=args.model, align=cfg,
                              config=_read_config(args.config), include_unlabeled=args.include_unlabeled)
     _print_json(summary)
@@ -325,10 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("export")
     conv.add_argument("--out", required=True, help="output .jsonl file")
     conv.add_argument("--model", default=None, help="base model folder (default: the bundled MiniLM BERT)")
-    conv.add_argument("--max-length", type=int, default=256, help="tokens per window, special tokens included")
-    conv.add_argument("--stride", type=int, default=32, help="tokens shared by consecutive windows")
-    conv.add_argument("--first-subtoken-only", action="store_true",
-                      help="tag only a word's first sub-token (others get null)")
+    from training.config import add_align_cli_args
+
+    add_align_cli_args(conv)  # --max-length --stride --first-subtoken-only --partial-token ..., as in training
     conv.add_argument("--config", help="Label Studio labeling config XML")
     conv.add_argument("--include-unlabeled", action="store_true",
                       help="also write tasks without annotations (their tags are null)")

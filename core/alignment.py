@@ -36,6 +36,8 @@ from core.types import OUTSIDE, Issue, LabelSchema, ReportLensError, Span, snipp
 
 IGNORE_INDEX = -100
 Offsets = Sequence[tuple[int, int]]
+PARTIAL_TOKEN_POLICIES = ("expand", "shrink")
+OVERLAP_POLICIES = ("longest",)
 
 
 @dataclass(frozen=True)
@@ -56,10 +58,9 @@ class AlignConfig:
                 f"stride must be between 0 and half the window's content ({(self.max_length - 2) // 2} tokens "
                 f"for max_length {self.max_length}); got {self.stride!r}."
             )
-        if self.partial_token not in ("expand", "shrink"):
-            raise ReportLensError(f"partial_token must be 'expand' or 'shrink' (got {self.partial_token!r}).")
-        if self.overlap_policy != "longest":
-            raise ReportLensError(f"overlap_policy must be 'longest' (got {self.overlap_policy!r}).")
+        for name, allowed in (("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES)):
+            if (value := getattr(self, name)) not in allowed:
+                raise ReportLensError(f"{name} must be {' or '.join(map(repr, allowed))} (got {value!r}).")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

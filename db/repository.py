@@ -47,13 +47,18 @@ def _project_infos(s: Session, where: Any = None) -> list[ProjectInfo]:
     q = select(m.Project, n_docs, n_lab).order_by(m.Project.name)
     if where is not None:
         q = q.where(where)
+    rows = s.execute(q).all()
+    found: dict[int, set[str]] = defaultdict(set)  # one query for every project's labels, not one per project
+    if rows:
+        for pid, label in s.execute(
+                select(m.Document.project_id, m.Span.label).distinct()
+                .join(m.Annotation, m.Annotation.id == m.Span.annotation_id)
+                .join(m.Document, m.Document.id == m.Annotation.document_id)
+                .where(m.Document.project_id.in_([r[0].id for r in rows]), usable())).all():
+            found[pid].add(label)
     out = []
-    for project, n_documents, n_labeled in s.execute(q).all():
-        labels = set((project.label_config or {}).get("span_labels") or [])
-        labels |= set(s.scalars(
-            select(m.Span.label).distinct().join(m.Annotation, m.Annotation.id == m.Span.annotation_id)
-            .join(m.Document, m.Document.id == m.Annotation.document_id)
-            .where(m.Document.project_id == project.id, usable())))
+    for project, n_documents, n_labeled in rows:
+        labels = set((project.label_config or {}).get("span_labels") or []) | found[project.id]
         out.append(ProjectInfo(project.id, project.name, n_documents or 0, n_labeled or 0, tuple(sorted(labels)),
                                _aware(project.created_at), dict(project.settings or {})))
     return out

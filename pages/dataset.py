@@ -1,12 +1,25 @@
-"""Dataset: documents, labels, a document's spans and its token-level BIO view, alignment issues."""
+"""Dataset: documents, labels, a document's spans and its token-level BIO view (with the project's training
+settings, or others to preview), alignment issues."""
+
+from dataclasses import replace
 
 import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.alignment import AlignConfig, resolve_overlaps
-from db.repository import get_document, label_counts, list_documents
-from services.dataset import UNK_WARN_SHARE, annotation_status, bio_rows, project_alignment, project_unk_share
+from core.alignment import PARTIAL_TOKEN_POLICIES
+from core.types import ReportLensError
+from services.dataset import (
+    UNK_WARN_SHARE,
+    annotation_status,
+    bio_rows,
+    describe_alignment,
+    displayed_spans,
+    project_alignment,
+    project_unk_share,
+    training_settings,
+)
+from services.projects import document_in_project, get_document, label_counts, list_documents
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker, tokenizer
 
@@ -20,15 +33,24 @@ if project is None:
     st.page_link("pages/import_data.py", label="Import data", icon="📥")
     st.stop()
 
-tok = tokenizer()
+settings = training_settings(engine(), project.id)
+if settings.note:
+    st.warning(f"{settings.note} Showing the training defaults instead.", icon="⚠️")
+base_model = settings.base_model
+try:
+    tok = tokenizer(base_model)
+except ReportLensError as exc:
+    st.warning(f"The base model of {settings.source} cannot be loaded ({exc}); the default base model's tokenizer is "
+               "used instead, so tokens may differ from what that model saw.", icon="⚠️")
+    base_model, tok = None, tokenizer()
 
 
 @st.cache_data(show_spinner="Measuring how much of the text the model can read…", max_entries=32)
-def _unk_share(project_id: int, n_documents: int) -> float:  # n_documents: recompute after an import
+def _unk_share(project_id: int, n_documents: int, base_model: str | None) -> float:  # recompute after an import
     return project_unk_share(engine(), project_id, tok)
 
 
-unk = _unk_share(project.id, project.n_documents)
+unk = _unk_share(project.id, project.n_documents, base_model)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Documents", project.n_documents)
 c2.metric("Labeled", project.n_labeled)
@@ -82,10 +104,9 @@ if p2.button("Next ▶", disabled=page >= pages - 1):
 
 # A document opened from elsewhere (e.g. an error example on the Models page) or a ?doc=ID link.
 focus = st.session_state.get("dataset_focus_doc") or st.query_params.get("doc")
-focus_doc = get_document(engine(), int(focus)) if str(focus or "").isdigit() else None
-if focus is not None and (focus_doc is None or focus_doc.project_id != project.id):
+focus_doc = document_in_project(engine(), project.id, focus) if focus is not None else None
+if focus is not None and focus_doc is None:
     st.warning(f"Document #{focus} is not in project {project.name!r}; showing the list instead.")
-    focus_doc = None
 if focus_doc is not None:
     f1, f2 = st.columns([4, 1])
     f1.info(f"Showing document #{focus_doc.id}, opened from {st.session_state.get('dataset_focus_from', 'a link')}.")
@@ -95,8 +116,8 @@ if focus_doc is not None:
         st.rerun()
     doc = focus_doc
 else:
-    choice = st.selectbox("Open document", [r.id for r in rows],
-                          format_func=lambda i: next(f"#{r.id} · {r.preview[:60]}" for r in rows if r.id == i))
+    previews = {r.id: f"#{r.id} · {r.preview[:60]}" for r in rows}
+    choice = st.selectbox("Open document", list(previews), format_func=previews.__getitem__)
     doc = get_document(engine(), choice)
 st.subheader(f"Document #{doc.id}" + (f" (Label Studio task {doc.ls_task_id})" if doc.ls_task_id else ""))
 spans = doc.training.spans if doc.training else ()
@@ -106,7 +127,7 @@ if doc.training and doc.training.meta.get("invalid_spans"):
     st.warning(f"{len(doc.training.meta['invalid_spans'])} span(s) of this document lie outside its current text "
                "(the text changed in a later export) and are left out of training. Re-export the task from Label "
                "Studio to fix them.", icon="⚠️")
-kept, overlap_issues = resolve_overlaps(doc.text, spans, doc.id)
+kept, overlap_issues = displayed_spans(doc)
 colors = label_colors(project.labels or [s.label for s in spans])
 if spans:
     st.html(legend_html({k: v for k, v in colors.items() if any(s.label == k for s in spans)}))
@@ -126,7 +147,20 @@ with tab_ann:
         st.caption("Training uses the ground-truth annotation if there is one, else the most recent usable human or "
                    "finished review annotation. Cancelled tasks, review drafts and predictions never train.")
 with tab_bio:
-    cfg = AlignConfig()
+    b1, b2 = st.columns([2, 3])
+    trained = settings.align
+    partial = b1.radio("Span edge inside a token", PARTIAL_TOKEN_POLICIES, horizontal=True,
+                       index=PARTIAL_TOKEN_POLICIES.index(trained.partial_token), key=f"bio_partial_{project.id}",
+                       help="expand: tag the whole token; shrink: only the tokens wholly inside the span")
+    first_only = b2.checkbox("First sub-token only", value=not trained.label_all_subtokens,
+                             key=f"bio_first_only_{project.id}",
+                             help="tag only a word's first piece; the other pieces are ignored in training")
+    cfg = replace(trained, partial_token=partial, label_all_subtokens=not first_only)
+    if cfg == trained:
+        st.caption(f"The training settings of {settings.source}: {describe_alignment(cfg)}.")
+    else:
+        st.caption(f"Preview, not the training settings of {settings.source}: {describe_alignment(cfg)}. To train "
+                   "with them, set them under **Advanced settings** on the **Train** page.")
     bio, issues = bio_rows(tok, doc, cfg)
     st.dataframe(pd.DataFrame(bio), hide_index=True, width="stretch", height=320)
     for issue in overlap_issues + [i for i in issues if i.code != "overlap"]:
@@ -135,12 +169,12 @@ with tab_meta:
     st.json(doc.meta, expanded=False)
 
 st.subheader("Alignment issues of the project")
-st.caption("Spans whose edges fall inside tokens, overlapping spans and spans without tokens, for the bundled "
-           "tokenizer with the default settings (max length 256, stride 32).")
+st.caption("Spans whose edges fall inside tokens, overlapping spans and spans without tokens, with the settings of "
+           f"the BIO view above ({'preview' if cfg != trained else settings.source}: {describe_alignment(cfg)}).")
 if st.button("Check alignment of all labeled documents"):
-    st.session_state["alignment_report"] = project_alignment(engine(), project.id, tok, AlignConfig())
+    st.session_state["alignment_report"] = {**project_alignment(engine(), project.id, tok, cfg), "config": cfg}
 report = st.session_state.get("alignment_report")
-if report and report["project_id"] == project.id:
+if report and report["project_id"] == project.id and report.get("config") == cfg:
     st.write(report["summary"])
     if report["issues"]:
         st.dataframe(pd.DataFrame(report["issues"])[["level", "code", "task", "span", "message"]],

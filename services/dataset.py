@@ -1,17 +1,63 @@
-"""Dataset views shared by the Dataset page and the CLI: token/BIO rows, project-wide alignment, [UNK] share."""
+"""Dataset views shared by the Dataset page and the CLI: the project's alignment settings, token/BIO rows,
+project-wide alignment, [UNK] share."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from core.alignment import AlignConfig, make_windows, spans_to_bio
+from core.alignment import AlignConfig, make_windows, resolve_overlaps, spans_to_bio
 from core.policy import TRAINING_SOURCES
-from core.types import Issue, LabelSchema
+from core.types import Issue, LabelSchema, ReportLensError, Span
+from db.model_versions import active_model_version
 from db.repository import project_texts, training_documents
+from training.config import TrainConfig
 from training.encoding import EncodeSummary, encode_documents, measure_unk, tokenize_documents
 
 UNK_WARN_SHARE = 0.05
 MAX_ISSUES = 500
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How a project's training aligns spans to tokens: the active model version's recorded config, or the
+    ``TrainConfig`` defaults before any model. ``base_model`` ``None`` = the default base model."""
+
+    align: AlignConfig
+    base_model: str | None
+    source: str  # in words: "model v2 (active)", "the training defaults (no model trained yet)"
+    note: str | None = None  # why a recorded config could not be used, when it could not
+
+
+def training_settings(engine: Any, project_id: int) -> TrainingSettings:
+    """The alignment (and base model) of the project's active model version, or the defaults when it has none."""
+    version = active_model_version(engine, project_id)
+    if version is None:
+        return TrainingSettings(TrainConfig().align(), None, "the training defaults (no model trained yet)")
+    try:
+        config = TrainConfig.from_stored(version.config)
+    except ReportLensError as exc:
+        return TrainingSettings(TrainConfig().align(), None, "the training defaults",
+                                f"The config recorded with model {version.name} is not valid any more ({exc}).")
+    return TrainingSettings(config.align(), config.base_model, f"model {version.name} (active)")
+
+
+def describe_alignment(config: AlignConfig) -> str:
+    """An alignment config in words, for the Dataset page."""
+    edge = ("a span edge inside a token expands to the whole token" if config.partial_token == "expand"
+            else "a span edge inside a token shrinks to the tokens wholly inside the span")
+    pieces = "every sub-token tagged" if config.label_all_subtokens else "only a word's first sub-token tagged"
+    overlap = {"longest": "of overlapping spans the longest is tagged"}.get(config.overlap_policy,
+                                                                            f"overlaps: {config.overlap_policy}")
+    return (f"{edge}; {pieces}; {overlap}; windows of {config.max_length} tokens sharing {config.stride} "
+            f"(partial_token={config.partial_token!r}, label_all_subtokens={config.label_all_subtokens})")
+
+
+def displayed_spans(doc: Any) -> tuple[list[Span], list[Issue]]:
+    """The spans of a stored document's training view that BIO can hold (highlighted on the page), and an
+    ``overlap`` issue for each one left out."""
+    spans = doc.training.spans if doc.training is not None else ()
+    return resolve_overlaps(doc.text, spans, doc.id)
 
 
 def annotation_status(annotation: Any) -> str:

@@ -11,7 +11,7 @@ import math
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from core.alignment import AlignConfig
+from core.alignment import OVERLAP_POLICIES, PARTIAL_TOKEN_POLICIES, AlignConfig
 from core.split import check_ratios
 from core.types import ReportLensError
 
@@ -28,6 +28,9 @@ AUTO_STEPS = 100
 # 0.65 at 100. A ceiling of 20 starved small projects of steps, so it lets them reach AUTO_STEPS (bench/README.md).
 AUTO_EPOCHS = (5, 100)
 CLI_DEST_PREFIX = "trainconfig_"
+# The fields that say how spans become BIO tags and reports become windows (``TrainConfig.align``); ``cli.py
+# convert`` takes them as flags too (:func:`add_align_cli_args`).
+ALIGN_FIELDS = ("max_length", "stride", "label_all_subtokens", "partial_token", "overlap_policy")
 
 
 def _meta(help: str, flag: str | None = None, *, advanced: bool = False, choices: tuple[str, ...] | None = None,
@@ -77,6 +80,14 @@ class TrainConfig:
     stride: int = field(default=32, metadata=_meta("tokens shared by consecutive windows", minimum=0, advanced=True))
     label_all_subtokens: bool = field(default=True, metadata=_meta(
         "train every word piece (I- on continuations); off = only the first piece of a word", advanced=True))
+    partial_token: str = field(default="expand", metadata=_meta(
+        "a span edge inside a token (a span 'mg' in the token 'mg/day'): 'expand' tags the whole token, 'shrink' only "
+        "the tokens wholly inside the span (a span left with none is not trained); either way it is reported",
+        choices=PARTIAL_TOKEN_POLICIES, applies_to="ner", advanced=True))
+    overlap_policy: str = field(default="longest", metadata=_meta(
+        "overlapping or nested spans, which BIO cannot hold both of: 'longest' trains the longer span (ties: the "
+        "earlier start) and reports the other; both stay in the database", choices=OVERLAP_POLICIES,
+        applies_to="ner", advanced=True))
     class_weighting: str = field(default="none", metadata=_meta(
         "'inverse_sqrt' weights the loss of rare tags up", choices=CLASS_WEIGHTING, advanced=True))
     early_stopping_patience: int = field(default=0, metadata=_meta(
@@ -109,7 +120,8 @@ class TrainConfig:
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             raise ReportLensError("base_model is empty; use 'bundled', a local model folder or a Hub id.")
         for name, allowed in (("task", TASKS), ("label_mode", LABEL_MODES), ("method", METHODS),
-                              ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS)):
+                              ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS),
+                              ("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ReportLensError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
@@ -166,7 +178,8 @@ class TrainConfig:
         return replace(self, learning_rate=self.lr, epochs=epochs)
 
     def align(self) -> AlignConfig:
-        return AlignConfig(max_length=self.max_length, stride=self.stride, label_all_subtokens=self.label_all_subtokens)
+        """How this run aligns spans to tokens and cuts windows (every :data:`ALIGN_FIELDS` field)."""
+        return AlignConfig(**{name: getattr(self, name) for name in ALIGN_FIELDS})
 
     # ------------------------------------------------------------------ JSON
 
@@ -185,6 +198,13 @@ class TrainConfig:
             raise ReportLensError(f"Unknown training config key(s) {', '.join(map(repr, unknown))}; "
                                   f"known keys: {', '.join(sorted(known))}.")
         return cls(**d)
+
+    @classmethod
+    def from_stored(cls, d: dict[str, Any]) -> TrainConfig:
+        """The config recorded with an earlier model version: keys this version no longer has are left out (fields
+        added since take their defaults, which is what that run did); values are validated as usual."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (d or {}).items() if k in known})
 
 
 # ---------------------------------------------------------------------- form and CLI
@@ -208,8 +228,20 @@ def fields_for_form() -> list[dict[str, Any]]:
 
 def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one flag per field (``--lr``, ``--epochs``, ``--method`` ...); absent flags keep the defaults."""
-    group = parser.add_argument_group("training config")
-    for spec in fields_for_form():
+    _add_flags(parser.add_argument_group("training config"), fields_for_form())
+    return parser
+
+
+def add_align_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Only the alignment flags (:data:`ALIGN_FIELDS`: ``--max-length``, ``--stride``, ``--partial-token`` ...), for
+    commands that align without training (``cli.py convert``); read them back with :func:`align_from_cli_args`."""
+    _add_flags(parser.add_argument_group("alignment (as in training)"),
+               [spec for spec in fields_for_form() if spec["name"] in ALIGN_FIELDS])
+    return parser
+
+
+def _add_flags(group: Any, specs: list[dict[str, Any]]) -> None:
+    for spec in specs:
         dest = CLI_DEST_PREFIX + spec["name"]
         help_text = f"{spec['help']} (default: {spec['default'] if spec['default'] is not None else 'auto'})"
         kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
@@ -218,21 +250,28 @@ def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
             flags.append("--" + spec["name"].replace("_", "-"))
         if spec["type"] == "bool":
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            if spec["name"] == "label_all_subtokens":  # the spelling the README and ``convert`` always had
+                group.add_argument("--first-subtoken-only", dest=dest, action="store_const", const=False,
+                                   default=argparse.SUPPRESS, help="same as --no-label-all-subtokens")
             continue
         if spec["type"] == "choice":
             kw["choices"] = spec["choices"]
         elif spec["type"] == "int":
-            kw["type"] = int
+            kw["type"], kw["metavar"] = int, "N"
         elif spec["type"] == "float":
-            kw["type"] = float
+            kw["type"], kw["metavar"] = float, "X"
         elif spec["type"] == "list":
             kw["type"] = lambda s: tuple(m.strip() for m in s.split(",") if m.strip())
             kw["metavar"] = "A,B,..."
         group.add_argument(*flags, **kw)
-    return parser
 
 
 def from_cli_args(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """A config from parsed flags: the flags given override ``base`` (default: the defaults)."""
     given = {k[len(CLI_DEST_PREFIX):]: v for k, v in vars(ns).items() if k.startswith(CLI_DEST_PREFIX)}
     return replace(base or TrainConfig(), **given)
+
+
+def align_from_cli_args(ns: argparse.Namespace) -> AlignConfig:
+    """The alignment the flags of :func:`add_align_cli_args` ask for, validated like a training config."""
+    return from_cli_args(ns).align()

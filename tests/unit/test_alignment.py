@@ -180,6 +180,12 @@ def test_align_config_validates_and_round_trips():
         AlignConfig(max_length=16, stride=15)
     with pytest.raises(ReportLensError, match="max_length"):
         AlignConfig(max_length=2)
+    shrunk = AlignConfig(partial_token="shrink")
+    assert AlignConfig.from_dict(shrunk.to_dict()) == shrunk
+    with pytest.raises(ReportLensError, match=r"partial_token must be 'expand' or 'shrink' \(got 'grow'\)"):
+        AlignConfig(partial_token="grow")  # type: ignore[arg-type]
+    with pytest.raises(ReportLensError, match=r"overlap_policy must be 'longest' \(got 'shortest'\)"):
+        AlignConfig(overlap_policy="shortest")  # type: ignore[arg-type]
 
 
 def test_unknown_tag_in_schema_is_a_clear_error():

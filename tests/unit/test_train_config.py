@@ -10,7 +10,15 @@ import pytest
 
 from core.alignment import AlignConfig
 from core.types import ReportLensError
-from training.config import DEFAULT_LR, TrainConfig, add_cli_args, fields_for_form, from_cli_args
+from training.config import (
+    DEFAULT_LR,
+    TrainConfig,
+    add_align_cli_args,
+    add_cli_args,
+    align_from_cli_args,
+    fields_for_form,
+    from_cli_args,
+)
 
 
 def test_defaults_are_valid_and_round_trip_through_json():
@@ -32,6 +40,18 @@ def test_learning_rate_defaults_per_method_and_resolved_records_it():
 def test_align_config():
     assert TrainConfig(max_length=64, stride=8, label_all_subtokens=False).align() == AlignConfig(
         max_length=64, stride=8, label_all_subtokens=False)
+    assert TrainConfig().align() == AlignConfig()  # the defaults did not move
+    shrunk = TrainConfig(partial_token="shrink", overlap_policy="longest")
+    assert shrunk.align() == AlignConfig(partial_token="shrink")
+    assert TrainConfig.from_dict(json.loads(json.dumps(shrunk.to_dict()))).align().partial_token == "shrink"
+
+
+def test_a_config_stored_before_a_field_existed_still_loads():
+    stored = {k: v for k, v in TrainConfig(stride=8).to_dict().items() if k != "partial_token"}
+    assert TrainConfig.from_stored({**stored, "gone_since": 3}) == TrainConfig(stride=8)
+    assert TrainConfig.from_stored({}) == TrainConfig()
+    with pytest.raises(ReportLensError, match="partial_token must be one of 'expand', 'shrink'; got 'grow'"):
+        TrainConfig.from_stored({**stored, "partial_token": "grow"})
 
 
 def test_target_modules_accept_a_comma_string():
@@ -58,6 +78,9 @@ def test_unknown_keys_are_named():
     ({"base_model": " "}, "base_model is empty"),
     ({"max_steps": 0}, "max_steps must be >= 1"),
     ({"label_all_subtokens": "yes"}, "label_all_subtokens must be true or false"),
+    ({"partial_token": "grow"}, "partial_token must be one of 'expand', 'shrink'; got 'grow'"),
+    ({"partial_token": None}, "partial_token must be one of"),
+    ({"overlap_policy": "first"}, "overlap_policy must be one of 'longest'; got 'first'"),
 ])
 def test_bad_values_say_what_and_how(kwargs, message):
     with pytest.raises(ReportLensError, match=message):
@@ -72,6 +95,11 @@ def test_form_metadata_covers_every_field():
     assert specs["lora_r"]["applies_to"] == "lora" and specs["lora_r"]["min"] == 1
     assert specs["target_modules"]["type"] == "list"
     assert specs["label_all_subtokens"]["type"] == "bool"
+    for name, choices, default in (("partial_token", ("expand", "shrink"), "expand"),
+                                   ("overlap_policy", ("longest",), "longest")):
+        assert specs[name]["type"] == "choice" and specs[name]["choices"] == choices
+        assert specs[name]["default"] == default and specs[name]["advanced"] and specs[name]["applies_to"] == "ner"
+        assert specs[name]["flag"] == "--" + name.replace("_", "-")
     assert all(s["help"] for s in specs.values())
 
 
@@ -102,3 +130,31 @@ def test_auto_epochs_give_small_projects_enough_steps():
     assert cfg.epochs_for(100_000) == AUTO_EPOCHS[0]
     assert TrainConfig(epochs=3).epochs_for(16) == 3
     assert TrainConfig(grad_accum=2).epochs_for(16) == 100  # one update per epoch
+
+
+def test_alignment_flags_for_training_and_convert():
+    parser = add_cli_args(argparse.ArgumentParser())
+    cfg = from_cli_args(parser.parse_args(["--partial-token", "shrink", "--first-subtoken-only"]))
+    assert (cfg.partial_token, cfg.label_all_subtokens, cfg.overlap_policy) == ("shrink", False, "longest")
+    with pytest.raises(SystemExit):  # argparse names the choices
+        parser.parse_args(["--partial-token", "grow"])
+
+    conv = add_align_cli_args(argparse.ArgumentParser())
+    assert align_from_cli_args(conv.parse_args([])) == AlignConfig()
+    align = align_from_cli_args(conv.parse_args(["--max-length", "24", "--stride", "4", "--partial-token", "shrink",
+                                                 "--first-subtoken-only"]))
+    assert align == AlignConfig(max_length=24, stride=4, label_all_subtokens=False, partial_token="shrink")
+    assert align_from_cli_args(conv.parse_args(["--no-label-all-subtokens"])).label_all_subtokens is False
+    with pytest.raises(SystemExit):  # only alignment flags: convert does not train
+        conv.parse_args(["--lr", "1e-3"])
+    with pytest.raises(ReportLensError, match="stride must be between 0 and half.*Change max_length or stride"):
+        align_from_cli_args(conv.parse_args(["--max-length", "24", "--stride", "20"]))
+
+
+@pytest.mark.parametrize("command", [["train", "--project", "p"], ["convert", "export.json", "--out", "o.jsonl"]])
+def test_cli_commands_take_the_alignment_flags(command):
+    from cli import build_parser
+
+    ns = build_parser().parse_args([*command, "--partial-token", "shrink", "--overlap-policy", "longest",
+                                    "--first-subtoken-only", "--max-length", "128"])
+    assert from_cli_args(ns).align() == AlignConfig(max_length=128, partial_token="shrink", label_all_subtokens=False)

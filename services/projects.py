@@ -1,0 +1,25 @@
+"""Projects and their documents as the pages and the CLI read them: frozen records (``db.records``) and ``core``
+types, never ORM objects. Each function is one batched read (no query per row)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from db.records import DocumentRow, ImportRunInfo, ProjectInfo, StoredDocument
+from db.repository import get_document, get_project, import_history, label_counts, list_documents, list_projects
+
+__all__ = [
+    "DocumentRow", "ImportRunInfo", "ProjectInfo", "StoredDocument", "document_in_project", "get_document",
+    "get_project", "import_history", "label_counts", "list_documents", "list_projects",
+]
+
+
+def document_in_project(engine: Any, project_id: int, doc_id: Any) -> StoredDocument | None:
+    """The stored document ``doc_id`` (an int or a string of digits, as a ``?doc=`` link gives it) when it exists and
+    belongs to the project, else ``None``."""
+    if isinstance(doc_id, str) and doc_id.isdigit():
+        doc_id = int(doc_id)
+    if not isinstance(doc_id, int) or isinstance(doc_id, bool):
+        return None
+    doc = get_document(engine, doc_id)
+    return doc if doc is not None and doc.project_id == project_id else None
