@@ -208,11 +208,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from core.active import ScoreConfig
+    from core.active.config import CLI_DEST_PREFIX
+    from core.configs import from_flags
     from services.queue import ranked_rows, score_in_process, write_jsonl
-    from training.scoring import ScoreConfig
 
     engine = _engine()
-    config = ScoreConfig(strategy=args.strategy, per_token=args.per_token, mc_passes=args.mc_passes)
+    config = from_flags(args, ScoreConfig, CLI_DEST_PREFIX)
     result = score_in_process(engine, args.project, config)
     if result.cold_start:
         print("no trained model yet: ranked by diversity over base-model embeddings (cold start)", file=sys.stderr)
@@ -353,14 +355,13 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--project", required=True)
     models.set_defaults(func=cmd_models)
 
-    from core.active import DEFAULT_STRATEGY, strategy_names
+    from core.active import ScoreConfig
+    from core.active.config import CLI_DEST_PREFIX as SCORE_PREFIX
+    from core.configs import add_flags, field_specs
 
     score = sub.add_parser("score", help="rank a project's unlabeled reports for labelling (active learning)")
     score.add_argument("--project", required=True)
-    score.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=strategy_names(),
-                       help=f"query strategy (default: {DEFAULT_STRATEGY})")
-    score.add_argument("--per-token", action="store_true", help="uncertainty per token (long reports not favoured)")
-    score.add_argument("--mc-passes", type=int, default=10, help="MC-dropout passes for --strategy bald (10)")
+    add_flags(score.add_argument_group("scoring config"), field_specs(ScoreConfig), SCORE_PREFIX)
     score.add_argument("--top", type=int, default=20, help="rows to print without --out (20)")
     score.add_argument("--out", help="write every ranked report as JSON lines to this file, rank 1 first")
     score.set_defaults(func=cmd_score)

@@ -124,8 +124,9 @@ class Simulator:
         """The pool under the model in ``model_dir``, with what ``strategy`` needs (probabilities, MC passes,
         embeddings, and the embeddings of the ``labelled`` reports as the diversity centres when ``centres``), as
         the scoring run computes them. Duplicate keys are added by :meth:`query`."""
+        from core.active import ScoreConfig
         from training.inference import clear_model_cache, load_model
-        from training.scoring import ScoreConfig, labelled_centres, score_documents
+        from training.scoring import labelled_centres, score_documents
 
         loaded = load_model(model_dir)
         scored = score_documents(loaded.model, loaded.tokenizer, [(i, self.docs[i].text) for i in pool],

@@ -109,10 +109,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from core.active import ScoreConfig
     from db import scores as score_db
     from db.engine import make_engine, read_session
     from db.migrate import upgrade
-    from training.scoring import ScoreConfig, run_scoring
+    from training.scoring import run_scoring
 
     with tempfile.TemporaryDirectory(prefix="rl-scoring-bench-") as tmpdir:
         tmp = Path(tmpdir)

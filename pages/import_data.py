@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from core.types import ReportLensError
-from db.repository import import_history, list_projects
 from services.imports import FORMATS, SUPPORTED_UPLOADS, import_file, read_config_text
+from services.projects import import_history, list_projects
 from ui.state import engine
 
 st.title("Import")

@@ -7,8 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from core.types import ReportLensError
-from db import scores as score_db
-from db.lslinks import get_ls_link
 from services.labelstudio import client, pull, push
 from ui.state import engine, project_picker
 
@@ -46,14 +44,14 @@ if st.button("Test connection"):
         except ReportLensError as exc:
             st.error(str(exc), icon="🔌")
 
-link = get_ls_link(engine(), project.id)
+link = push.linked_project(engine(), project.id)
 if link is None:
     st.caption("Not linked to a Label Studio project yet: the first push creates one with this project's labels.")
 else:
     st.caption(f"Linked to Label Studio project {link.ls_project_id} ({link.title or 'untitled'}) at {link.url}.")
 
 st.subheader("Queue batches")
-batches = score_db.list_batches(engine(), project.id)
+batches = push.saved_batches(engine(), project.id)
 if not batches:
     st.info("No queue batch yet: score the unlabeled reports and save a batch on the **Queue** page.")
     st.page_link("pages/queue.py", label="Queue", icon="🎯")

@@ -5,9 +5,8 @@ import plotly.express as px
 import streamlit as st
 
 from core.types import ReportLensError
-from db.model_versions import activate_model_version, list_model_versions
 from services import jobs as job_svc
-from services.models import version_rows
+from services.models import activate, export_merged_version, list_versions, version_rows
 from ui.state import engine, project_picker
 
 st.title("Models")
@@ -15,7 +14,7 @@ project = project_picker()
 if project is None:
     st.info("No project yet. Import labeled reports on the **Import** page first.")
     st.stop()
-versions = list_model_versions(engine(), project.id)
+versions = list_versions(engine(), project.id)
 if not versions:
     st.info(f"**{project.name}** has no trained model yet. Start one on the **Train** page.")
     st.page_link("pages/train.py", label="Train a model", icon="🏋️")
@@ -44,14 +43,11 @@ chosen = next(v for v in versions if v.name == chosen_name)
 task = (chosen.config or {}).get("task", "ner")
 c1, c2 = st.columns(2)
 if c1.button("Make active", disabled=chosen.is_active):
-    activate_model_version(engine(), chosen.id)
+    activate(engine(), chosen.id)
     st.rerun()
 if c2.button("Export merged model folder"):
     try:
-        from training.inference import export_merged
-
-        out = chosen.model_dir.parent / f"{chosen.model_dir.name}-merged"
-        export_merged(chosen.model_dir, out)
+        out = export_merged_version(chosen)
         kind = "text-classification" if task == "classification" else "token-classification"
         st.success(f"Exported to {out}: it loads with transformers.pipeline('{kind}', model=...).")
     except ReportLensError as exc:

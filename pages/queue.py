@@ -4,21 +4,12 @@ entities, save a batch for Label Studio, and see whether more labels still chang
 import pandas as pd
 import streamlit as st
 
-from core.active import DEFAULT_STRATEGY, STRATEGY_HELP, default_ranking, get_strategy, strategy_names
+from core.active import DEFAULT_STRATEGY, STRATEGY_HELP, ScoreConfig, default_ranking, get_strategy, strategy_names
 from core.alignment import resolve_overlaps
 from core.jobs import JobKind
 from core.types import ReportLensError
-from db import scores as score_db
-from db.model_versions import active_model_version
 from services import jobs as job_svc
-from services.queue import (
-    duplicate_note,
-    queue_scoring_job,
-    run_duplicates,
-    save_batch,
-    stopping_indicator,
-)
-from training.scoring import ScoreConfig
+from services import queue as svc
 from ui.jobs import live_jobs
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker
@@ -33,7 +24,7 @@ n_unlabeled = project.n_documents - project.n_labeled
 if n_unlabeled == 0:
     st.info(f"**{project.name}** has no unlabeled report: everything is labeled. Import more reports to rank them.")
     st.stop()
-version = active_model_version(engine(), project.id)
+version = svc.active_version(engine(), project.id)
 if version is None:
     st.info("No trained model yet: scoring ranks the pool by **diversity** over base-model embeddings (cold start), "
             "so the first batch covers the different kinds of report. Train a model after labelling it.")
@@ -54,7 +45,7 @@ with st.form("score_form"):
 if go:
     try:
         cfg = ScoreConfig(strategy=strategy, per_token=per_token, mc_passes=int(passes))
-        job, started = queue_scoring_job(engine(), project.id, cfg)
+        job, started = svc.queue_scoring_job(engine(), project.id, cfg)
         st.success(f"Scoring job {job.id} queued" + (" and a worker started." if started else "."), icon="✅")
     except ReportLensError as exc:
         st.error(f"Not queued: {exc}", icon="🚫")
@@ -64,7 +55,7 @@ live_jobs(project.id, JobKind.SCORE, rerun_when_done=True)
 if failed := job_svc.last_failure(engine(), project.id, JobKind.SCORE):
     st.error(f"The last scoring job ({failed.id}) failed: {failed.error}", icon="🚫")
 
-run = score_db.latest_run(engine(), project.id)
+run = svc.latest_run(engine(), project.id)
 if run is None:
     st.info("No scores yet: press **Score the unlabeled pool**.")
     st.stop()
@@ -78,8 +69,8 @@ shown = f1.selectbox("Rank by", run.strategies, index=run.strategies.index(defau
 labels = ["(any)", *project.labels]
 label = f2.selectbox("Predicted label", labels, key="q_label")
 limit = int(f3.number_input("Show", min_value=5, max_value=500, value=25, step=5, key="q_limit"))
-rows, total, _ = score_db.ranked_queue(engine(), project.id, shown, label=None if label == "(any)" else label,
-                                       limit=limit)
+rows, total, _ = svc.ranked_queue(engine(), project.id, shown, label=None if label == "(any)" else label,
+                                  limit=limit)
 if not rows:
     st.info("No unlabeled report left in this queue (labeled since the run, in a batch already, or no match for the "
             "label). Score the pool again after the next import.")
@@ -91,21 +82,20 @@ st.dataframe(pd.DataFrame([{
     "predicted": ", ".join(f"{e.label} {e.score:.2f}" for e in r.entities), "preview": r.preview,
 } for r in rows]), hide_index=True, width="stretch")
 st.caption(f"{total} reports in the queue after filters; showing the top {len(rows)}.")
-if note := duplicate_note(run_duplicates(engine(), run)):
+if note := svc.duplicate_note(svc.run_duplicates(engine(), run)):
     st.caption(note)
 
 with st.expander("Predicted entities of the top reports", expanded=False):
     colors = label_colors(project.labels)
     st.html(legend_html(colors))
-    from db.repository import get_document
-
+    texts = svc.document_texts(engine(), [r.document_id for r in rows[:5]])
     for r in rows[:5]:
-        doc = get_document(engine(), r.document_id)
-        spans, _ = resolve_overlaps(doc.text, [e.span for e in r.entities])
+        text = texts[r.document_id]
+        spans, _ = resolve_overlaps(text, [e.span for e in r.entities])
         conf = " · ".join(f"{e.label} {e.score:.2f}" for e in r.entities) or "no entity predicted"
         st.markdown(f"**#{r.rank}** · document {r.document_id} · score {r.score:.4f}")
         st.text(conf)  # labels come from the export: shown as plain text, never as Markdown or HTML
-        st.html(highlight_html(doc.text, spans, colors))  # escaped by highlight_html; no Markdown pass over it
+        st.html(highlight_html(text, spans, colors))  # escaped by highlight_html; no Markdown pass over it
 
 st.subheader("Pick a batch")
 b1, b2 = st.columns(2)
@@ -113,10 +103,10 @@ n_batch = int(b1.number_input("Batch size", min_value=1, max_value=max(1, total)
                               key="q_batch_n"))
 who = b2.text_input("Your name", key="q_created_by")
 if st.button("Save batch", type="primary", key="q_save_batch"):
-    picked, _, _ = score_db.ranked_queue(engine(), project.id, shown,
-                                         label=None if label == "(any)" else label, limit=n_batch)
+    picked, _, _ = svc.ranked_queue(engine(), project.id, shown, label=None if label == "(any)" else label,
+                                    limit=n_batch)
     try:
-        batch = save_batch(engine(), project.id, [r.document_id for r in picked], shown, run.model_version_id,
+        batch = svc.save_batch(engine(), project.id, [r.document_id for r in picked], shown, run.model_version_id,
                            who.strip() or None)
         st.session_state["q_flash"] = (f"Batch {batch.id} saved ({len(batch.document_ids)} reports, {shown}). Send it "
                                        "to annotators from the **Label Studio** page (file download or server).")
@@ -125,14 +115,14 @@ if st.button("Save batch", type="primary", key="q_save_batch"):
         st.error(f"Not saved: {exc}", icon="🚫")
 if flash := st.session_state.pop("q_flash", None):
     st.success(flash, icon="✅")
-batches = score_db.list_batches(engine(), project.id)
+batches = svc.saved_batches(engine(), project.id)
 if batches:
     st.dataframe(pd.DataFrame([{"batch": b.id, "reports": len(b.document_ids), "strategy": b.strategy,
                                 "status": b.status, "by": b.created_by, "created": b.created_at} for b in batches]),
                  hide_index=True, width="stretch")
 
 st.subheader("Should we stop labelling?")
-advice, changes = stopping_indicator(engine(), project.id)
+advice, changes = svc.stopping_indicator(engine(), project.id)
 (st.success if advice.consider_stopping else st.info)(advice.hint)
 if changes:
     st.dataframe(pd.DataFrame([{"from": c.before, "to": c.after, "sample reports": c.documents,

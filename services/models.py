@@ -25,7 +25,7 @@ from core.formats.report import ParseReport
 from core.metrics import evaluate_spans
 from core.policy import training_documents_from_tasks
 from core.types import ReportLensError
-from db.model_versions import active_model_version, get_model_version, list_model_versions
+from db.model_versions import activate_model_version, active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo
 from db.repository import get_project
 
@@ -71,6 +71,25 @@ def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
                         if task == "classification" else {}),
                      "duration_s": v.duration_s, "model_dir": str(v.model_dir) if v.model_dir else None})
     return rows
+
+
+def list_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
+    """The project's model versions, newest first."""
+    return list_model_versions(engine, project_id)
+
+
+def activate(engine: Any, version_id: int) -> ModelVersionInfo:
+    """Make a version the project's active one (what scoring, review, extraction and serving use)."""
+    return activate_model_version(engine, version_id)
+
+
+def export_merged_version(version: ModelVersionInfo) -> Path:
+    """A plain transformers folder (adapter merged into the base model) beside the version's own folder."""
+    from training.inference import export_merged
+
+    out = version.model_dir.parent / f"{version.model_dir.name}-merged"
+    export_merged(version.model_dir, out)
+    return out
 
 
 def _load(version: ModelVersionInfo) -> Any:

@@ -138,3 +138,35 @@ def stopping_indicator(engine: Any, project_id: int, sample_size: int = SAMPLE_S
         previous = (name, current)
     means = [mean for _, mean in score_db.strategy_means(engine, project_id, TREND_STRATEGY)]
     return stopping_advice([c.change_rate for c in changes], means), changes
+
+
+# ---------------------------------------------------------------- what the Queue page reads
+
+
+def active_version(engine: Any, project_id: int) -> Any:
+    """The project's active model version (``None`` before the first training: scoring is then a cold start)."""
+    from db.model_versions import active_model_version
+
+    return active_model_version(engine, project_id)
+
+
+def latest_run(engine: Any, project_id: int) -> score_db.ScoringRun | None:
+    return score_db.latest_run(engine, project_id)
+
+
+def ranked_queue(engine: Any, project_id: int, strategy: str, *, label: str | None = None,
+                 limit: int = 25) -> tuple[list[Any], int, Any]:
+    """The stored ranking by ``strategy``: its top ``limit`` unlabeled, unbatched reports (filtered by a predicted
+    ``label``), how many there are, and the run."""
+    return score_db.ranked_queue(engine, project_id, strategy, label=label, limit=limit)
+
+
+def saved_batches(engine: Any, project_id: int) -> list[score_db.BatchInfo]:
+    return score_db.list_batches(engine, project_id)
+
+
+def document_texts(engine: Any, doc_ids: list[int]) -> dict[int, str]:
+    """The texts of the given documents, in one query."""
+    from db.repository import document_texts as texts
+
+    return texts(engine, doc_ids)

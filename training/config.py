@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core.alignment import OVERLAP_POLICIES, PARTIAL_TOKEN_POLICIES, AlignConfig
+from core.configs import add_flags, field_specs, from_flags
+from core.configs import meta as _meta
 from core.split import check_ratios
 from core.types import ReportLensError
 
@@ -33,10 +35,6 @@ CLI_DEST_PREFIX = "trainconfig_"
 ALIGN_FIELDS = ("max_length", "stride", "label_all_subtokens", "partial_token", "overlap_policy")
 
 
-def _meta(help: str, flag: str | None = None, *, advanced: bool = False, choices: tuple[str, ...] | None = None,
-          minimum: float | None = None, maximum: float | None = None, applies_to: str | None = None) -> dict[str, Any]:
-    return {"help": help, "flag": flag, "advanced": advanced, "choices": choices, "min": minimum, "max": maximum,
-            "applies_to": applies_to}
 
 
 @dataclass(frozen=True)
@@ -79,7 +77,8 @@ class TrainConfig:
         maximum=8192, advanced=True))
     stride: int = field(default=32, metadata=_meta("tokens shared by consecutive windows", minimum=0, advanced=True))
     label_all_subtokens: bool = field(default=True, metadata=_meta(
-        "train every word piece (I- on continuations); off = only the first piece of a word", advanced=True))
+        "train every word piece (I- on continuations); off = only the first piece of a word", advanced=True,
+        aliases=(("--first-subtoken-only", False, "same as --no-label-all-subtokens"),)))
     partial_token: str = field(default="expand", metadata=_meta(
         "a span edge inside a token (a span 'mg' in the token 'mg/day'): 'expand' tags the whole token, 'shrink' only "
         "the tokens wholly inside the span (a span left with none is not trained); either way it is reported",
@@ -212,64 +211,26 @@ class TrainConfig:
 
 def fields_for_form() -> list[dict[str, Any]]:
     """One dict per field (name, type, default, help, flag, choices, min, max, advanced, applies_to), in order."""
-    out = []
-    for f in fields(TrainConfig):
-        default = f.default if f.default is not MISSING else None
-        kind = str(f.type).split(" |")[0]
-        if kind.startswith("tuple"):
-            kind, default = "list", list(default)
-        if f.metadata.get("choices"):
-            kind = "choice"
-        out.append({"name": f.name, "type": kind, "default": default, "optional": str(f.type).endswith("| None"),
-                    "flag": f.metadata.get("flag") or "--" + f.name.replace("_", "-"),
-                    **{k: v for k, v in f.metadata.items() if k != "flag"}})
-    return out
+    return field_specs(TrainConfig)
 
 
 def add_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one flag per field (``--lr``, ``--epochs``, ``--method`` ...); absent flags keep the defaults."""
-    _add_flags(parser.add_argument_group("training config"), fields_for_form())
+    add_flags(parser.add_argument_group("training config"), fields_for_form(), CLI_DEST_PREFIX)
     return parser
 
 
 def add_align_cli_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Only the alignment flags (:data:`ALIGN_FIELDS`: ``--max-length``, ``--stride``, ``--partial-token`` ...), for
     commands that align without training (``cli.py convert``); read them back with :func:`align_from_cli_args`."""
-    _add_flags(parser.add_argument_group("alignment (as in training)"),
-               [spec for spec in fields_for_form() if spec["name"] in ALIGN_FIELDS])
+    add_flags(parser.add_argument_group("alignment (as in training)"),
+              [spec for spec in fields_for_form() if spec["name"] in ALIGN_FIELDS], CLI_DEST_PREFIX)
     return parser
-
-
-def _add_flags(group: Any, specs: list[dict[str, Any]]) -> None:
-    for spec in specs:
-        dest = CLI_DEST_PREFIX + spec["name"]
-        help_text = f"{spec['help']} (default: {spec['default'] if spec['default'] is not None else 'auto'})"
-        kw: dict[str, Any] = {"dest": dest, "default": argparse.SUPPRESS, "help": help_text}
-        flags = [spec["flag"]]
-        if spec["flag"] != "--" + spec["name"].replace("_", "-"):
-            flags.append("--" + spec["name"].replace("_", "-"))
-        if spec["type"] == "bool":
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
-            if spec["name"] == "label_all_subtokens":  # the spelling the README and ``convert`` always had
-                group.add_argument("--first-subtoken-only", dest=dest, action="store_const", const=False,
-                                   default=argparse.SUPPRESS, help="same as --no-label-all-subtokens")
-            continue
-        if spec["type"] == "choice":
-            kw["choices"] = spec["choices"]
-        elif spec["type"] == "int":
-            kw["type"], kw["metavar"] = int, "N"
-        elif spec["type"] == "float":
-            kw["type"], kw["metavar"] = float, "X"
-        elif spec["type"] == "list":
-            kw["type"] = lambda s: tuple(m.strip() for m in s.split(",") if m.strip())
-            kw["metavar"] = "A,B,..."
-        group.add_argument(*flags, **kw)
 
 
 def from_cli_args(ns: argparse.Namespace, base: TrainConfig | None = None) -> TrainConfig:
     """A config from parsed flags: the flags given override ``base`` (default: the defaults)."""
-    given = {k[len(CLI_DEST_PREFIX):]: v for k, v in vars(ns).items() if k.startswith(CLI_DEST_PREFIX)}
-    return replace(base or TrainConfig(), **given)
+    return from_flags(ns, TrainConfig, CLI_DEST_PREFIX, base)
 
 
 def align_from_cli_args(ns: argparse.Namespace) -> AlignConfig:

@@ -40,7 +40,8 @@ def handle_train(job: JobInfo, ctx: JobContext) -> Outcome:
 @handler(JobKind.SCORE)
 def handle_score(job: JobInfo, ctx: JobContext) -> dict[str, Any]:
     """Rank the project's unlabeled reports with its active model (``training.scoring``); stores scores/predictions."""
-    from training.scoring import ScoreConfig, run_scoring
+    from core.active import ScoreConfig
+    from training.scoring import run_scoring
 
     config = ScoreConfig.from_dict(job.params)
     ctx.log(f"scoring the unlabeled pool with strategy {config.strategy}")

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from core.active import DEFAULT_STRATEGY, Pool, QueryStrategy, get_strategy, rank_all, run_strategies, strategy_names
+from core.active import Pool, QueryStrategy, rank_all
+from core.active.config import ScoreConfig
 from core.active.duplicates import duplicate_stats, text_key
 from core.alignment import AlignConfig, merge_window_probs
 from core.confidence import document_confidence
@@ -36,50 +37,7 @@ from training.inference import PreparedDoc, decode, prepare_documents
 
 Progress = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
-MAX_MC_PASSES = 50
 MAX_CENTRES = 2000  # labelled reports embedded as diversity centres (one per distinct text, a fixed choice)
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """What a scoring run does; the Queue page form, ``cli.py score`` and the job row share it (JSON round trip)."""
-
-    strategy: str = DEFAULT_STRATEGY  # registry name (core.active.REGISTRY) of the strategy the queue is ranked by
-    per_token: bool = False  # uncertainty per token, so long reports are not always first
-    mc_passes: int = 10  # MC-dropout passes, for the strategies that need them (bald)
-    batch_size: int = 64  # windows per forward pass (sorted by length, so little padding)
-    seed: int = 0  # for random and MC dropout
-
-    def __post_init__(self) -> None:
-        if self.strategy not in strategy_names():
-            raise ReportLensError(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(strategy_names())}.")
-        if not isinstance(self.mc_passes, int) or not (2 <= self.mc_passes <= MAX_MC_PASSES):
-            raise ReportLensError(f"mc_passes must be a whole number from 2 to {MAX_MC_PASSES}; got "
-                                  f"{self.mc_passes!r}.")
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ReportLensError(f"batch_size must be a whole number >= 1; got {self.batch_size!r}.")
-
-    def primary(self) -> QueryStrategy:
-        """The strategy the queue is ranked by (with a model)."""
-        return get_strategy(self.strategy, per_token=self.per_token, passes=self.mc_passes, seed=self.seed)
-
-    def strategies(self, cold_start: bool = False) -> list[QueryStrategy]:
-        """Every strategy the run stores, the one the queue is ranked by first (core.active.run_strategies)."""
-        return run_strategies(self.strategy, per_token=self.per_token, passes=self.mc_passes, seed=self.seed,
-                              cold_start=cold_start)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ScoreConfig:
-        if not isinstance(d, dict):
-            raise ReportLensError(f"A scoring config must be a JSON object; got {type(d).__name__}.")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ReportLensError(f"Unknown scoring option(s) {', '.join(map(repr, unknown))}; known: "
-                                  f"{', '.join(f.name for f in fields(cls))}.")
-        return cls(**d)
 
 
 def _dropout_only_train(model: Any) -> None:

@@ -12,9 +12,11 @@ One ranking path (modelled on small-text's ``query_strategies/``):
 * :mod:`core.active.ranking`: :func:`rank` (what the scoring run stores as the queue) and :func:`select_batch`
   (its top ``n``: the benchmark and the tests);
 * :mod:`core.active.duplicates`: each text once in a queue, labelled texts last;
-* :mod:`core.active.stopping`: the stopping indicator.
+* :mod:`core.active.stopping`: the stopping indicator;
+* :mod:`core.active.config`: :class:`ScoreConfig`, what a scoring run does (form, flags, job row).
 """
 
+from core.active.config import ScoreConfig
 from core.active.diversity import Diversity
 from core.active.pool import Pool, order_by_score
 from core.active.ranking import Ranking, rank, rank_all, select_batch
@@ -34,7 +36,7 @@ from core.active.strategies import BALD, MNLP, LeastConfidence, Margin, QueryStr
 
 __all__ = [
     "BALD", "COLD_START_STRATEGY", "DEFAULT_STRATEGY", "Diversity", "LeastConfidence", "MNLP", "Margin", "Pool",
-    "QueryStrategy", "REGISTRY", "Random", "Ranking", "STRATEGY_HELP", "StrategyRecord", "TREND_STRATEGY",
-    "TokenEntropy", "default_ranking", "get_strategy", "order_by_score", "rank", "rank_all", "run_strategies",
-    "select_batch", "strategy_names",
+    "QueryStrategy", "REGISTRY", "Random", "Ranking", "STRATEGY_HELP", "ScoreConfig", "StrategyRecord",
+    "TREND_STRATEGY", "TokenEntropy", "default_ranking", "get_strategy", "order_by_score", "rank", "rank_all",
+    "run_strategies", "select_batch", "strategy_names",
 ]

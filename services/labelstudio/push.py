@@ -243,3 +243,13 @@ def push(engine: Any, project: str, conn: LsConnection, batch_id: int | None = N
     return {"batch_id": prep.batch.id, "url": conn.url, "ls_project_id": pid, "created": len(created),
             "reused": len(reuse), "predictions_attached": attached, "model_version": prep.model_version,
             "notes": list(prep.notes)}
+
+
+def linked_project(engine: Any, project_id: int) -> LsLink | None:
+    """The Label Studio server and project this project pushes to (``None`` before the first push)."""
+    return lslinks.get_ls_link(engine, project_id)
+
+
+def saved_batches(engine: Any, project_id: int) -> list[BatchInfo]:
+    """The project's saved queue batches, newest first."""
+    return score_db.list_batches(engine, project_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.active import REGISTRY, Diversity, Margin, Pool, select_batch
+from core.active import REGISTRY, Diversity, Margin, Pool, ScoreConfig, select_batch
 from core.types import ParsedTask, ReportLensError
 from db import scores as score_db
 from db.engine import make_engine
@@ -24,7 +24,7 @@ from jobs import queue as jobs
 from tests.tiny import tiny_model_dir
 from tests.unit.test_training import cfg, report, tiny_tasks
 from training.inference import clear_model_cache, load_model, prepare_documents, window_probabilities
-from training.scoring import ScoreConfig, forward_pool, run_scoring
+from training.scoring import forward_pool, run_scoring
 
 ROOT = Path(__file__).resolve().parents[2]
 N_UNLABELED = 12
@@ -235,7 +235,7 @@ def test_score_config_validates():
         ScoreConfig(strategy="smart")
     with pytest.raises(ReportLensError, match="mc_passes"):
         ScoreConfig(mc_passes=1)
-    with pytest.raises(ReportLensError, match="Unknown scoring option"):
+    with pytest.raises(ReportLensError, match="Unknown scoring config key"):
         ScoreConfig.from_dict({"strategy": "margin", "passes": 3})
 
 
