@@ -4,7 +4,7 @@
 ``TrainConfig.task`` in :data:`training.tasks.TASKS`) for each step:
 
 1. ``load_data``: the project's training documents, the label schema and the task's facts for ``metrics.json``
-   (:class:`TaskData`); clear :class:`ReportLensError`\\ s for a project that cannot train;
+   (:class:`TaskData`), or a clear ``ReportLensError`` for a project that cannot train;
 2. ``encode``: training documents -> model inputs (``input_ids``, ``attention_mask``, ``labels``) per window;
 3. ``build_model`` and ``collator``; ``loss_weights`` (optional class weights);
 4. ``evaluator``: an object whose ``evaluate(model, max_examples=..., should_stop=...)`` returns a metrics dict with
@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from core.types import Document, LabelSchema
+from core.types import Document, LabelSchema, ReportLensError
 from training.config import TrainConfig
 
 
@@ -88,7 +88,6 @@ def summary_scores(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def load_training_documents(engine: Any, project_id: int) -> tuple[Any, list[Document]]:
     """The project and its labeled documents (training view); an error naming a missing project."""
-    from core.types import ReportLensError
     from db.repository import get_project, training_documents
 
     project = get_project(engine, project_id)
