@@ -153,7 +153,7 @@ def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dic
 def _predict_choices_export(export: Path, tasks: list[Any], report: ParseReport, loaded: Any,
                             version: ModelVersionInfo, out: Path) -> dict[str, Any]:
     """A classification model's pre-annotations: one ``choices`` result per task."""
-    from training.classify import predicted_choices
+    from training.tasks.classification import predicted_choices
 
     text_field, from_name, to_name = choice_targets(report.config)
     multi = loaded.config.label_mode == "multi"
@@ -174,7 +174,7 @@ def _evaluate_choices(export: Path, docs: list[Any], loaded: Any, version: Model
     import numpy as np
 
     from core.classmetrics import classification_scores
-    from training.classify import choices_of
+    from training.tasks.classification import choices_of
 
     classes = list(loaded.schema.labels)
     with_choices = [d for d in docs if choices_of(d)]

@@ -1,6 +1,8 @@
 """Tokenizer loading and document encoding: the one place the tokenizer is asked for character offsets.
 
-The offsets go to the pure functions of :mod:`core.alignment`, which own every alignment rule.
+The offsets go to the pure functions of :mod:`core.alignment`, which own every alignment rule. Two encodings of a
+document into model windows: :func:`encode_documents` (BIO-tagged windows for token classification) and
+:func:`prepare_documents` (the same windows without labels, for prediction and for document-level tasks).
 """
 
 from __future__ import annotations
@@ -91,6 +93,26 @@ def tokenize_documents(tokenizer: Any, docs: Sequence[tuple[Any, str]]) -> list[
                     word_ids=tuple(enc.word_ids(j)),
                 )
             )
+    return out
+
+
+@dataclass(frozen=True)
+class PreparedDoc:
+    """A tokenized document and its model windows (no labels)."""
+
+    doc: TokenizedDoc
+    windows: tuple[Window, ...]
+
+
+def prepare_documents(tokenizer: Any, docs: Sequence[tuple[Any, str]], align: AlignConfig) -> list[PreparedDoc]:
+    """``(id, text)`` pairs -> the windows of :func:`core.alignment.build_windows`, exactly as in training."""
+    cls = (tokenizer.cls_token_id, tokenizer.cls_token)
+    sep = (tokenizer.sep_token_id, tokenizer.sep_token)
+    empty = LabelSchema(())
+    out = []
+    for tdoc in tokenize_documents(tokenizer, docs):
+        windows = build_windows(tdoc, [None] * len(tdoc), empty, align, cls, sep)
+        out.append(PreparedDoc(tdoc, tuple(windows)))
     return out
 
 

@@ -14,9 +14,10 @@ from typing import Any
 
 from core.alignment import bio_to_spans, spans_to_bio
 from core.metrics import evaluate_spans
-from core.types import Document, Span
+from core.types import Document, ReportLensError, Span
 from training.config import TrainConfig
-from training.inference import PreparedDoc, decode, prepare_documents, schema_of, window_probabilities
+from training.encoding import PreparedDoc, prepare_documents
+from training.predict import decode, schema_of, window_probabilities
 
 
 @dataclass
@@ -62,16 +63,10 @@ class Evaluator:
         return out
 
 
-def summary_scores(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The small part of a metrics dict that goes into every progress report."""
-    return {"precision": round(metrics["precision"], 4), "recall": round(metrics["recall"], 4),
-            "f1": round(metrics["f1"], 4),
-            "per_label_f1": {k: round(v["f1"], 4) for k, v in metrics["per_label"].items()}}
-
-
 def evaluate_documents(model: Any, tokenizer: Any, docs: Sequence[Document], config: TrainConfig,
                        batch_size: int = 32) -> dict[str, Any]:
     """Entity-level metrics of ``model`` on labeled ``docs`` (for ``cli.py evaluate`` and the Models page)."""
     result = Evaluator.build(tokenizer, docs, config).evaluate(model, batch_size)
-    assert result is not None
+    if result is None:  # pragma: no cover - no should_stop was given
+        raise ReportLensError("Evaluation was interrupted.")
     return result

@@ -20,14 +20,13 @@ def job_dir(job: JobInfo) -> Path:
 @handler(JobKind.TRAIN)
 def handle_train(job: JobInfo, ctx: JobContext) -> Outcome:
     from training.config import TrainConfig
-    from training.trainer import run_training
+    from training.trainer import fit
 
     config = TrainConfig.from_dict(job.params)
     out_dir = job_dir(job)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ctx.log(f"training {config.method} on {config.base_model} into {out_dir}")
-    result = run_training(ctx.engine, job.project_id, config, out_dir, progress=ctx.progress,
-                          should_stop=ctx.should_stop)
+    ctx.log(f"training {config.task} ({config.method}) on {config.base_model} into {out_dir}")
+    result = fit(ctx.engine, job.project_id, config, out_dir, progress=ctx.progress, should_stop=ctx.should_stop)
     if result.cancelled:
         raise JobStopped()
     scores = {split: {k: v for k, v in (result.metrics.get(split) or {}).items() if isinstance(v, int | float)}

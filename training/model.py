@@ -1,20 +1,23 @@
-"""Token-classification models from a base encoder, with or without a LoRA adapter (peft)."""
+"""Models from a base encoder, with or without a LoRA adapter (peft): the token-classification model, and the
+loading helpers every task shares (quiet loading, layer checks, a saved folder back onto its base)."""
 
 from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from core.types import LabelSchema, ReportLensError
+from training.artifacts import ADAPTER_FILE
 from training.config import TrainConfig
 from training.encoding import resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def _quiet_load(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def quiet_load(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a loader without transformers' notices and progress bars (a fresh classifier head is the point here, and
     a job's log should hold our progress, not tqdm bars), nor peft's use of a deprecated transformers property."""
     from transformers.utils import logging as hf_logging
@@ -38,7 +41,7 @@ def load_base_model(base_model: str, schema: LabelSchema, attn_implementation: s
 
     path = resolve_model(base_model)
     try:
-        model = _quiet_load(
+        model = quiet_load(
             AutoModelForTokenClassification.from_pretrained, path, num_labels=len(schema.tags),
             id2label=schema.id2label, label2id=schema.label2id, attn_implementation=attn_implementation,
             local_files_only=Path(path).is_dir())
@@ -86,7 +89,21 @@ def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     targets: Any = "all-linear" if config.target_modules == ("all-linear",) else list(config.target_modules)
     lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"])
-    return _quiet_load(get_peft_model, model, lora)
+    return quiet_load(get_peft_model, model, lora)
+
+
+def load_saved(model_dir: str | Path, base: Callable[[], Any], auto_class: Any, attn_implementation: str) -> Any:
+    """A saved model folder in eval mode: its LoRA adapter on ``base()`` (the base model with a fresh head of the
+    right size) when the folder holds one, else the full model through ``auto_class.from_pretrained``."""
+    if (Path(model_dir) / ADAPTER_FILE).is_file():
+        from peft import PeftModel
+
+        model = quiet_load(PeftModel.from_pretrained, base(), str(model_dir))
+    else:
+        model = quiet_load(auto_class.from_pretrained, str(model_dir), attn_implementation=attn_implementation,
+                           local_files_only=True)
+    model.eval()
+    return model
 
 
 def parameter_counts(model: Any) -> dict[str, int]:

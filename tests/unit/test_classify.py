@@ -14,10 +14,11 @@ from core.types import Annotation, ParsedTask, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.tiny import tiny_model_dir
-from training import classify
 from training import trainer as trainer_mod
 from training.config import TrainConfig
+from training.encoding import prepare_documents
 from training.inference import clear_model_cache, load_model
+from training.tasks import classification as classify
 
 RHYTHMS = {"sinus rhythm": "NORMAL", "atrial fibrillation": "AFIB", "sinus tachycardia": "TACHY"}
 
@@ -103,7 +104,7 @@ def test_long_reports_are_windowed_and_averaged(base_dir):
     config = cfg(base_dir, max_length=16, stride=4)
     model = classify.build_classifier(config, ["A", "B"], multi_label=False)
     long_text = " ".join(["sinus rhythm heart rate 80 bpm ."] * 12)
-    prepared = classify.prepare_documents(tok, [(0, long_text), (1, "sinus rhythm")], config.align())
+    prepared = prepare_documents(tok, [(0, long_text), (1, "sinus rhythm")], config.align())
     assert len(prepared[0].windows) > 3 and len(prepared[1].windows) == 1
     probs = classify.document_probabilities(model, prepared, tok.pad_token_id)
     assert probs.shape == (2, 2)

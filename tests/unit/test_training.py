@@ -15,8 +15,11 @@ from db.engine import make_engine
 from db.importer import import_tasks
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 from training import trainer as trainer_mod
+from training.callbacks import callback_classes
 from training.config import TrainConfig
 from training.inference import clear_model_cache, export_merged, load_model, predict_detailed, predict_documents
+from training.tasks.base import summary_scores
+from training.tasks.ner import class_weights
 
 RHYTHMS = ["sinus rhythm", "atrial fibrillation", "sinus bradycardia", "sinus tachycardia"]
 FINDINGS = ["pleural effusion", "nodule", "st elevation", "left axis deviation"]
@@ -80,13 +83,13 @@ def cfg(base_dir: str, **kw) -> TrainConfig:
 def test_train_save_reload_predicts_the_same(project, base_dir, tmp_path, monkeypatch):
     engine, pid = project
     kept = {}
-    real_save = trainer_mod._save
+    real_save = trainer_mod.save_model
 
-    def capture(model, *args):
+    def capture(out, model, *args):
         kept["model"] = model
-        real_save(model, *args)
+        real_save(out, model, *args)
 
-    monkeypatch.setattr(trainer_mod, "_save", capture)
+    monkeypatch.setattr(trainer_mod, "save_model", capture)
     seen: list[dict] = []
     result = trainer_mod.run_training(engine, pid, cfg(base_dir), tmp_path / "m", progress=seen.append)
 
@@ -145,39 +148,93 @@ def test_full_fine_tuning_with_class_weights_saves_a_plain_model(project, base_d
 
 
 def test_class_weights_favour_rare_tags():
-    wins = [SimpleNamespace(label_ids=(-100, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, -100))]
-    w = trainer_mod.class_weights(wins, 5)
+    w = class_weights([(-100, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, -100)], 5)
     assert w[1] == w[2] > w[0] and w[3] == w[4] == max(w)
     counts = {0: 8, 1: 1, 2: 1}
     assert sum(w[t] * n for t, n in counts.items()) / 10 == pytest.approx(1.0)
 
 
-class _FakeEvaluator:
-    def __init__(self, f1s):
-        self.f1s = list(f1s)
+def _fake_dev(f1s):
+    """An evaluate function (model, should_stop) -> metrics giving the dev F1s in turn."""
+    f1s = list(f1s)
 
-    def evaluate(self, model, max_examples=0, should_stop=None):
-        f1 = self.f1s.pop(0)
+    def evaluate(model, should_stop=None):
+        f1 = f1s.pop(0)
         return {"precision": f1, "recall": f1, "f1": f1, "per_label": {}}
+
+    return evaluate
+
+
+def _callbacks(f1s, patience, should_stop=lambda: False):
+    progress_class, cancel_class, early_class = callback_classes()
+    tracker, cancel = progress_class(lambda p: None), cancel_class(should_stop)
+    return tracker, cancel, early_class(_fake_dev(f1s), summary_scores, patience, tracker, cancel)
 
 
 def test_early_stopping_keeps_the_best_epoch():
     import torch
 
-    monitor = trainer_mod._monitor_class()(lambda p: None, lambda: False, _FakeEvaluator([0.5, 0.7, 0.6, 0.6]), 2)
+    tracker, cancel, early = _callbacks([0.5, 0.7, 0.6, 0.6], patience=2)
     model = torch.nn.Linear(2, 2)
     control = SimpleNamespace(should_training_stop=False, should_epoch_stop=False)
     for epoch in range(1, 5):
         with torch.no_grad():
             model.weight.fill_(epoch)
-        monitor.on_epoch_end(None, SimpleNamespace(global_step=epoch * 10, max_steps=100, epoch=float(epoch)),
-                             control, model=model)
+        early.on_epoch_end(None, SimpleNamespace(global_step=epoch * 10, max_steps=100, epoch=float(epoch)),
+                           control, model=model)
         if control.should_training_stop:
             break
-    assert epoch == 4 and monitor.stopped_early and monitor.best_epoch == 2.0 and monitor.best_step == 20
-    trainer_mod._restore(model, monitor.best_state)
+    assert epoch == 4 and early.stopped_early and early.best_epoch == 2.0 and early.best_step == 20
+    early.finish(model, SimpleNamespace(global_step=40, max_steps=100, epoch=4.0))  # last step already scored
     assert float(model.weight[0, 0].detach()) == 2.0
-    assert [p["dev"]["f1"] for p in monitor.history] == [0.5, 0.7, 0.6, 0.6]
+    assert [p["dev"]["f1"] for p in tracker.history] == [0.5, 0.7, 0.6, 0.6]
+
+
+def test_without_patience_training_runs_on_and_keeps_the_last_weights():
+    import torch
+
+    tracker, cancel, early = _callbacks([0.7, 0.5, 0.4], patience=0)
+    model = torch.nn.Linear(2, 2)
+    control = SimpleNamespace(should_training_stop=False, should_epoch_stop=False)
+    for epoch in range(1, 4):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        early.on_epoch_end(None, SimpleNamespace(global_step=epoch, max_steps=3, epoch=float(epoch)), control,
+                           model=model)
+    assert not control.should_training_stop and not early.stopped_early and early.best_state is None
+    early.finish(model, SimpleNamespace(global_step=3, max_steps=3, epoch=3.0))
+    assert float(model.weight[0, 0].detach()) == 3.0 and early.best_epoch == 1.0
+
+
+def test_cancel_stops_the_step_and_skips_the_epoch_evaluation():
+    import torch
+
+    stop = {"now": False}
+    tracker, cancel, early = _callbacks([0.9], patience=1, should_stop=lambda: stop["now"])
+    control = SimpleNamespace(should_training_stop=False, should_epoch_stop=False)
+    state = SimpleNamespace(global_step=1, max_steps=10, epoch=0.1)
+    cancel.on_step_end(None, state, control)
+    assert not control.should_training_stop and not cancel.cancelled
+    stop["now"] = True
+    cancel.on_substep_end(None, state, control)
+    assert control.should_training_stop and control.should_epoch_stop and cancel.cancelled
+    early.on_epoch_end(None, state, control, model=torch.nn.Linear(1, 1))
+    assert tracker.history == [] and early.last_eval_step == -1  # no dev evaluation after a cancel
+
+
+def test_progress_reports_loss_and_an_eta():
+    seen = []
+    progress_class, _, _ = callback_classes()
+    tracker = progress_class(seen.append)
+    control = SimpleNamespace(should_training_stop=False)
+    tracker.on_train_begin(None, SimpleNamespace(global_step=0, max_steps=4, epoch=0.0), control)
+    tracker.on_log(None, SimpleNamespace(global_step=2, max_steps=4, epoch=0.5), control,
+                   logs={"loss": 1.25, "learning_rate": 1e-3})
+    tracker.on_log(None, SimpleNamespace(global_step=4, max_steps=4, epoch=1.0), control,
+                   logs={"train_runtime": 3.0})
+    assert [p["phase"] for p in seen] == ["train", "train"] and seen[0]["eta_s"] is None
+    assert seen[1]["loss"] == 1.25 and seen[1]["learning_rate"] == 1e-3 and seen[1]["eta_s"] is not None
+    assert tracker.history == [seen[1]] and tracker.train_log == {"train_runtime": 3.0}
 
 
 class _TagByToken:

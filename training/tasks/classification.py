@@ -1,4 +1,4 @@
-"""Document classification (Label Studio ``Choices``), single- or multi-label: training, evaluation, prediction.
+"""``task="classification"``: document labels (Label Studio ``Choices``), single- or multi-label.
 
 The same pieces as token classification, one level up:
 
@@ -17,7 +17,6 @@ The same pieces as token classification, one level up:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +26,12 @@ import numpy as np
 
 from core.classmetrics import classification_scores
 from core.types import Document, LabelSchema, ReportLensError
+from training.artifacts import DOCUMENT, SCHEMA_FILE
 from training.config import TrainConfig
-from training.inference import PreparedDoc, prepare_documents, window_batches
+from training.encoding import PreparedDoc, prepare_documents
+from training.model import check_max_length, check_target_modules, load_saved, quiet_load
+from training.predict import window_batches
+from training.tasks.base import Encoded, TaskData, load_training_documents, summary_scores
 
 LABEL_MODES = ("auto", "single", "multi")
 
@@ -58,12 +61,7 @@ def resolve_multi_label(docs: Sequence[Document], mode: str) -> bool:
 
 def load_classification_data(engine: Any, project_id: int) -> tuple[Any, list[Document], list[str], int]:
     """The project, its documents with choices, the sorted classes, and how many labeled documents had none."""
-    from db.repository import get_project, training_documents
-
-    project = get_project(engine, project_id)
-    if project is None:
-        raise ReportLensError(f"No project with id {project_id}; it may have been deleted.")
-    labeled = list(training_documents(engine, project.id))
+    project, labeled = load_training_documents(engine, project_id)
     docs = classification_documents(labeled)
     if not docs:
         raise ReportLensError(
@@ -118,11 +116,10 @@ def load_base_classifier(base_model: str, classes: Sequence[str], multi_label: b
     from transformers import AutoModelForSequenceClassification
 
     from training.encoding import resolve_model
-    from training.model import _quiet_load
 
     path = resolve_model(base_model)
     try:
-        return _quiet_load(
+        return quiet_load(
             AutoModelForSequenceClassification.from_pretrained, path, num_labels=len(classes),
             id2label=dict(enumerate(classes)), label2id={c: i for i, c in enumerate(classes)},
             problem_type="multi_label_classification" if multi_label else "single_label_classification",
@@ -133,8 +130,6 @@ def load_base_classifier(base_model: str, classes: Sequence[str], multi_label: b
 
 
 def build_classifier(config: TrainConfig, classes: Sequence[str], multi_label: bool) -> Any:
-    from training.model import _quiet_load, check_max_length, check_target_modules
-
     model = load_base_classifier(config.base_model, classes, multi_label, config.attn_implementation)
     check_max_length(model, config)
     if config.method == "full":
@@ -147,7 +142,7 @@ def build_classifier(config: TrainConfig, classes: Sequence[str], multi_label: b
                      else lora_target_pattern(config.target_modules, heads))
     lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets_, modules_to_save=heads)
-    return _quiet_load(get_peft_model, model, lora)
+    return quiet_load(get_peft_model, model, lora)
 
 
 def model_classes(model: Any) -> list[str]:
@@ -225,7 +220,8 @@ def predict_classes(model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]],
     """Per document: class -> probability (sorted, most likely first)."""
     prepared = prepare_documents(tokenizer, docs, config.align())
     probs = document_probabilities(model, prepared, tokenizer.pad_token_id or 0, batch_size)
-    assert probs is not None
+    if probs is None:  # pragma: no cover - no should_stop was given
+        raise ReportLensError("Prediction was interrupted.")
     classes = model_classes(model)
     return [dict(sorted(zip(classes, map(float, row), strict=True), key=lambda kv: -kv[1])) for row in probs]
 
@@ -238,20 +234,7 @@ def predicted_choices(probs: dict[str, float], multi_label: bool, threshold: flo
     return [max(probs, key=lambda c: probs[c])]
 
 
-# ---------------------------------------------------------------------- training
-
-
-def _dataset(items: list[dict[str, Any]]) -> Any:
-    import torch
-
-    class WindowDataset(torch.utils.data.Dataset):
-        def __len__(self) -> int:
-            return len(items)
-
-        def __getitem__(self, i: int) -> dict[str, Any]:
-            return items[i]
-
-    return WindowDataset()
+# ---------------------------------------------------------------------- the task
 
 
 def _windows(tokenizer: Any, docs: Sequence[Document], ys: Sequence[Any], config: TrainConfig) -> list[dict]:
@@ -260,91 +243,58 @@ def _windows(tokenizer: Any, docs: Sequence[Document], ys: Sequence[Any], config
             for p, y in zip(prepared, ys, strict=True) for w in p.windows]
 
 
-def run_classification(
-    engine: Any, project_id: int, config: TrainConfig, out_dir: Path, *,
-    progress: Callable[[dict], None] = lambda p: None, should_stop: Callable[[], bool] = lambda: False,
-    split: Any = None,
-) -> Any:
-    """:func:`training.trainer.run_training` for ``task='classification'`` (same progress, cancel, early stopping,
-    saved files and :class:`TrainResult`)."""
-    from transformers import DataCollatorWithPadding, PrinterCallback, Trainer, TrainingArguments, set_seed
+class ClassificationTask:
+    name = "classification"
+    scheme = DOCUMENT
 
-    from training import trainer as tr
-    from training.encoding import load_tokenizer
-    from training.model import parameter_counts
+    def load_data(self, engine: Any, project_id: int, config: TrainConfig) -> TaskData:
+        import dataclasses
 
-    started = time.monotonic()
-    config = config.resolved()
-    project, docs, classes, without = load_classification_data(engine, project_id)
-    multi = resolve_multi_label(docs, config.label_mode)
-    config = tr.replace_config(config, label_mode="multi" if multi else "single")
-    split = split or tr.make_split(project, docs, config, labels={d.id: set(choices_of(d)) for d in docs})
-    by_id = {d.id: d for d in docs}
-    tokenizer = load_tokenizer(config.base_model)
-    train_docs = [by_id[i] for i in split.train]
-    augmented = 0
-    if config.augment:
-        from core.augment import augment_documents
+        project, docs, classes, without = load_classification_data(engine, project_id)
+        multi = resolve_multi_label(docs, config.label_mode)
+        config = dataclasses.replace(config, label_mode="multi" if multi else "single")
+        return TaskData(project, docs, LabelSchema(tuple(classes)), config, {d.id: set(choices_of(d)) for d in docs},
+                        {"task": "classification", "multi_label": multi, "classes": classes,
+                         "documents_without_choices": without})
 
-        extra = augment_documents(train_docs, config.augment, config.seed)  # choices travel in meta
-        augmented, train_docs = len(extra), train_docs + extra
-    items = _windows(tokenizer, train_docs, targets(train_docs, classes, multi), config)
-    config = config.resolved(len(items))
-    set_seed(config.seed)
-    model = build_classifier(config, classes, multi)
-    dev = ClassEvaluator.build(tokenizer, [by_id[i] for i in split.dev], config, classes, multi)
-    monitor = tr._monitor_class()(progress, should_stop, dev, config.early_stopping_patience, started)
-    state = None
-    if not should_stop():
-        import tempfile
+    def encode(self, tokenizer: Any, docs: Sequence[Document], data: TaskData, config: TrainConfig) -> Encoded:
+        # augmented copies carry their choices in meta
+        return Encoded(_windows(tokenizer, docs, targets(docs, data.schema.labels, _multi(data)), config))
 
-        total_steps = config.max_steps or config.steps_per_epoch(len(items)) * (config.epochs or 1)
-        with tempfile.TemporaryDirectory(prefix="reportlens-trainer-") as tmp:
-            args = TrainingArguments(
-                output_dir=tmp, per_device_train_batch_size=config.batch_size,
-                gradient_accumulation_steps=config.grad_accum, learning_rate=config.lr,
-                num_train_epochs=config.epochs or 1, max_steps=config.max_steps or -1,
-                warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, lr_scheduler_type="linear",
-                logging_strategy="steps", logging_steps=max(1, total_steps // 100), save_strategy="no",
-                eval_strategy="no", report_to=[], use_cpu=True, seed=config.seed, data_seed=config.seed,
-                dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)
-            trainer = Trainer(model=model, args=args, train_dataset=_dataset(items), processing_class=tokenizer,
-                              data_collator=DataCollatorWithPadding(tokenizer), callbacks=[monitor])
-            trainer.remove_callback(PrinterCallback)
-            trainer.train()
-            state = trainer.state
-    monitor.cancelled = monitor.cancelled or state is None
-    if state is not None and not monitor.cancelled:
-        if monitor.last_eval_step != state.global_step:
-            monitor.evaluate(model, state)
-        if monitor.best_state is not None and monitor.best_step != state.global_step:
-            tr._restore(model, monitor.best_state)
-    schema = LabelSchema(tuple(classes))
-    snapshot = {**{k: list(getattr(split, k)) for k in ("train", "dev", "test")},
-                "annotation_ids": {d.id: d.meta.get("annotation_id") for d in docs}}
-    metrics: dict[str, Any] = {
-        "task": "classification", "multi_label": multi, "classes": classes, "dev": None, "test": None,
-        "history": monitor.history, "best_epoch": monitor.best_epoch, "steps": state.global_step if state else 0,
-        "dev_is_train": split.dev_is_train,
-        "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
-        "documents_without_choices": without, "augmented_copies": augmented, "parameters": parameter_counts(model),
-        "speed": tr._speed(monitor.train_log, monitor.eval_in_training_s, len(items), state)}
+    def build_model(self, config: TrainConfig, data: TaskData) -> Any:
+        return build_classifier(config, data.schema.labels, _multi(data))
 
-    def result(cancelled: bool) -> Any:
-        return tr.TrainResult(str(out_dir), schema, config, metrics, snapshot, time.monotonic() - started,
-                              monitor.stopped_early, cancelled)
+    def collator(self, tokenizer: Any) -> Any:
+        from transformers import DataCollatorWithPadding
 
-    if monitor.cancelled:
-        return result(True)
-    monitor.report(state, "final_evaluation", keep=False)
-    metrics["dev"] = dev.evaluate(model, should_stop=should_stop)
-    test_docs = [by_id[i] for i in split.test]
-    if test_docs and metrics["dev"] is not None:
-        metrics["test"] = ClassEvaluator.build(tokenizer, test_docs, config, classes, multi).evaluate(
-            model, should_stop=should_stop)
-    if metrics["dev"] is None or (test_docs and metrics["test"] is None):
-        return result(True)
-    tr._save(model, tokenizer, schema, config, metrics, Path(out_dir))
-    summary = {k: round(float(metrics["dev"][k]), 4) for k in ("accuracy", "precision", "recall", "f1")}
-    monitor.report(state, "done", dev=summary | {"per_label_f1": {}}, keep=False)
-    return result(False)
+        return DataCollatorWithPadding(tokenizer)
+
+    def loss_weights(self, encoded: Encoded, data: TaskData, config: TrainConfig) -> list[float] | None:
+        return None
+
+    def evaluator(self, tokenizer: Any, docs: Sequence[Document], data: TaskData,
+                  config: TrainConfig) -> ClassEvaluator:
+        return ClassEvaluator.build(tokenizer, docs, config, data.schema.labels, _multi(data))
+
+    def summary(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"accuracy": round(float(metrics["accuracy"]), 4)} | summary_scores(metrics)
+
+    def load_trained(self, model_dir: str, schema: LabelSchema, scheme: str, config: TrainConfig,
+                     attn_implementation: str) -> Any:
+        from transformers import AutoModelForSequenceClassification
+
+        multi = config.label_mode == "multi"
+        model = load_saved(model_dir, lambda: load_base_classifier(config.base_model, schema.labels, multi,
+                                                                   attn_implementation),
+                           AutoModelForSequenceClassification, attn_implementation)
+        if tuple(model_classes(model)) != schema.labels:
+            raise ReportLensError(f"{model_dir}: the model's classes differ from {SCHEMA_FILE}; the folder is damaged.")
+        return model
+
+    def decode(self, model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], config: TrainConfig,
+               batch_size: int = 32) -> list[dict[str, float]]:
+        return predict_classes(model, tokenizer, docs, config, batch_size)
+
+
+def _multi(data: TaskData) -> bool:
+    return data.config.label_mode == "multi"
