@@ -1,179 +1,31 @@
-"""Explain: attention heatmaps and bertviz views of a model version on a report; random-forest feature importances."""
+"""Explain: attention heatmaps and bertviz views of a model version on a report; random-forest feature importances
+(services/explain.py computes them; ui/explain.py draws the blocks)."""
 
-import pandas as pd
 import streamlit as st
 
-from core.explain import entity_bars, head_mean, rollout, special_positions, top_tokens, view_ranges
-from core.types import ReportLensError
-from db.engine import database_url
-from db.model_versions import list_model_versions
-from db.repository import list_documents
 from services import explain as svc
-from ui import bertviz
-from ui.explain_figs import entity_bar_figure, head_grid, heatmap, importance_bars, metrics_bars, png_config
+from ui import explain as view
 from ui.state import engine, project_picker
-
-
-@st.cache_data(show_spinner="Running the model on the report…", max_entries=8)
-def _attention(url: str, project_id: int, version_id: int, doc_id: int, window: int) -> svc.AttentionView:
-    return svc.attention_view(engine(), svc.pick_version(engine(), project_id, version_id), doc_id, window)
-
-
-@st.cache_data(show_spinner="Fitting the random forest…", max_entries=8)
-def _features(url: str, project_id: int, version_id: int | None, target: str, data_version: str) -> svc.FeatureReport:
-    return svc.feature_report(engine(), project_id, target, version_id)
-
-
-def _chart(fig, name: str) -> None:
-    st.plotly_chart(fig, width="stretch", config=png_config(name))
-
 
 st.title("Explain")
 project = project_picker()
 if project is None:
     st.info("No project yet. Import labeled reports on the **Import** page first.")
     st.stop()
-versions = list_model_versions(engine(), project.id)
-view = st.radio("View", ["Attention", "bertviz", "Feature importances"], horizontal=True, key="explain_view")
+versions = svc.model_versions(engine(), project.id)
+tab = st.radio("View", ["Attention", "bertviz", "Feature importances"], horizontal=True, key="explain_view")
 
-if view in ("Attention", "bertviz"):
-    if not versions:
-        st.info(f"**{project.name}** has no trained model yet. Train one on the **Train** page; feature importances "
-                "work without one.")
-        st.stop()
-    active = next((i for i, v in enumerate(versions) if v.is_active), 0)
-    c1, c2, c3 = st.columns([1, 3, 1])
-    version = c1.selectbox("Model version", versions, index=active, format_func=lambda v: v.name + (
-        " (active)" if v.is_active else ""), key="explain_version")
-    search = c3.text_input("Search reports", key="explain_search")
-    docs, total = list_documents(engine(), project.id, search=search, limit=200)
-    if not docs:
-        st.info("No report matches the search.")
-        st.stop()
-    doc = c2.selectbox(f"Report ({total} found, first 200 listed)", docs, key="explain_doc",
-                       format_func=lambda d: f"#{d.id} · {d.preview[:80]}")
-    try:
-        first = _attention(database_url(), project.id, version.id, doc.id, 0)
-        window = 0
-        if first.n_windows > 1:
-            window = st.slider("Model window (long reports are read window by window)", 0, first.n_windows - 1, 0,
-                               key="explain_window")
-        av = first if window == 0 else _attention(database_url(), project.id, version.id, doc.id, window)
-    except ReportLensError as exc:
-        st.error(str(exc))
-        st.stop()
-    win = av.window
-    specials = special_positions(win.offsets)
-    c1, c2, c3 = st.columns(3)
-    layer = c1.selectbox("Layer", list(range(win.n_layers)), index=win.n_layers - 1, key="explain_layer")
-    head = c2.selectbox("Head", ["mean of heads", *range(win.n_heads)], key="explain_head")
-    in_window = av.entities_in_window()
-    entity_i = c3.selectbox("Entity", [None, *[i for i, _ in in_window]], key="explain_entity", format_func=lambda i: (
-        "(none)" if i is None else f"{av.entities[i].label} [{av.entities[i].start}:{av.entities[i].end}] "
-        f"{av.entities[i].source}"))
-    entity = av.entities[entity_i] if entity_i is not None else None
-    ent_pos = av.entity_positions(entity) if entity is not None else []
-    means = head_mean(win.attentions)
-    matrix = means[layer] if head == "mean of heads" else win.attentions[layer, head]
-    what = f"layer {layer}, {'mean of heads' if head == 'mean of heads' else f'head {head}'}"
-
-if view == "Attention":
-    st.caption(f"{win.n_tokens} tokens in window {win.index + 1} of {av.n_windows}. Rows attend to columns; each "
-               "row of the full matrix sums to 1 (a shown subset does not).")
-    mode = st.radio("Tokens shown", ["top tokens", "consecutive slice"], horizontal=True, key="explain_mode")
-    if mode == "top tokens":
-        k = st.slider("How many tokens", 5, min(80, win.n_tokens), min(40, win.n_tokens), key="explain_k") \
-            if win.n_tokens > 5 else win.n_tokens
-        positions = top_tokens(matrix, k, keep=ent_pos, skip_special=specials if win.n_tokens > k else ())
-    else:
-        ranges = view_ranges(win.n_tokens, 40)
-        part = st.selectbox("Part", range(len(ranges)), key="explain_part",
-                            format_func=lambda r: f"tokens {ranges[r][0]}–{ranges[r][1] - 1}")
-        positions = list(range(*ranges[part]))
-    name = f"attention-doc{doc.id}-{version.name}-w{win.index}"
-    _chart(heatmap(matrix, win.tokens, positions, f"Attention, {what}"), f"{name}-l{layer}")
-    roll = rollout(win.attentions)[layer]
-    _chart(heatmap(roll, win.tokens, positions, f"Attention rollout through layer {layer}"), f"{name}-rollout")
-    if st.toggle("All heads of this layer", key="explain_grid"):
-        _chart(head_grid(win.attentions[layer], win.tokens, positions, f"Layer {layer}, every head"),
-               f"{name}-l{layer}-heads")
-    st.download_button("Attention shown (CSV)", svc.to_csv(svc.matrix_rows(matrix, win.tokens, positions),
-                       svc.MATRIX_COLUMNS), file_name=f"{name}-l{layer}.csv", mime="text/csv")
-    if entity is not None:
-        source = st.radio("Bars from", ["this layer/head", "rollout"], horizontal=True, key="explain_bar_src")
-        bars = entity_bars(matrix if source == "this layer/head" else roll, ent_pos)
-        title = f"{entity.label} entity: attention to and from it ({what if source != 'rollout' else 'rollout'})"
-        _chart(entity_bar_figure(win.tokens, positions, bars.to_entity, bars.from_entity, bars.entity_tokens, title),
-               f"{name}-entity")
-        st.download_button("Entity bars (CSV)", svc.to_csv(svc.bar_rows(win.tokens, range(win.n_tokens),
-                           bars.to_entity, bars.from_entity, bars.entity_tokens), svc.BAR_COLUMNS),
-                           file_name=f"{name}-entity.csv", mime="text/csv")
-    elif av.entities:
-        st.caption("Pick an entity to see how much each token attends to it and is attended from it.")
-
-elif view == "bertviz":
-    cap = bertviz.MAX_TOKENS
-    positions = list(range(win.n_tokens))
-    if win.n_tokens > cap:
-        positions = top_tokens(means[layer], cap, keep=ent_pos)
-        st.warning(f"This window has {win.n_tokens} tokens; bertviz shows the {cap} most attended-to ones (its page "
-                   "grows with the square of the length). Use the heatmaps for the whole window.")
-    sub = win.attentions[:, :, positions][:, :, :, positions]
-    tokens = [win.tokens[i] for i in positions]
-    url = bertviz.static_url(st.get_option("server.baseUrlPath") or "")
-    kind = st.radio("bertviz view", ["head view", "model view"], horizontal=True, key="explain_bertviz")
-    try:
-        if kind == "head view":
-            html, height = bertviz.head_view_html(tokens, sub, url, layer=layer), bertviz.head_view_height(len(tokens))
-        else:
-            html = bertviz.model_view_html(tokens, sub, url)
-            height = bertviz.model_view_height(len(tokens), win.n_layers, win.n_heads)
-    except ReportLensError as exc:  # bertviz or its JavaScript libraries not installed
-        st.error(str(exc))
-        st.stop()
-    st.iframe(html, height=height, alt=f"bertviz {kind}")
-
+if tab == "Feature importances":
+    view.features_tab(project, versions)
+    st.stop()
+if not versions:
+    st.info(f"**{project.name}** has no trained model yet. Train one on the **Train** page; feature importances "
+            "work without one.")
+    st.stop()
+version, doc = view.report_picker(project, versions)
+av = view.attention_window(project.id, version.id, doc.id)
+selection = view.controls(av)
+if tab == "Attention":
+    view.attention_tab(av, selection, doc.id, version.name)
 else:
-    docs, data_version = svc.load_corpus(engine(), project.id)
-    targets = svc.available_targets(docs)
-    if not targets:
-        st.info(f"**{project.name}** has no labeled report with entities or document labels yet.")
-        st.stop()
-    labels = {"choices": "document labels (Choices)", "presence": "presence of each entity type",
-              "entity": "entity type from its context words"}
-    c1, c2 = st.columns(2)
-    target = c1.radio("Predict", targets, format_func=labels.get, key="explain_target")
-    version = c2.selectbox("Compare with model version", [None, *versions], key="explain_cmp_version",
-                           index=next((i + 1 for i, v in enumerate(versions) if v.is_active), 0),
-                           format_func=lambda v: "(none)" if v is None else v.name)
-    try:
-        rep = _features(database_url(), project.id, version.id if version else None, target, data_version)
-    except ReportLensError as exc:
-        st.error(str(exc))
-        st.stop()
-    res = rep.result
-    st.caption(f"Split: {rep.split.source}; {res.n_train} training and {res.n_eval} {res.eval_split} samples; "
-               f"{res.n_features} features (w: word n-grams, c: character n-grams, e: entity and context words).")
-    for note in (*rep.notes, *res.notes):
-        st.warning(note)
-    table = pd.DataFrame(list(rep.comparison), columns=svc.COMPARISON_COLUMNS)
-    _chart(metrics_bars([r for r in rep.comparison if not r["label"].startswith("(")],
-                        f"F1 per label on the {res.eval_split} split"), f"rf-vs-bert-{project.name}-{target}")
-    st.dataframe(table, hide_index=True, width="stretch")
-    top = res.top(20)
-    _chart(importance_bars([i.feature for i in top], [i.impurity for i in top], None,
-                           "Top features by impurity (mean decrease in Gini, training data)", "importance"),
-           f"rf-impurity-{target}")
-    perm = res.top(20, by="permutation")
-    if perm:
-        _chart(importance_bars([i.feature for i in perm], [i.permutation_mean or 0.0 for i in perm],
-                               [i.permutation_std or 0.0 for i in perm],
-                               f"Top features by permutation importance (drop in micro F1, {res.eval_split} split)",
-                               "F1 drop"), f"rf-permutation-{target}")
-    st.subheader("One decision tree")
-    st.code(res.tree_text, language=None)
-    c1, c2 = st.columns(2)
-    c1.download_button("Importances (CSV)", svc.to_csv(svc.importance_rows(res), svc.IMPORTANCE_COLUMNS),
-                       file_name=f"rf-importances-{target}.csv", mime="text/csv")
-    c2.download_button("Metrics (CSV)", svc.to_csv(rep.comparison, svc.COMPARISON_COLUMNS),
-                       file_name=f"rf-vs-bert-{target}.csv", mime="text/csv")
+    view.bertviz_tab(av, selection)

@@ -21,13 +21,24 @@ from core.features import FeatureConfig, FeatureResult, fit_explainer, make_samp
 from core.split import document_key, split_documents
 from core.types import Document, Entity, ReportLensError
 from db.model_versions import active_model_version, get_model_version, list_model_versions
-from db.records import ModelVersionInfo
-from db.repository import get_document, get_project, training_documents
+from db.records import DocumentRow, ModelVersionInfo
+from db.repository import get_document, get_project, list_documents, training_documents
 
 DEFAULT_RATIOS = (0.15, 0.15)  # dev, test: TrainConfig's defaults, used when no model version fixes the split
 
 
-# ---------------------------------------------------------------- versions
+# ---------------------------------------------------------------- versions, reports
+
+
+def model_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
+    """The project's model versions, newest first."""
+    return list_model_versions(engine, project_id)
+
+
+def documents(engine: Any, project_id: int, search: str = "", limit: int = 200) -> tuple[list[DocumentRow], int]:
+    """The first ``limit`` reports (by id) whose text contains ``search`` (any case), and how many match: a fixed
+    number of queries whatever ``limit`` is, never one per report (:func:`db.repository.list_documents`)."""
+    return list_documents(engine, project_id, search=search, limit=limit)
 
 
 def pick_version(engine: Any, project_id: int, version_id: int | None = None) -> ModelVersionInfo | None:

@@ -1,24 +1,20 @@
 """AppTest of the Explain page on a demo-like setup: the synthetic demo project and a tiny random BERT version trained
-on it. Attention heatmaps and rollout, entity bars, the bertviz views (local scripts only), feature importances with
-the BERT side-by-side, and the empty states."""
+on it. Attention heatmaps and rollout (showing the chosen report's tokens), entity bars, the bertviz views (local
+scripts only), the report search, feature importances with the BERT side-by-side (the values the service computes),
+and the empty states."""
 
 from __future__ import annotations
 
+import html
+import json
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db.engine import make_engine
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
-
-
-def run_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/explain.py").run()
-    return at
+PAGE = "pages/explain.py"
 
 
 def seed_with_version(url: str, tmp: Path) -> None:
@@ -36,17 +32,17 @@ def seed_with_version(url: str, tmp: Path) -> None:
     record_model_version(engine, 1, None, result)
 
 
-def test_empty_database_says_what_to_do(db):
-    at = run_page()
+def test_empty_database_says_what_to_do(open_page):
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("Import" in i.value for i in at.info)
 
 
-def test_project_without_model_points_to_train_and_still_fits_features(db):
+def test_project_without_model_points_to_train_and_still_fits_features(db, open_page):
     from services.imports import seed_demo
 
     seed_demo(make_engine(db), n=30)
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("Train" in i.value for i in at.info)
     at.radio(key="explain_view").set_value("Feature importances").run()
@@ -56,11 +52,23 @@ def test_project_without_model_points_to_train_and_still_fits_features(db):
     assert any("no trained model" in w.value for w in at.warning)
 
 
-def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, monkeypatch):
+def _axis(chart) -> list[str]:
+    """The token labels (``"i token"``) along a heatmap's x axis."""
+    return json.loads(chart.proto.spec)["data"][0]["x"]
+
+
+def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, monkeypatch, open_page):
+    from db.repository import get_document
+    from services.explain import feature_report
+    from tests.tiny import tiny_tokenizer
+
     seed_with_version(db, tmp_path)
-    at = run_page()
+    engine = make_engine(db)
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert at.selectbox(key="explain_version").value.name == "v1"
+    picker = at.selectbox(key="explain_doc")
+    assert picker.label == "Report (30 found, first 200 listed)" and len(picker.options) == 30
     charts = at.get("plotly_chart")
     assert len(charts) == 2  # the chosen head (mean of heads) and the rollout
     assert any("Rows attend to columns" in c.value for c in at.caption)
@@ -68,6 +76,13 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
     at.selectbox(key="explain_head").set_value(1).run()
     at.radio(key="explain_mode").set_value("consecutive slice").run()
     assert not at.exception, at.exception
+    # the heatmaps show the chosen report's first window, token by token: [CLS], its word pieces, [SEP]
+    text = get_document(engine, at.selectbox(key="explain_doc").value.id).text
+    head, roll = at.get("plotly_chart")
+    shown = [label.split(" ", 1)[1] for label in _axis(head)]
+    assert len(shown) > 3 and shown == ["[CLS]", *tiny_tokenizer().tokenize(text)[:len(shown) - 2], "[SEP]"], shown
+    assert _axis(roll) == _axis(head)
+    assert json.loads(head.proto.spec)["layout"]["title"]["text"] == "Attention, layer 1, head 1"
     options = at.selectbox(key="explain_entity").options
     assert len(options) > 1 and options[0] == "(none)", options  # the demo report has annotated entities
     at.selectbox(key="explain_entity").select_index(1).run()
@@ -81,8 +96,8 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
     at.radio(key="explain_view").set_value("bertviz").run()
     assert not at.exception, at.exception
     (frame,) = at.get("iframe")
-    html = frame.proto.srcdoc
-    assert '<script src="/app/static/vendor/node_modules/requirejs/require.js">' in html and "cdnjs" not in html
+    srcdoc = frame.proto.srcdoc
+    assert '<script src="/app/static/vendor/node_modules/requirejs/require.js">' in srcdoc and "cdnjs" not in srcdoc
     at.radio(key="explain_bertviz").set_value("model view").run()
     assert not at.exception, at.exception
     assert '"display_mode":"light"' in at.get("iframe")[0].proto.srcdoc
@@ -94,10 +109,29 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
     assert not at.exception and not at.get("iframe")
     assert any("make setup" in e.value for e in at.error), [e.value for e in at.error]
 
+    at.text_input(key="explain_search").input("no report says this").run()
+    assert not at.exception and any("No report matches" in i.value for i in at.info), [i.value for i in at.info]
+    at.text_input(key="explain_search").input("EFFUSION").run()  # any case
+    assert not at.exception, at.exception
+    found = at.selectbox(key="explain_doc").options
+    assert found and all("effusion" in get_document(engine, int(o.split(" ")[0][1:])).text.lower() for o in found)
+    assert at.selectbox(key="explain_doc").label.startswith(f"Report ({len(found)} found")
+
     at.radio(key="explain_view").set_value("Feature importances").run()
     assert not at.exception, at.exception
+    assert at.radio(key="explain_target").value == "presence"  # the demo has entities, no document labels
     table = at.dataframe[0].value
     assert {"random forest", "decision tree (depth 3)", "BERT v1"} <= set(table["model"])
+    expected = feature_report(engine, 1, "presence", at.selectbox(key="explain_cmp_version").value.id)
+    forest = table[table["model"] == "random forest"]
+    assert list(forest["label"]) == [r["label"] for r in expected.comparison if r["model"] == "random forest"]
+    assert list(forest["f1"]) == pytest.approx([r["f1"] for r in expected.comparison if r["model"] == "random forest"])
+    assert {"RHYTHM", "(micro)", "(macro)"} <= set(forest["label"])
+    split = expected.result
+    assert any(c.value.startswith(f"Split: {expected.split.source}; {split.n_train} training and {split.n_eval} ")
+               for c in at.caption), [c.value for c in at.caption]
+    impurity = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert impurity["y"][::-1] == [html.escape(i.feature) for i in split.top(20)]  # top feature first, drawn at the top
     assert len(at.get("plotly_chart")) >= 2  # F1 side by side, impurity (+ permutation when it moved)
     assert "|---" in at.code[0].value
     assert [b.label for b in at.get("download_button")] == ["Importances (CSV)", "Metrics (CSV)"]
