@@ -163,7 +163,9 @@ def test_brat_zip_with_a_subfolder_and_an_ann_without_its_txt(tmp_path):
     (missing,) = report.errors
     assert missing.code == "brat_missing_text" and missing.task == "File batch/lonely.ann"
     assert "has no lonely.txt beside it" in missing.message and "Add the .txt" in missing.message
-    assert {"brat_unannotated", "ignored_annotations"} <= set(report.codes())
+    assert {"brat_unannotated", "ignored_results"} <= set(report.codes())
+    ignored = next(i for i in report.issues if i.code == "ignored_results")
+    assert "Ignored 1 results" in ignored.message and "(relation ×1) in a.ann" in ignored.message
 
 
 def test_brat_mismatched_offsets_name_file_line_and_fix(tmp_path):
@@ -174,7 +176,7 @@ def test_brat_mismatched_offsets_name_file_line_and_fix(tmp_path):
     assert tasks[0].text[11:17] == "72 bpm" and "\r\n" in tasks[0].text  # offsets count the file as stored
     assert tasks[0].annotations[0].spans == (Span(11, 17, "HR"),)
     mismatch = next(i for i in report.errors if i.code == "offset_mismatch")
-    assert mismatch.message.startswith("r.ann line 2: span (21, 25, 'FINDING') should read 'nope'")
+    assert mismatch.message.startswith("r.ann line 2: span (21, 25, 'FINDING') text 'nope' does not match")
     assert "Check that the .ann belongs to this .txt" in mismatch.message and mismatch.task == "File r.txt"
     outside = next(i for i in report.errors if i.code == "offset_out_of_range")
     assert outside.message.startswith("r.ann line 3:")
@@ -203,4 +205,4 @@ def test_brat_text_that_is_not_utf8_skips_that_document(tmp_path):
     (tmp_path / "c" / "bad.txt").write_bytes(b"caf\xe9")
     tasks, report = parse_export(tmp_path / "c")
     assert [t.source_name for t in tasks] == ["good.txt"]
-    assert report.errors[0].code == "brat_unreadable" and "bad.txt is not UTF-8" in report.errors[0].message
+    assert report.errors[0].code == "file_unreadable" and "bad.txt is not UTF-8" in report.errors[0].message
