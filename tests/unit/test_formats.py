@@ -182,6 +182,29 @@ def test_brat_mismatched_offsets_name_file_line_and_fix(tmp_path):
     assert outside.message.startswith("r.ann line 3:")
 
 
+def test_brat_line_problems_use_the_shared_codes(tmp_path):
+    ann = ("T1\tDRUG 0 7\tAspirin\nT2 broken\nT3\tDOSE 8 x\t100\nT4\tDOSE 9 9\t\n"
+           "T5\tDOSE 8 11;12 14\t100 mg\n")
+    _pair(tmp_path / "c", "r", "Aspirin 100 mg.", ann)
+    tasks, report = parse_export(tmp_path / "c")
+    assert tasks[0].annotations[0].spans == (Span(0, 7, "DRUG"), Span(8, 11, "DOSE"), Span(12, 14, "DOSE"))
+    by_code = {str(i.code): i for i in report.issues}
+    assert by_code["bad_line"].level == "error" and by_code["bad_line"].message.startswith("r.ann line 2: cannot read")
+    assert by_code["offset_not_integer"].message.startswith("r.ann line 3: span ('8', 'x', 'DOSE')")
+    assert by_code["empty_span"].message.startswith("r.ann line 4: span (9, 9, 'DOSE') is empty")
+    assert by_code["discontinuous"].level == "warning" and "split into 2 spans" in by_code["discontinuous"].message
+    assert all(i.task == "File r.txt" for i in report.issues if i.level != "info")
+
+
+def test_conll_one_column_line_is_a_bad_line_warning(tmp_path):
+    path = tmp_path / "x.conll"
+    path.write_text("-DOCSTART- -X- O O\n\nAspirin -X- _ B-DRUG\nstray\n", encoding="utf-8")
+    tasks, report = parse_export(path)
+    (issue,) = [i for i in report.issues if i.code == "bad_line"]
+    assert issue.level == "warning" and issue.message.startswith("Line 4: cannot read 'stray'")
+    assert "read it as an untagged token" in issue.message and tasks[0].text == "Aspirin stray"
+
+
 def test_a_single_ann_without_its_txt_raises_with_how_to_fix(tmp_path):
     ann = tmp_path / "report.ann"
     ann.write_text("T1\tDRUG 0 3\tfoo\n", encoding="utf-8")
