@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.errors import IssueCode
 from core.types import OUTSIDE, Issue, LabelSchema, ReportLensError, Span, snippet
 
 IGNORE_INDEX = -100
@@ -128,20 +129,8 @@ def resolve_overlaps(text: str, spans: Sequence[Span], doc_id: Any = None) -> tu
             kept.append(span)
             continue
         nested = clash.start <= span.start and span.end <= clash.end
-        issues.append(
-            Issue(
-                level="warning",
-                code="overlap",
-                message=(
-                    f"{_where(doc_id)}: {span.describe(text)} {'is nested in' if nested else 'overlaps'} "
-                    f"{clash.describe()}; BIO cannot hold both, so the longer span is used for training "
-                    "(both stay in the database). Split the annotation in Label Studio if both matter."
-                ),
-                task=_where(doc_id),
-                span=span.as_tuple(),
-                snippet=snippet(text, span.start, span.end),
-            )
-        )
+        issues.append(_issue(text, span, doc_id, IssueCode.OVERLAP, relation="is nested in" if nested else "overlaps",
+                             other=clash.describe()))
     return sorted(kept), issues
 
 
@@ -190,9 +179,9 @@ def spans_to_bio(
                 break
             hit.append(i)
         if not hit:
-            issues.append(_issue(text, span, doc_id, "error", "span_without_tokens",
-                                 "covers no token (only whitespace or characters the tokenizer drops), "
-                                 "so it cannot be tagged; widen or delete the span in Label Studio"))
+            issues.append(_issue(text, span, doc_id, IssueCode.SPAN_WITHOUT_TOKENS,
+                                 reason="covers no token (only whitespace or characters the tokenizer drops)",
+                                 fix="widen or delete the span in Label Studio"))
             continue
         first, last = hit[0], hit[-1]
         cut_start, cut_end = offsets[first][0] < span.start, offsets[last][1] > span.end
@@ -209,15 +198,9 @@ def spans_to_bio(
     return tags, issues
 
 
-def _issue(text: str, span: Span, doc_id: Any, level: str, code: str, what: str) -> Issue:
-    return Issue(
-        level=level,  # type: ignore[arg-type]
-        code=code,
-        message=f"{_where(doc_id)}: {span.describe(text)} {what}.",
-        task=_where(doc_id),
-        span=span.as_tuple(),
-        snippet=snippet(text, span.start, span.end),
-    )
+def _issue(text: str, span: Span, doc_id: Any, code: IssueCode, **fields: Any) -> Issue:
+    return Issue.of(code, task=_where(doc_id), span=span.as_tuple(), snippet=snippet(text, span.start, span.end),
+                    where=_where(doc_id), span_text=span.describe(text), **fields)
 
 
 def _partial(
@@ -227,19 +210,20 @@ def _partial(
     edge_tok = hit[0] if cut_start else hit[-1]
     s, e = offsets[edge_tok]
     edge = "starts" if cut_start else "ends"
-    token_desc = f"token {text[s:e]!r} ({s}-{e})"
+    token = {"edge": edge, "token": text[s:e], "token_start": s, "token_end": e}
     if config.partial_token == "expand":
         new_start, new_end = offsets[hit[0]][0], offsets[hit[-1]][1]
-        what = (f"{edge} inside {token_desc}; tagged as ({new_start}, {new_end}) by expanding to token boundaries. "
-                "Fix it in Label Studio or keep the expanded span")
-        return hit, _issue(text, span, doc_id, "warning", "partial_token", what)
+        action = (f"tagged as ({new_start}, {new_end}) by expanding to token boundaries. Fix it in Label Studio or "
+                  "keep the expanded span")
+        return hit, _issue(text, span, doc_id, IssueCode.PARTIAL_TOKEN, action=action, **token)
     inner = [i for i in hit if offsets[i][0] >= span.start and offsets[i][1] <= span.end]
     if not inner:
-        what = (f"{edge} inside {token_desc} and no token lies wholly inside it, so it cannot be tagged "
-                "with partial_token='shrink'; fix it in Label Studio or use partial_token='expand'")
-        return [], _issue(text, span, doc_id, "error", "span_without_tokens", what)
-    what = f"{edge} inside {token_desc}; only the tokens wholly inside it are tagged (partial_token='shrink')"
-    return inner, _issue(text, span, doc_id, "warning", "partial_token", what)
+        reason = (f"{edge} inside token {text[s:e]!r} ({s}-{e}) and no token lies wholly inside it "
+                  "(partial_token='shrink')")
+        return [], _issue(text, span, doc_id, IssueCode.SPAN_WITHOUT_TOKENS, reason=reason,
+                          fix="fix it in Label Studio or use partial_token='expand'")
+    action = "only the tokens wholly inside it are tagged (partial_token='shrink')"
+    return inner, _issue(text, span, doc_id, IssueCode.PARTIAL_TOKEN, action=action, **token)
 
 
 def bio_to_spans(

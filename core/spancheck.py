@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from core.types import Issue, Span, SpanError, check_span, snippet
+from core.errors import IssueCode
+from core.types import Issue, snippet
 
 MIN_WINDOW = 50
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # characters JavaScript counts as two
@@ -81,7 +82,7 @@ def reanchor(text: str, start: int, end: int, wanted: str) -> tuple[tuple[int, i
     utf16 = _from_utf16(text, start, end, wanted)
     if utf16:
         return utf16, "reading the offsets as UTF-16 code units (the text has characters outside the BMP)"
-    window = max(MIN_WINDOW, 2 * len(wanted))
+    window = search_window(wanted)
     lo, hi = max(0, start - window), min(len(text), start + len(wanted) + window)
     found = _nearest(_find_exact(text, wanted, lo, hi), start)
     if found:
@@ -97,69 +98,97 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start + len(piece) - len(piece.lstrip()), end - len(piece) + len(piece.rstrip())
 
 
-def _issue(
-    level: str,
-    code: str,
-    message: str,
+# How to fix each offset problem of a Label Studio region; other formats pass their own ``fix``.
+LS_FIXES = {
+    IssueCode.OFFSET_NOT_INTEGER: "Label Studio writes character offsets as whole numbers: redraw the region or "
+    "re-export the task.",
+    IssueCode.EMPTY_SPAN: "Delete or redraw the region.",
+    IssueCode.OFFSET_OUT_OF_RANGE: "Fix the offsets in Label Studio or re-export the task.",
+    IssueCode.OFFSET_MISMATCH: "Fix the region in Label Studio (the task text may have been edited after labeling) "
+    "and export again.",
+}
+
+
+def search_window(wanted: str) -> int:
+    """How far from its offsets a span's text is looked for (characters, either side)."""
+    return max(MIN_WINDOW, 2 * len(wanted))
+
+
+def offsets_problem(length: int, start: int, end: int) -> IssueCode | None:
+    """Why ``[start, end)`` cannot be a span of a text of ``length`` characters, or ``None`` when it can."""
+    if 0 <= start < end <= length:
+        return None
+    return IssueCode.EMPTY_SPAN if 0 <= start and end <= length else IssueCode.OFFSET_OUT_OF_RANGE
+
+
+def span_issue(
+    code: IssueCode,
     ref: str,
-    span: tuple[int, int, str] | None = None,
+    span: tuple[int, int, str],
     text: str = "",
     at: tuple[int, int] | None = None,
+    **fields: object,
 ) -> Issue:
-    where = at or (span[:2] if span else None)
-    return Issue(
-        level,
+    """An issue about ``span`` of task ``ref``; ``where`` (default ``ref``) names it in the message, the snippet
+    shows ``at`` (default the span) when the text is given."""
+    start, end, label = span
+    shown = at or (start, end)
+    ok = all(isinstance(x, int) for x in shown)
+    fields = {"where": ref, **fields}
+    return Issue.of(
         code,
-        message,
         task=ref,
-        span=span,  # type: ignore[arg-type]
-        snippet=snippet(text, *where) if where and text else None,
+        span=span if ok else None,
+        snippet=snippet(text, *shown) if ok and text else None,  # type: ignore[arg-type]
+        start=start,
+        end=end,
+        label=label,
+        length=len(text),
+        **fields,
     )
 
 
-def check_region(text: str, start: object, end: object, label: str, wanted: object, ref: str) -> Checked:
-    """Validate ``[start, end)`` of a region labelled ``label`` in ``text``; ``wanted`` is Label Studio's ``text``.
+def check_region(
+    text: str, start: object, end: object, label: str, wanted: object, ref: str, *,
+    where: str | None = None, fix: str | None = None,
+) -> Checked:
+    """Validate ``[start, end)`` of a region labelled ``label`` in ``text``; ``wanted`` is the region's text as the
+    annotation tool stored it (Label Studio's ``text``), ``None`` when it has none.
 
-    ``ref`` names the task in messages ("Task 812").
+    ``ref`` names the task ("Task 812"); ``where`` names the region in messages (default ``ref``); ``fix`` replaces
+    the Label Studio advice (:data:`LS_FIXES`) for formats with their own.
     """
+    named = {"where": where or ref}
     s, e = as_offset(start), as_offset(end)
     if s is None or e is None:
-        message = (
-            f"{ref}: span ({start!r}, {end!r}, {label!r}) has offsets that are not integers; span skipped. "
-            "Label Studio writes character offsets as whole numbers: redraw the region or re-export the task."
-        )
-        return Checked(None, _issue("error", "offset_not_integer", message, ref))
-    try:
-        check_span(text, Span(s, e, label))
-    except SpanError as exc:
-        code = "empty_span" if 0 <= s and e <= len(text) else "offset_out_of_range"
-        return Checked(None, _issue("error", code, f"{ref}: {exc} Span skipped.", ref, (s, e, label), text))
+        code = IssueCode.OFFSET_NOT_INTEGER
+        issue = span_issue(code, ref, (start, end, label), fix=fix or LS_FIXES[code], **named)  # type: ignore[arg-type]
+        return Checked(None, issue)
+    problem = offsets_problem(len(text), s, e)
+    if problem:
+        return Checked(None, span_issue(problem, ref, (s, e, label), text, fix=fix or LS_FIXES[problem], **named))
     if not isinstance(wanted, str) or text[s:e] == wanted:
         return Checked((s, e))
-    return _mismatch(text, s, e, label, wanted, ref)
+    return _mismatch(text, (s, e, label), wanted, ref, fix, named)
 
 
-def _mismatch(text: str, s: int, e: int, label: str, wanted: str, ref: str) -> Checked:
-    span, found_text = (s, e, label), text[s:e]
-    head = (
-        f"{ref}: span ({s}, {e}, {label!r}) text {wanted!r} does not match the document at those offsets "
-        f"({found_text!r})"
-    )
+def _mismatch(text: str, span: tuple[int, int, str], wanted: str, ref: str, fix: str | None,
+              named: dict[str, str]) -> Checked:
+    s, e, _ = span
+    found_text = text[s:e]
+    common = {"wanted": wanted, "found": found_text, **named}
     if found_text.strip() and found_text.strip() == wanted.strip():
         if found_text == found_text.strip():
             return Checked((s, e))
         ns, ne = _trimmed(text, s, e)
-        message = f"{head}, only in leading/trailing whitespace; trimmed to ({ns}, {ne})."
-        return Checked((ns, ne), _issue("warning", "offset_trimmed", message, ref, span, text), repaired=True)
+        issue = span_issue(IssueCode.OFFSET_TRIMMED, ref, span, text, new_start=ns, new_end=ne, **common)
+        return Checked((ns, ne), issue, repaired=True)
     found = reanchor(text, s, e, wanted)
     if found:
         (ns, ne), how = found
-        message = f"{head}; re-anchored to ({ns}, {ne}) by {how}."
-        issue = _issue("warning", "offset_repaired", message, ref, span, text, at=(ns, ne))
+        issue = span_issue(IssueCode.OFFSET_REPAIRED, ref, span, text, at=(ns, ne), new_start=ns, new_end=ne,
+                           how=how, **common)
         return Checked((ns, ne), issue, repaired=True)
-    message = (
-        f"{head}, and that text was not found within {max(MIN_WINDOW, 2 * len(wanted))} characters; span "
-        "skipped. Fix the region in Label Studio (the task text may have been edited after labeling) and export "
-        "again."
-    )
-    return Checked(None, _issue("error", "offset_mismatch", message, ref, span, text))
+    code = IssueCode.OFFSET_MISMATCH
+    issue = span_issue(code, ref, span, text, window=search_window(wanted), fix=fix or LS_FIXES[code], **common)
+    return Checked(None, issue)

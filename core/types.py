@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from core.errors import IssueCode, IssueLevel
+
 SNIPPET_RADIUS = 20
 
 
@@ -148,28 +150,47 @@ class ParsedTask:
         return f"Item #{self.position + 1}"
 
 
-IssueLevel = Literal["error", "warning", "info"]
-
-
 @dataclass(frozen=True)
 class Issue:
     """A problem found in user input, reported rather than raised when the rest of the batch can go on.
 
     ``level``: error (the item or span was skipped), warning (it was repaired or a policy applied),
-    info (a fact worth knowing, e.g. the label set was inferred).
+    info (a fact worth knowing, e.g. the label set was inferred). ``code`` is an :class:`~core.errors.IssueCode`
+    (see ``docs/issue-codes.md``); a string is read as its member, and only an unknown code from an old stored
+    summary stays a plain string. Build issues with :meth:`of`, which formats the code's message template.
     """
 
     level: IssueLevel
-    code: str  # machine-readable, e.g. "offset_mismatch", "unknown_label", "overlap", "partial_token"
+    code: IssueCode | str
     message: str  # what, where, and how to fix, in one or two sentences
     task: str | None = None  # how the task is named, e.g. "Task 812"
     span: tuple[int, int, str] | None = None
     snippet: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.code, IssueCode):
+            object.__setattr__(self, "code", IssueCode.lookup(self.code))
+
+    @classmethod
+    def of(
+        cls,
+        code: IssueCode,
+        *,
+        task: str | None = None,
+        span: tuple[int, int, str] | None = None,
+        snippet: str | None = None,
+        level: IssueLevel | None = None,
+        **fields: Any,
+    ) -> Issue:
+        """An issue of ``code`` at its default level (or ``level``), its message formatted from ``task`` and
+        ``fields``: ``Issue.of(IssueCode.EMPTY_TEXT, task="Task 3", field="text")``."""
+        message = code.msg(task=task, **fields)
+        return cls(level or code.level, code, message, task=task, span=span, snippet=snippet)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "level": self.level,
-            "code": self.code,
+            "code": str(self.code),
             "message": self.message,
             "task": self.task,
             "span": list(self.span) if self.span else None,
@@ -181,7 +202,7 @@ class Issue:
         span = d.get("span")
         return cls(
             level=d["level"],
-            code=d["code"],
+            code=IssueCode.lookup(d["code"]),
             message=d["message"],
             task=d.get("task"),
             span=tuple(span) if span else None,  # type: ignore[arg-type]

@@ -32,6 +32,8 @@ from sqlalchemy import Engine, bindparam, delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core.errors import IssueCode
+from core.spancheck import offsets_problem, span_issue
 from core.types import Annotation, Issue, ParsedTask, ReportLensError
 from db.engine import lock_project_key, refresh_planner_stats, write_session
 from db.models import ANNOTATION_SOURCES, DOCUMENT_SOURCES, AuditEvent, ImportRun, Project, utcnow
@@ -126,17 +128,15 @@ class _Importer:
         anns = []
         for a in task.annotations:
             if a.source not in ANNOTATION_SOURCES:
-                self.own_issues.append(Issue("error", "unknown_source", f"{task.ref}: annotation source {a.source!r} "
-                                             f"is not one of {', '.join(ANNOTATION_SOURCES)}; it was skipped.",
-                                             task=task.ref))
+                self.own_issues.append(Issue.of(IssueCode.UNKNOWN_SOURCE, task=task.ref, source=a.source,
+                                                known=", ".join(ANNOTATION_SOURCES)))
                 continue
             spans = []
             for i, sp in enumerate(a.spans):
-                if not (0 <= sp.start < sp.end <= len(text)):
-                    self.own_issues.append(Issue(
-                        "error", "span_out_of_range",
-                        f"{task.ref}: {sp.describe()} does not fit the text (length {len(text)}); it was skipped. "
-                        "Fix the region in Label Studio and export again.", task=task.ref, span=sp.as_tuple()))
+                problem = offsets_problem(len(text), sp.start, sp.end)
+                if problem:
+                    self.own_issues.append(span_issue(problem, task.ref, sp.as_tuple(), text,
+                                                      fix="Fix the region in Label Studio and export again."))
                     continue
                 score = a.span_scores[i] if i < len(a.span_scores) else None
                 spans.append((sp.start, sp.end, sp.label, None if score is None else float(score)))
@@ -150,8 +150,7 @@ class _Importer:
             item = self._prepare(task)
             if item.key in items or item.key in self.seen:
                 what = f"Task id {item.key[1]}" if item.key[0] == "id" else "The same text (no task id)"
-                self.own_issues.append(Issue("warning", "duplicate_task", f"{task.ref}: {what} appears more than "
-                                             "once in this file; the last one is kept.", task=task.ref))
+                self.own_issues.append(Issue.of(IssueCode.DUPLICATE_TASK, task=task.ref, what=what))
                 item.redo = item.key in self.seen
                 items.pop(item.key, None)
             items[item.key] = item
@@ -271,10 +270,7 @@ class _Importer:
             else:
                 text_changed = existing[it.key]["text_hash"] != it.hash
                 if text_changed and kept_ids:
-                    self.own_issues.append(Issue(
-                        "warning", "stale_offsets", f"{it.task.ref}: the text changed, and {len(kept_ids)} stored "
-                        "annotation(s) not in this file were kept; their offsets may no longer match. Re-export "
-                        "them from Label Studio or delete them.", task=it.task.ref))
+                    self.own_issues.append(Issue.of(IssueCode.STALE_OFFSETS, task=it.task.ref, n=len(kept_ids)))
                 status = "updated" if (touched or changed_docs.get(doc_id)) else "unchanged"
             previous = self.status.get(it.key)
             self.status[it.key] = previous if previous in ("added", "updated") else status

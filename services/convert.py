@@ -88,5 +88,6 @@ def convert_export(
 def _count(issues: list[Any]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for issue in issues:
-        counts[issue.code] = counts.get(issue.code, 0) + 1
+        code = str(issue.code)  # the stored string value of an IssueCode
+        counts[code] = counts.get(code, 0) + 1
     return counts

@@ -9,14 +9,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from core.errors import IssueCode
+from core.types import Issue
+
 MAX_MEMBER_BYTES = 200 * 1024 * 1024  # one zip member read into memory
 MAX_ZIP_TOTAL_BYTES = 2 * 1024 * 1024 * 1024  # all members of one zip together
 # What a damaged zip raises; named so real bugs still surface.
 ZIP_ERRORS: tuple[type[BaseException], ...] = (
     zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, RuntimeError, NotImplementedError, OSError, EOFError,
 )
-# (kind, member name, message): kind is "unreadable" or "too_large"; the caller turns it into its issue code.
-OnError = Callable[[str, str, str], None]
+# Receives a FILE_UNREADABLE or FILE_TOO_LARGE issue naming the archive or the member ("File <name>").
+OnError = Callable[[Issue], None]
+REZIP = "Zip the files again (without a password) and import the archive again."
 
 
 def zip_member_names(path: Path) -> list[str]:
@@ -28,8 +32,15 @@ def zip_member_names(path: Path) -> list[str]:
         return []
 
 
-def iter_members(source: str | Path | BinaryIO, zip_name: str, on_error: OnError,
-                 too_large_hint: str = "") -> Iterator[tuple[str, bytes]]:
+def _unreadable(name: str, where: str, problem: str) -> Issue:
+    return Issue.of(IssueCode.FILE_UNREADABLE, task=f"File {name}", where=where, problem=problem, fix=REZIP)
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:.1f} MB" if n % 2**20 else f"{n // 2**20} MB"
+
+
+def iter_members(source: str | Path | BinaryIO, zip_name: str, on_error: OnError) -> Iterator[tuple[str, bytes]]:
     """``(member name, bytes)`` of every readable file member; what cannot be read goes to ``on_error``.
 
     A member over :data:`MAX_MEMBER_BYTES` is skipped; the whole archive stops once the members read add up to over
@@ -38,7 +49,7 @@ def iter_members(source: str | Path | BinaryIO, zip_name: str, on_error: OnError
     try:
         zf = zipfile.ZipFile(source)
     except ZIP_ERRORS as exc:
-        on_error("unreadable", zip_name, f"{zip_name} is not a readable zip archive ({exc}).")
+        on_error(_unreadable(zip_name, zip_name, f"is not a readable zip archive ({exc})"))
         return
     total = 0
     with zf:
@@ -48,29 +59,29 @@ def iter_members(source: str | Path | BinaryIO, zip_name: str, on_error: OnError
                 continue
             where = f"Member {name} of {zip_name}"
             if info.flag_bits & 0x1:
-                on_error("unreadable", name, f"{where} is encrypted; zip it again without a password.")
+                on_error(_unreadable(name, where, "is encrypted"))
                 continue
             if info.file_size > MAX_MEMBER_BYTES:
-                _too_large(on_error, name, where, info.file_size, too_large_hint)
+                on_error(_too_large(name, where, info.file_size))
                 continue
             try:
                 with zf.open(info) as member:
                     data = member.read(MAX_MEMBER_BYTES + 1)  # bounded even when the header lies
             except ZIP_ERRORS as exc:
-                on_error("unreadable", name, f"{where} could not be unpacked ({exc}).")
+                on_error(_unreadable(name, where, f"could not be unpacked ({exc})"))
                 continue
             if len(data) > MAX_MEMBER_BYTES:
-                _too_large(on_error, name, where, len(data), too_large_hint)
+                on_error(_too_large(name, where, len(data)))
                 continue
             total += len(data)
             if total > MAX_ZIP_TOTAL_BYTES:
-                limit = f"{MAX_ZIP_TOTAL_BYTES // 2**20} MB"
-                on_error("too_large", name, f"{zip_name} unpacks to over {limit}; stopped at {name}.")
+                on_error(Issue.of(IssueCode.FILE_TOO_LARGE, task=f"File {name}", where=zip_name,
+                                  size=f"over {_mb(MAX_ZIP_TOTAL_BYTES)} unpacked", limit=_mb(MAX_ZIP_TOTAL_BYTES),
+                                  scope="one archive", skipped=f"{name} and the members after it were"))
                 return
             yield name, data
 
 
-def _too_large(on_error: OnError, name: str, where: str, size: int, hint: str) -> None:
-    limit = f"{MAX_MEMBER_BYTES // 2**20} MB"
-    on_error("too_large", name, f"{where} is {size / 2**20:.1f} MB, over the {limit} limit for one member, and was "
-             f"skipped{hint}.")
+def _too_large(name: str, where: str, size: int) -> Issue:
+    return Issue.of(IssueCode.FILE_TOO_LARGE, task=f"File {name}", where=where, size=_mb(size),
+                    limit=_mb(MAX_MEMBER_BYTES), scope="one member", skipped="it was")

@@ -17,23 +17,29 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
+from core.errors import IssueCode
 from core.formats.archive import iter_members, zip_member_names
 from core.formats.labelconfig import LabelConfig, short_list
 from core.formats.lsresults import ParseContext, unknown_span
 from core.formats.report import ParseReport
-from core.spancheck import reanchor
-from core.types import Annotation, Issue, ParsedTask, ReportLensError, Span, snippet
+from core.spancheck import check_region, span_issue
+from core.types import Annotation, Issue, ParsedTask, ReportLensError, Span
 
 NAME = "brat"
 TEXT, ANN = ".txt", ".ann"
+FIX_OFFSETS = "Check that the .ann belongs to this .txt (same version), or fix its offsets."
+# The first character of a brat line that is not a text-bound annotation, in words (for the ignored-results note).
+OTHER_KINDS = {"E": "event", "R": "relation", "A": "attribute", "M": "attribute", "N": "normalization",
+               "#": "note", "*": "equivalence"}
 
 
 def _decode(data: bytes, name: str) -> str | Issue:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return Issue("error", "brat_unreadable", f"{name} is not UTF-8 (bad byte at offset {exc.start}); document "
-                     "skipped. Re-save the .txt and .ann files as UTF-8 and import again.", task=f"File {name}")
+        return Issue.of(IssueCode.FILE_UNREADABLE, task=f"File {name}", where=name,
+                        problem=f"is not UTF-8 (bad byte at offset {exc.start})",
+                        fix="Re-save the .txt and .ann files as UTF-8 and import again.")
 
 
 def parse_ann(text: str, ann: str, ann_name: str, ref: str, ctx: ParseContext) -> list[Span]:
@@ -45,67 +51,46 @@ def parse_ann(text: str, ann: str, ann_name: str, ref: str, ctx: ParseContext) -
         if not line.strip():
             continue
         if not line.startswith("T"):
-            other[line[:1]] += 1
+            other[OTHER_KINDS.get(line[:1], repr(line[:1]))] += 1
             continue
         where = f"{ann_name} line {n}"
         parts = line.split("\t")
         if len(parts) < 2 or " " not in parts[1]:
-            issues.append(Issue("error", "bad_line", f"{where}: cannot read {line[:60]!r}; expected "
-                                "'Tn<TAB>Type start end<TAB>text'. Fix the line or remove it.", task=ref))
+            issues.append(Issue.of(IssueCode.BAD_LINE, task=ref, where=where, line=line[:60],
+                                   expected="'Tn<TAB>Type start end<TAB>text'", outcome="line skipped"))
             continue
         label, _, ranges = parts[1].partition(" ")
         frags = [r.split() for r in ranges.split(";")]
         if len(frags) > 1:
-            issues.append(Issue("warning", "discontinuous", f"{where}: discontinuous {label} entity split into "
-                                f"{len(frags)} spans ({ranges}).", task=ref))
+            issues.append(Issue.of(IssueCode.DISCONTINUOUS, task=ref, where=where, label=label, n=len(frags),
+                                   ranges=ranges))
         expected = parts[2] if len(parts) > 2 and len(frags) == 1 else None
         for frag in frags:
             try:
                 start, end = int(frag[0]), int(frag[1])
             except (ValueError, IndexError):
-                issues.append(Issue("error", "bad_offsets", f"{where}: offsets {ranges!r} are not integers; span "
-                                    "skipped. Write them as 'start end' character offsets.", task=ref))
+                raw = (frag + [None, None])[:2]
+                issues.append(span_issue(IssueCode.OFFSET_NOT_INTEGER, ref, (raw[0], raw[1], label), where=where,
+                                         fix="Write them as 'start end' character offsets."))
                 continue
             ctx.report.spans_seen += 1
-            span = _anchored(text, (start, end, label), expected, where, ref, ctx)
-            if span is None:
+            checked = check_region(text, start, end, label, expected, ref, where=where, fix=FIX_OFFSETS)
+            if checked.issue:
+                issues.append(checked.issue)
+            ctx.report.repaired += int(checked.repaired)
+            if checked.offsets is None:
                 continue
+            span = Span(*checked.offsets, label)
             if not ctx.known_span(label):
                 unknown_span(label, span.as_tuple(), text, ref, ctx)
                 continue
             ctx.tally.add_span(label)
             spans.append(span)
     if other:
-        kinds = ", ".join(f"{k}: {v}" for k, v in sorted(other.items()))
-        issues.append(Issue("info", "ignored_annotations",
-                            f"{ann_name}: events/relations/attributes not imported ({kinds}).", task=ref))
+        kinds = ", ".join(f"{k} ×{v}" for k, v in sorted(other.items()))
+        issues.append(Issue.of(IssueCode.IGNORED_RESULTS, task=ref, n=sum(other.values()), counts=kinds,
+                               where=f" in {ann_name}", imported="text-bound annotations (T lines)"))
     return list(dict.fromkeys(spans))
-
-
-def _anchored(text: str, span: tuple[int, int, str], expected: str | None, where: str, ref: str,
-              ctx: ParseContext) -> Span | None:
-    start, end, label = span
-    issues = ctx.report.issues
-    if not 0 <= start < end <= len(text):
-        issues.append(Issue("error", "offset_out_of_range", f"{where}: span ({start}, {end}, {label!r}) lies outside "
-                            f"the text (length {len(text)}); span skipped. Check that the .ann belongs to this "
-                            ".txt, or fix its offsets.", task=ref, span=span))
-        return None
-    if expected is None or text[start:end] == expected:
-        return Span(start, end, label)
-    hit = reanchor(text, start, end, expected)
-    if hit is None:
-        issues.append(Issue("error", "offset_mismatch", f"{where}: span ({start}, {end}, {label!r}) should read "
-                            f"{expected!r} but the text there is {text[start:end]!r}, and it is not found nearby; "
-                            "span skipped. Check that the .ann belongs to this .txt (same version), or fix its "
-                            "offsets.", task=ref, span=span, snippet=snippet(text, start, end)))
-        return None
-    found = hit[0]
-    ctx.report.repaired += 1
-    issues.append(Issue("warning", "offset_repaired", f"{where}: span ({start}, {end}, {label!r}) re-anchored to "
-                        f"({found[0]}, {found[1]}) where its text {expected!r} is.", task=ref, span=span,
-                        snippet=snippet(text, found[0], found[1])))
-    return Span(found[0], found[1], label)
 
 
 def brat_task(text: str, ann: str | None, name: str, ann_name: str, position: int, ctx: ParseContext) -> ParsedTask:
@@ -143,10 +128,8 @@ class _Batch:
         pairs, orphans = _pairs(names)
         for ann in orphans:
             stem = PurePosixPath(ann).with_suffix(TEXT).name
-            self.ctx.report.add(Issue(
-                "error", "brat_missing_text", f"{ann} in {self.where} has no {stem} beside it, so its annotations have "
-                "no text; skipped. Add the .txt the annotations were made on (same name, same folder), or remove the "
-                ".ann.", task=f"File {ann}"))
+            self.ctx.report.note(IssueCode.BRAT_MISSING_TEXT, task=f"File {ann}", ann=ann, where=self.where,
+                                 stem=stem)
         for txt, ann in pairs:
             text = self._text(files, txt)
             if isinstance(text, Issue):
@@ -169,18 +152,14 @@ class _Batch:
 
     def close(self) -> None:
         if self.unannotated:
-            self.ctx.report.note("info", "brat_unannotated", f"{len(self.unannotated)} .txt file(s) in {self.where} "
-                                 f"have no .ann beside them and were imported unlabelled: "
-                                 f"{short_list(self.unannotated, 5)}.")
+            self.ctx.report.note(IssueCode.BRAT_UNANNOTATED, n=len(self.unannotated), where=self.where,
+                                 names=short_list(self.unannotated, 5))
         self.ctx.close()
 
 
 def _zip_files(path: Path, ctx: ParseContext) -> dict[str, bytes]:
-    def on_error(kind: str, name: str, message: str) -> None:
-        ctx.report.add(Issue("error", f"brat_{kind}", message, task=f"File {name}"))
-
     wanted = {n for n in zip_member_names(path) if PurePosixPath(n).suffix.lower() in (TEXT, ANN)}
-    return {name: data for name, data in iter_members(path, path.name, on_error) if name in wanted}
+    return {name: data for name, data in iter_members(path, path.name, ctx.report.add) if name in wanted}
 
 
 def _single(path: Path) -> tuple[Path, Path | None]:

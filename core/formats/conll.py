@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import IssueCode
 from core.formats.labelconfig import LabelConfig
 from core.formats.lsresults import ParseContext, unknown_span
 from core.formats.report import UTF8_BOM, ParseReport, check_path, encoding_error, first_char
@@ -139,15 +140,12 @@ def _doc_task(doc: _Doc, position: int, ctx: ParseContext, io_tagging: bool) -> 
     if orphans and not io_tagging:
         s, e, label = orphans[0]
         ctx.report.add(
-            Issue(
-                "warning",
-                "orphan_inside",
-                f"{ref} (line {doc.first_line}): {len(orphans)} entities begin with 'I-' without a 'B-' before them, "
-                f"e.g. span ({s}, {e}, {label!r}) {text[s:e]!r}; each was read as the start of an entity. Check the "
-                "tags if that is wrong.",
+            Issue.of(
+                IssueCode.ORPHAN_INSIDE,
                 task=ref,
                 span=(s, e, label),
                 snippet=snippet(text, s, e),
+                line=doc.first_line, n=len(orphans), start=s, end=e, label=label, text=text[s:e],
             )
         )
     return ParsedTask(
@@ -165,12 +163,7 @@ def _mode_note(ctx: ParseContext, docstarts: int, io_tagging: bool) -> None:
     else:
         how = "each -DOCSTART- document is one task, its sentences joined by newlines"
     io = " No 'B-' tags: read as IO tagging, so touching entities with the same label merge." if io_tagging else ""
-    ctx.report.note(
-        "info",
-        "conll_layout",
-        f"CoNLL file with {docstarts} -DOCSTART- line(s): {how}. Texts are rebuilt by joining tokens with single "
-        f"spaces; prefer the JSON export, which keeps the original text and character offsets.{io}",
-    )
+    ctx.report.note(IssueCode.CONLL_LAYOUT, docstarts=docstarts, how=how, io=io)
 
 
 def _looks_like_conll(rest: bytes) -> bool:
@@ -212,11 +205,8 @@ def _read(path: Path, ctx: ParseContext) -> Iterator[ParsedTask]:
                 doc.end_sentence()
             continue
         if len(cols) == 1:
-            ctx.report.note(
-                "warning",
-                "conll_bad_line",
-                f"Line {lineno}: {line.strip()!r} has one column, not 'token ... TAG'; read it as an untagged token.",
-            )
+            ctx.report.note(IssueCode.BAD_LINE, level="warning", where=f"Line {lineno}", line=line.strip(),
+                            expected="'token ... TAG' (it has one column)", outcome="read it as an untagged token")
         doc = doc or _Doc(first_line=lineno)
         doc.current.append((cols[0], cols[-1] if len(cols) > 1 else "O"))
     if doc is not None and not doc.empty:

@@ -16,11 +16,11 @@ Batch policy: one bad file never stops the batch, and only a missing path raises
 - In a folder or zip, files without the DICOM preamble (``DICM`` at byte 128), whatever their extension, are skipped
   and summed up in one ``dicom_skipped_files`` info issue; so are DICOMDIR index files. A path given directly is
   always tried as DICOM.
-- A file with the preamble that cannot be parsed (corrupt, truncated) gives an error ``dicom_unreadable``.
+- A file with the preamble that cannot be parsed (corrupt, truncated) gives an error ``file_unreadable``.
 - A DICOM object without report text (an image, an SR without TEXT/CODE/NUM content) gives ``dicom_no_text``, naming
   its SOP class.
 - A zip member over :data:`~core.formats.archive.MAX_MEMBER_BYTES`, or a zip unpacking to over
-  :data:`~core.formats.archive.MAX_ZIP_TOTAL_BYTES`, gives ``dicom_too_large``.
+  :data:`~core.formats.archive.MAX_ZIP_TOTAL_BYTES`, gives ``file_too_large`` (codes: ``docs/issue-codes.md``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 
+from core.errors import IssueCode
 from core.formats.archive import iter_members
 from core.formats.labelconfig import LabelConfig
 from core.formats.report import ParseReport
@@ -278,8 +279,8 @@ class _Reader:
         self.position = 0
         self.skipped: list[str] = []
 
-    def error(self, code: str, name: str, message: str) -> None:
-        self.issues.append(Issue(level="error", code=code, message=message, task=f"File {name}"))
+    def error(self, code: IssueCode, name: str, **fields: str) -> None:
+        self.issues.append(Issue.of(code, task=f"File {name}", **fields))
 
     def parse(self, fp: BinaryIO, name: str, where: str) -> Iterator[ParsedTask]:
         """Parse one DICOM stream; yield its task or record why not. ``where`` names it in messages."""
@@ -294,8 +295,8 @@ class _Reader:
         except _READ_ERRORS as exc:
             problem = _reason(exc)
         if problem:
-            fix = "Re-export it from the PACS or remove it from the batch."
-            self.error("dicom_unreadable", name, f"{where} could not be read as DICOM ({problem}). {fix}")
+            self.error(IssueCode.FILE_UNREADABLE, name, where=where, problem=f"could not be read as DICOM ({problem})",
+                       fix="Re-export it from the PACS or remove it from the batch.")
             return
         if not text:
             has_content = "ContentSequence" in ds
@@ -303,7 +304,7 @@ class _Reader:
             fix = "Only DICOM Structured Reports carry report text; import the study's SR instead."
             if not has_content and str(ds.get("SOPClassUID", "")).startswith(_SR_CLASS_PREFIX):
                 fix = "An SR without content is usually a truncated file: copy or export it again."
-            self.error("dicom_no_text", name, f"{where} ({sop_class_name(ds)}) has no report text: {why}. {fix}")
+            self.error(IssueCode.DICOM_NO_TEXT, name, where=where, sop_class=sop_class_name(ds), why=why, fix=fix)
             return
         yield ParsedTask(text=text, task_id=None, meta=meta, position=self.position, source_name=name)
         self.position += 1
@@ -313,7 +314,8 @@ class _Reader:
             with open(path, "rb") as fp:
                 return fp.read(MAGIC_OFFSET + 4)
         except OSError as exc:
-            self.error("dicom_unreadable", name, f"File {name} could not be opened ({exc}).")
+            self.error(IssueCode.FILE_UNREADABLE, name, where=f"File {name}", problem=f"could not be opened ({exc})",
+                       fix="Check that the file exists and can be read, then import again.")
             return None
 
     def file(self, path: Path, name: str) -> Iterator[ParsedTask]:
@@ -330,11 +332,7 @@ class _Reader:
                 self.skipped.append(name)
 
     def zip(self, source: str | Path | BinaryIO, zip_name: str) -> Iterator[ParsedTask]:
-        def on_error(kind: str, name: str, message: str) -> None:
-            self.error(f"dicom_{kind}", name, message)
-
-        hint = " (SR files are small: leave the images out of the archive)"
-        for name, data in iter_members(source, zip_name, on_error, hint):
+        for name, data in iter_members(source, zip_name, self.issues.append):
             if _has_magic(data):
                 yield from self.parse(io.BytesIO(data), name, f"Member {name} of {zip_name}")
             else:
@@ -343,11 +341,8 @@ class _Reader:
     def report_skipped(self, where: str) -> None:
         if self.skipped:
             more = f" and {len(self.skipped) - 5} more" if len(self.skipped) > 5 else ""
-            message = (
-                f"{len(self.skipped)} file(s) in {where} hold no report (no 'DICM' preamble, or a DICOMDIR index) "
-                f"and were skipped: {', '.join(self.skipped[:5])}{more}."
-            )
-            self.issues.append(Issue(level="info", code="dicom_skipped_files", message=message))
+            self.issues.append(Issue.of(IssueCode.DICOM_SKIPPED_FILES, n=len(self.skipped), where=where,
+                                        names=f"{', '.join(self.skipped[:5])}{more}"))
 
 
 def iter_dicom(path: str | os.PathLike[str], report_issues: list[Issue]) -> Iterator[ParsedTask]:

@@ -10,10 +10,11 @@ from typing import Any
 
 import ijson
 
+from core.errors import IssueCode
 from core.formats.labelconfig import short_list
 from core.formats.lsresults import ParseContext
 from core.formats.report import ParseReport, Utf8Reader
-from core.types import Issue, ParsedTask, ReportLensError
+from core.types import ParsedTask, ReportLensError
 
 MAX_BYTES_FOR_ERROR_POSITION = 256 << 20
 JSON_SCALAR_STARTS = '"-0123456789tfn'
@@ -121,19 +122,14 @@ def _check_top(path: Path, top: str, item: Any, position: int, ctx: ParseContext
         if not isinstance(item, dict) or not isinstance(item.get("data"), dict):
             keys = short_list(sorted(item)) if isinstance(item, dict) else ""
             raise shape_error(path, f"one object with keys ({keys}) but no 'data'")
-        ctx.report.note("info", "single_task", f"{path.name} holds one task object, not a list; read it as one task.")
+        ctx.report.note(IssueCode.SINGLE_TASK, file=path.name)
         return True
     if isinstance(item, dict):
         return True
     if position == 0:
         raise shape_error(path, f"a list whose first item is {value_kind(item)} ({str(item)[:40]!r})")
-    ctx.report.add(Issue(
-        "error",
-        "not_a_task",
-        f"Item #{position + 1}: is {value_kind(item)} ({str(item)[:40]!r}), not a task "
-        "object; skipped. Remove it from the file.",
-        task=f"Item #{position + 1}",
-    ))
+    ctx.report.note(IssueCode.NOT_A_TASK, task=f"Item #{position + 1}", kind=value_kind(item),
+                    value=repr(str(item)[:40]))
     return False
 
 

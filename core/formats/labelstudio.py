@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+from core.errors import IssueCode
 from core.formats.jsonstream import JSON_SCALAR_STARTS, first_item, is_one_json_value, iter_json, value_kind
 from core.formats.labelconfig import LabelConfig, short_list
 from core.formats.lsresults import (
@@ -42,8 +43,8 @@ def task_ref(task_id: int | None, position: int) -> str:
     return ParsedTask(text="", task_id=task_id, position=position).ref
 
 
-def _error(ctx: ParseContext, code: str, message: str, ref: str) -> None:
-    ctx.report.add(Issue("error", code, message, task=ref))
+def _error(ctx: ParseContext, code: IssueCode, ref: str, **fields: object) -> None:
+    ctx.report.add(Issue.of(code, task=ref, **fields))
 
 
 # ---------------------------------------------------------------- the text of a task
@@ -60,15 +61,7 @@ def _guess_text_field(data: dict[str, Any], ref: str, ctx: ParseContext, reserve
         return None
     ctx.text_field = ctx.tally.text_field = strings[0]
     ctx.text_field_guessed = True
-    ctx.report.add(
-        Issue(
-            "info",
-            "text_field_guessed",
-            f"{ref}: the task data has no 'text' field; reading the text from {strings[0]!r}, its only string field, "
-            f'for the whole file. Pass the labeling config (<Text value="${strings[0]}">) to choose it explicitly.',
-            task=ref,
-        )
-    )
+    ctx.report.note(IssueCode.TEXT_FIELD_GUESSED, task=ref, field=strings[0])
     return strings[0]
 
 
@@ -78,32 +71,15 @@ def pick_text(
     """The (field, text) of a task, or ``None`` after recording why the task is skipped."""
     field = ctx.text_field if ctx.text_field in data else _guess_text_field(data, ref, ctx, reserved)
     if field is None:
-        _error(
-            ctx,
-            "missing_text_field",
-            f"{ref}: the task data has no {ctx.text_field!r} field (fields: {short_list(sorted(data))}); task "
-            'skipped. Pass the labeling config whose <Text value="$field"> names the report field.',
-            ref,
-        )
+        problem = f"the task data has no {ctx.text_field!r} field (fields: {short_list(sorted(data))})"
+        _error(ctx, IssueCode.MISSING_TEXT_FIELD, ref, problem=problem)
         return None
     text = data[field]
     if not isinstance(text, str):
-        _error(
-            ctx,
-            "missing_text_field",
-            f"{ref}: data[{field!r}] is {value_kind(text)}, not text; task skipped. ReportLens imports plain "
-            'text tasks; point the labeling config\'s <Text value="$field"> at a text field.',
-            ref,
-        )
+        _error(ctx, IssueCode.MISSING_TEXT_FIELD, ref, problem=f"data[{field!r}] is {value_kind(text)}, not text")
         return None
     if not text.strip():
-        _error(
-            ctx,
-            "empty_text",
-            f"{ref}: the text in data[{field!r}] is empty; task skipped. Fill in the report text or remove the "
-            "task in Label Studio.",
-            ref,
-        )
+        _error(ctx, IssueCode.EMPTY_TEXT, ref, field=field)
         return None
     return field, text
 
@@ -114,26 +90,15 @@ def pick_text(
 def _human_annotations(item: dict[str, Any], text: str, ref: str, ctx: ParseContext) -> list[Annotation]:
     anns = item["annotations"] if "annotations" in item else item.get("completions")
     if anns is not None and not isinstance(anns, list):
-        _error(
-            ctx,
-            "bad_annotation",
-            f"{ref}: 'annotations' is {value_kind(anns)}, not a list; annotations "
-            "skipped. Re-export the project from Label Studio.",
-            ref,
-        )
+        _error(ctx, IssueCode.BAD_ANNOTATION, ref, what="'annotations'", kind=value_kind(anns), expected="a list")
         return []
     out = []
     for i, ann in enumerate(anns or []):
         if isinstance(ann, dict):
             out.append(human_annotation(ann, i, text, ref, ctx))
         else:
-            _error(
-                ctx,
-                "bad_annotation",
-                f"{ref}: annotation #{i + 1} is {value_kind(ann)}, not an object; "
-                "skipped. Re-export the project from Label Studio.",
-                ref,
-            )
+            _error(ctx, IssueCode.BAD_ANNOTATION, ref, what=f"annotation #{i + 1}", kind=value_kind(ann),
+                   expected="an object")
     return out
 
 
@@ -146,9 +111,8 @@ def _predictions(item: dict[str, Any], text: str, ref: str, ctx: ParseContext) -
         elif isinstance(pred, dict):
             out.append(model_annotation(pred, i, text, ref, ctx))
         else:
-            _error(
-                ctx, "bad_annotation", f"{ref}: prediction #{i + 1} is {value_kind(pred)}, not an object; skipped.", ref
-            )
+            _error(ctx, IssueCode.BAD_ANNOTATION, ref, what=f"prediction #{i + 1}", kind=value_kind(pred),
+                   expected="an object")
     return out
 
 
@@ -158,13 +122,7 @@ def task_from_json(item: dict[str, Any], position: int, ctx: ParseContext) -> Pa
     ref = task_ref(task_id, position)
     data = item.get("data")
     if not isinstance(data, dict):
-        _error(
-            ctx,
-            "missing_data",
-            f"{ref}: the task has no 'data' object (keys: {short_list(sorted(item))}); task skipped. Each task "
-            "of a Label Studio JSON export keeps its text in data; export again with the JSON format.",
-            ref,
-        )
+        _error(ctx, IssueCode.MISSING_DATA, ref, keys=short_list(sorted(item)))
         return None
     picked = pick_text(data, ref, ctx)
     if picked is None:

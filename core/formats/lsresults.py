@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import IssueCode
 from core.formats.labelconfig import DEFAULT_TEXT_FIELD, LabelConfig, LabelTally, short_list
 from core.formats.report import ParseReport
 from core.spancheck import as_offset, check_region
@@ -45,39 +46,20 @@ class ParseContext:
         report = self.report
         if self.ignored:
             counts = ", ".join(f"{k} ×{v}" for k, v in sorted(self.ignored.items()))
-            report.note(
-                "info",
-                "ignored_results",
-                f"Ignored {sum(self.ignored.values())} results that ReportLens does not import ({counts}). Only "
-                "<Labels> regions on the report text (spans) and <Choices>/<Taxonomy> (document labels) are read.",
-            )
+            report.note(IssueCode.IGNORED_RESULTS, n=sum(self.ignored.values()), counts=counts, where="",
+                        imported="<Labels> regions on the report text (spans) and <Choices>/<Taxonomy> (document "
+                        "labels)")
         if self.prediction_ids:
-            report.note(
-                "info",
-                "prediction_ids_skipped",
-                f"{self.prediction_ids} predictions are listed only by id (as the Label Studio API export writes "
-                "them), so they were skipped; export from the Label Studio UI to import model predictions.",
-            )
+            report.note(IssueCode.PREDICTION_IDS_SKIPPED, n=self.prediction_ids)
         if self.string_meta and self.config is None and report.format == "json-min":
-            report.note(
-                "info",
-                "json_min_strings",
-                f"JSON-MIN without a labeling config: string fields ({short_list(sorted(self.string_meta))}) were "
-                "kept as task metadata, because a single choice looks like any other text; pass --config to "
-                "read <Choices> fields as document labels.",
-            )
+            report.note(IssueCode.JSON_MIN_STRINGS, fields=short_list(sorted(self.string_meta)))
         report.config = self.config if self.config is not None else self.tally.config()
         if self.config is None:
             cfg = report.config
-            report.note(
-                "info",
-                "inferred_config",
-                f"No labeling config given: inferred {len(cfg.span_labels)} span labels "
-                f"({short_list(cfg.span_labels)}) and {len(cfg.choice_labels)} choice labels "
-                f"({short_list(cfg.choice_labels)}) from the results; pass --config to check labels.",
-            )
+            report.note(IssueCode.INFERRED_CONFIG, n_spans=len(cfg.span_labels), spans=short_list(cfg.span_labels),
+                        n_choices=len(cfg.choice_labels), choices=short_list(cfg.choice_labels))
         if report.tasks_seen == 0:
-            report.note("warning", "no_tasks", "The export holds no tasks; check that the right project was exported.")
+            report.note(IssueCode.NO_TASKS)
 
 
 @dataclass
@@ -104,15 +86,12 @@ def unknown_span(label: str, span: tuple[int, int, str] | None, text: str, ref: 
     known = ctx.config.span_labels if ctx.config else ()
     where = f"span ({span[0]}, {span[1]}, {label!r})" if span else "a span"
     ctx.report.add(
-        Issue(
-            "error",
-            "unknown_label",
-            f"{ref}: {where} has label {label!r}, which is not in the labeling config (span labels: "
-            f"{short_list(known)}); span skipped. Add {label!r} to the <Labels> of the labeling config, or fix the "
-            "label in Label Studio.",
+        Issue.of(
+            IssueCode.UNKNOWN_LABEL,
             task=ref,
             span=span,
             snippet=snippet(text, span[0], span[1]) if span else None,
+            what=where, label=label, kind="span", known=short_list(known), control="Labels",
         )
     )
 
@@ -130,15 +109,7 @@ def span_value(
     labels = value.get("labels")
     start, end = value.get("start"), value.get("end")
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
-        ctx.report.add(
-            Issue(
-                "error",
-                "missing_label",
-                f"{ref}: region ({start!r}, {end!r}) has no usable label (labels={labels!r}); span skipped. Pick a "
-                "label for the region in Label Studio.",
-                task=ref,
-            )
-        )
+        ctx.report.note(IssueCode.MISSING_LABEL, task=ref, start=start, end=end, labels=labels)
         return
     ctx.report.spans_seen += len(labels)
     checked = check_region(text, start, end, ",".join(labels), value.get("text"), ref)
@@ -165,16 +136,8 @@ def add_choices(labels: Any, from_name: Any, ref: str, ctx: ParseContext, out: R
             continue
         if not ctx.known_choice(label):
             known = ctx.config.choice_labels if ctx.config else ()
-            ctx.report.add(
-                Issue(
-                    "error",
-                    "unknown_label",
-                    f"{ref}: choice {label!r} (from {from_name!r}) is not in the labeling config (choice labels: "
-                    f"{short_list(known)}); choice skipped. Add {label!r} to the <Choices> of the labeling config, or "
-                    "fix the choice in Label Studio.",
-                    task=ref,
-                )
-            )
+            ctx.report.note(IssueCode.UNKNOWN_LABEL, task=ref, what=f"a choice from {from_name!r}", label=label,
+                            kind="choice", known=short_list(known), control="Choices")
             continue
         ctx.tally.add_choice(label, from_name)
         out.choices.append(label)
@@ -227,13 +190,12 @@ def finish(out: Regions, text: str, ref: str, ctx: ParseContext, where: str) -> 
         clean.scores.append(score)
     if dups:
         ctx.report.add(
-            Issue(
-                "info",
-                "duplicate_span",
-                f"{ref}: {where} has {len(dups)} duplicate span(s), e.g. {dups[0].describe(text)}; kept one of each.",
+            Issue.of(
+                IssueCode.DUPLICATE_SPAN,
                 task=ref,
                 span=dups[0].as_tuple(),
                 snippet=snippet(text, dups[0].start, dups[0].end),
+                where=where, n=len(dups), example=dups[0].describe(text),
             )
         )
     return clean
@@ -242,15 +204,7 @@ def finish(out: Regions, text: str, ref: str, ctx: ParseContext, where: str) -> 
 def read_results(results: Any, text: str, ref: str, ctx: ParseContext, where: str) -> Regions:
     out = Regions()
     if results is not None and not isinstance(results, list):
-        ctx.report.add(
-            Issue(
-                "error",
-                "bad_result",
-                f"{ref}: {where} has a 'result' of type {type(results).__name__}, not a list; its labels were skipped. "
-                "Re-export the task from Label Studio.",
-                task=ref,
-            )
-        )
+        ctx.report.note(IssueCode.BAD_RESULT, task=ref, where=where, kind=type(results).__name__)
         return out
     for result in results or []:
         read_result(result, text, ref, ctx, out)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from core.errors import IssueCode
 from core.formats.labelconfig import LabelConfig
 from core.types import Issue, IssueLevel, ReportLensError
 
@@ -31,8 +32,9 @@ class ParseReport:
     def add(self, issue: Issue) -> None:
         self.issues.append(issue)
 
-    def note(self, level: IssueLevel, code: str, message: str, task: str | None = None) -> None:
-        self.issues.append(Issue(level, code, message, task=task))
+    def note(self, code: IssueCode, task: str | None = None, **fields: Any) -> None:
+        """Add an issue of ``code`` built from its message template (``fields``, and ``level=`` to override)."""
+        self.issues.append(Issue.of(code, task=task, **fields))
 
     def by_level(self, level: IssueLevel) -> list[Issue]:
         return [i for i in self.issues if i.level == level]
@@ -45,7 +47,7 @@ class ParseReport:
     def warnings(self) -> list[Issue]:
         return self.by_level("warning")
 
-    def codes(self) -> Counter[str]:
+    def codes(self) -> Counter[IssueCode | str]:
         return Counter(i.code for i in self.issues)
 
     def summary(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select, text
 
+from core.errors import IssueCode
 from core.policy import select_training_annotation
 from core.types import Annotation, Issue, ParsedTask, ReportLensError, Span
 from db import models as m
@@ -300,7 +301,8 @@ def test_training_view_sql_agrees_with_core_policy(sqlite_url: str) -> None:
 
 def test_strict_mode_stores_nothing(db_url: str) -> None:
     engine = make_engine(db_url)
-    error = Issue("error", "unknown_label", "Task 2: label 'X' is not in the config; span skipped.", task="Task 2")
+    error = Issue("error", IssueCode.UNKNOWN_LABEL, "Task 2: label 'X' is not in the config; span skipped.",
+                  task="Task 2")
     with pytest.raises(StrictImportError) as info:
         import_tasks(engine, "p", basic_tasks(), report=FakeReport([error]), strict=True, file_name="bad.json")
     assert info.value.summary.skipped == [error]
@@ -367,7 +369,7 @@ def test_invalid_spans_and_sources_are_reported(sqlite_url: str) -> None:
     bad = [task(1, "short", human("1", (0, 5, "OK"), (3, 50, "TOO_LONG"))),
            task(2, "text", Annotation(source="oracle", spans=(Span(0, 1, "A"),)))]  # type: ignore[arg-type]
     summary = import_tasks(engine, "p", bad)
-    assert sorted(i.code for i in summary.skipped) == ["span_out_of_range", "unknown_source"]
+    assert sorted(i.code for i in summary.skipped) == ["offset_out_of_range", "unknown_source"]
     assert summary.spans == 1 and count(sqlite_url, m.Span) == 1
     with pytest.raises(StrictImportError):
         import_tasks(engine, "p2", bad, strict=True)

@@ -144,7 +144,7 @@ def test_non_dicom_file_given_directly_is_unreadable(tmp_path: Path) -> None:
     path = tmp_path / "notes.dcm"
     path.write_text("FINDINGS: not a DICOM file at all\n" * 10)
     tasks, issues = read_one(path)
-    assert tasks == [] and [i.code for i in issues] == ["dicom_unreadable"]
+    assert tasks == [] and [i.code for i in issues] == ["file_unreadable"]
     assert "notes.dcm" in issues[0].message and "DICM" in issues[0].message
 
 
@@ -162,13 +162,13 @@ def test_oversized_zip_member_is_skipped_and_reported(tmp_path: Path, monkeypatc
     monkeypatch.setattr(zip_members, "MAX_MEMBER_BYTES", 4000)
     tasks, issues = read_one(archive)
     assert [t.source_name for t in tasks] == ["small.dcm"]
-    assert [(i.code, i.task) for i in issues] == [("dicom_too_large", "File big.dcm")]
+    assert [(i.code, i.task) for i in issues] == [("file_too_large", "File big.dcm")]
 
 
 def test_not_a_zip_and_not_dicom_bytes() -> None:
     issues: list[Issue] = []
     assert list(iter_dicom_bytes(b"PK\x03\x04 broken archive", "upload.zip", issues)) == []
-    assert [i.code for i in issues] == ["dicom_unreadable"]
+    assert [i.code for i in issues] == ["file_unreadable"]
 
 
 # --- the shared real samples -------------------------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_truncated_file_is_reported_not_raised(tmp_path: Path) -> None:
     path.write_bytes((SHARED / "reportsi.dcm").read_bytes()[:300])
     tasks, issues = read_one(path)
     assert tasks == []
-    assert [(i.level, i.code, i.task) for i in issues] == [("error", "dicom_unreadable", "File trunc.dcm")]
+    assert [(i.level, i.code, i.task) for i in issues] == [("error", "file_unreadable", "File trunc.dcm")]
     assert "truncated" in issues[0].message
 
 
@@ -266,7 +266,7 @@ def test_zip_with_one_good_and_one_corrupt_member(tmp_path: Path) -> None:
         tasks = list(read(issues))
         assert [t.source_name for t in tasks] == ["reports/good.dcm"]
         assert tasks[0].text.startswith("A mass of 3 cm was detected.")
-        assert len(issues) == 1 and issues[0].code == "dicom_unreadable" and issues[0].task == "File reports/bad.dcm"
+        assert len(issues) == 1 and issues[0].code == "file_unreadable" and issues[0].task == "File reports/bad.dcm"
         assert "batch.zip" in issues[0].message
 
 

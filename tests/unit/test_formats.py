@@ -163,7 +163,9 @@ def test_brat_zip_with_a_subfolder_and_an_ann_without_its_txt(tmp_path):
     (missing,) = report.errors
     assert missing.code == "brat_missing_text" and missing.task == "File batch/lonely.ann"
     assert "has no lonely.txt beside it" in missing.message and "Add the .txt" in missing.message
-    assert {"brat_unannotated", "ignored_annotations"} <= set(report.codes())
+    assert {"brat_unannotated", "ignored_results"} <= set(report.codes())
+    ignored = next(i for i in report.issues if i.code == "ignored_results")
+    assert "Ignored 1 results" in ignored.message and "(relation ×1) in a.ann" in ignored.message
 
 
 def test_brat_mismatched_offsets_name_file_line_and_fix(tmp_path):
@@ -174,10 +176,33 @@ def test_brat_mismatched_offsets_name_file_line_and_fix(tmp_path):
     assert tasks[0].text[11:17] == "72 bpm" and "\r\n" in tasks[0].text  # offsets count the file as stored
     assert tasks[0].annotations[0].spans == (Span(11, 17, "HR"),)
     mismatch = next(i for i in report.errors if i.code == "offset_mismatch")
-    assert mismatch.message.startswith("r.ann line 2: span (21, 25, 'FINDING') should read 'nope'")
+    assert mismatch.message.startswith("r.ann line 2: span (21, 25, 'FINDING') text 'nope' does not match")
     assert "Check that the .ann belongs to this .txt" in mismatch.message and mismatch.task == "File r.txt"
     outside = next(i for i in report.errors if i.code == "offset_out_of_range")
     assert outside.message.startswith("r.ann line 3:")
+
+
+def test_brat_line_problems_use_the_shared_codes(tmp_path):
+    ann = ("T1\tDRUG 0 7\tAspirin\nT2 broken\nT3\tDOSE 8 x\t100\nT4\tDOSE 9 9\t\n"
+           "T5\tDOSE 8 11;12 14\t100 mg\n")
+    _pair(tmp_path / "c", "r", "Aspirin 100 mg.", ann)
+    tasks, report = parse_export(tmp_path / "c")
+    assert tasks[0].annotations[0].spans == (Span(0, 7, "DRUG"), Span(8, 11, "DOSE"), Span(12, 14, "DOSE"))
+    by_code = {str(i.code): i for i in report.issues}
+    assert by_code["bad_line"].level == "error" and by_code["bad_line"].message.startswith("r.ann line 2: cannot read")
+    assert by_code["offset_not_integer"].message.startswith("r.ann line 3: span ('8', 'x', 'DOSE')")
+    assert by_code["empty_span"].message.startswith("r.ann line 4: span (9, 9, 'DOSE') is empty")
+    assert by_code["discontinuous"].level == "warning" and "split into 2 spans" in by_code["discontinuous"].message
+    assert all(i.task == "File r.txt" for i in report.issues if i.level != "info")
+
+
+def test_conll_one_column_line_is_a_bad_line_warning(tmp_path):
+    path = tmp_path / "x.conll"
+    path.write_text("-DOCSTART- -X- O O\n\nAspirin -X- _ B-DRUG\nstray\n", encoding="utf-8")
+    tasks, report = parse_export(path)
+    (issue,) = [i for i in report.issues if i.code == "bad_line"]
+    assert issue.level == "warning" and issue.message.startswith("Line 4: cannot read 'stray'")
+    assert "read it as an untagged token" in issue.message and tasks[0].text == "Aspirin stray"
 
 
 def test_a_single_ann_without_its_txt_raises_with_how_to_fix(tmp_path):
@@ -203,4 +228,4 @@ def test_brat_text_that_is_not_utf8_skips_that_document(tmp_path):
     (tmp_path / "c" / "bad.txt").write_bytes(b"caf\xe9")
     tasks, report = parse_export(tmp_path / "c")
     assert [t.source_name for t in tasks] == ["good.txt"]
-    assert report.errors[0].code == "brat_unreadable" and "bad.txt is not UTF-8" in report.errors[0].message
+    assert report.errors[0].code == "file_unreadable" and "bad.txt is not UTF-8" in report.errors[0].message
