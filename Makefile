@@ -51,6 +51,7 @@ test: setup
 	if ls_bin=$$(bash scripts/ensure_labelstudio.sh); then export REPORTLENS_TEST_LS_BIN="$$ls_bin"; \
 	else echo "Label Studio could not be installed; its server tests will skip (fail in CI)" >&2; fi; \
 	$(BIN)/ruff check --quiet . ; \
+	$(BIN)/lint-imports --no-cache ; \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -43,12 +43,9 @@ def _read_config(path: str | None) -> Any:
 
 def _engine() -> Any:
     """The database engine, migrated to the newest schema first (a no-op when it already is)."""
-    from db.engine import database_url, make_engine
-    from db.migrate import upgrade
+    from services.app import database_url, open_database
 
-    url = database_url()
-    upgrade(url)
-    return make_engine(url)
+    return open_database(database_url())
 
 
 def _print_json(obj: Any) -> None:
@@ -81,8 +78,8 @@ def _progress_printer():  # noqa: ANN202
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    from core.trainconfig import align_from_cli_args
     from services.convert import convert_export
-    from training.config import align_from_cli_args
 
     cfg = align_from_cli_args(args)
     summary = convert_export(Path(args.export), Path(args.out), model=args.model, align=cfg,
@@ -92,7 +89,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
-    from db.repository import list_projects
+    from services.projects import list_projects
 
     _print_json([p.__dict__ for p in list_projects(_engine())])
     return 0
@@ -107,15 +104,13 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from core.jobs import JobKind
-    from db.repository import require_project
-    from services.jobs import queue_job
-    from training.config import from_cli_args
+    from core.trainconfig import from_cli_args
+    from services.projects import require_project
+    from services.training import queue_training
 
     engine = _engine()
     project = require_project(engine, args.project)
-    config = from_cli_args(args)
-    job, started = queue_job(engine, project.id, JobKind.TRAIN, config.to_dict())
+    job, started = queue_training(engine, project.id, from_cli_args(args))
     print(f"queued training job {job.id} for {project.name!r}" + (" (worker started)" if started else ""),
           file=sys.stderr)
     if not args.wait:
@@ -128,8 +123,8 @@ def _wait_for(engine: Any, job_id: int) -> int:
     import time
 
     from core.jobs import JobStatus
-    from db.model_versions import list_model_versions
     from services.jobs import cancel_job, get_job
+    from services.models import list_versions
 
     last = None
     try:
@@ -147,7 +142,7 @@ def _wait_for(engine: Any, job_id: int) -> int:
         print(f"cancel requested for job {job_id}", file=sys.stderr)
         return 130
     out: dict[str, Any] = {"job": job.id, "status": job.status, "error": job.error}
-    version = next((v for v in list_model_versions(engine, job.project_id) if v.job_id == job.id), None)
+    version = next((v for v in list_versions(engine, job.project_id) if v.job_id == job.id), None)
     if version is not None:
         out.update({"model_version": version.name, "model_id": version.id, "active": version.is_active,
                     "duration_s": version.duration_s, "metrics": _metric_summary(version.metrics)})
@@ -327,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("export")
     conv.add_argument("--out", required=True, help="output .jsonl file")
     conv.add_argument("--model", default=None, help="base model folder (default: the bundled MiniLM BERT)")
-    from training.config import add_align_cli_args
+    from core.trainconfig import add_align_cli_args
 
     add_align_cli_args(conv)  # --max-length --stride --first-subtoken-only --partial-token ..., as in training
     conv.add_argument("--config", help="Label Studio labeling config XML")
@@ -343,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--n", type=int, default=300, help="number of synthetic reports")
     demo.set_defaults(func=cmd_seed_demo)
 
-    from training.config import add_cli_args
+    from core.trainconfig import add_cli_args
 
     train = sub.add_parser("train", help="queue a training job (LoRA by default) for a project")
     train.add_argument("--project", required=True)

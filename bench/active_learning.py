@@ -453,8 +453,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     import torch
 
+    from core.trainconfig import TrainConfig
     from db.engine import make_engine
-    from training.config import TrainConfig
     from training.encoding import load_tokenizer
 
     torch.set_num_threads(max(1, args.threads))

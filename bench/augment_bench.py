@@ -49,10 +49,10 @@ def main() -> None:
     args = ap.parse_args()
 
     from core.policy import training_documents_from_tasks
+    from core.trainconfig import TrainConfig
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.migrate import upgrade
-    from training.config import TrainConfig
     from training.evaluate import evaluate_documents
     from training.inference import clear_model_cache, load_model
     from training.trainer import run_training

@@ -65,7 +65,7 @@ def build(url: str, n_pool: int, train_n: int, model: str | None, tmp: Path, ste
     import_tasks(engine, "bench", tasks(train_n, 0) + pool)
     pid = get_project(engine, "bench").id
     if model is None:
-        from training.config import TrainConfig
+        from core.trainconfig import TrainConfig
         from training.trainer import run_training
 
         t0 = time.monotonic()

@@ -96,8 +96,8 @@ def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
 
 def child(url: str, run: str, out_dir: str) -> dict:
     started = time.monotonic()
+    from core.trainconfig import TrainConfig
     from db.engine import make_engine
-    from training.config import TrainConfig
     from training.trainer import run_training
 
     fields = {"method": run} if run in ("lora", "full") else json.loads(run)

@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from core.jobs import JobKind
+from core.trainconfig import TrainConfig
 from core.types import ReportLensError
 from services import jobs as job_svc
-from training.config import TrainConfig, fields_for_form
+from services.training import form_fields, queue_training
 from ui.jobs import live_jobs
 from ui.state import engine, project_picker
 
@@ -25,8 +25,9 @@ st.caption(f"{project.n_labeled} labeled reports · labels: {', '.join(project.l
 
 with st.form("train_form"):
     values = {}
-    basic = [f for f in fields_for_form() if not f.get("advanced")]
-    advanced = [f for f in fields_for_form() if f.get("advanced")]
+    specs = form_fields()
+    basic = [f for f in specs if not f.get("advanced")]
+    advanced = [f for f in specs if f.get("advanced")]
 
     def widget(spec, container):  # noqa: ANN001, ANN202
         label, default, help_ = spec["name"].replace("_", " "), spec["default"], spec.get("help")
@@ -61,7 +62,7 @@ with st.form("train_form"):
 if submitted:
     try:
         config = TrainConfig.from_dict(values)
-        job, started = job_svc.queue_job(engine(), project.id, JobKind.TRAIN, config.to_dict())
+        job, started = queue_training(engine(), project.id, config)
         st.success(f"Training job {job.id} queued" + (" and a worker started." if started else "."), icon="✅")
     except (ReportLensError, ValueError) as exc:
         st.error(f"Not queued: {exc}", icon="🚫")

@@ -1,11 +1,9 @@
-"""What the Streamlit app needs once per process, behind the service layer: the migrated database engine, the
-tokenizer, the project list. ``ui.state`` caches these with ``st.cache_resource``."""
+"""What the Streamlit app needs once per process, behind the service layer: the migrated database engine and the
+tokenizer (``ui.state`` caches both with ``st.cache_resource``; projects come from :mod:`services.projects`)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from db.records import ProjectInfo
 
 
 def database_url() -> str:
@@ -27,9 +25,3 @@ def load_tokenizer(model: str | None = None) -> Any:
     from training.encoding import load_tokenizer as load
 
     return load(model)
-
-
-def projects(engine: Any) -> list[ProjectInfo]:
-    from db.repository import list_projects
-
-    return list_projects(engine)

@@ -8,10 +8,10 @@ from typing import Any
 
 from core.alignment import AlignConfig, make_windows, resolve_overlaps, spans_to_bio
 from core.policy import TRAINING_SOURCES
+from core.trainconfig import TrainConfig
 from core.types import Issue, LabelSchema, ReportLensError, Span
 from db.model_versions import active_model_version
 from db.repository import project_texts, training_documents
-from training.config import TrainConfig
 from training.encoding import EncodeSummary, encode_documents, measure_unk, tokenize_documents
 
 UNK_WARN_SHARE = 0.05

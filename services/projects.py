@@ -6,11 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from db.records import DocumentRow, ImportRunInfo, ProjectInfo, StoredDocument
-from db.repository import get_document, get_project, import_history, label_counts, list_documents, list_projects
+from db.repository import (
+    get_document,
+    get_project,
+    import_history,
+    label_counts,
+    list_documents,
+    list_projects,
+    require_project,
+)
 
 __all__ = [
     "DocumentRow", "ImportRunInfo", "ProjectInfo", "StoredDocument", "document_in_project", "get_document",
-    "get_project", "import_history", "label_counts", "list_documents", "list_projects",
+    "get_project", "import_history", "label_counts", "list_documents", "list_projects", "require_project",
 ]
 
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from core.trainconfig import TrainConfig
 from core.types import LabelSchema, ReportLensError
-from training.config import TrainConfig
 
 SCHEMA_FILE = "label_schema.json"
 CONFIG_FILE = "train_config.json"

@@ -14,8 +14,8 @@ from typing import Any
 
 from core.alignment import bio_to_spans, spans_to_bio
 from core.metrics import evaluate_spans
+from core.trainconfig import TrainConfig
 from core.types import Document, ReportLensError, Span
-from training.config import TrainConfig
 from training.encoding import PreparedDoc, prepare_documents
 from training.predict import decode, schema_of, window_probabilities
 

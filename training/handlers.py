@@ -19,7 +19,7 @@ def job_dir(job: JobInfo) -> Path:
 
 @handler(JobKind.TRAIN)
 def handle_train(job: JobInfo, ctx: JobContext) -> Outcome:
-    from training.config import TrainConfig
+    from core.trainconfig import TrainConfig
     from training.trainer import fit
 
     config = TrainConfig.from_dict(job.params)

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from core.trainconfig import TrainConfig
 from core.types import LabelSchema, ReportLensError, Span
 from training.artifacts import (
     ADAPTER_FILE,
@@ -24,7 +25,6 @@ from training.artifacts import (
     read_model_files,
     read_model_info,
 )
-from training.config import TrainConfig
 from training.encoding import PreparedDoc, load_tokenizer, prepare_documents
 from training.predict import (
     DocPrediction,

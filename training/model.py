@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.trainconfig import TrainConfig
 from core.types import LabelSchema, ReportLensError
 from training.artifacts import ADAPTER_FILE
-from training.config import TrainConfig
 from training.encoding import resolve_model
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from core.alignment import AlignConfig, Window, merge_window_probs, probs_to_spans
+from core.trainconfig import TrainConfig
 from core.types import LabelSchema, ReportLensError, Span
-from training.config import TrainConfig
 from training.encoding import PreparedDoc, prepare_documents
 
 

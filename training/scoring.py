@@ -285,7 +285,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
 
 def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
     """(model, tokenizer, align config, schema): the version's saved model, or the base model at cold start."""
-    from training.config import TrainConfig
+    from core.trainconfig import TrainConfig
 
     if version is None:
         from training.encoding import load_tokenizer

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from core.split import DocumentSplit, document_key, split_documents
+from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema
 from training.artifacts import CONFIG_FILE, METRICS_FILE, save_model, write_json
 from training.callbacks import callback_classes
-from training.config import TrainConfig
 from training.encoding import load_tokenizer
 from training.model import parameter_counts
 from training.tasks import get_task

@@ -36,7 +36,7 @@ def tokenizer(model: str | None = None) -> Any:
 
 def project_picker(key: str = "project") -> Any:
     """A sidebar select box of projects; remembers the choice across pages. ``None`` when there is no project."""
-    from services.app import projects as list_projects
+    from services.projects import list_projects
 
     projects = list_projects(engine())
     if not projects:

@@ -11,10 +11,10 @@ import pytest
 from core.demo import DEMO_LABEL_CONFIG, DEMO_LABELS, generate_demo_export
 from core.formats.labelconfig import parse_label_config
 from core.formats.registry import parse_export
+from core.trainconfig import TrainConfig
 from db.engine import make_engine
 from db.importer import import_tasks
 from db.repository import unlabeled_documents
-from training.config import TrainConfig
 from training.inference import clear_model_cache, load_model
 from training.trainer import run_training
 

@@ -126,8 +126,8 @@ def test_dataset_bio_follows_the_active_models_training_settings(db, shrunk_mode
 def test_training_settings_from_a_version_recorded_before_the_new_fields(db):
     """A version trained before partial_token existed (its config lacks the key, and has one since removed) shows
     the policy it ran with: the default."""
+    from core.trainconfig import TrainConfig
     from services.dataset import training_settings
-    from training.config import TrainConfig
 
     engine = make_engine(db)
     import_tasks(engine, "tiny", tiny_tasks(2))
@@ -172,7 +172,7 @@ def test_project_list_reads_in_a_fixed_number_of_queries(db, n_projects):
 
 
 def test_dataset_page_falls_back_when_the_versions_base_model_is_gone(db, tmp_path):
-    from training.config import TrainConfig
+    from core.trainconfig import TrainConfig
 
     engine = make_engine(db)
     import_tasks(engine, "tiny", tiny_tasks(3))

@@ -44,8 +44,8 @@ PREDICTED = [
 def seed_review_project(db_url: str, work: Path) -> dict:
     """Three reports (the second labeled by annotator "anna"), a tiny model trained on labeled copies, recorded as
     a version, and its predictions stored (fixed, so the page shows the same entities every run)."""
+    from core.trainconfig import TrainConfig
     from training import trainer as trainer_mod
-    from training.config import TrainConfig
 
     engine = make_engine(db_url)
     human = Annotation(source="human", spans=(Span(0, 19, "RHYTHM"), Span(TEXTS[1].index("nodule"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from bench.active_learning import Simulator, fixed_split, labels_to_reach, simulate, summarise, token_counts
+from core.trainconfig import TrainConfig
 from core.types import ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 from tests.unit.test_training import tiny_tasks
-from training.config import TrainConfig
 
 STRATEGIES = ["random", "margin", "mnlp", "diversity"]
 

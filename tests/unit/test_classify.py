@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from core.classmetrics import classification_scores
+from core.trainconfig import TrainConfig
 from core.types import Annotation, ParsedTask, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.tiny import tiny_model_dir
 from training import trainer as trainer_mod
-from training.config import TrainConfig
 from training.encoding import prepare_documents
 from training.inference import clear_model_cache, load_model
 from training.tasks import classification as classify

@@ -144,10 +144,10 @@ def test_document_entities_merges_stored_predictions_with_rules(demo_like, tmp_p
 
 
 def test_document_entities_predicts_with_a_tiny_model_when_nothing_is_stored(sqlite_url, tmp_path):
+    from core.trainconfig import TrainConfig
     from tests.tiny import tiny_model_dir
     from tests.unit.test_training import tiny_tasks
     from training import trainer as trainer_mod
-    from training.config import TrainConfig
 
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks(n=24) + [ParsedTask(text="sinus rhythm, heart rate 80 bpm.", task_id=99)])

@@ -291,8 +291,8 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
 
 
 def test_suggestions_are_predicted_once_then_read_from_the_stored_prediction(sqlite_url, tmp_path):
+    from core.trainconfig import TrainConfig
     from training import trainer as trainer_mod
-    from training.config import TrainConfig
 
     engine = make_engine(sqlite_url)
     labeled = [ParsedTask(text=t, task_id=i, annotations=(Annotation(source="human", spans=(

@@ -1,4 +1,4 @@
-"""training.config: validation with helpful messages, JSON round trip, form metadata and CLI flags."""
+"""core.trainconfig: validation with helpful messages, JSON round trip, form metadata and CLI flags."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from dataclasses import fields
 import pytest
 
 from core.alignment import AlignConfig
-from core.types import ReportLensError
-from training.config import (
+from core.trainconfig import (
     DEFAULT_LR,
     TrainConfig,
     add_align_cli_args,
@@ -19,6 +18,7 @@ from training.config import (
     fields_for_form,
     from_cli_args,
 )
+from core.types import ReportLensError
 
 
 def test_defaults_are_valid_and_round_trip_through_json():
@@ -122,7 +122,7 @@ def test_cli_flags_override_only_what_is_given():
 def test_auto_epochs_give_small_projects_enough_steps():
     """Auto epochs aim at AUTO_STEPS optimizer steps: a 16-window project is not cut off at a few dozen steps (the
     old ceiling of 20 epochs gave it 40), a large one still gets the floor of passes, and an explicit value wins."""
-    from training.config import AUTO_EPOCHS, AUTO_STEPS
+    from core.trainconfig import AUTO_EPOCHS, AUTO_STEPS
 
     cfg = TrainConfig()  # batch 8, no accumulation
     assert cfg.epochs_for(16) == 50 and cfg.epochs_for(16) * cfg.steps_per_epoch(16) >= AUTO_STEPS

@@ -10,13 +10,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from core.trainconfig import TrainConfig
 from core.types import Annotation, LabelSchema, ParsedTask, ReportLensError, Span
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 from training import trainer as trainer_mod
 from training.callbacks import callback_classes
-from training.config import TrainConfig
 from training.inference import clear_model_cache, export_merged, load_model, predict_detailed, predict_documents
 from training.tasks.base import summary_scores
 from training.tasks.ner import class_weights

@@ -1,6 +1,7 @@
 """The learning tasks, keyed by ``TrainConfig.task``: the one place :func:`training.trainer.fit` and
 :func:`training.inference.load_model` look a task up. A new task is one module implementing
-:class:`training.tasks.base.Task` and one entry here (and its name in ``training.config.TASKS``)."""
+:class:`training.tasks.base.Task` and one entry here; ``TrainConfig`` takes any task name and this registry decides
+(``services.training`` checks a config against it before queueing)."""
 
 from __future__ import annotations
 

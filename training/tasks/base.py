@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema, ReportLensError
-from training.config import TrainConfig
 
 
 @dataclass(frozen=True)

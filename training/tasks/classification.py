@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 
 from core.classmetrics import classification_scores
+from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema, ReportLensError
 from training.artifacts import DOCUMENT, SCHEMA_FILE
-from training.config import TrainConfig
 from training.encoding import PreparedDoc, prepare_documents
 from training.model import check_max_length, check_target_modules, load_saved, quiet_load
 from training.predict import window_batches

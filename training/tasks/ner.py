@@ -12,9 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema, ReportLensError
 from training.artifacts import BIO, SCHEMA_FILE
-from training.config import TrainConfig
 from training.encoding import EncodeSummary, encode_documents
 from training.evaluate import Evaluator
 from training.model import build_model, load_base_model, load_saved

@@ -17,7 +17,7 @@ from core.configs import meta as _meta
 from core.split import check_ratios
 from core.types import ReportLensError
 
-TASKS = ("ner", "classification")
+BUILTIN_TASKS = ("ner", "classification")  # the tasks in training/tasks/ today; the registry there decides
 LABEL_MODES = ("auto", "single", "multi")
 METHODS = ("lora", "full")
 CLASS_WEIGHTING = ("none", "inverse_sqrt")
@@ -44,7 +44,7 @@ class TrainConfig:
     base_model: str = field(default="bundled", metadata=_meta(
         "'bundled' (all-MiniLM-L6-v2, offline), a local Hugging Face model folder, or a Hub id when online"))
     task: str = field(default="ner", metadata=_meta(
-        "'ner' (span labels) or 'classification' (document Choices)", choices=TASKS))
+        "'ner' (span labels) or 'classification' (document Choices); any task registered in training/tasks/"))
     label_mode: str = field(default="auto", metadata=_meta(
         "classification: 'single' (one choice per report), 'multi' (any number), or 'auto' (multi as soon as one "
         "report has two choices)", choices=LABEL_MODES, applies_to="classification", advanced=True))
@@ -118,7 +118,10 @@ class TrainConfig:
         object.__setattr__(self, "target_modules", tuple(modules))
         if not isinstance(self.base_model, str) or not self.base_model.strip():
             raise ReportLensError("base_model is empty; use 'bundled', a local model folder or a Hub id.")
-        for name, allowed in (("task", TASKS), ("label_mode", LABEL_MODES), ("method", METHODS),
+        if not isinstance(self.task, str) or not self.task.isidentifier():
+            raise ReportLensError(f"task must be a task name such as {' or '.join(map(repr, BUILTIN_TASKS))}; got "
+                                  f"{self.task!r}.")
+        for name, allowed in (("label_mode", LABEL_MODES), ("method", METHODS),
                               ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS),
                               ("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES)):
             value = getattr(self, name)
