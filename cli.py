@@ -206,7 +206,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from core.active import ScoreConfig
     from core.active.config import CLI_DEST_PREFIX
     from core.configs import from_flags
-    from services.queue import ranked_rows, score_in_process, write_jsonl
+    from services.files import write_jsonl
+    from services.queue import ranked_rows, score_in_process
 
     engine = _engine()
     config = from_flags(args, ScoreConfig, CLI_DEST_PREFIX)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from core.formats.registry import iter_tasks
 from core.formats.report import ParseReport
 from core.policy import training_documents_from_tasks
 from core.types import LabelSchema, ReportLensError
+from services.files import atomic_writer
 from training.encoding import EncodeSummary, encode_documents, load_tokenizer, resolve_model
 
 MAX_ISSUES_SHOWN = 50
@@ -52,20 +51,13 @@ def convert_export(
     schema = LabelSchema.from_labels(labels)
     tokenizer = load_tokenizer(model)
     summary = EncodeSummary()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".jsonl", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for enc in encode_documents(tokenizer, docs, schema, align, summary):
-                for window in enc.windows:
-                    row = window.to_json()
-                    if enc.doc_id not in labeled:
-                        row["tags"] = [None] * len(row["tags"])
-                    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(out) as fh:
+        for enc in encode_documents(tokenizer, docs, schema, align, summary):
+            for window in enc.windows:
+                row = window.to_json()
+                if enc.doc_id not in labeled:
+                    row["tags"] = [None] * len(row["tags"])
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     issues = [i.to_dict() for i in report.issues] + [i.to_dict() for i in summary.issues]
     return {
         "export": str(export),

@@ -23,6 +23,7 @@ from core.types import Document, Entity, ReportLensError
 from db.model_versions import active_model_version, get_model_version, list_model_versions
 from db.records import DocumentRow, ModelVersionInfo
 from db.repository import get_document, get_project, list_documents, training_documents
+from services.files import csv_cell
 
 DEFAULT_RATIOS = (0.15, 0.15)  # dev, test: TrainConfig's defaults, used when no model version fixes the split
 
@@ -126,19 +127,12 @@ def attention_view(engine: Any, version: ModelVersionInfo, doc_id: int, window: 
 # ---------------------------------------------------------------- CSV
 
 
-def _cell(value: Any) -> Any:
-    """Spreadsheet-safe: text starting with = + - @ (a formula in Excel/LibreOffice) gets a leading apostrophe."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return buf.getvalue()
 
 

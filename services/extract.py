@@ -38,6 +38,7 @@ from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, ProjectInfo
 from db.repository import get_document, get_project
 from db.scores import save_predictions
+from services.files import csv_cell
 
 RESULT_SCHEMA = "reportlens.structured_result/1"
 RULES_AUTHOR = "reportlens-rules"
@@ -146,7 +147,7 @@ def _load_model(version: ModelVersionInfo) -> Any:
     return load_model(model_dir)
 
 
-def _predict(engine: Any, version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:
+def _predict_entities(engine: Any, version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:
     """Run the model on documents without a stored prediction and store it, so the next read is a lookup."""
     if not docs:
         return []
@@ -181,7 +182,7 @@ def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo |
     if version is not None:
         model = stored_predictions(engine, version.id, [d.id for d in docs])
         missing = [d for d in docs if d.id not in model]
-        for d, ents in zip(missing, _predict(engine, version, [(d.id, d.text) for d in missing]), strict=True):
+        for d, ents in zip(missing, _predict_entities(engine, version, [(d.id, d.text) for d in missing]), strict=True):
             model[d.id] = ents
     out = {}
     for d in docs:
@@ -242,13 +243,6 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
     return result
 
 
-def _csv_cell(v: Any) -> Any:
-    """Spreadsheet-safe: report text starting with = + - @ is not run as a formula when the CSV is opened."""
-    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + v
-    return v
-
-
 def project_csv(engine: Any, project: int | str) -> str:
     """One CSV row per entity of every document of ``project`` (active model + rules), columns :data:`CSV_COLUMNS`."""
     info = _project(engine, project)
@@ -267,7 +261,7 @@ def project_csv(engine: Any, project: int | str) -> str:
                 row = [d.id, d.task_id, e.label, it["text"], e.start, e.end, value, it["unit"], it["negated"],
                        it["uncertain"], e.source, it["score"], it.get("measure"), it.get("concept"),
                        it.get("scp_code"), it.get("conflict")]
-                w.writerow([_csv_cell(v) for v in row])
+                w.writerow([csv_cell(v) for v in row])
     return buf.getvalue()
 
 

@@ -5,9 +5,6 @@ Behind ``cli.py models / predict / evaluate`` and the Models page.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from core.types import ReportLensError
 from db.model_versions import activate_model_version, active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo
 from db.repository import get_project
+from services.files import write_json
 
 PREDICT_BATCH = 32
 
@@ -92,7 +90,7 @@ def export_merged_version(version: ModelVersionInfo) -> Path:
     return out
 
 
-def _load(version: ModelVersionInfo) -> Any:
+def load_version(version: ModelVersionInfo) -> Any:
     from training.inference import load_model
 
     if version.model_dir is None or not Path(version.model_dir).is_dir():
@@ -101,7 +99,7 @@ def _load(version: ModelVersionInfo) -> Any:
     return load_model(version.model_dir)
 
 
-def _predict(loaded: Any, docs: list[tuple[Any, str]]) -> list[Any]:
+def predict_texts(loaded: Any, docs: list[tuple[Any, str]]) -> list[Any]:
     return loaded.predict_detailed(docs, batch_size=PREDICT_BATCH)
 
 
@@ -113,21 +111,21 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
         raise ReportLensError(f"{export} holds no usable task; nothing to predict.")
     config = report.config
     text_field, from_name, to_name = span_targets(config)
-    loaded = _load(version)
+    loaded = load_version(version)
     if loaded.task == "classification":
         return _predict_choices_export(export, tasks, report, loaded, version, out)
-    preds = _predict(loaded, [(i, t.text) for i, t in enumerate(tasks)])
+    preds = predict_texts(loaded, [(i, t.text) for i, t in enumerate(tasks)])
     rows = []
     n_spans = 0
     for i, (task, pred) in enumerate(zip(tasks, preds, strict=True)):
         row = span_prediction_task(
             task.text, [(sp.start, sp.end, sp.label, score) for sp, score in pred.spans],
-            document_confidence(pred.probs), _version_label(version), text_field=text_field, from_name=from_name,
+            document_confidence(pred.probs), version_label(version), text_field=text_field, from_name=from_name,
             to_name=to_name, data=task_data(task.meta), task_id=task.task_id, id_prefix=f"rl-{i}")
         n_spans += len(row["predictions"][0]["result"])
         rows.append(row)
-    _write_json_atomic(out, rows)
-    return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
+    write_json(out, rows)
+    return {"export": str(export), "out": str(out), "model_version": version_label(version), "tasks": len(rows),
             "entities": n_spans, "parse_issue_counts": dict(report.codes())}
 
 
@@ -137,16 +135,16 @@ def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dic
     docs = [d for d in training_documents_from_tasks(iter_tasks(export, report=report)) if d.meta.get("labeled")]
     if not docs:
         raise ReportLensError(f"{export} has no task with a (non-cancelled) human annotation to evaluate against.")
-    loaded = _load(version)
+    loaded = load_version(version)
     if loaded.task == "classification":
         return _evaluate_choices(export, docs, loaded, version)
     unknown = sorted({s.label for d in docs for s in d.spans} - set(loaded.schema.labels))
-    preds = _predict(loaded, [(d.id, d.text) for d in docs])
+    preds = predict_texts(loaded, [(d.id, d.text) for d in docs])
     gold = {d.id: set(d.spans) for d in docs}
     pred = {d.id: {s for s, _ in p.spans} for d, p in zip(docs, preds, strict=True)}
     texts = {d.id: d.text for d in docs}
     result = evaluate_spans(gold, pred, texts, max_examples=50)
-    return {"export": str(export), "model_version": _version_label(version), "model_id": version.id,
+    return {"export": str(export), "model_version": version_label(version), "model_id": version.id,
             "labels_not_in_model": unknown, **result}
 
 
@@ -163,10 +161,10 @@ def _predict_choices_export(export: Path, tasks: list[Any], report: ParseReport,
         chosen = predicted_choices(p, multi)
         score = min((p[c] for c in chosen), default=1.0 - max(p.values(), default=0.0))
         results = choice_results(chosen, from_name, to_name, f"rl-{i}", score=score)
-        rows.append(prediction_task(task.text, results, score, _version_label(version), text_field=text_field,
+        rows.append(prediction_task(task.text, results, score, version_label(version), text_field=text_field,
                                     data=task_data(task.meta), task_id=task.task_id))
-    _write_json_atomic(out, rows)
-    return {"export": str(export), "out": str(out), "model_version": _version_label(version), "tasks": len(rows),
+    write_json(out, rows)
+    return {"export": str(export), "out": str(out), "model_version": version_label(version), "tasks": len(rows),
             "task": "classification", "parse_issue_counts": dict(report.codes())}
 
 
@@ -190,23 +188,9 @@ def _evaluate_choices(export: Path, docs: list[Any], loaded: Any, version: Model
     result = classification_scores([gold[i] if multi else gold[i][0] for i in keep], matrix[keep], classes,
                                    multi_label=multi, doc_ids=[with_choices[i].id for i in keep],
                                    texts={d.id: d.text for d in with_choices}, max_examples=50)
-    return {"export": str(export), "model_version": _version_label(version), "model_id": version.id,
+    return {"export": str(export), "model_version": version_label(version), "model_id": version.id,
             "labels_not_in_model": unknown, "documents_skipped": len(with_choices) - len(keep), **result}
 
 
-def _version_label(version: ModelVersionInfo) -> str:
+def version_label(version: ModelVersionInfo) -> str:
     return f"reportlens-{version.project_id}-{version.name}"
-
-
-
-
-def _write_json_atomic(out: Path, obj: Any) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".predict-", suffix=".json", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(obj, fh, ensure_ascii=False, indent=1)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -4,11 +4,7 @@ read the ranked queue, save a batch, and the stopping indicator.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core.active import TREND_STRATEGY
@@ -68,20 +64,6 @@ def _task_ids(engine: Any, doc_ids: list[int]) -> dict[int, int | None]:
             out.update(dict(s.execute(select(m.Document.id, m.Document.ls_task_id)
                                       .where(m.Document.id.in_(chunk))).all()))
     return out
-
-
-def write_jsonl(rows: list[dict[str, Any]], out: Path) -> None:
-    """JSON lines, written atomically (a half-written file never replaces an old one)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".score-", suffix=".jsonl", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for row in rows:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, int] | None:

@@ -20,8 +20,9 @@ from db.lslinks import BatchDocument, LsLink, StoredPrediction
 from db.model_versions import active_model_version, get_model_version
 from db.repository import get_project, project_label_config
 from db.scores import BatchInfo
+from services.files import write_json
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
-from services.models import _load, _predict, _version_label, _write_json_atomic
+from services.models import load_version, predict_texts, version_label
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
     if version is None:
         notes.append("The project has no model yet: tasks go out without pre-annotations.")
     else:
-        label = _version_label(version)
+        label = version_label(version)
         predictions = lslinks.stored_predictions(engine, version.id, [d.id for d in docs])
         missing = [d for d in docs if d.id not in predictions]
         if missing:
@@ -97,10 +98,10 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
 
 
 def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPrediction], str | None]:
-    loaded = _load(version)
+    loaded = load_version(version)
     if getattr(loaded, "task", "ner") == "classification":
         return [], f"Model {version.name} classifies whole reports; tasks go out without span pre-annotations."
-    preds = _predict(loaded, [(d.id, d.text) for d in docs])
+    preds = predict_texts(loaded, [(d.id, d.text) for d in docs])
     return [StoredPrediction(document_id=d.id, score=document_confidence(p.probs),
                              spans=tuple((sp.start, sp.end, sp.label, float(sc)) for sp, sc in p.spans))
             for d, p in zip(docs, preds, strict=True)], None
@@ -129,7 +130,7 @@ def write_import_file(engine: Any, project: str, out: Path, batch_id: int | None
     """Write the batch as a Label Studio import file and mark it sent (``target.kind == "file"``)."""
     prep = prepare_batch(engine, project, batch_id, document_ids)
     rows = build_import_tasks(prep.docs, prep.predictions, prep.config, prep.model_version)
-    _write_json_atomic(Path(out), rows)
+    write_json(Path(out), rows)
     target = {"kind": "file", "file_name": Path(out).name, "tasks": len(rows)}
     lslinks.set_batch_status(engine, prep.batch.id, "sent", target)
     return {"batch_id": prep.batch.id, "out": str(out), "tasks": len(rows), "model_version": prep.model_version,

@@ -190,7 +190,7 @@ def test_csv_cells_never_start_a_formula(sqlite_url):
     data = project_csv(engine, "plain")
     assert "\n1,1,RHYTHM,Atrial fibrillation," in data  # the cell is the entity, not the raw '-'
     import_tasks(engine, "f", [ParsedTask(text="=1+1 sinus rhythm", task_id=1)])
-    from services.extract import _csv_cell
+    from services.files import csv_cell as _csv_cell
 
     assert _csv_cell("=1+1") == "'=1+1" and _csv_cell("@x") == "'@x" and _csv_cell("ok") == "ok"
 
@@ -246,3 +246,15 @@ def test_cli_extract(sqlite_url, tmp_path, demo_like):
     assert csv_out.read_text(encoding="utf-8").startswith(",".join(CSV_COLUMNS))
     out = _cli(["preannotate", "--project", "ecg"], env)
     assert out.returncode == 0 and json.loads(out.stdout)["documents_preannotated"] == 2
+
+
+def test_atomic_writer_keeps_the_old_file_when_writing_fails(tmp_path):
+    from services.files import atomic_writer, write_json
+
+    out = tmp_path / "out" / "rows.json"
+    write_json(out, [{"a": 1}])
+    with pytest.raises(RuntimeError), atomic_writer(out) as fh:
+        fh.write("[{\"half\": ")
+        raise RuntimeError("disk full")
+    assert out.read_text(encoding="utf-8").startswith("[") and "half" not in out.read_text(encoding="utf-8")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["rows.json"]  # no temporary file left behind
