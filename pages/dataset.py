@@ -1,29 +1,12 @@
 """Dataset: documents, labels, a document's spans and its token-level BIO view (with the project's training
 settings, or others to preview), alignment issues."""
 
-from dataclasses import replace
-
-import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from core.alignment import PARTIAL_TOKEN_POLICIES
 from core.types import ReportLensError
-from services.dataset import (
-    UNK_WARN_SHARE,
-    annotation_status,
-    bio_rows,
-    describe_alignment,
-    displayed_spans,
-    project_alignment,
-    project_unk_share,
-    training_settings,
-)
-from services.projects import document_in_project, get_document, label_counts, list_documents
-from ui.render import highlight_html, label_colors, legend_html
+from services.dataset import training_settings
+from ui import dataset as view
 from ui.state import engine, project_picker, tokenizer
-
-PAGE_SIZE = 25
 
 st.title("Dataset")
 project = project_picker()
@@ -44,140 +27,17 @@ except ReportLensError as exc:
                "used instead, so tokens may differ from what that model saw.", icon="⚠️")
     base_model, tok = None, tokenizer()
 
-
-@st.cache_data(show_spinner="Measuring how much of the text the model can read…", max_entries=32)
-def _unk_share(project_id: int, n_documents: int, base_model: str | None) -> float:  # recompute after an import
-    return project_unk_share(engine(), project_id, tok)
-
-
-unk = _unk_share(project.id, project.n_documents, base_model)
-c1, c2, c3, c4 = st.columns(4)
-c1.metric("Documents", project.n_documents)
-c2.metric("Labeled", project.n_labeled)
-c3.metric("Labels", len(project.labels))
-c4.metric("Unreadable tokens ([UNK])", f"{unk:.1%}")
-if unk >= UNK_WARN_SHARE:
-    st.warning(
-        f"The base model cannot read {unk:.0%} of this project's tokens (they become [UNK]). A model trained on it "
-        "will miss those words. The bundled English MiniLM does not know most Chinese characters: choose a base model "
-        "that reads this language (e.g. a local bert-base-chinese folder via REPORTLENS_BASE_MODEL).",
-        icon="⚠️",
-    )
-
-counts = label_counts(engine(), project.id)
-if counts:
-    df_counts = pd.DataFrame({"label": list(counts), "spans": list(counts.values())}).sort_values("spans")
-    fig = px.bar(df_counts, x="spans", y="label", orientation="h", title="Spans per label (training view)",
-                 height=max(260, 120 + 28 * len(counts)))
-    st.plotly_chart(fig, width="stretch")
-else:
-    st.info("No labeled documents yet: label tasks in Label Studio and import the export.")
-
-st.subheader("Documents")
-f1, f2, f3 = st.columns([3, 2, 2])
-search = f1.text_input("Search text", placeholder="e.g. atrial fibrillation")
-label = f2.selectbox("Label", ["(any)", *sorted(counts)], index=0)
-status = f3.selectbox("Status", ["all", "labeled", "unlabeled"], index=0)
-labeled = {"all": None, "labeled": True, "unlabeled": False}[status]
-page = st.session_state.get("dataset_page", 0)
-rows, total = list_documents(engine(), project.id, search=search, label=None if label == "(any)" else label,
-                             labeled=labeled, limit=PAGE_SIZE, offset=page * PAGE_SIZE)
-if total == 0:
-    st.info("No document matches. Clear the search or the filters.")
+counts = view.overview(project, tok, base_model)
+rows = view.document_list(project, counts)
+if rows is None:
     st.stop()
-pages = max(1, -(-total // PAGE_SIZE))
-page = min(page, pages - 1)
-st.caption(f"{total:,} document{'s' if total != 1 else ''} · page {page + 1} of {pages}")
-table = pd.DataFrame([
-    {"id": r.id, "task": r.ls_task_id, "preview": r.preview, "spans": r.n_spans, "labels": ", ".join(r.labels),
-     "annotations": r.n_annotations, "source": r.source}
-    for r in rows
-])
-st.dataframe(table, hide_index=True, width="stretch")
-p1, p2, _ = st.columns([1, 1, 6])
-if p1.button("◀ Previous", disabled=page == 0):
-    st.session_state["dataset_page"] = page - 1
-    st.rerun()
-if p2.button("Next ▶", disabled=page >= pages - 1):
-    st.session_state["dataset_page"] = page + 1
-    st.rerun()
-
-# A document opened from elsewhere (e.g. an error example on the Models page) or a ?doc=ID link.
-focus = st.session_state.get("dataset_focus_doc") or st.query_params.get("doc")
-focus_doc = document_in_project(engine(), project.id, focus) if focus is not None else None
-if focus is not None and focus_doc is None:
-    st.warning(f"Document #{focus} is not in project {project.name!r}; showing the list instead.")
-if focus_doc is not None:
-    f1, f2 = st.columns([4, 1])
-    f1.info(f"Showing document #{focus_doc.id}, opened from {st.session_state.get('dataset_focus_from', 'a link')}.")
-    if f2.button("Back to the list"):
-        st.session_state.pop("dataset_focus_doc", None)
-        st.query_params.pop("doc", None)
-        st.rerun()
-    doc = focus_doc
-else:
-    previews = {r.id: f"#{r.id} · {r.preview[:60]}" for r in rows}
-    choice = st.selectbox("Open document", list(previews), format_func=previews.__getitem__)
-    doc = get_document(engine(), choice)
-st.subheader(f"Document #{doc.id}" + (f" (Label Studio task {doc.ls_task_id})" if doc.ls_task_id else ""))
-spans = doc.training.spans if doc.training else ()
-if doc.training and doc.training.meta.get("choices"):
-    st.caption("Document labels (Choices): " + ", ".join(map(str, doc.training.meta["choices"])))
-if doc.training and doc.training.meta.get("invalid_spans"):
-    st.warning(f"{len(doc.training.meta['invalid_spans'])} span(s) of this document lie outside its current text "
-               "(the text changed in a later export) and are left out of training. Re-export the task from Label "
-               "Studio to fix them.", icon="⚠️")
-kept, overlap_issues = displayed_spans(doc)
-colors = label_colors(project.labels or [s.label for s in spans])
-if spans:
-    st.html(legend_html({k: v for k, v in colors.items() if any(s.label == k for s in spans)}))
-else:
-    st.caption("Not labeled yet (no non-cancelled human annotation).")
-st.html(highlight_html(doc.text, kept, colors))
-
+doc = view.open_document(project, rows)
+overlap_issues = view.document_view(project, doc)
 tab_ann, tab_bio, tab_meta = st.tabs(["Annotations", "Tokens and BIO tags", "Metadata"])
 with tab_ann:
-    if doc.annotations:
-        st.dataframe(pd.DataFrame([
-            {"source": a.source, "author": a.author, "updated": a.updated_at or a.created_at, "spans": len(a.spans),
-             "choices": ", ".join(a.choices), "ground truth": a.ground_truth, "status": annotation_status(a),
-             "model version": a.model_version, "score": a.score}
-            for a in doc.annotations
-        ]), hide_index=True, width="stretch")
-        st.caption("Training uses the ground-truth annotation if there is one, else the most recent usable human or "
-                   "finished review annotation. Cancelled tasks, review drafts and predictions never train.")
+    view.annotations_tab(doc)
 with tab_bio:
-    b1, b2 = st.columns([2, 3])
-    trained = settings.align
-    partial = b1.radio("Span edge inside a token", PARTIAL_TOKEN_POLICIES, horizontal=True,
-                       index=PARTIAL_TOKEN_POLICIES.index(trained.partial_token), key=f"bio_partial_{project.id}",
-                       help="expand: tag the whole token; shrink: only the tokens wholly inside the span")
-    first_only = b2.checkbox("First sub-token only", value=not trained.label_all_subtokens,
-                             key=f"bio_first_only_{project.id}",
-                             help="tag only a word's first piece; the other pieces are ignored in training")
-    cfg = replace(trained, partial_token=partial, label_all_subtokens=not first_only)
-    if cfg == trained:
-        st.caption(f"The training settings of {settings.source}: {describe_alignment(cfg)}.")
-    else:
-        st.caption(f"Preview, not the training settings of {settings.source}: {describe_alignment(cfg)}. To train "
-                   "with them, set them under **Advanced settings** on the **Train** page.")
-    bio, issues = bio_rows(tok, doc, cfg)
-    st.dataframe(pd.DataFrame(bio), hide_index=True, width="stretch", height=320)
-    for issue in overlap_issues + [i for i in issues if i.code != "overlap"]:
-        st.warning(issue.message, icon="⚠️")
+    cfg = view.bio_tab(project, doc, tok, settings, overlap_issues)
 with tab_meta:
     st.json(doc.meta, expanded=False)
-
-st.subheader("Alignment issues of the project")
-st.caption("Spans whose edges fall inside tokens, overlapping spans and spans without tokens, with the settings of "
-           f"the BIO view above ({'preview' if cfg != trained else settings.source}: {describe_alignment(cfg)}).")
-if st.button("Check alignment of all labeled documents"):
-    st.session_state["alignment_report"] = {**project_alignment(engine(), project.id, tok, cfg), "config": cfg}
-report = st.session_state.get("alignment_report")
-if report and report["project_id"] == project.id and report.get("config") == cfg:
-    st.write(report["summary"])
-    if report["issues"]:
-        st.dataframe(pd.DataFrame(report["issues"])[["level", "code", "task", "span", "message"]],
-                     hide_index=True, width="stretch")
-    else:
-        st.success("Every span lines up with token boundaries.")
+view.alignment_section(project, tok, cfg, settings.align, settings.source)
