@@ -22,7 +22,7 @@ from core.split import document_key, split_documents
 from core.types import Document, Entity, ReportLensError
 from db.model_versions import active_model_version, get_model_version, list_model_versions
 from db.records import DocumentRow, ModelVersionInfo
-from db.repository import get_document, get_project, list_documents, training_documents
+from db.repository import get_document, list_documents, require_project, training_documents
 from services.files import csv_cell
 
 DEFAULT_RATIOS = (0.15, 0.15)  # dev, test: TrainConfig's defaults, used when no model version fixes the split
@@ -236,9 +236,7 @@ def _metric_rows(metrics: dict[str, Any], model: str, what: str) -> list[dict[st
 def feature_report(engine: Any, project_id: int, target: str, version_id: int | None = None,
                    config: FeatureConfig | None = None) -> FeatureReport:
     """Fit the forest and the tree for ``target`` on the fixed split and compare with the BERT version."""
-    project = get_project(engine, project_id)
-    if project is None:
-        raise ReportLensError(f"No project with id {project_id}.")
+    project = require_project(engine, project_id)
     version = pick_version(engine, project_id, version_id)
     docs, _ = load_corpus(engine, project_id)
     if not docs:

@@ -36,7 +36,7 @@ from db.extraction import (
 )
 from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, ProjectInfo
-from db.repository import get_document, get_project
+from db.repository import get_document, require_project
 from db.scores import save_predictions
 from services.files import csv_cell
 
@@ -165,13 +165,6 @@ def _predict_entities(engine: Any, version: ModelVersionInfo, docs: list[tuple[A
 
 
 
-def _project(engine: Any, project: int | str) -> ProjectInfo:
-    info = get_project(engine, project)
-    if info is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
-    return info
-
-
 # ---------------------------------------------------------------- public operations
 
 
@@ -200,7 +193,7 @@ def document_entities(engine: Any, document_id: int, version_id: int | None = No
     if doc is None:
         raise ReportLensError(f"No document with id {document_id}; pick one from the Dataset page.")
     version = _version(engine, doc.project_id, version_id)
-    project = _project(engine, doc.project_id)
+    project = require_project(engine, doc.project_id)
     return _entities_for(engine, project, version, [DocText(doc.id, doc.ls_task_id, doc.text)])[doc.id]
 
 
@@ -228,7 +221,7 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
             from db.engine import make_engine
 
             engine = make_engine()
-        info = _project(engine, project)
+        info = require_project(engine, project)
         version = active_model_version(engine, info.id)
     if info is None:
         entities = extract_ecg(text)
@@ -245,7 +238,7 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
 
 def project_csv(engine: Any, project: int | str) -> str:
     """One CSV row per entity of every document of ``project`` (active model + rules), columns :data:`CSV_COLUMNS`."""
-    info = _project(engine, project)
+    info = require_project(engine, project)
     version = active_model_version(engine, info.id)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -269,7 +262,7 @@ def preannotate_with_rules(engine: Any, project: int | str) -> int:
     """Store the rules' entities as a ``source="rule"`` annotation of every document that has none yet (labels
     mapped to the project's; unmappable ones left out; documents where the rules find nothing get no annotation).
     Returns how many documents got one. Rule annotations are pre-annotations, never training labels."""
-    info = _project(engine, project)
+    info = require_project(engine, project)
     version = active_model_version(engine, info.id)
     mapping, cues = _label_map(info, version, keep_unmapped=False)
     stored = 0

@@ -24,7 +24,7 @@ from core.policy import training_documents_from_tasks
 from core.types import ReportLensError
 from db.model_versions import activate_model_version, active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo
-from db.repository import get_project
+from db.repository import require_project
 from services.files import write_json
 
 PREDICT_BATCH = 32
@@ -45,8 +45,7 @@ def resolve_version(engine: Any, model: str | None = None, project: str | None =
         return found
     if not project:
         raise ReportLensError("Give --model VERSION or --project NAME (which uses the project's active version).")
-    if get_project(engine, project) is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    require_project(engine, project)
     active = active_model_version(engine, project)
     if active is None:
         raise ReportLensError(f"Project {project!r} has no trained model yet; run `cli.py train --project "
@@ -55,8 +54,7 @@ def resolve_version(engine: Any, model: str | None = None, project: str | None =
 
 
 def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
-    if get_project(engine, project) is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    require_project(engine, project)
     rows = []
     for v in list_model_versions(engine, project):
         test = (v.metrics or {}).get("test") or {}

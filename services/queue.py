@@ -10,19 +10,11 @@ from typing import Any
 from core.active import TREND_STRATEGY
 from core.active.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
 from core.jobs import JobKind
-from core.types import ReportLensError
 from db import scores as score_db
-from db.records import JobInfo, ProjectInfo
-from db.repository import get_project
+from db.records import JobInfo
+from db.repository import require_project
 
 SAMPLE_SIZE = 500
-
-
-def project_or_error(engine: Any, project: int | str) -> ProjectInfo:
-    info = get_project(engine, project)
-    if info is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
-    return info
 
 
 def queue_scoring_job(engine: Any, project: int | str, config: Any) -> tuple[JobInfo, bool]:
@@ -37,7 +29,7 @@ def score_in_process(engine: Any, project: str, config: Any) -> Any:
     """``cli.py score``: run and store the scoring here (no worker). Returns a ``training.scoring.ScoringResult``."""
     from training.scoring import run_scoring
 
-    info = project_or_error(engine, project)
+    info = require_project(engine, project)
     return run_scoring(engine, info.id, config)
 
 

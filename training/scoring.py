@@ -217,13 +217,11 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     (``store=False``: only return them)."""
     from db import scores as score_db
     from db.model_versions import active_model_version
-    from db.repository import get_project, labeled_texts, unlabeled_documents
+    from db.repository import labeled_texts, require_project, unlabeled_documents
 
     config = config or ScoreConfig()
     started = time.monotonic()
-    info = get_project(engine, project)
-    if info is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    info = require_project(engine, project)
     progress = progress or (lambda _p: None)
     progress({"phase": "load", "message": "reading the unlabeled reports"})
     docs = [(d.id, d.text) for d in unlabeled_documents(engine, info.id)]

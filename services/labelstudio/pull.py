@@ -8,17 +8,16 @@ from typing import Any
 from core.formats.labelstudio import task_from_json
 from core.formats.lsresults import ParseContext
 from core.formats.report import ParseReport
-from core.types import ParsedTask, ReportLensError
+from core.types import ParsedTask
 from db import lslinks
 from db.importer import import_tasks
-from db.repository import get_project, project_label_config
+from db.repository import project_label_config, require_project
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
 
 
 def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | None = None) -> dict[str, Any]:
     """Import the linked Label Studio project's annotations (see the module docstring); returns the changes."""
-    if get_project(engine, project) is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    require_project(engine, project)
     link = lslinks.get_ls_link(engine, project)
     if ls_project_id is None:
         if link is None:

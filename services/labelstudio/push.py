@@ -18,7 +18,7 @@ from db import lslinks
 from db import scores as score_db
 from db.lslinks import BatchDocument, LsLink, StoredPrediction
 from db.model_versions import active_model_version, get_model_version
-from db.repository import get_project, project_label_config
+from db.repository import project_label_config, require_project
 from db.scores import BatchInfo
 from services.files import write_json
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
@@ -62,9 +62,7 @@ def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
     """A batch (an existing one, or a new ``manual`` one for ``document_ids``) with its predictions: stored
     ``Prediction`` rows of the batch's model version (else the active version); the model runs where one is
     missing and the result is stored."""
-    info = get_project(engine, project)
-    if info is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    info = require_project(engine, project)
     if batch_id is not None:
         batch = score_db.get_batch(engine, batch_id)
         if batch is None or batch.project_id != info.id:
@@ -110,9 +108,7 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
 def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None = None,
                      created_by: str | None = None) -> BatchInfo:
     """A new batch of the ``top`` best-ranked documents of the latest scoring run (``cli.py push --top K``)."""
-    info = get_project(engine, project)
-    if info is None:
-        raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+    info = require_project(engine, project)
     if top < 1:
         raise ReportLensError(f"--top must be at least 1, got {top}.")
     rows, _, run = score_db.ranked_queue(engine, info.id, strategy, limit=top)

@@ -310,7 +310,7 @@ def test_projects_that_cannot_train_say_why(sqlite_url, base_dir, tmp_path):
     import_tasks(engine, "no-spans", empty)
     with pytest.raises(ReportLensError, match="single class"):
         trainer_mod.run_training(engine, 2, cfg(base_dir), tmp_path / "m")
-    with pytest.raises(ReportLensError, match="No project with id 99"):
+    with pytest.raises(ReportLensError, match="Project 99 does not exist"):
         trainer_mod.run_training(engine, 99, cfg(base_dir), tmp_path / "m")
     with pytest.raises(ReportLensError, match="none with a document label.*Choices"):
         trainer_mod.run_training(engine, 2, cfg(base_dir, task="classification"), tmp_path / "m")

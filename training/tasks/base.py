@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.trainconfig import TrainConfig
-from core.types import Document, LabelSchema, ReportLensError
+from core.types import Document, LabelSchema
 
 
 @dataclass(frozen=True)
@@ -88,9 +88,7 @@ def summary_scores(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def load_training_documents(engine: Any, project_id: int) -> tuple[Any, list[Document]]:
     """The project and its labeled documents (training view); an error naming a missing project."""
-    from db.repository import get_project, training_documents
+    from db.repository import require_project, training_documents
 
-    project = get_project(engine, project_id)
-    if project is None:
-        raise ReportLensError(f"No project with id {project_id}; it may have been deleted.")
+    project = require_project(engine, project_id)
     return project, list(training_documents(engine, project.id))
