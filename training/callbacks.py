@@ -17,6 +17,8 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from core.jobs import EtaClock
+
 PROGRESS_EVERY_S = 2.0
 IMPROVEMENT = 1e-6
 
@@ -36,7 +38,7 @@ def callback_classes() -> tuple[type, type, type]:
             self.progress = progress
             self.started = time.monotonic() if started is None else started
             self.history: list[dict] = []
-            self.train_t0: float | None = None
+            self.clock: EtaClock | None = None  # from the start of training: set-up does not count
             self.last_emit = 0.0
             self.loss: float | None = None
             self.lr: float | None = None
@@ -44,13 +46,12 @@ def callback_classes() -> tuple[type, type, type]:
 
         def report(self, state: Any, phase: str, dev: dict | None = None, keep: bool = True, **extra: Any) -> dict:
             now = time.monotonic()
-            step, total = state.global_step, state.max_steps
-            eta = None
-            if step and total and self.train_t0 is not None:
-                eta = (now - self.train_t0) / step * max(total - step, 0)
-            p = {"phase": phase, "epoch": round(state.epoch or 0.0, 4), "step": step, "max_steps": total,
-                 "loss": self.loss, "learning_rate": self.lr, "dev": dev, "elapsed_s": round(now - self.started, 2),
-                 "eta_s": None if eta is None else round(eta, 1), **extra}
+            p = {"phase": phase, "epoch": round(state.epoch or 0.0, 4), "step": state.global_step,
+                 "max_steps": state.max_steps, "loss": self.loss, "learning_rate": self.lr, "dev": dev,
+                 "elapsed_s": round(now - self.started, 2), **extra}
+            if self.clock is not None:
+                p = self.clock.stamp(p, now)
+            p.setdefault("eta_s", None)
             if keep:
                 self.history.append(p)
             self.last_emit = now
@@ -58,7 +59,7 @@ def callback_classes() -> tuple[type, type, type]:
             return p
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.train_t0 = time.monotonic()
+            self.clock = EtaClock(time.monotonic())
             self.report(state, "train", keep=False)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
