@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from core.alignment import OVERLAP_POLICIES, PARTIAL_TOKEN_POLICIES, AlignConfig
-from core.configs import add_flags, field_specs, from_flags
+from core.configs import JsonConfig, add_flags, field_specs, from_flags
 from core.configs import meta as _meta
 from core.split import check_ratios
 from core.types import ReportLensError
@@ -38,8 +38,10 @@ ALIGN_FIELDS = ("max_length", "stride", "label_all_subtokens", "partial_token", 
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """How to fine-tune one model. Defaults were measured on the demo project (see ``bench/README.md``)."""
+
+    KIND = "training config"
 
     base_model: str = field(default="bundled", metadata=_meta(
         "'bundled' (all-MiniLM-L6-v2, offline), a local Hugging Face model folder, or a Hub id when online"))
@@ -186,20 +188,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["target_modules"] = list(self.target_modules)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise ReportLensError(f"A training config must be a JSON object; got {type(d).__name__}.")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ReportLensError(f"Unknown training config key(s) {', '.join(map(repr, unknown))}; "
-                                  f"known keys: {', '.join(sorted(known))}.")
-        return cls(**d)
+        return {**super().to_dict(), "target_modules": list(self.target_modules)}
 
     @classmethod
     def from_stored(cls, d: dict[str, Any]) -> TrainConfig:

@@ -77,6 +77,30 @@ def schema_of(model: Any) -> LabelSchema:
     return schema
 
 
+class Stopped(Exception):
+    """``should_stop()`` turned true between two batches of :func:`window_logits`."""
+
+
+def window_logits(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
+                  should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[WindowBatch, Any]]:
+    """Each padded batch of windows with the model's float logits, in eval mode without gradients (the mode is put
+    back afterwards); raises :class:`Stopped` when ``should_stop()`` turns true between batches. The one forward
+    loop of NER and document classification."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for wb in window_batches(prepared, pad_id, batch_size, device):
+                if should_stop is not None and should_stop():
+                    raise Stopped()
+                yield wb, model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits.float()
+    finally:
+        model.train(was_training)
+
+
 def window_probabilities(
     model: Any, prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
     should_stop: Callable[[], bool] | None = None,
@@ -85,20 +109,13 @@ def window_probabilities(
     import torch
 
     per_window: dict[tuple[int, int], np.ndarray] = {}
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     try:
-        with torch.inference_mode():
-            for wb in window_batches(prepared, pad_id, batch_size, device):
-                if should_stop is not None and should_stop():
-                    return None
-                logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits
-                probs = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-                for i, (key, win) in enumerate(zip(wb.keys, wb.windows, strict=True)):
-                    per_window[key] = probs[i, 1 : len(win.input_ids) - 1]
-    finally:
-        model.train(was_training)
+        for wb, logits in window_logits(model, prepared, pad_id, batch_size, should_stop):
+            probs = torch.softmax(logits, dim=-1).cpu().numpy()
+            for i, (key, win) in enumerate(zip(wb.keys, wb.windows, strict=True)):
+                per_window[key] = probs[i, 1 : len(win.input_ids) - 1]
+    except Stopped:
+        return None
     out = []
     for d, p in enumerate(prepared):
         ranges = [(w.token_start, w.token_end) for w in p.windows]

@@ -65,7 +65,7 @@ def test_unknown_keys_are_named():
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"method": "qlora"}, "method must be one of 'lora', 'full'"),
-    ({"task": "re"}, "task must be one of"),
+    ({"task": "not a name"}, "task must be a task name such as 'ner' or 'classification'"),
     ({"lora_r": 0}, "lora_r must be between 1 and 256; got 0"),
     ({"lora_dropout": 1.5}, "lora_dropout must be between 0 and 0.9"),
     ({"learning_rate": 0}, r"learning_rate must be in \(0, 1\]"),
@@ -158,3 +158,16 @@ def test_cli_commands_take_the_alignment_flags(command):
     ns = build_parser().parse_args([*command, "--partial-token", "shrink", "--overlap-policy", "longest",
                                     "--first-subtoken-only", "--max-length", "128"])
     assert from_cli_args(ns).align() == AlignConfig(max_length=128, partial_token="shrink", label_all_subtokens=False)
+
+
+def test_the_task_registry_decides_which_task_names_exist():
+    """TrainConfig takes any task name; queueing checks it against training.tasks (so a new task is one module and
+    one registry line), and the form offers exactly the registered tasks."""
+    from services.training import check, form_fields
+
+    assert TrainConfig(task="re").task == "re"
+    with pytest.raises(ReportLensError, match="Unknown task 're'; known tasks: classification, ner"):
+        check(TrainConfig(task="re"))
+    assert check(TrainConfig()) == TrainConfig()
+    [task] = [f for f in form_fields() if f["name"] == "task"]
+    assert task["type"] == "choice" and set(task["choices"]) == {"ner", "classification"}

@@ -30,7 +30,7 @@ from core.types import Document, LabelSchema, ReportLensError
 from training.artifacts import DOCUMENT, SCHEMA_FILE
 from training.encoding import PreparedDoc, prepare_documents
 from training.model import check_max_length, check_target_modules, load_saved, quiet_load
-from training.predict import window_batches
+from training.predict import Stopped, window_logits
 from training.tasks.base import Encoded, TaskData, load_training_documents, summary_scores
 
 LABEL_MODES = ("auto", "single", "multi")
@@ -168,21 +168,14 @@ def document_probabilities(
     n_classes = len(model_classes(model))
     sums = np.zeros((len(prepared), n_classes))
     counts = np.zeros(len(prepared))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     try:
-        with torch.inference_mode():
-            for wb in window_batches(prepared, pad_id, batch_size, device):
-                if should_stop is not None and should_stop():
-                    return None
-                logits = model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits.float()
-                probs = (torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)).cpu().numpy()
-                for i, (d, _) in enumerate(wb.keys):
-                    sums[d] += probs[i]
-                    counts[d] += 1
-    finally:
-        model.train(was_training)
+        for wb, logits in window_logits(model, prepared, pad_id, batch_size, should_stop):
+            probs = (torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)).cpu().numpy()
+            for i, (d, _) in enumerate(wb.keys):
+                sums[d] += probs[i]
+                counts[d] += 1
+    except Stopped:
+        return None
     return sums / np.maximum(counts, 1)[:, None]
 
 
