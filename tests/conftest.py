@@ -121,3 +121,27 @@ def ls_batch(sqlite_url):
         s.flush()
         ids = {"batch_id": batch.id, "version_id": version.id, "project_id": project.id}
     return {"engine": engine, "project": "lsproj", "doc_ids": doc_ids, **ids}
+
+
+# ---------------------------------------------------------------- a tiny trained model (training/)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny LoRA model trained a few steps on the labeled tiny tasks (once per module); the ``TrainingResult``."""
+    from db.engine import dispose_engine, make_engine
+    from db.importer import import_tasks
+    from db.migrate import upgrade
+    from tests.factories import cfg, tiny_tasks
+    from tests.tiny import tiny_model_dir
+    from training.trainer import run_training
+
+    tmp = tmp_path_factory.mktemp("scoring")
+    url = f"sqlite:///{tmp / 'train.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    import_tasks(engine, "tiny", tiny_tasks())
+    base = str(tiny_model_dir(tmp / "base"))
+    result = run_training(engine, 1, cfg(base, max_steps=6), tmp / "model")
+    dispose_engine(url)
+    return result

@@ -23,7 +23,7 @@ def _settle(page: Page) -> None:
 @pytest.fixture(scope="module")
 def trained(app, tmp_path_factory):
     """The demo project in the app's database and a tiny BERT version trained on it."""
-    from tests.ui.test_explain_page import seed_with_version
+    from tests.factories import seed_with_version
 
     seed_with_version(app.db_url, tmp_path_factory.mktemp("explain-browser"))
     return app

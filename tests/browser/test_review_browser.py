@@ -9,7 +9,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.ui.test_review_page import TEXTS, seed_review_project
+from tests.factories import REVIEW_TEXTS as TEXTS
+from tests.factories import seed_review_project
 
 try:
     from playwright.sync_api import Page, expect

@@ -1,5 +1,6 @@
-"""Shared fixture of the AppTest page tests: an empty, migrated SQLite file and data folder for the app under test;
-worker processes a test started are stopped and the engine disposed afterwards."""
+"""Shared fixtures of the AppTest page tests: an empty, migrated SQLite file and data folder for the app under test
+(worker processes a test started are stopped and the engine disposed afterwards), and ``open_page``, which runs the
+app on it and switches to a page."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def db(tmp_path, monkeypatch):
+def migrate_db() -> bool:
+    """Whether ``db`` migrates its file before the test. A test that wants the app's first start on a database file
+    that does not exist yet (the app migrates it itself) overrides it: ``@pytest.mark.parametrize("migrate_db",
+    [False], ids=["fresh"])``."""
+    return True
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch, migrate_db):
     from db.engine import dispose_engine, make_engine
     from db.migrate import upgrade
     from jobs.workers import live_workers
@@ -22,7 +31,8 @@ def db(tmp_path, monkeypatch):
     monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
     monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
-    upgrade(url)
+    if migrate_db:
+        upgrade(url)
     yield url
     for w in live_workers(make_engine(url)):
         try:
@@ -35,16 +45,18 @@ def db(tmp_path, monkeypatch):
 @pytest.fixture
 def open_page(db):
     """``open_page("pages/review.py", reviewer_name="dr. lee")``: the app (``app.py``) run once, then switched to
-    the page, with the given session state set first; the ``AppTest`` after that run. Uses the ``db`` fixture, so
-    the app reads the test's empty, migrated database."""
+    the page, with the given session state set first; the ``AppTest`` after that run. ``open_page()`` (no page)
+    stops after the first run, on the Overview. Uses the ``db`` fixture, so the app reads the test's empty, migrated
+    database (a test that sets ``REPORTLENS_DATABASE_URL`` itself before calling it gets that database instead)."""
     from streamlit.testing.v1 import AppTest
 
-    def run(path: str, **state: object) -> AppTest:
+    def run(path: str | None = None, **state: object) -> AppTest:
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
         for key, value in state.items():
             at.session_state[key] = value
         at.run()
-        at.switch_page(path).run()
+        if path is not None:
+            at.switch_page(path).run()
         return at
 
     return run

@@ -4,8 +4,6 @@ services behind both pages reading without a query per row."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import event
 from streamlit.testing.v1 import AppTest
@@ -14,10 +12,9 @@ from core.types import Annotation, ParsedTask, Span
 from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import record_model_version
+from tests.factories import cfg, tiny_tasks
 from tests.tiny import tiny_model_dir
-from tests.unit.test_training import cfg, tiny_tasks
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 TEXT = "bradycardia , heart rate 45 bpm ."
 SPAN = Span(2, 11, "RHYTHM")  # "adycardia": starts inside the token "brady" of brady ##card ##ia
@@ -27,20 +24,13 @@ EXPECTED_PAGES = [("Overview", ""), ("Import", "import"), ("Dataset", "dataset")
                   ("Label Studio", "labelstudio")]
 
 
-def run_app(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    if page is not None:
-        at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
-
-
-def test_overview_lists_exactly_the_pages_of_the_navigation(db):
+def test_overview_lists_exactly_the_pages_of_the_navigation(db, open_page):
     from services.imports import seed_demo
     from ui.navigation import PAGES
 
     seed_demo(make_engine(db), n=10)
-    at = run_app()
+    at = open_page()
+    assert not at.exception, at.exception
     assert at.title[0].value == "ReportLens"
     # AppTest keeps the pages st.navigation registered (private attribute: the only view of the sidebar it offers)
     registered = [(p["page_name"], p["url_pathname"]) for p in at._registered_pages.values()]
@@ -86,18 +76,20 @@ def open_the_partial_span_document(at: AppTest) -> tuple[list[str], str]:
     return tags, caption
 
 
-def test_dataset_bio_follows_the_active_models_training_settings(db, shrunk_model):
+def test_dataset_bio_follows_the_active_models_training_settings(db, shrunk_model, open_page):
     tasks, result = shrunk_model
     assert result.config.partial_token == "shrink"  # what the trainer records with the version
     engine = make_engine(db)
     import_tasks(engine, "tiny", tasks)
-    at = run_app("pages/dataset.py")
+    at = open_page("pages/dataset.py")
+    assert not at.exception, at.exception
     tags, caption = open_the_partial_span_document(at)
     assert tags == ["B-RHYTHM", "I-RHYTHM", "I-RHYTHM"]  # no model yet: the defaults expand to the whole token
     assert "training defaults" in caption and "partial_token='expand'" in caption
 
     version = record_model_version(engine, "tiny", None, result)
-    at = run_app("pages/dataset.py")
+    at = open_page("pages/dataset.py")
+    assert not at.exception, at.exception
     tags, caption = open_the_partial_span_document(at)
     assert tags == ["O", "B-RHYTHM", "I-RHYTHM"]  # shrunk: "brady" is not wholly inside the span
     assert f"model {version.name} (active)" in caption and "partial_token='shrink'" in caption
@@ -171,14 +163,15 @@ def test_project_list_reads_in_a_fixed_number_of_queries(db, n_projects):
     assert len(selects) == 2, selects  # the projects with their counts, then every project's labels at once
 
 
-def test_dataset_page_falls_back_when_the_versions_base_model_is_gone(db, tmp_path):
+def test_dataset_page_falls_back_when_the_versions_base_model_is_gone(db, tmp_path, open_page):
     from core.trainconfig import TrainConfig
 
     engine = make_engine(db)
     import_tasks(engine, "tiny", tiny_tasks(3))
     gone = TrainConfig(base_model=str(tmp_path / "deleted-model"), partial_token="shrink").to_dict()
     record_model_version(engine, "tiny", None, {"config": gone, "schema": {"labels": []}})
-    at = run_app("pages/dataset.py")
+    at = open_page("pages/dataset.py")
+    assert not at.exception, at.exception
     assert any("cannot be loaded" in w.value and "deleted-model" in w.value for w in at.warning)
     bio = next(d.value for d in at.dataframe if "tag" in d.value.columns)
     assert len(bio) > 3  # still shown, with the default tokenizer and the version's alignment

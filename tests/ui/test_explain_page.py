@@ -7,29 +7,14 @@ from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 
 import pytest
 
 from db.engine import make_engine
+from tests.factories import seed_with_version
 
 pytestmark = pytest.mark.ui
 PAGE = "pages/explain.py"
-
-
-def seed_with_version(url: str, tmp: Path) -> None:
-    """The demo project (30 synthetic reports) and a tiny BERT version trained on it for a few steps."""
-    from db.model_versions import record_model_version
-    from services.imports import seed_demo
-    from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import cfg
-    from training.trainer import run_training
-
-    engine = make_engine(url)
-    seed_demo(engine, n=30)
-    result = run_training(engine, 1, cfg(str(tiny_model_dir(tmp / "tiny-bert")), max_steps=3, max_length=32,
-                                         stride=8), tmp / "model")
-    record_model_version(engine, 1, None, result)
 
 
 def test_empty_database_says_what_to_do(open_page):

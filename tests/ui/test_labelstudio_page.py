@@ -6,25 +6,15 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db import scores as score_db
 from db.lslinks import count_rows
-from db.migrate import upgrade
 from services.labelstudio import client
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 PAGE = "pages/labelstudio.py"
-
-
-def run_page() -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page(PAGE).run()
-    return at
 
 
 def _closed_port() -> int:
@@ -34,39 +24,34 @@ def _closed_port() -> int:
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+def env(monkeypatch):
+    """No Label Studio server or token from the environment of the test run."""
     monkeypatch.delenv(client.ENV_URL, raising=False)
     monkeypatch.delenv(client.ENV_TOKEN, raising=False)
-    monkeypatch.chdir(ROOT)
 
 
-def test_empty_database_says_what_to_do(env, tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    upgrade(url)
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    at = run_page()
+def test_empty_database_says_what_to_do(env, open_page):
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("Import" in i.value for i in at.info)
 
 
-def test_project_without_batches_points_to_the_queue(env, sqlite_url, monkeypatch):
+def test_project_without_batches_points_to_the_queue(env, db, open_page):
     from db.engine import make_engine
     from db.repository import ensure_project
 
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", sqlite_url)
-    ensure_project(make_engine(sqlite_url), "empty")
-    at = run_page()
+    ensure_project(make_engine(db), "empty")
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     infos = " ".join(i.value for i in at.info)
     assert "No queue batch yet" in infos and "Push a batch first" in infos
     assert any("Not linked" in c.value for c in at.caption)
 
 
-def test_batches_table_import_file_and_a_server_that_is_down(env, ls_batch, monkeypatch):
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(ls_batch["engine"].url))
+def test_batches_table_import_file_and_a_server_that_is_down(env, ls_batch, open_page, monkeypatch):
+    monkeypatch.setenv("REPORTLENS_DATABASE_URL", str(ls_batch["engine"].url))  # the app reads ls_batch's database
     monkeypatch.setenv(client.ENV_TOKEN, "d" * 40)  # the token field defaults from the environment
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert list(table["batch"]) == [ls_batch["batch_id"]] and list(table["status"]) == ["created"]

@@ -3,40 +3,30 @@ click-through from an error example to the Dataset page."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db.engine import make_engine
 from db.importer import import_tasks
-from db.migrate import upgrade
 from db.model_versions import record_model_version
+from tests.factories import class_cfg, class_tasks
 from tests.tiny import tiny_model_dir
-from tests.unit.test_classify import cfg, class_tasks
 from training import trainer as trainer_mod
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 
 
-def test_classification_version_metrics_and_error_click_through(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(ROOT)
-    upgrade(url)
-    engine = make_engine(url)
+def test_classification_version_metrics_and_error_click_through(db, tmp_path, open_page):
+    engine = make_engine(db)
     import_tasks(engine, "cls", class_tasks(30))
     base = str(tiny_model_dir(tmp_path / "tiny"))
-    result = trainer_mod.run_training(engine, 1, cfg(base, max_steps=2, learning_rate=1e-5), tmp_path / "data" / "m")
+    result = trainer_mod.run_training(engine, 1, class_cfg(base, max_steps=2, learning_rate=1e-5),
+                                      tmp_path / "data" / "m")
     record_model_version(engine, 1, None, result)
     split = "test" if result.metrics["test"] else "dev"
     errors = result.metrics[split]["errors"]
     assert errors, "an almost untrained model must make mistakes"
 
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page("pages/models.py").run()
+    at = open_page("pages/models.py")
     assert not at.exception, at.exception
     labels = [m.label for m in at.metric]
     assert "Accuracy" in labels and "Macro F1" in labels and "ROC AUC" in labels

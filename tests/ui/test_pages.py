@@ -3,70 +3,40 @@ the values stored in the database."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db.engine import make_engine
 from db.repository import list_projects
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 
 
-class Page:
-    """A page run the way users reach it: through ``app.py``'s navigation."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def run(self) -> AppTest:
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-        if self.name != "app.py":
-            at.switch_page(self.name).run()
-        return at
-
-
-def page(name: str) -> Page:
-    return Page(name)
-
-
 @pytest.fixture
-def empty_db(tmp_path, monkeypatch):
-    url = f"sqlite:///{tmp_path / 'ui.db'}"
-    monkeypatch.setenv("REPORTLENS_DATABASE_URL", url)
-    monkeypatch.chdir(ROOT)
-    return url
-
-
-@pytest.fixture
-def demo_db(empty_db):
-    from db.migrate import upgrade
+def demo_db(db):
     from services.imports import seed_demo
 
-    upgrade(empty_db)
-    result = seed_demo(make_engine(empty_db), n=40)
+    result = seed_demo(make_engine(db), n=40)
     assert result["seeded"] is True
-    return empty_db
+    return db
 
 
+@pytest.mark.parametrize("migrate_db", [False], ids=["fresh"])  # the app's first start migrates the new file itself
 @pytest.mark.parametrize("name", ["pages/home.py", "pages/import_data.py", "pages/dataset.py"])
-def test_pages_explain_what_to_do_on_an_empty_database(empty_db, name):
-    at = page(name).run()
+def test_pages_explain_what_to_do_on_an_empty_database(open_page, name):
+    at = open_page(name)
     assert not at.exception, at.exception
     if name != "pages/import_data.py":
         assert any("Import" in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_app_navigation_runs_the_overview(demo_db):
-    at = page("app.py").run()
+def test_app_navigation_runs_the_overview(demo_db, open_page):
+    at = open_page()
     assert not at.exception, at.exception
     assert at.title[0].value == "ReportLens"
 
 
-def test_home_lists_the_demo_project(demo_db):
-    at = page("pages/home.py").run()
+def test_home_lists_the_demo_project(demo_db, open_page):
+    at = open_page("pages/home.py")
     assert not at.exception
     df = at.dataframe[0].value
     (proj,) = list_projects(make_engine(demo_db))
@@ -74,8 +44,8 @@ def test_home_lists_the_demo_project(demo_db):
     assert df["documents"].tolist() == [40]
 
 
-def test_dataset_shows_documents_spans_and_bio(demo_db):
-    at = page("pages/dataset.py").run()
+def test_dataset_shows_documents_spans_and_bio(demo_db, open_page):
+    at = open_page("pages/dataset.py")
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == "40"
@@ -91,23 +61,23 @@ def test_dataset_shows_documents_spans_and_bio(demo_db):
     assert set(bio["tag"]) <= {"O", "(ignored)"} | {f"{p}-{lab}" for lab in proj.labels for p in "BI"}
 
 
-def test_dataset_search_filters_documents(demo_db):
-    at = page("pages/dataset.py").run()
+def test_dataset_search_filters_documents(demo_db, open_page):
+    at = open_page("pages/dataset.py")
     at.text_input[0].input("zzzz-not-in-any-report").run()
     assert not at.exception
     assert any("No document matches" in i.value for i in at.info)
 
 
-def test_dataset_project_alignment_check(demo_db):
-    at = page("pages/dataset.py").run()
+def test_dataset_project_alignment_check(demo_db, open_page):
+    at = open_page("pages/dataset.py")
     btn = next(b for b in at.button if "Check alignment" in b.label)
     btn.click().run()
     assert not at.exception, at.exception
     assert any("Every span lines up" in s.value for s in at.success)
 
 
-def test_dataset_document_view_tags_the_stored_spans(demo_db):
-    at = page("pages/dataset.py").run()
+def test_dataset_document_view_tags_the_stored_spans(demo_db, open_page):
+    at = open_page("pages/dataset.py")
     docs = at.dataframe[0].value
     row = docs[docs["spans"] > 0].iloc[0]
     open_doc = next(s for s in at.selectbox if s.label == "Open document")
@@ -120,27 +90,25 @@ def test_dataset_document_view_tags_the_stored_spans(demo_db):
     assert any(b.count("<mark") == row["spans"] for b in html_blocks)
 
 
-def test_dataset_warns_when_the_model_cannot_read_the_text(empty_db, tmp_path):
+def test_dataset_warns_when_the_model_cannot_read_the_text(db, tmp_path, open_page):
     import json
 
-    from db.migrate import upgrade
     from services.imports import import_file
 
-    upgrade(empty_db)
     export = tmp_path / "zh.json"
     export.write_text(json.dumps([
         {"id": i, "data": {"text": f"窦性心律，心率{60 + i}次/分，未见异常。"}, "annotations": []} for i in range(5)
     ], ensure_ascii=False), encoding="utf-8")
-    import_file(make_engine(empty_db), export, "中文心电图")
-    at = page("pages/dataset.py").run()
+    import_file(make_engine(db), export, "中文心电图")
+    at = open_page("pages/dataset.py")
     assert not at.exception, at.exception
     assert any("cannot read" in w.value for w in at.warning)
     unk = next(m.value for m in at.metric if "UNK" in m.label)
     assert float(unk.rstrip("%")) > 20
 
 
-def test_import_page_shows_the_history_of_the_selected_project(demo_db):
-    at = page("pages/import_data.py").run()
+def test_import_page_shows_the_history_of_the_selected_project(demo_db, open_page):
+    at = open_page("pages/import_data.py")
     assert not at.exception, at.exception
     at.session_state["project_name"] = list_projects(make_engine(demo_db))[0].name
     at.run()
@@ -150,14 +118,12 @@ def test_import_page_shows_the_history_of_the_selected_project(demo_db):
 
 @pytest.mark.parametrize("case", ["json", "json-min", "conll", "dicom-file", "dicom-folder", "dicom-zip",
                                   "brat-folder", "brat-zip"])
-def test_import_page_reads_every_format_the_readme_names(empty_db, tmp_path, case):
-    from db.migrate import upgrade
+def test_import_page_reads_every_format_the_readme_names(db, tmp_path, case, open_page):
     from tests.format_samples import format_samples
 
-    upgrade(empty_db)
     sample = format_samples(tmp_path)[case]
     files = sorted(sample.path.iterdir()) if sample.path.is_dir() else [sample.path]
-    at = page("pages/import_data.py").run()
+    at = open_page("pages/import_data.py")
     uploader = at.file_uploader[0]
     assert {p.suffix.lower() for p in files} <= set(uploader.allowed_type)
     uploader.set_value([(p.name, p.read_bytes(), "application/octet-stream") for p in files])
@@ -168,5 +134,5 @@ def test_import_page_reads_every_format_the_readme_names(empty_db, tmp_path, cas
     assert f"({sample.format})" in at.success[0].value
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Added"] == str(sample.documents) and int(metrics["Spans"]) >= sample.min_spans
-    (proj,) = list_projects(make_engine(empty_db))
+    (proj,) = list_projects(make_engine(db))
     assert (proj.name, proj.n_documents) == (f"upload {case}", sample.documents)

@@ -8,7 +8,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from core.active import DEFAULT_STRATEGY, get_strategy
 from db import scores as score_db
@@ -16,49 +15,43 @@ from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import record_model_version
 from jobs import queue as jobs
-from tests.unit.test_scoring import N_UNLABELED, trained, unlabeled_tasks  # noqa: F401 - trained is a fixture
-from tests.unit.test_training import tiny_tasks
+from tests.factories import N_UNLABELED, tiny_tasks, unlabeled_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 XSS = " <img src=x onerror=alert(1)>"
+PAGE = "pages/queue.py"
 
 
-def run_page(name: str = "pages/queue.py") -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page(name).run()
-    return at
-
-
-def test_empty_database_says_what_to_do(db):
-    at = run_page()
+def test_empty_database_says_what_to_do(open_page):
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("Import" in i.value for i in at.info)
 
 
-def test_everything_labeled_says_so(db):
+def test_everything_labeled_says_so(db, open_page):
     import_tasks(make_engine(db), "tiny", tiny_tasks(4))
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("no unlabeled report" in i.value for i in at.info)
 
 
-def test_no_model_yet_explains_the_cold_start(db):
+def test_no_model_yet_explains_the_cold_start(db, open_page):
     import_tasks(make_engine(db), "tiny", unlabeled_tasks())
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("cold start" in i.value and "diversity" in i.value for i in at.info)
     assert any("No scores yet" in i.value for i in at.info)
     assert at.selectbox(key="q_strategy").disabled
 
 
-def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
+def test_score_rank_filter_and_save_a_batch(db, trained, open_page):
     engine = make_engine(db)
     pool = [replace(t, text=t.text + XSS) for t in unlabeled_tasks()]
     import_tasks(engine, "tiny", tiny_tasks() + pool)
     record_model_version(engine, "tiny", None, trained)
 
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     assert any("No scores yet" in i.value for i in at.info)
     at.selectbox(key="q_strategy").set_value("entropy_mean")
@@ -73,7 +66,7 @@ def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     assert done.status == "succeeded", (done.status, done.error, done.log)
     assert done.params["strategy"] == "entropy_mean"
 
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     assert len(table) == N_UNLABELED and table["rank"].tolist() == list(range(1, N_UNLABELED + 1))
@@ -110,7 +103,7 @@ def test_score_rank_filter_and_save_a_batch(db, trained):  # noqa: F811
     assert any("Not enough model versions" in i.value for i in at.info)  # the stopping indicator needs two versions
 
 
-def test_copies_of_a_text_are_ranked_last_and_the_page_says_so(db, trained):  # noqa: F811
+def test_copies_of_a_text_are_ranked_last_and_the_page_says_so(db, trained, open_page):
     """A pool with copies of one text and of a labelled text: the score job (a real worker process) ranks every new
     text first, and the page explains why the copies come last."""
     import os
@@ -130,7 +123,7 @@ def test_copies_of_a_text_are_ranked_last_and_the_page_says_so(db, trained):  # 
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
-    at = run_page()
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     at.selectbox(key="q_rank_by").set_value("mnlp").run()
     table = at.dataframe[0].value

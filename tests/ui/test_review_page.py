@@ -4,70 +4,21 @@ database holds the decisions and the review annotation; a report an annotator la
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.types import Annotation, Entity, ParsedTask, Span
+from core.types import ParsedTask
 from db import models as m
 from db import review as db_review
 from db.engine import make_engine, read_session
 from db.importer import import_tasks
-from db.model_versions import record_model_version
 from db.repository import get_document
-from db.scores import save_predictions
-from tests.tiny import tiny_model_dir
+from tests.factories import REVIEW_PROJECT as PROJECT
+from tests.factories import REVIEW_TEXTS as TEXTS
+from tests.factories import seed_review_project
 
 pytestmark = pytest.mark.ui
-
-PROJECT = "ECG review"
-TEXTS = ["sinus bradycardia, heart rate 45 bpm. there is a pleural effusion.",
-         "atrial fibrillation, heart rate 120 bpm. no nodule.",
-         "normal ecg."]
-
-
-def _at(text: str, piece: str, label: str, score: float) -> Entity:
-    start = text.index(piece)
-    return Entity(start, start + len(piece), label, score, "model")
-
-
-PREDICTED = [
-    [_at(TEXTS[0], "sinus bradycardia", "RHYTHM", 0.93), _at(TEXTS[0], "45 bpm", "HR", 0.41),
-     _at(TEXTS[0], "pleural effusion", "RHYTHM", 0.58)],
-    [_at(TEXTS[1], "atrial fibrillation", "RHYTHM", 0.9)],
-    [],
-]
-
-
-def seed_review_project(db_url: str, work: Path) -> dict:
-    """Three reports (the second labeled by annotator "anna"), a tiny model trained on labeled copies, recorded as
-    a version, and its predictions stored (fixed, so the page shows the same entities every run)."""
-    from core.trainconfig import TrainConfig
-    from training import trainer as trainer_mod
-
-    engine = make_engine(db_url)
-    human = Annotation(source="human", spans=(Span(0, 19, "RHYTHM"), Span(TEXTS[1].index("nodule"),
-                                                                          TEXTS[1].index("nodule") + 6, "FINDING")),
-                       author="anna", external_id="a2", updated_at="2024-05-01T10:00:00.000000Z")
-    train = [ParsedTask(text=t, task_id=100 + i, annotations=(Annotation(source="human", spans=(
-        Span(0, t.index(","), "RHYTHM"), Span(t.index("heart"), t.index("heart") + 10, "HR"))),))
-        for i, t in enumerate(TEXTS[:2] * 4)]
-    tasks = [ParsedTask(text=TEXTS[0], task_id=1), ParsedTask(text=TEXTS[1], task_id=2, annotations=(human,)),
-             ParsedTask(text=TEXTS[2], task_id=3), *train]
-    import_tasks(engine, PROJECT, tasks)
-    base = tiny_model_dir(work / "tiny-base")
-    cfg = TrainConfig(base_model=str(base), max_steps=2, batch_size=4, max_length=32, stride=8, seed=1)
-    with read_session(engine) as s:
-        pid = s.scalar(select(m.Project.id).where(m.Project.name == PROJECT))
-        ids = {t: d for t, d in s.execute(select(m.Document.ls_task_id, m.Document.id)).all()}
-    result = trainer_mod.run_training(engine, pid, cfg, work / "model")
-    version = record_model_version(engine, pid, None, result)
-    save_predictions(engine, version.id, {ids[task]: (ents, min([e.score for e in ents], default=0.99))
-                                          for task, ents in zip((1, 2, 3), PREDICTED, strict=True)}, replace=True)
-    return {"engine": engine, "project_id": pid, "ids": ids, "version": version}
-
 
 PAGE = "pages/review.py"
 

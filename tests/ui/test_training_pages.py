@@ -4,10 +4,8 @@ worker process (tiny random BERT as the base model), and the resulting version o
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from db.engine import make_engine
 from db.model_versions import list_model_versions
@@ -15,29 +13,22 @@ from db.repository import list_projects
 from jobs import queue as jobs
 from tests.tiny import tiny_model_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.ui
 
 
-def run_page(name: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
-    at.switch_page(name).run()
-    return at
-
-
 @pytest.mark.parametrize("name", ["pages/train.py", "pages/models.py"])
-def test_empty_database_says_what_to_do(db, name):
-    at = run_page(name)
+def test_empty_database_says_what_to_do(open_page, name):
+    at = open_page(name)
     assert not at.exception, at.exception
     assert any("Import" in i.value for i in at.info)
 
 
-def test_train_form_queues_a_job_that_a_worker_runs_and_models_shows_it(db, tmp_path):
+def test_train_form_queues_a_job_that_a_worker_runs_and_models_shows_it(db, tmp_path, open_page):
     from services.imports import seed_demo
 
     seed_demo(make_engine(db), n=30)
     base = tiny_model_dir(tmp_path / "tiny-bert")
-    at = run_page("pages/train.py")
+    at = open_page("pages/train.py")
     assert not at.exception, at.exception
     at.text_input(key="cfg_base_model").input(str(base))
     at.text_input(key="cfg_max_steps").input("6")
@@ -57,13 +48,13 @@ def test_train_form_queues_a_job_that_a_worker_runs_and_models_shows_it(db, tmp_
     assert done.status == "succeeded", (done.status, done.error)
     assert done.params["base_model"] == str(base) and done.params["max_steps"] == 6
 
-    at = run_page("pages/models.py")
+    at = open_page("pages/models.py")
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     (v1,) = list_model_versions(engine, project.id)
     assert table["name"].tolist() == ["v1"] and table["active"].tolist() == [True]
     assert table["test_f1"].iloc[0] == pytest.approx(v1.metrics["test"]["f1"])
-    at = run_page("pages/train.py")
+    at = open_page("pages/train.py")
     assert not at.exception
     history = at.dataframe[-1].value
     assert history["status"].tolist() == ["succeeded"]

@@ -9,8 +9,8 @@ from core.trainconfig import TrainConfig
 from core.types import ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
+from tests.factories import tiny_tasks
 from tests.tiny import tiny_model_dir, tiny_tokenizer
-from tests.unit.test_training import tiny_tasks
 
 STRATEGIES = ["random", "margin", "mnlp", "diversity"]
 

@@ -4,37 +4,20 @@ same probabilities; metrics; windows for long reports; LoRA keeps the pooler out
 from __future__ import annotations
 
 import json
-import random
 
 import numpy as np
 import pytest
 
 from core.classmetrics import classification_scores
-from core.trainconfig import TrainConfig
 from core.types import Annotation, ParsedTask, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
+from tests.factories import class_cfg, class_tasks
 from tests.tiny import tiny_model_dir
 from training import trainer as trainer_mod
 from training.encoding import prepare_documents
 from training.inference import clear_model_cache, load_model
 from training.tasks import classification as classify
-
-RHYTHMS = {"sinus rhythm": "NORMAL", "atrial fibrillation": "AFIB", "sinus tachycardia": "TACHY"}
-
-
-def class_tasks(n: int, seed: int = 0, multi: bool = False) -> list[ParsedTask]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        rhythm = rng.choice(list(RHYTHMS))
-        effusion = rng.random() < 0.5
-        text = f"{rhythm} , heart rate {rng.randint(50, 140)} bpm . " + (
-            "there is a pleural effusion ." if effusion else "no nodule .")
-        choices = [RHYTHMS[rhythm]] + (["EFFUSION"] if multi and effusion else [])
-        out.append(ParsedTask(text=text, task_id=i + 1,
-                              annotations=(Annotation(source="human", choices=tuple(choices), external_id=str(i)),)))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +25,12 @@ def base_dir(tmp_path_factory):
     return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
 
 
-def cfg(base_dir: str, **kw) -> TrainConfig:
-    defaults = {"base_model": base_dir, "task": "classification", "max_steps": 6, "batch_size": 4, "max_length": 32,
-                "stride": 8, "learning_rate": 5e-3, "seed": 1}
-    return TrainConfig(**(defaults | kw))
-
-
 @pytest.mark.parametrize("multi", [False, True])
 def test_train_save_reload_same_probabilities(sqlite_url, base_dir, tmp_path, multi):
     engine = make_engine(sqlite_url)
     import_tasks(engine, "cls", class_tasks(30, multi=multi))
     seen: list[dict] = []
-    result = trainer_mod.run_training(engine, 1, cfg(base_dir), tmp_path / "m", progress=seen.append)
+    result = trainer_mod.run_training(engine, 1, class_cfg(base_dir), tmp_path / "m", progress=seen.append)
     assert not result.cancelled
     assert result.config.label_mode == ("multi" if multi else "single")
     classes = ["AFIB", "NORMAL", "TACHY"] + (["EFFUSION"] if multi else [])
@@ -91,7 +68,7 @@ def test_a_single_label_model_learns_an_easy_task(sqlite_url, base_dir, tmp_path
     """Not a quality benchmark: the rhythm words decide the class, so 60 steps must beat chance clearly."""
     engine = make_engine(sqlite_url)
     import_tasks(engine, "cls", class_tasks(60))
-    result = trainer_mod.run_training(engine, 1, cfg(base_dir, max_steps=None, epochs=8, learning_rate=1e-2),
+    result = trainer_mod.run_training(engine, 1, class_cfg(base_dir, max_steps=None, epochs=8, learning_rate=1e-2),
                                       tmp_path / "m")
     test = result.metrics["test"]
     assert test["accuracy"] > 0.6, test
@@ -101,7 +78,7 @@ def test_long_reports_are_windowed_and_averaged(base_dir):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base_dir)
-    config = cfg(base_dir, max_length=16, stride=4)
+    config = class_cfg(base_dir, max_length=16, stride=4)
     model = classify.build_classifier(config, ["A", "B"], multi_label=False)
     long_text = " ".join(["sinus rhythm heart rate 80 bpm ."] * 12)
     prepared = prepare_documents(tok, [(0, long_text), (1, "sinus rhythm")], config.align())
@@ -112,7 +89,7 @@ def test_long_reports_are_windowed_and_averaged(base_dir):
 
 
 def test_lora_adapters_skip_the_pooler_which_trains_in_full(base_dir):
-    model = classify.build_classifier(cfg(base_dir), ["A", "B"], multi_label=False)
+    model = classify.build_classifier(class_cfg(base_dir), ["A", "B"], multi_label=False)
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("lora_A" in n and "attention" in n for n in trainable)
     assert not any("pooler" in n and "lora" in n for n in trainable)
@@ -124,12 +101,12 @@ def test_clear_errors(sqlite_url, base_dir, tmp_path):
     engine = make_engine(sqlite_url)
     import_tasks(engine, "multi", class_tasks(12, multi=True))
     with pytest.raises(ReportLensError, match="label_mode='single' but .* several choices"):
-        trainer_mod.run_training(engine, 1, cfg(base_dir, label_mode="single"), tmp_path / "m")
+        trainer_mod.run_training(engine, 1, class_cfg(base_dir, label_mode="single"), tmp_path / "m")
     one = [ParsedTask(text="sinus rhythm", task_id=i, annotations=(Annotation(source="human", choices=("A",)),))
            for i in range(4)]
     import_tasks(engine, "one-class", one)
     with pytest.raises(ReportLensError, match="same choice 'A'.*at least two classes"):
-        trainer_mod.run_training(engine, 2, cfg(base_dir), tmp_path / "m")
+        trainer_mod.run_training(engine, 2, class_cfg(base_dir), tmp_path / "m")
 
 
 def test_classification_scores_against_hand_computed_values():
@@ -159,7 +136,7 @@ def test_predict_and_evaluate_an_export_with_a_classification_version(sqlite_url
 
     engine = make_engine(sqlite_url)
     import_tasks(engine, "cls", class_tasks(30))
-    result = trainer_mod.run_training(engine, 1, cfg(base_dir), tmp_path / "m")
+    result = trainer_mod.run_training(engine, 1, class_cfg(base_dir), tmp_path / "m")
     version = record_model_version(engine, 1, None, result)
     export = [{"id": 100 + i, "data": {"text": t.text},
                "annotations": [{"id": i, "result": [{"from_name": "rhythm", "to_name": "text", "type": "choices",

@@ -35,23 +35,7 @@ from db.repository import (
 )
 from db.summary import merge_label_configs
 from db.training_view import chosen_annotations
-
-TEXT1 = "Sinus rhythm. Left ventricular hypertrophy. No acute ST changes."
-TEXT2 = "CT chest: 8 mm nodule in the right upper lobe. No pleural effusion."
-TEXT3 = "Atrial fibrillation with rapid ventricular response."
-
-
-def human(ext: str | None, *spans: tuple[int, int, str], **kw: Any) -> Annotation:
-    return Annotation(source="human", spans=tuple(Span(*s) for s in spans), external_id=ext, **kw)
-
-
-def pred(ext: str | None, *spans: tuple[int, int, str], version: str = "v1", score: float = 0.9) -> Annotation:
-    return Annotation(source="model", spans=tuple(Span(*s) for s in spans), external_id=ext, model_version=version,
-                      score=score, span_scores=tuple(0.5 + i / 10 for i in range(len(spans))))
-
-
-def task(tid: int | None, text_: str, *anns: Annotation, **meta: Any) -> ParsedTask:
-    return ParsedTask(text=text_, task_id=tid, meta=meta, annotations=anns)
+from tests.factories import TEXT1, TEXT2, TEXT3, basic_tasks, human, task
 
 
 class FakeReport:
@@ -61,14 +45,6 @@ class FakeReport:
         self.issues = issues or []
         self.config = config
         self.format = fmt
-
-
-def basic_tasks() -> list[ParsedTask]:
-    return [
-        task(1, TEXT1, human("10", (0, 13, "RHYTHM"), (14, 42, "FINDING")), source_file="a"),
-        task(2, TEXT2, human("20", (10, 14, "SIZE"), (15, 21, "FINDING")), pred("p1", (15, 21, "FINDING"))),
-        task(3, TEXT3, pred("p2", (0, 19, "RHYTHM"))),
-    ]
 
 
 def snapshot(url: str) -> dict[str, list[tuple]]:
@@ -479,7 +455,7 @@ import json, sys, time
 from pathlib import Path
 from db.engine import make_engine
 from db.importer import import_tasks
-from tests.unit.test_db import human, task
+from tests.factories import human, task
 
 url, start, go = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 tasks = [task(i, f"Report {i}: sinus rhythm, rate {i}.", human(str(i), (0, 6, "X"))) for i in range(start, start + 400)]

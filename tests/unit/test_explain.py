@@ -109,8 +109,8 @@ def tiny_version(tmp_path_factory):
     from db.importer import import_tasks
     from db.migrate import upgrade
     from db.model_versions import record_model_version
+    from tests.factories import cfg, tiny_tasks
     from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import cfg, tiny_tasks
     from training.trainer import run_training
 
     tmp = tmp_path_factory.mktemp("explain")

@@ -145,8 +145,8 @@ def test_document_entities_merges_stored_predictions_with_rules(demo_like, tmp_p
 
 def test_document_entities_predicts_with_a_tiny_model_when_nothing_is_stored(sqlite_url, tmp_path):
     from core.trainconfig import TrainConfig
+    from tests.factories import tiny_tasks
     from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import tiny_tasks
     from training import trainer as trainer_mod
 
     engine = make_engine(sqlite_url)

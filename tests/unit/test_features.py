@@ -124,8 +124,8 @@ def corpus_version(tmp_path_factory):
     from db.importer import import_tasks
     from db.migrate import upgrade
     from db.model_versions import record_model_version
+    from tests.factories import cfg
     from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import cfg
     from training.trainer import run_training
 
     tmp = tmp_path_factory.mktemp("features")

@@ -377,8 +377,8 @@ def test_train_job_records_an_active_model_version(sqlite_url: str, data_dir: Pa
     covered by the selftest jobs above; this keeps the torch import out of a subprocess)."""
     from db.importer import import_tasks
     from jobs.worker import Worker
+    from tests.factories import cfg, tiny_tasks
     from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import cfg, tiny_tasks
     from training.handlers import job_dir
 
     engine = make_engine(sqlite_url)
@@ -486,7 +486,7 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
     from db.importer import import_tasks
-    from tests.unit.test_db import basic_tasks
+    from tests.factories import basic_tasks
 
     old_tables = ("projects", "documents", "annotations", "spans", "import_runs", "audit_events")
     upgrade(empty_url, "0001")

@@ -216,8 +216,8 @@ def test_missing_predictions_are_made_by_the_model_and_stored(sqlite_url, tmp_pa
     from db.engine import make_engine
     from db.importer import import_tasks
     from db.model_versions import record_model_version
+    from tests.factories import cfg, tiny_tasks
     from tests.tiny import tiny_model_dir
-    from tests.unit.test_training import cfg, tiny_tasks
     from training import trainer as trainer_mod
 
     engine = make_engine(sqlite_url)

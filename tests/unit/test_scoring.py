@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -21,38 +20,12 @@ from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import activate_model_version, list_model_versions, record_model_version
 from jobs import queue as jobs
+from tests.factories import N_UNLABELED, tiny_tasks, unlabeled_tasks
 from tests.tiny import tiny_model_dir
-from tests.unit.test_training import cfg, report, tiny_tasks
 from training.inference import clear_model_cache, load_model, prepare_documents, window_probabilities
 from training.scoring import forward_pool, run_scoring
 
 ROOT = Path(__file__).resolve().parents[2]
-N_UNLABELED = 12
-
-
-def unlabeled_tasks(n: int = N_UNLABELED, seed: int = 50) -> list[ParsedTask]:
-    rng = random.Random(seed)
-    out = [ParsedTask(text=report(rng)[0], task_id=100 + i) for i in range(n - 1)]
-    long_text = " ".join(report(rng)[0] for _ in range(6))  # ~120 tokens: several 32-token windows
-    return [*out, ParsedTask(text=long_text, task_id=100 + n - 1)]
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny LoRA model trained a few steps on the labeled tiny tasks (once per module)."""
-    from db.engine import dispose_engine
-    from db.migrate import upgrade
-    from training.trainer import run_training
-
-    tmp = tmp_path_factory.mktemp("scoring")
-    url = f"sqlite:///{tmp / 'train.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    import_tasks(engine, "tiny", tiny_tasks())
-    base = str(tiny_model_dir(tmp / "base"))
-    result = run_training(engine, 1, cfg(base, max_steps=6), tmp / "model")
-    dispose_engine(url)
-    return result
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ import core.trainconfig as config_mod
 from core.types import Document, LabelSchema, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
+from tests.factories import cfg, tiny_tasks
 from tests.tiny import tiny_model_dir
-from tests.unit.test_training import cfg, tiny_tasks
 from training import tasks as tasks_mod
 from training.artifacts import BIO, DOCUMENT, SCHEMA_FILE, parse_schema, schema_json
 from training.encoding import prepare_documents

@@ -14,52 +14,13 @@ from core.trainconfig import TrainConfig
 from core.types import Annotation, LabelSchema, ParsedTask, ReportLensError, Span
 from db.engine import make_engine
 from db.importer import import_tasks
+from tests.factories import cfg, report, tiny_tasks
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 from training import trainer as trainer_mod
 from training.callbacks import callback_classes
 from training.inference import clear_model_cache, export_merged, load_model, predict_detailed, predict_documents
 from training.tasks.base import summary_scores
 from training.tasks.ner import class_weights
-
-RHYTHMS = ["sinus rhythm", "atrial fibrillation", "sinus bradycardia", "sinus tachycardia"]
-FINDINGS = ["pleural effusion", "nodule", "st elevation", "left axis deviation"]
-
-
-def report(rng: random.Random) -> tuple[str, list[Span]]:
-    """A tiny-vocabulary report with its RHYTHM / HR / FINDING spans."""
-    text, spans = "", []
-
-    def add(piece: str, label: str | None = None) -> None:
-        nonlocal text
-        if text:
-            text += " "
-        if label:
-            spans.append(Span(len(text), len(text) + len(piece), label))
-        text += piece
-
-    add(rng.choice(RHYTHMS), "RHYTHM")
-    add(", heart rate")
-    add(f"{rng.randint(40, 150)} bpm", "HR")
-    add(".")
-    if rng.random() < 0.7:
-        add("there is a")
-        add(rng.choice(FINDINGS), "FINDING")
-        add(".")
-    else:
-        add("no")
-        add(rng.choice(FINDINGS), "FINDING")
-        add(".")
-    return text, spans
-
-
-def tiny_tasks(n: int = 24, seed: int = 0, labeled: bool = True) -> list[ParsedTask]:
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        text, spans = report(rng)
-        anns = (Annotation(source="human", spans=tuple(spans), external_id=str(i + 1)),) if labeled else ()
-        out.append(ParsedTask(text=text, task_id=i + 1, annotations=anns))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +33,6 @@ def project(sqlite_url):
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks())
     return engine, 1
-
-
-def cfg(base_dir: str, **kw) -> TrainConfig:
-    defaults = {"base_model": base_dir, "max_steps": 5, "batch_size": 4, "max_length": 32, "stride": 8,
-                "learning_rate": 5e-3, "seed": 1}
-    return TrainConfig(**(defaults | kw))
 
 
 def test_train_save_reload_predicts_the_same(project, base_dir, tmp_path, monkeypatch):
