@@ -162,9 +162,11 @@ def test_the_project_is_remembered_in_the_url(db, open_page):
     import_tasks(engine, "A project", tiny_tasks(2, seed=1))
     at = open_page()
     # a new tab: the project worked on last (the newest import), not the alphabetically first
-    assert at.sidebar.selectbox[0].value == "A project" and at.query_params["project"] == "A project"
+    assert at.sidebar.selectbox[0].value == "A project" and "project" not in at.query_params  # shown, not chosen
     at.sidebar.selectbox[0].select("B project").run()
     assert at.query_params["project"] == "B project"
+    at.switch_page("pages/train.py").run()
+    assert at.sidebar.selectbox[0].value == "B project" and at.query_params["project"] == "B project"
     import_tasks(engine, "C project", tiny_tasks(2, seed=2))
     from streamlit.testing.v1 import AppTest
 
