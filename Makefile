@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run test setup db demo lint bench clean-db
+.PHONY: run dev test setup db demo lint bench clean-db
 
 # torch==2.13.0 (CPU wheel) goes in first: anything else lets pip pull several GB of CUDA packages.
 $(BIN)/python:
@@ -38,8 +38,14 @@ db: setup
 demo: db
 	$(BIN)/python cli.py seed-demo
 
+# The demo seed also queues the demo's first training job and, after it, a scoring run (a background worker).
 run: demo
 	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+
+# For development: as `run`, with Streamlit's file watcher and rerun-on-save (off in .streamlit/config.toml).
+dev: demo
+	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	  --server.fileWatcherType auto --server.runOnSave true
 
 test: setup
 	@set -euo pipefail; \

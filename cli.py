@@ -4,7 +4,7 @@
     python cli.py convert EXPORT --out FILE.jsonl [--model DIR] [--max-length N --stride N --partial-token P]
         [--first-subtoken-only] [--config XML]
     python cli.py projects
-    python cli.py seed-demo [--force]
+    python cli.py seed-demo [--force] [--no-jobs]
     python cli.py train --project NAME [config flags, see --help] [--wait]
     python cli.py models --project NAME
     python cli.py evaluate (--model VERSION | --project NAME) EXPORT
@@ -98,7 +98,7 @@ def cmd_projects(args: argparse.Namespace) -> int:
 def cmd_seed_demo(args: argparse.Namespace) -> int:
     from services.imports import seed_demo
 
-    result = seed_demo(_engine(), force=args.force, n=args.n)
+    result = seed_demo(_engine(), force=args.force, n=args.n, jobs=not args.no_jobs)
     _print_json(result)
     return 0
 
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("seed-demo", help="create the demo project if the database has no project")
     demo.add_argument("--force", action="store_true", help="re-import the demo even if projects exist")
     demo.add_argument("--n", type=int, default=300, help="number of synthetic reports")
+    demo.add_argument("--no-jobs", action="store_true",
+                      help="only import: do not queue the demo's first training job and scoring run")
     demo.set_defaults(func=cmd_seed_demo)
 
     from core.trainconfig import add_cli_args

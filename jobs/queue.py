@@ -33,6 +33,7 @@ from db.records import JobInfo
 from db.repository import _aware, _project_id
 from jobs.workers import HOST, default_stale_after_s, stale_reason, touch_worker
 
+FOLLOW_UPS = "then"  # params key: jobs to queue for the same project when this one succeeds (see finish())
 HISTORY_CAP = 1000  # progress points kept per job (older training points are thinned, eval points kept)
 LOG_CAP = 50_000  # characters of log tail kept per job
 
@@ -99,6 +100,23 @@ def _job_info(job: m.Job, details: bool = True) -> JobInfo:
     )
 
 
+def follow_ups(params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The jobs ``params`` asks to queue after success: ``params["then"]``, a list of ``{"kind": ..., "params":
+    {...}}`` (each may carry its own ``then``, so chains of any length work). Raises on a malformed list."""
+    then = (params or {}).get(FOLLOW_UPS) or []
+    if not isinstance(then, list) or not all(
+            isinstance(t, Mapping) and isinstance(t.get("kind"), str) and t["kind"].strip()
+            and isinstance(t.get("params", {}), Mapping) for t in then):
+        raise ReportLensError(f"A job's {FOLLOW_UPS!r} must be a list of {{'kind': 'score', 'params': {{...}}}}; got "
+                              f"{then!r}.")
+    return [{"kind": t["kind"].strip(), "params": dict(t.get("params") or {})} for t in then]
+
+
+def handler_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``params`` as a handler sees them: without the follow-ups, which belong to the queue."""
+    return {k: v for k, v in (params or {}).items() if k != FOLLOW_UPS}
+
+
 def _locked_job(s: Session, job_id: int) -> m.Job | None:
     return s.get(m.Job, job_id, with_for_update=True)
 
@@ -108,9 +126,11 @@ def _locked_job(s: Session, job_id: int) -> m.Job | None:
 
 def enqueue(engine: Engine, project: int | str, kind: JobKind | str,
             params: Mapping[str, Any] | None = None) -> JobInfo:
-    """Queue a job of ``kind`` (e.g. ``"train"`` with ``TrainConfig.to_dict()`` as params) for a project."""
+    """Queue a job of ``kind`` (e.g. ``"train"`` with ``TrainConfig.to_dict()`` as params) for a project. A
+    ``"then"`` list in ``params`` (:func:`follow_ups`) is queued when this job succeeds."""
     if not isinstance(kind, str) or not kind.strip():
         raise ReportLensError(f"A job needs a kind such as 'train', not {kind!r}.")
+    follow_ups(params)  # refuse a malformed chain now, not when the job ends
     with write_session(engine) as s:
         pid = _project_id(s, project)
         if s.get(m.Project, pid) is None:
@@ -218,8 +238,10 @@ def finish(engine: Engine, job_id: int, status: JobStatus | str, error: str | No
            result: Mapping[str, Any] | None = None, *, worker_id: str | None = None,
            model_version: Any = None) -> JobInfo | None:
     """Record a job's outcome. With ``model_version`` (a training result, see :func:`record_model_version`) and
-    status ``succeeded`` the version is recorded in the same transaction and named in ``result``. ``None`` (and no
-    change) when the job is already finished or, with ``worker_id``, no longer that worker's."""
+    status ``succeeded`` the version is recorded in the same transaction and named in ``result``; so are the
+    job's follow-ups (``params["then"]``, :func:`follow_ups`), queued for the same project and named in ``result``
+    as ``then_job_ids``. ``None`` (and no change) when the job is already finished or, with ``worker_id``, no longer
+    that worker's."""
     status = JobStatus(status)
     if status not in FINAL_STATUSES:
         raise ValueError(f"finish() needs one of {FINAL_STATUSES}, not {status!r}")
@@ -232,6 +254,14 @@ def finish(engine: Engine, job_id: int, status: JobStatus | str, error: str | No
         if model_version is not None and status == JobStatus.SUCCEEDED:
             version = _record_model_version(s, job.project_id, job.id, model_version)
             out = {**(out or {}), "model_version_id": version.id, "model_version": version.name}
+        if status == JobStatus.SUCCEEDED and (then := follow_ups(job.params)):
+            queued = [m.Job(project_id=job.project_id, kind=t["kind"], status=JobStatus.QUEUED,
+                            params=json_safe(t["params"]), progress={"message": "queued"}, history=[],
+                            cancel_requested=False, log=_with_log("", f"queued ({t['kind']}) after job {job.id}"),
+                            attempts=0) for t in then]
+            s.add_all(queued)
+            s.flush()
+            out = {**(out or {}), "then_job_ids": [q.id for q in queued]}
         job.status, job.error, job.result, job.finished_at = status, error, out, now
         eta = 0 if status == JobStatus.SUCCEEDED else None
         job.progress = {**(job.progress or {}), "message": str(status), "eta_s": eta}

@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -192,7 +193,7 @@ class Worker(StopSource):
         outcome: Outcome | None = None
         stopped, error, frames = False, None, None
         try:
-            returned = handler(job, ctx)
+            returned = handler(replace(job, params=queue.handler_params(job.params)), ctx)
             outcome = returned if isinstance(returned, Outcome) else Outcome(dict(returned or {}))
         except JobStopped:
             stopped = True

@@ -1,17 +1,19 @@
-"""Overview: what ReportLens does, the projects in the database, and every page (from ``ui.navigation``)."""
+"""Overview: a guide to the loop for the selected project (each step's state and the next action), the demo's
+background jobs while they run, and the projects in the database."""
 
-import pandas as pd
 import streamlit as st
 
+from services.overview import loop_state
 from services.projects import list_projects
-from ui.navigation import PAGES, page
-from ui.state import engine
+from ui.navigation import page
+from ui.overview import jobs_and_demo_note, loop_guide, projects_table
+from ui.state import engine, project_picker
 
 st.title("ReportLens")
 st.caption("From medical report text to trustworthy extraction models, with people in the loop.")
 
-projects = list_projects(engine())
-if not projects:
+project = project_picker()
+if project is None:
     st.info(
         "No project yet. Go to **Import** to load a Label Studio export (JSON, JSON-MIN or CONLL2003), DICOM SR "
         "files or a brat corpus (.txt/.ann pairs), or run `python cli.py seed-demo` to create the demo project."
@@ -20,27 +22,8 @@ if not projects:
     st.page_link(imp.path, label="Import data", icon=imp.icon)
     st.stop()
 
-st.subheader("Projects")
-st.dataframe(
-    pd.DataFrame(
-        [
-            {
-                "project": p.name,
-                "documents": p.n_documents,
-                "labeled": p.n_labeled,
-                "labels": ", ".join(p.labels),
-                "created": p.created_at,
-            }
-            for p in projects
-        ]
-    ),
-    hide_index=True,
-    width="stretch",
-)
-st.subheader("The loop")
-for entry in PAGES:
-    if entry.default:  # this page
-        continue
-    c1, c2 = st.columns([1, 4])
-    c1.page_link(entry.path, label=entry.title, icon=entry.icon)
-    c2.caption(f"{entry.section} · {entry.description}")
+state = loop_state(engine(), project.id)
+loop_guide(state)
+jobs_and_demo_note(state)
+with st.expander("All projects"):
+    projects_table(list_projects(engine()))

@@ -1,16 +1,16 @@
 """Import: upload an export (any format of core/formats/registry.py) into a project, see what was stored and what
 was not."""
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core.types import ReportLensError
-from services.imports import FORMATS, SUPPORTED_UPLOADS, import_file, read_config_text
+from services.imports import FORMATS, SUPPORTED_UPLOADS, read_config_text
 from services.projects import import_history, list_projects
-from ui.state import engine
+from ui.state import engine, remember_project, remembered_project
+from ui.uploads import import_uploads
 
 st.title("Import")
 st.caption(
@@ -20,15 +20,23 @@ st.caption(
 
 projects = list_projects(engine())
 names = [p.name for p in projects]
-mode = st.radio("Project", ["New project", "Existing project"], index=1 if names else 0, horizontal=True,
+uploader_key = f"uploads_{st.session_state.get('uploads_done', 0)}"  # a new key after each import: a fresh uploader
+uploads = st.file_uploader("Export files", type=SUPPORTED_UPLOADS, accept_multiple_files=True, key=uploader_key)
+# The target: the project this tab works on (picked elsewhere or ?project=NAME), else a new one named after the file,
+# never silently the first project of the list.
+current = remembered_project(names)
+mode = st.radio("Project", ["New project", "Existing project"], index=1 if current else 0, horizontal=True,
                 disabled=not names)
 if mode == "Existing project" and names:
-    current = st.session_state.get("project_name")
     project_name = st.selectbox("Existing project", names, index=names.index(current) if current in names else 0)
 else:
-    project_name = st.text_input("New project name", placeholder="e.g. ECG reports 2026").strip()
+    if uploads and not st.session_state.get("new_project_name"):
+        st.session_state["new_project_name"] = Path(uploads[0].name).stem
+    project_name = st.text_input("New project name", placeholder="e.g. ECG reports 2026", key="new_project_name")
+    project_name = project_name.strip()
+    if project_name in names:
+        st.caption(f"**{project_name}** exists: the import adds to it.")
 
-uploads = st.file_uploader("Export files", type=SUPPORTED_UPLOADS, accept_multiple_files=True)
 config_file = st.file_uploader(
     "Labeling config (optional, XML from Label Studio's Settings → Labeling Interface → Code)", type=["xml"]
 )
@@ -42,22 +50,12 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
 
     try:
         config = read_config_text(config_file.getvalue()) if config_file else None
-        with tempfile.TemporaryDirectory(prefix="reportlens-upload-") as tmp:
-            if len(uploads) == 1:
-                target = Path(tmp) / Path(uploads[0].name).name
-                target.write_bytes(uploads[0].getbuffer())
-                label = uploads[0].name
-            else:  # several files: a folder (DICOM SR files, brat .txt/.ann pairs)
-                target = Path(tmp) / "upload"
-                target.mkdir()
-                for up in uploads:
-                    (target / Path(up.name).name).write_bytes(up.getbuffer())
-                label = f"{len(uploads)} files"
-            summary = import_file(engine(), target, project_name, config=config, strict=strict,
-                                  progress=progress, file_name=label)
+        summary = import_uploads(engine(), uploads, project_name, config=config, strict=strict, progress=progress)
         bar.progress(1.0, text="Done")
-        st.session_state["project_name"] = project_name
-        st.session_state["last_import"] = summary.to_dict()
+        remember_project(project_name)
+        st.session_state["last_import"] = summary
+        st.session_state["uploads_done"] = st.session_state.get("uploads_done", 0) + 1
+        st.session_state.pop("new_project_name", None)
         st.rerun()  # redraw the form with the new project in the list
     except ReportLensError as exc:
         bar.empty()
@@ -66,7 +64,12 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
 
 last = st.session_state.get("last_import")
 if last:
-    st.success(f"Imported **{last['file_name']}** into **{last['project']}** ({last['format']}).", icon="✅")
+    if sum(last.get(k, 0) for k in ("documents_added", "documents_updated", "documents_unchanged")):
+        st.success(f"Imported **{last['file_name']}** into **{last['project']}** ({last['format']}).", icon="✅")
+    else:
+        st.warning(f"**{last['file_name']}** was read as {last['format']} but holds no report: nothing was stored in "
+                   f"**{last['project']}**. Check that it is the export you meant (the issues below say more).",
+                   icon="⚠️")
     cols = st.columns(6)
     for col, (label, key) in zip(
         cols,

@@ -75,13 +75,25 @@ def import_file(
     return summary
 
 
-def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0) -> dict[str, Any]:
+def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False) -> dict[str, Any]:
     """Create the demo project (synthetic ECG and radiology reports) when the database has no project yet.
 
-    The demo goes through the same path as a user's export: a Label Studio JSON file and its labeling config.
+    The demo goes through the same path as a user's export: a Label Studio JSON file and its labeling config. With
+    ``jobs`` (what ``make run`` / ``cli.py seed-demo`` do) it also queues the demo's first training job, a short run
+    sized for a laptop (``core.demo.demo_train_config``), and after it a scoring run, so Models, Queue, Review and
+    Explain have something to show a few minutes after the first start. Tests leave ``jobs`` off.
     """
-    from core.demo import DEMO_LABEL_CONFIG, DEMO_PROJECT_NAME, generate_demo_export
+    from core.demo import (
+        DEMO_LABEL_CONFIG,
+        DEMO_PROJECT_NAME,
+        demo_score_config,
+        demo_train_config,
+        generate_demo_export,
+    )
+    from core.jobs import JobKind
     from db.repository import list_projects
+    from services.jobs import queue_job
+    from services.training import check
 
     if list_projects(engine) and not force:
         return {"seeded": False, "reason": "the database already has projects"}
@@ -90,4 +102,10 @@ def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0) 
         export.write_text(json.dumps(generate_demo_export(n=n, seed=seed)), encoding="utf-8")
         summary = import_file(engine, export, DEMO_PROJECT_NAME, config=parse_label_config(DEMO_LABEL_CONFIG),
                               file_name="demo-export.json (synthetic)")
-    return {"seeded": True, **summary.to_dict()}
+    out: dict[str, Any] = {"seeded": True, **summary.to_dict()}
+    if jobs:
+        job, started = queue_job(engine, DEMO_PROJECT_NAME, JobKind.TRAIN, check(demo_train_config()).to_dict(),
+                                 then=[(JobKind.SCORE, demo_score_config().to_dict())])
+        log.info("demo: training job %s queued (then a scoring run); worker started: %s", job.id, started)
+        out["jobs"] = {"train_job_id": job.id, "then": [str(JobKind.SCORE)], "worker_started": started}
+    return out

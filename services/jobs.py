@@ -1,9 +1,14 @@
 """Background jobs as the pages and the CLI see them: queue one (and make sure a worker runs it), follow, cancel,
-retry. The only place that pairs ``jobs.queue.enqueue`` with ``jobs.launcher.ensure_worker``."""
+retry. The only place that pairs ``jobs.queue.enqueue`` with ``jobs.launcher.ensure_worker``.
+
+Chains: ``queue_job(..., then=[(JobKind.SCORE, {...})])`` stores the follow-ups in the job's params under
+``"then"``; when the job succeeds, ``jobs.queue.finish`` queues them for the same project in the same transaction
+(the worker that finished it runs them next; a failed or cancelled job queues nothing). Handlers never see
+``"then"``. The demo seed uses it to score the pool once its first model is trained."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.jobs import JobKind, JobStatus
@@ -12,12 +17,24 @@ from db.repository import require_project
 from jobs import queue
 from jobs.launcher import ensure_worker
 
+FollowUp = tuple[JobKind | str, Mapping[str, Any]]
 
-def queue_job(engine: Any, project: int | str, kind: JobKind, params: Mapping[str, Any]) -> tuple[JobInfo, bool]:
-    """Queue a job for an existing project and start a worker when none is alive. Returns the job and whether a
-    worker was started."""
+
+def chain(steps: Sequence[FollowUp]) -> list[dict[str, Any]]:
+    """``[(kind, params), ...]`` as the nested ``"then"`` list of the queue: each step runs after the previous one
+    succeeded."""
+    out: list[dict[str, Any]] = []
+    for kind, params in reversed(list(steps)):
+        out = [{"kind": str(kind), "params": {**params, **({queue.FOLLOW_UPS: out} if out else {})}}]
+    return out
+
+
+def queue_job(engine: Any, project: int | str, kind: JobKind, params: Mapping[str, Any],
+              then: Sequence[FollowUp] = ()) -> tuple[JobInfo, bool]:
+    """Queue a job for an existing project and start a worker when none is alive; ``then`` are jobs to queue, one
+    after the other, once it has succeeded. Returns the job and whether a worker was started."""
     info = require_project(engine, project)
-    job = queue.enqueue(engine, info.id, kind, params)
+    job = queue.enqueue(engine, info.id, kind, {**params, **({queue.FOLLOW_UPS: chain(then)} if then else {})})
     return job, bool(ensure_worker(engine))
 
 

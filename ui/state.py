@@ -34,16 +34,53 @@ def tokenizer(model: str | None = None) -> Any:
     return load_tokenizer(model)
 
 
+QUERY_PARAM = "project"
+CHOSEN = "project_chosen"  # session flag: this tab chose its project (sidebar, import, or ?project=NAME)
+
+
+def remembered_project(names: list[str]) -> str | None:
+    """The project this tab chose: picked in the sidebar or imported into during this session, or named by
+    ``?project=NAME`` in the URL (a bookmark, a tab opened from a link); ``None`` when it chose none (the sidebar then
+    shows a default, which is not a choice: the Import page asks instead of importing into it)."""
+    current = st.session_state.get("project_name")
+    if st.session_state.get(CHOSEN) and current in names:
+        return current
+    wanted = st.query_params.get(QUERY_PARAM)
+    if wanted in names:
+        st.session_state[CHOSEN] = True
+        st.session_state["project_name"] = wanted
+        return wanted
+    return None
+
+
+def remember_project(name: str) -> None:
+    """Make ``name`` this tab's chosen project, in the session and in the URL (``?project=NAME``)."""
+    st.session_state["project_name"] = name
+    st.session_state[CHOSEN] = True
+    if st.query_params.get(QUERY_PARAM) != name:
+        st.query_params[QUERY_PARAM] = name
+
+
 def project_picker(key: str = "project") -> Any:
-    """A sidebar select box of projects; remembers the choice across pages. ``None`` when there is no project."""
+    """A sidebar select box of projects. It shows the project this tab chose (:func:`remembered_project`; written
+    to the URL as ``?project=NAME``, so reloads and tabs opened from it keep it), else the one shown before on
+    another page, else the project worked on last (newest import or job), never simply the first by name. ``None``
+    when there is no project."""
+    from services.overview import most_recent_project
     from services.projects import list_projects
 
     projects = list_projects(engine())
     if not projects:
         return None
     names = [p.name for p in projects]
-    current = st.session_state.get("project_name")
+    current = remembered_project(names) or st.session_state.get("project_name")
+    if current not in names:
+        current = most_recent_project(engine())
     index = names.index(current) if current in names else 0
-    name = st.sidebar.selectbox("Project", names, index=index, key=f"{key}_select")
+    widget_key = f"{key}_select"
+    name = st.sidebar.selectbox("Project", names, index=index, key=widget_key,
+                                on_change=lambda: remember_project(st.session_state[widget_key]))
     st.session_state["project_name"] = name
+    if st.session_state.get(CHOSEN):
+        remember_project(name)  # page switches drop query parameters: write it again
     return next(p for p in projects if p.name == name)
