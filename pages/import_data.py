@@ -10,6 +10,7 @@ import streamlit as st
 from core.types import ReportLensError
 from services.imports import FORMATS, SUPPORTED_UPLOADS, import_file, read_config_text
 from services.projects import import_history, list_projects
+from ui.imports import SOURCE_HELP, changed_documents
 from ui.state import engine
 
 st.title("Import")
@@ -32,7 +33,8 @@ uploads = st.file_uploader("Export files", type=SUPPORTED_UPLOADS, accept_multip
 config_file = st.file_uploader(
     "Labeling config (optional, XML from Label Studio's Settings → Labeling Interface → Code)", type=["xml"]
 )
-strict = st.checkbox("Strict: store nothing if any item has an error", value=False)
+source_name = st.text_input("Source name (optional)", help=SOURCE_HELP).strip() or None
+strict = st.checkbox("Strict: store nothing if any item has an error or a stored text would change", value=False)
 
 if st.button("Import", type="primary", disabled=not uploads or not project_name):
     bar = st.progress(0.0, text="Reading…")
@@ -54,7 +56,7 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
                     (target / Path(up.name).name).write_bytes(up.getbuffer())
                 label = f"{len(uploads)} files"
             summary = import_file(engine(), target, project_name, config=config, strict=strict,
-                                  progress=progress, file_name=label)
+                                  progress=progress, file_name=label, source_name=source_name)
         bar.progress(1.0, text="Done")
         st.session_state["project_name"] = project_name
         st.session_state["last_import"] = summary.to_dict()
@@ -75,6 +77,7 @@ if last:
         strict=True,
     ):
         col.metric(label, last.get(key, 0))
+    changed_documents(last)
     issues = last.get("skipped", []) + last.get("warnings", []) + last.get("infos", [])
     if issues:
         st.subheader(f"Issues ({len(last.get('skipped', []))} skipped, {len(last.get('warnings', []))} repaired "
