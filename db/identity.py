@@ -35,8 +35,10 @@ class Match:
     same_source: bool
 
 
-def find_documents(s: Session, project_id: int, wanted: list[Wanted]) -> dict[Key, Match]:
-    """The stored document of each key, by these rules, in order (each document is matched at most once):
+def find_documents(s: Session, project_id: int, wanted: list[Wanted],
+                   taken: set[int] | frozenset[int] = frozenset()) -> dict[Key, Match]:
+    """The stored document of each key, by these rules, in order (each document is matched at most once, and never
+    one in ``taken``: the documents earlier tasks of the same file landed on):
 
     1. a task with an id: the document with the same ``(source_key, ls_task_id)``;
     2. else a ``legacy`` document (stored before source keys) with that task id: the task's source claims it;
@@ -46,7 +48,7 @@ def find_documents(s: Session, project_id: int, wanted: list[Wanted]) -> dict[Ke
     """
     cols = (DOCS.c.id, DOCS.c.ls_task_id, DOCS.c.source_key, DOCS.c.text_hash, DOCS.c.meta)
     found: dict[Key, Match] = {}
-    claimed: set[int] = set()
+    claimed: set[int] = set(taken)
     ids = sorted({w.key[2] for w in wanted if w.key[0] == "id"})
     by_id: dict[int, list[dict[str, Any]]] = defaultdict(list)
     if ids:
@@ -70,16 +72,13 @@ def find_documents(s: Session, project_id: int, wanted: list[Wanted]) -> dict[Ke
         by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in s.execute(q).mappings():
             by_hash[row["text_hash"]].append(dict(row))
-        for w in wanted:
+        for w in sorted(wanted, key=lambda w: w.key[0] != "id"):  # tasks with ids adopt first, then the id-less
             if w.key in found:
                 continue
             for row in by_hash.get(w.text_hash, []):
-                if row["id"] in claimed:
-                    continue
-                if w.key[0] == "hash" or row["ls_task_id"] is None:
+                if row["id"] not in claimed and (w.key[0] == "hash" or row["ls_task_id"] is None):
                     found[w.key] = Match(row, False)
-                    if w.key[0] == "id":
-                        claimed.add(row["id"])
+                    claimed.add(row["id"])
                     break
     return found
 

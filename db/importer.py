@@ -42,13 +42,14 @@ from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from core.errors import IssueCode
 from core import identity
+from core.errors import IssueCode
 from core.identity import read_task_id
 from core.spancheck import offsets_problem, span_issue
 from core.types import Annotation, Issue, ParsedTask, ReportLensError
 from db.engine import lock_project_key, refresh_planner_stats, write_session
 from db.identity import Key, Match, Wanted, find_documents, keep_earlier_text, mark_stale
+from db.import_annotations import DocAnnotations, store_annotations
 from db.models import ANNOTATION_SOURCES, DOCUMENT_SOURCES, AuditEvent, ImportRun, Project, utcnow
 from db.models import Annotation as AnnotationRow
 from db.models import Document as DocumentModel
@@ -175,7 +176,20 @@ class _Importer:
                 score = a.span_scores[i] if i < len(a.span_scores) else None
                 spans.append((sp.start, sp.end, sp.label, None if score is None else float(score)))
             anns.append((a, spans, _annotation_hash(a, spans)))
-        return _Item(task, key, h, meta, anns)
+        return _Item(task, key, h, meta, self._last_of_each_id(task, anns))
+
+    def _last_of_each_id(self, task: ParsedTask, anns: list[Any]) -> list[Any]:
+        """One annotation per (source, external id) in a task: the last, with a ``duplicate_task`` warning."""
+        last = {(a.source, a.external_id): k for k, (a, _, _) in enumerate(anns) if a.external_id is not None}
+        out = []
+        for k, item in enumerate(anns):
+            a = item[0]
+            if a.external_id is not None and last[(a.source, a.external_id)] != k:
+                self.own_issues.append(Issue.of(IssueCode.DUPLICATE_TASK, task=task.ref,
+                                                what=f"Annotation id {a.external_id}"))
+                continue
+            out.append(item)
+        return out
 
     def store_batch(self, tasks: list[ParsedTask]) -> None:
         assert self.session is not None
@@ -198,7 +212,9 @@ class _Importer:
         s = self.session
         assert s is not None
         now = utcnow()
-        existing = find_documents(s, self.project_id, [Wanted(it.key, it.hash) for it in items])
+        keys = {it.key for it in items}
+        taken = {doc for key, doc in self.seen.items() if key not in keys}
+        existing = find_documents(s, self.project_id, [Wanted(it.key, it.hash) for it in items], taken)
         new_items = [it for it in items if it.key not in existing]
         changed_docs: dict[int, bool] = {}
         updates, text_changes = [], {}
@@ -266,75 +282,20 @@ class _Importer:
 
     def _store_annotations(self, items: list[_Item], doc_ids: dict[Key, int], old_hash: dict[Key, str],
                            changed_docs: dict[int, bool], now: Any) -> None:
-        s = self.session
-        assert s is not None
-        stored: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        old_ids = [doc_ids[k] for k in old_hash]
-        if old_ids:
-            q = select(ANNS.c.id, ANNS.c.document_id, ANNS.c.source, ANNS.c.external_id, ANNS.c.content_hash,
-                       ANNS.c.text_hash).where(ANNS.c.document_id.in_(old_ids))
-            for row in s.execute(q).mappings():
-                stored[row["document_id"]].append(dict(row))
-        to_delete: list[int] = []
-        to_insert: list[tuple[dict[str, Any], list[tuple[int, int, str, float | None]]]] = []
-        for it in items:
-            doc_id = doc_ids[it.key]
-            rows = stored.get(doc_id, [])
-            made_on = old_hash.get(it.key, it.hash)
-
-            def fits(r: dict[str, Any], chash: str) -> bool:
-                return r["content_hash"] == chash and (r["text_hash"] or made_on) == it.hash  # noqa: B023
-
-            touched = False
-            n_ann = n_pred = n_spans = 0
-            new_rows: list[tuple[int, Annotation, list[tuple[int, int, str, float | None]], str]] = []
-            for pos, (a, spans, chash) in enumerate(it.annotations):
-                n_pred += a.source == "model"
-                n_ann += a.source != "model"
-                n_spans += len(spans)
-                if a.external_id is None:
-                    continue
-                same = [r for r in rows if r["source"] == a.source and r["external_id"] == str(a.external_id)]
-                if same and all(fits(r, chash) for r in same):
-                    continue
-                to_delete += [r["id"] for r in same]
-                new_rows.append((pos, a, spans, chash))
-            for source in sorted({a.source for a, _, _ in it.annotations if a.external_id is None}):
-                mine = [(pos, a, spans, chash) for pos, (a, spans, chash) in enumerate(it.annotations)
-                        if a.external_id is None and a.source == source]
-                old = [r for r in rows if r["source"] == source and r["external_id"] is None]
-                if sorted(c for *_, c in mine) == sorted(r["content_hash"] or "" for r in old) and all(
-                        fits(r, r["content_hash"]) for r in old):
-                    continue  # the same id-less annotations, made on this text: nothing to do
-                to_delete += [r["id"] for r in old]
-                new_rows += mine
-            for pos, a, spans, chash in sorted(new_rows, key=lambda r: r[0]):
-                touched = True
-                to_insert.append(({
-                    "document_id": doc_id, "source": a.source,
-                    "external_id": None if a.external_id is None else str(a.external_id), "author": a.author,
-                    "created_at": a.created_at, "updated_at": a.updated_at, "ground_truth": bool(a.ground_truth),
-                    "cancelled": bool(a.cancelled), "model_version": a.model_version,
-                    "score": None if a.score is None else float(a.score), "choices": list(a.choices),
-                    "position": pos, "content_hash": chash, "text_hash": it.hash, "stale": False,
-                    "import_id": self.run_id, "stored_at": now}, spans))
-            self.counts[it.key] = (n_ann, n_pred, n_spans)
+        assert self.session is not None
+        touched = store_annotations(self.session, [
+            DocAnnotations(doc_ids[it.key], it.hash, old_hash.get(it.key, it.hash), it.annotations,
+                           it.key in old_hash) for it in items], self.run_id, now)
+        for it, was_touched in zip(items, touched, strict=True):
+            self.counts[it.key] = (sum(a.source != "model" for a, _, _ in it.annotations),
+                                   sum(a.source == "model" for a, _, _ in it.annotations),
+                                   sum(len(spans) for _, spans, _ in it.annotations))
             if it.key not in old_hash:
                 status = "added"
             else:
-                status = "updated" if (touched or changed_docs.get(doc_id)) else "unchanged"
+                status = "updated" if (was_touched or changed_docs.get(doc_ids[it.key])) else "unchanged"
             previous = self.status.get(it.key)
             self.status[it.key] = previous if previous in ("added", "updated") else status
-        if to_delete:
-            s.execute(delete(ANNS).where(ANNS.c.id.in_(to_delete)))
-        if to_insert:
-            result = s.execute(insert(ANNS).returning(ANNS.c.id, sort_by_parameter_order=True),
-                               [row for row, _ in to_insert])
-            span_rows = [{"annotation_id": ann_id, "start": st, "end": en, "label": lab, "score": sc}
-                         for ann_id, (_, spans) in zip(result.scalars().all(), to_insert, strict=True)
-                         for st, en, lab, sc in spans]
-            if span_rows:
-                s.execute(insert(SPANS), span_rows)
 
 
 def _project(session: Session, name: str, create: bool) -> Project:
