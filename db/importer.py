@@ -1,14 +1,10 @@
 """Store parsed tasks (Label Studio, DICOM, CoNLL, demo) in one write transaction per file.
 
-Identity rules (one project; see :mod:`core.identity` and :func:`db.identity.find_documents`):
+Identity (one project): a task with an id is the document with the same ``(source_key, ls_task_id)``, by the rules of
+:func:`db.identity.find_documents` (source keys: :mod:`core.identity`); without an id, the document with the same
+text. An invalid task id (``invalid_task_id``) skips the task. So re-importing never duplicates documents, and an
+export of another project never lands on this one's documents.
 
-* A task with a Label Studio id is the document with that ``ls_task_id`` *from the same source* (``source_key``:
-  the Label Studio instance and project, or the source name the user gives); a ``legacy`` document (stored before
-  source keys) with that id is claimed by the first source that brings it; a document with that id and the same
-  text from another source is the same report. Without an id, the document with the same text (sha256
-  ``text_hash``); a task with an unknown id adopts an id-less document with the same text. An invalid task id
-  (``invalid_task_id``) skips the task. So re-importing never duplicates documents, and an export of another
-  project never lands on this one's documents.
 * An existing document gets the file's text and meta. When the text changed (same source, same id), that is
   reported (``text_changed``, and ``ImportSummary.text_changed`` lists the documents): the earlier annotations are
   kept, flagged ``stale`` (they never train), until an import brings back the text they were made on. Strict mode
