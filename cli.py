@@ -1,6 +1,6 @@
 """ReportLens headless: the same operations as the app, for scripts and CI.
 
-    python cli.py import EXPORT --project NAME [--config XML] [--strict]
+    python cli.py import EXPORT --project NAME [--config XML] [--strict] [--source NAME]
     python cli.py convert EXPORT --out FILE.jsonl [--model DIR] [--max-length N --stride N --partial-token P]
         [--first-subtoken-only] [--config XML]
     python cli.py projects
@@ -58,9 +58,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     engine = _engine()
     summary = import_file(
         engine, Path(args.export), args.project, config=_read_config(args.config), strict=args.strict,
-        progress=_progress_printer(),
+        progress=_progress_printer(), source_name=args.source,
     )
     _print_json(summary.to_dict())
+    if summary.text_changed:
+        print(f"warning: {summary.changes_note()}", file=sys.stderr)
     return 0
 
 
@@ -316,7 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("export", help="export file, or a folder or .zip (DICOM SR files, brat .txt/.ann pairs)")
     imp.add_argument("--project", required=True, help="project name (created if missing)")
     imp.add_argument("--config", help="Label Studio labeling config XML")
-    imp.add_argument("--strict", action="store_true", help="store nothing if any item has an error")
+    imp.add_argument("--strict", action="store_true",
+                     help="store nothing if any item has an error or a stored document's text would change")
+    imp.add_argument("--source", default=None, metavar="NAME",
+                     help="name of where the file comes from (e.g. the Label Studio server), part of each "
+                          "document's identity: task ids of different sources never overwrite one another "
+                          "(default: 'local' for exports that name their Label Studio project, else one unnamed "
+                          "source)")
     imp.set_defaults(func=cmd_import)
 
     conv = sub.add_parser("convert", help="write token-aligned BIO windows as JSON lines (no database)")

@@ -146,12 +146,24 @@ class IssueCode(StrEnum):
         "{task}: {what} appears more than once in this file; the last one is kept.",
         "The same task (id, or text without an id) appears twice in one file; the last copy is kept. Remove the "
         "duplicate.")
-    STALE_OFFSETS = (
-        "stale_offsets", "warning",
-        "{task}: the text changed, and {n} stored annotation(s) not in this file were kept; their offsets may no "
-        "longer match. Re-export them from Label Studio or delete them.",
-        "A re-import changed a document's text but kept older annotations not in the file; their offsets may be "
-        "stale. Re-export them or delete them.")
+    TEXT_CHANGED = (
+        "text_changed", "warning",
+        "{task} (document #{document_id}, source {source_key!r}): this file changes the text of the stored report; "
+        "the new text is stored and its {n} earlier annotation(s) are kept, flagged stale (they never train). To "
+        "undo, import the earlier export again with the same source; if this is another report, import it with "
+        "its own source name (--source NAME, or 'Source name' on the Import page).",
+        "A re-import from the same source (Label Studio instance and project, or the source name given) changed a "
+        "document's text. The new text is stored, the earlier annotations are kept and flagged stale (they never "
+        "train), and the summary lists the document. Undo: import the earlier export again. If two different "
+        "reports share a task id (two Label Studio projects or servers), import each with its own source name. "
+        "Strict mode refuses such an import.")
+    INVALID_TASK_ID = (
+        "invalid_task_id", "error",
+        "{task}: the task id {value} is not a task id ({problem}); task skipped. Task ids are whole numbers from "
+        "0 to 2**63-1 (3.0 is read as 3); fix the id, or remove it to key the task by its text.",
+        "A task's id is not a whole number from 0 to 2**63-1 (a boolean, a padded or signed string, a fraction, a "
+        "list...). The task is skipped rather than stored under a guessed identity. Fix the id in the file, or "
+        "remove it so that the task is keyed by its text.")
     # ------------------------------------------------------------ annotation structure
     BAD_ANNOTATION = (
         "bad_annotation", "error",
@@ -264,6 +276,7 @@ _LEGACY: dict[str, IssueCode] = {
     "brat_too_large": IssueCode.FILE_TOO_LARGE,
     "dicom_too_large": IssueCode.FILE_TOO_LARGE,
     "ignored_annotations": IssueCode.IGNORED_RESULTS,
+    "stale_offsets": IssueCode.TEXT_CHANGED,
 }
 LEGACY_CODES: dict[str, IssueCode] = dict(_LEGACY)
 

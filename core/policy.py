@@ -2,7 +2,8 @@
 
 Default policy: a non-cancelled human annotation marked ``ground_truth`` wins; otherwise the most recent
 non-cancelled human annotation (by ``updated_at``, then ``created_at``, then position). Model predictions and
-rule output are never training labels.
+rule output are never training labels, and neither is a stale annotation (made on an earlier text of its document,
+see :mod:`core.identity`): its offsets point into another text.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def select_training_annotation(
     """The annotation whose spans and choices train the model, or ``None`` when the task is unlabeled."""
     if policy not in POLICIES:
         raise ValueError(f"Unknown annotation policy {policy!r}; choose one of {', '.join(POLICIES)}.")
-    usable = [(i, a) for i, a in enumerate(annotations) if a.source in TRAINING_SOURCES and not a.cancelled]
+    usable = [(i, a) for i, a in enumerate(annotations) if a.source in TRAINING_SOURCES and not a.cancelled
+              and not a.stale]
     if not usable:
         return None
     if policy == "ground_truth_then_latest":

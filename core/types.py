@@ -123,6 +123,7 @@ class Annotation:
     model_version: str | None = None
     score: float | None = None
     span_scores: tuple[float | None, ...] = ()  # parallel to spans for predictions; empty for human work
+    stale: bool = False  # made on an earlier text of its document (core.identity); never trains
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class ParsedTask:
     annotations: tuple[Annotation, ...] = ()
     position: int = 0  # 0-based index in the source file, for messages
     source_name: str | None = None  # e.g. the DICOM file name inside a zip
+    ls_project: int | None = None  # the Label Studio project the export says the task is in (core.identity)
 
     @property
     def ref(self) -> str:

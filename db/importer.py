@@ -1,20 +1,26 @@
 """Store parsed tasks (Label Studio, DICOM, CoNLL, demo) in one write transaction per file.
 
-Re-import rules (one project):
+Identity (one project): a task with an id is the document with the same ``(source_key, ls_task_id)``, by the rules of
+:func:`db.identity.find_documents` (source keys: :mod:`core.identity`); without an id, the document with the same
+text. An invalid task id (``invalid_task_id``) skips the task. So re-importing never duplicates documents, and an
+export of another project never lands on this one's documents.
 
-* A task with a Label Studio id is the document with that ``ls_task_id``; without an id, the document with the same
-  text (sha256 ``text_hash``). A task with an id whose id is unknown adopts an id-less document with the same text.
-  So re-importing never duplicates documents.
-* An existing document gets the file's text and meta. Its annotations are merged: an annotation with an external id
-  (Label Studio annotation or prediction id) replaces the stored one with the same source and id (delete + insert);
-  one without an id is added unless an identical one is stored. Annotations not in the file are kept, because an
-  export may be partial. When the text changed and such annotations are kept, a ``stale_offsets`` warning says so.
+* An existing document gets the file's text and meta. When the text changed (same source, same id), that is
+  reported (``text_changed``, and ``ImportSummary.text_changed`` lists the documents): the earlier annotations are
+  kept, flagged ``stale`` (they never train), until an import brings back the text they were made on. Strict mode
+  refuses such an import.
+* Annotations: one with an external id (Label Studio annotation or prediction id) replaces the stored one with the
+  same source and id (delete + insert); the id-less annotations of one source (human, model...) in the file replace
+  the id-less ones of that source stored for the document (a corrected hand-made or CoNLL export replaces, never
+  piles up). Annotations not in the file are kept, because an export may be partial.
 * The same task twice in one file: the last one wins, with a ``duplicate_task`` warning.
-* Unchanged documents and annotations are not rewritten (counted as unchanged).
+* Unchanged documents and annotations are not rewritten (counted as unchanged): the same export twice gives 0 added,
+  0 updated.
 
 The whole file is one transaction: a parser error midway (e.g. malformed JSON at task 30,000) rolls everything back
 and re-raises, and a failed ImportRun row is then written in a separate transaction so the failure shows in the
-history. ``strict=True`` rolls back as soon as any error issue is reported and raises :class:`StrictImportError`.
+history. ``strict=True`` rolls back as soon as any error issue (or text change) is reported and raises
+:class:`StrictImportError`.
 """
 
 from __future__ import annotations
@@ -28,14 +34,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, insert, select, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from core import identity
 from core.errors import IssueCode
+from core.identity import read_task_id
 from core.spancheck import offsets_problem, span_issue
 from core.types import Annotation, Issue, ParsedTask, ReportLensError
 from db.engine import lock_project_key, refresh_planner_stats, write_session
+from db.identity import Key, Match, Wanted, find_documents, keep_earlier_text, mark_stale
+from db.import_annotations import DocAnnotations, store_annotations
 from db.models import ANNOTATION_SOURCES, DOCUMENT_SOURCES, AuditEvent, ImportRun, Project, utcnow
 from db.models import Annotation as AnnotationRow
 from db.models import Document as DocumentModel
@@ -66,7 +76,7 @@ def _annotation_hash(a: Annotation, spans: list[tuple[int, int, str, float | Non
 @dataclass
 class _Item:
     task: ParsedTask
-    key: tuple[str, Any]
+    key: Key
     hash: str
     meta: dict[str, Any]
     annotations: list[tuple[Annotation, list[tuple[int, int, str, float | None]], str]]
@@ -76,14 +86,18 @@ class _Item:
 class _Importer:
     """The state of one running import (inside its write transaction)."""
 
-    def __init__(self, project_name: str, file_name: str | None, source: str, report: Any) -> None:
+    def __init__(self, project_name: str, file_name: str | None, source: str, report: Any,
+                 source_name: str | None = None, source_key: str | None = None) -> None:
         self.project_name, self.file_name, self.source, self.report = project_name, file_name, source, report
+        self.source_name, self.fixed_key = source_name, source_key
         self.session: Session | None = None
         self.project_id = self.run_id = 0
         self.tasks_read = self.batches = self.inserted = 0  # tasks, batches, new documents
-        self.seen: dict[tuple[str, Any], int] = {}  # key -> document id, for this file
-        self.status: dict[tuple[str, Any], str] = {}  # key -> added | updated | unchanged
-        self.counts: dict[tuple[str, Any], tuple[int, int, int]] = {}  # key -> (annotations, predictions, spans)
+        self.seen: dict[Key, int] = {}  # key -> document id, for this file
+        self.status: dict[Key, str] = {}  # key -> added | updated | unchanged
+        self.counts: dict[Key, tuple[int, int, int]] = {}  # key -> (annotations, predictions, spans)
+        self.changed: dict[int, dict[str, Any]] = {}  # document id -> what the text change did
+        self.sources: set[str] = set()
         self.own_issues: list[Issue] = []
         self.t0 = time.perf_counter()
         self.started_at = utcnow()
@@ -96,6 +110,13 @@ class _Importer:
 
     def has_errors(self) -> bool:
         return any(i.level == "error" for i in self.issues())
+
+    def refused(self) -> bool:
+        """What strict mode refuses: an error issue, or a changed text."""
+        return bool(self.changed) or self.has_errors()
+
+    def refusal(self) -> str:
+        return "error issues found" if self.has_errors() else f"{len(self.changed)} document text(s) would change"
 
     def summary(self, status: str = "ok", error: str | None = None) -> ImportSummary:
         by_level: dict[str, list[Issue]] = defaultdict(list)
@@ -111,17 +132,27 @@ class _Importer:
             annotations=totals[0], predictions=totals[1], spans=totals[2],
             skipped=by_level["error"], warnings=by_level["warning"], infos=by_level["info"],
             duration_s=time.perf_counter() - self.t0, tasks_read=self.tasks_read, status=status, error=error,
-            import_id=self.run_id or None,
+            import_id=self.run_id or None, sources=sorted(self.sources),
+            text_changed=[self.changed[d] for d in sorted(self.changed)],
         )
 
     # ------------------------------------------------------------------ preparing one batch
 
-    def _prepare(self, task: ParsedTask) -> _Item:
+    def _prepare(self, task: ParsedTask) -> _Item | None:
         text = task.text
         if not isinstance(text, str):
             raise ReportLensError(f"{task.ref}: text must be a string, got {type(text).__name__}; fix the parser.")
         h = text_hash(text)
-        key: tuple[str, Any] = ("id", int(task.task_id)) if task.task_id is not None else ("hash", h)
+        task_id, problem = read_task_id(task.task_id)
+        if problem is not None:
+            self.own_issues.append(Issue.of(IssueCode.INVALID_TASK_ID, task=f"Item #{task.position + 1}",
+                                            value=repr(task.task_id), problem=problem))
+            return None
+        key: Key = ("hash", h)
+        if task_id is not None:
+            skey = self.fixed_key or identity.source_key(self.source_name, task.ls_project)
+            key = ("id", skey, task_id)
+            self.sources.add(skey)
         meta = dict(task.meta or {})
         if task.source_name and "source_name" not in meta:
             meta["source_name"] = task.source_name
@@ -141,15 +172,30 @@ class _Importer:
                 score = a.span_scores[i] if i < len(a.span_scores) else None
                 spans.append((sp.start, sp.end, sp.label, None if score is None else float(score)))
             anns.append((a, spans, _annotation_hash(a, spans)))
-        return _Item(task, key, h, meta, anns)
+        return _Item(task, key, h, meta, self._last_of_each_id(task, anns))
+
+    def _last_of_each_id(self, task: ParsedTask, anns: list[Any]) -> list[Any]:
+        """One annotation per (source, external id) in a task: the last, with a ``duplicate_task`` warning."""
+        last = {(a.source, a.external_id): k for k, (a, _, _) in enumerate(anns) if a.external_id is not None}
+        out = []
+        for k, item in enumerate(anns):
+            a = item[0]
+            if a.external_id is not None and last[(a.source, a.external_id)] != k:
+                self.own_issues.append(Issue.of(IssueCode.DUPLICATE_TASK, task=task.ref,
+                                                what=f"Annotation id {a.external_id}"))
+                continue
+            out.append(item)
+        return out
 
     def store_batch(self, tasks: list[ParsedTask]) -> None:
         assert self.session is not None
-        items: dict[tuple[str, Any], _Item] = {}
+        items: dict[Key, _Item] = {}
         for task in tasks:
             item = self._prepare(task)
+            if item is None:
+                continue
             if item.key in items or item.key in self.seen:
-                what = f"Task id {item.key[1]}" if item.key[0] == "id" else "The same text (no task id)"
+                what = f"Task id {item.key[2]}" if item.key[0] == "id" else "The same text (no task id)"
                 self.own_issues.append(Issue.of(IssueCode.DUPLICATE_TASK, task=task.ref, what=what))
                 item.redo = item.key in self.seen
                 items.pop(item.key, None)
@@ -158,59 +204,43 @@ class _Importer:
 
     # ------------------------------------------------------------------ writing one batch
 
-    def _existing_documents(self, items: list[_Item]) -> dict[tuple[str, Any], dict[str, Any]]:
-        s, found = self.session, {}
-        assert s is not None
-        cols = (DOCS.c.id, DOCS.c.ls_task_id, DOCS.c.text_hash, DOCS.c.meta)
-        ids = [it.key[1] for it in items if it.key[0] == "id"]
-        if ids:
-            q = select(*cols).where(DOCS.c.project_id == self.project_id, DOCS.c.ls_task_id.in_(ids))
-            for row in s.execute(q).mappings():
-                found[("id", row["ls_task_id"])] = dict(row)
-        hashes = {it.hash for it in items if it.key not in found}
-        if hashes:
-            q = (select(*cols).where(DOCS.c.project_id == self.project_id, DOCS.c.text_hash.in_(hashes))
-                 .order_by(DOCS.c.ls_task_id.is_not(None), DOCS.c.id))
-            by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for row in s.execute(q).mappings():
-                by_hash[row["text_hash"]].append(dict(row))
-            adopted: set[int] = set()
-            for it in items:
-                if it.key in found:
-                    continue
-                for row in by_hash.get(it.hash, []):
-                    if it.key[0] == "hash" or (row["ls_task_id"] is None and row["id"] not in adopted):
-                        found[it.key] = row
-                        adopted.add(row["id"])
-                        break
-        return found
-
     def _store(self, items: list[_Item]) -> None:
         s = self.session
         assert s is not None
         now = utcnow()
-        existing = self._existing_documents(items)
+        keys = {it.key for it in items}
+        taken = {doc for key, doc in self.seen.items() if key not in keys}
+        existing = find_documents(s, self.project_id, [Wanted(it.key, it.hash) for it in items], taken)
         new_items = [it for it in items if it.key not in existing]
         changed_docs: dict[int, bool] = {}
-        updates = []
+        updates, text_changes = [], {}
         for it in items:
-            row = existing.get(it.key)
-            if row is None:
+            match = existing.get(it.key)
+            if match is None:
                 continue
-            ls_id = it.key[1] if it.key[0] == "id" else row["ls_task_id"]
+            row = match.row
+            ls_id, skey = row["ls_task_id"], row["source_key"]
+            if it.key[0] == "id" and (match.same_source or row["ls_task_id"] is None):
+                ls_id, skey = it.key[2], it.key[1]  # claims a legacy or id-less document
+            if row["text_hash"] != it.hash:
+                text_changes[row["id"]] = (row["text_hash"], it)
             changed = row["text_hash"] != it.hash or _canonical(row["meta"]) != _canonical(it.meta) \
-                or row["ls_task_id"] != ls_id
+                or row["ls_task_id"] != ls_id or row["source_key"] != skey
             changed_docs[row["id"]] = changed
             if changed:
                 updates.append({"b_id": row["id"], "b_text": it.task.text, "b_hash": it.hash, "b_meta": it.meta,
-                                "b_ls": ls_id, "b_now": now})
+                                "b_ls": ls_id, "b_key": skey, "b_now": now})
+        keep_earlier_text(s, {d: old for d, (old, _) in text_changes.items()})
         if updates:
             s.execute(update(DOCS).where(DOCS.c.id == bindparam("b_id")).values(
                 text=bindparam("b_text"), text_hash=bindparam("b_hash"), meta=bindparam("b_meta"),
-                ls_task_id=bindparam("b_ls"), updated_at=bindparam("b_now")), updates)
-        doc_ids = {it.key: existing[it.key]["id"] for it in items if it.key in existing}
+                ls_task_id=bindparam("b_ls"), source_key=bindparam("b_key"), updated_at=bindparam("b_now")),
+                updates)
+        doc_ids = {it.key: existing[it.key].row["id"] for it in items if it.key in existing}
         if new_items:
-            rows = [{"project_id": self.project_id, "ls_task_id": it.key[1] if it.key[0] == "id" else None,
+            rows = [{"project_id": self.project_id, "ls_task_id": it.key[2] if it.key[0] == "id" else None,
+                     "source_key": it.key[1] if it.key[0] == "id" else self.fixed_key or identity.source_key(
+                         self.source_name, it.task.ls_project),
                      "text_hash": it.hash, "text": it.task.text, "meta": it.meta, "source": self.source,
                      "created_at": now, "updated_at": now} for it in new_items]
             result = s.execute(insert(DOCS).returning(DOCS.c.id, sort_by_parameter_order=True), rows)
@@ -220,70 +250,48 @@ class _Importer:
         redo = [doc_ids[it.key] for it in items if it.redo]
         if redo:  # last one wins: drop what this file stored for the earlier copy of the task
             s.execute(delete(ANNS).where(ANNS.c.document_id.in_(redo), ANNS.c.import_id == self.run_id))
-        self._store_annotations(items, doc_ids, existing, changed_docs, now)
+        old_hash = {it.key: existing[it.key].row["text_hash"] for it in items if it.key in existing}
+        self._store_annotations(items, doc_ids, old_hash, changed_docs, now)
+        mark_stale(s, {d: it.hash for d, (_, it) in text_changes.items()})
+        self._report_changes(text_changes, existing, doc_ids)
         for it in items:
             self.seen[it.key] = doc_ids[it.key]
 
-    def _store_annotations(self, items: list[_Item], doc_ids: dict[tuple[str, Any], int],
-                           existing: dict[tuple[str, Any], dict[str, Any]], changed_docs: dict[int, bool],
-                           now: Any) -> None:
+    def _report_changes(self, text_changes: dict[int, tuple[str, _Item]], existing: dict[Key, Match],
+                        doc_ids: dict[Key, int]) -> None:
         s = self.session
         assert s is not None
-        stored: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        old_ids = [doc_ids[k] for k in existing]
-        if old_ids:
-            q = select(ANNS.c.id, ANNS.c.document_id, ANNS.c.source, ANNS.c.external_id, ANNS.c.content_hash).where(
-                ANNS.c.document_id.in_(old_ids))
-            for row in s.execute(q).mappings():
-                stored[row["document_id"]].append(dict(row))
-        to_delete: list[int] = []
-        to_insert: list[tuple[dict[str, Any], list[tuple[int, int, str, float | None]]]] = []
-        for it in items:
-            doc_id = doc_ids[it.key]
-            rows = stored.get(doc_id, [])
-            touched, kept_ids = False, {r["id"] for r in rows}
-            n_ann = n_pred = n_spans = 0
-            for pos, (a, spans, chash) in enumerate(it.annotations):
-                n_pred += a.source == "model"
-                n_ann += a.source != "model"
-                n_spans += len(spans)
-                if a.external_id is not None:
-                    same = [r for r in rows if r["source"] == a.source and r["external_id"] == str(a.external_id)]
-                else:
-                    same = [r for r in rows if r["source"] == a.source and r["content_hash"] == chash]
-                if same and all(r["content_hash"] == chash for r in same):
-                    kept_ids -= {r["id"] for r in same}
-                    continue
-                to_delete += [r["id"] for r in same]
-                kept_ids -= {r["id"] for r in same}
-                touched = True
-                to_insert.append(({
-                    "document_id": doc_id, "source": a.source,
-                    "external_id": None if a.external_id is None else str(a.external_id), "author": a.author,
-                    "created_at": a.created_at, "updated_at": a.updated_at, "ground_truth": bool(a.ground_truth),
-                    "cancelled": bool(a.cancelled), "model_version": a.model_version,
-                    "score": None if a.score is None else float(a.score), "choices": list(a.choices),
-                    "position": pos, "content_hash": chash, "import_id": self.run_id, "stored_at": now}, spans))
-            self.counts[it.key] = (n_ann, n_pred, n_spans)
-            if it.key not in existing:
+        if not text_changes:
+            return
+        q = (select(ANNS.c.document_id, func.count()).where(ANNS.c.document_id.in_(list(text_changes)),
+                                                            ANNS.c.stale.is_(True))
+             .group_by(ANNS.c.document_id))
+        n_stale = dict(s.execute(q).all())
+        for doc_id, (_, it) in text_changes.items():
+            skey = it.key[1] if it.key[0] == "id" else existing[it.key].row["source_key"]
+            entry = self.changed.get(doc_id) or {"document_id": doc_id, "task": it.task.ref, "source_key": skey,
+                                                 "stale_annotations": 0}
+            entry["stale_annotations"] = int(n_stale.get(doc_id, 0))
+            self.changed[doc_id] = entry
+            self.own_issues.append(Issue.of(IssueCode.TEXT_CHANGED, task=it.task.ref, document_id=doc_id,
+                                            source_key=skey, n=entry["stale_annotations"]))
+
+    def _store_annotations(self, items: list[_Item], doc_ids: dict[Key, int], old_hash: dict[Key, str],
+                           changed_docs: dict[int, bool], now: Any) -> None:
+        assert self.session is not None
+        touched = store_annotations(self.session, [
+            DocAnnotations(doc_ids[it.key], it.hash, old_hash.get(it.key, it.hash), it.annotations,
+                           it.key in old_hash) for it in items], self.run_id, now)
+        for it, was_touched in zip(items, touched, strict=True):
+            self.counts[it.key] = (sum(a.source != "model" for a, _, _ in it.annotations),
+                                   sum(a.source == "model" for a, _, _ in it.annotations),
+                                   sum(len(spans) for _, spans, _ in it.annotations))
+            if it.key not in old_hash:
                 status = "added"
             else:
-                text_changed = existing[it.key]["text_hash"] != it.hash
-                if text_changed and kept_ids:
-                    self.own_issues.append(Issue.of(IssueCode.STALE_OFFSETS, task=it.task.ref, n=len(kept_ids)))
-                status = "updated" if (touched or changed_docs.get(doc_id)) else "unchanged"
+                status = "updated" if (was_touched or changed_docs.get(doc_ids[it.key])) else "unchanged"
             previous = self.status.get(it.key)
             self.status[it.key] = previous if previous in ("added", "updated") else status
-        if to_delete:
-            s.execute(delete(ANNS).where(ANNS.c.id.in_(to_delete)))
-        if to_insert:
-            result = s.execute(insert(ANNS).returning(ANNS.c.id, sort_by_parameter_order=True),
-                               [row for row, _ in to_insert])
-            span_rows = [{"annotation_id": ann_id, "start": st, "end": en, "label": lab, "score": sc}
-                         for ann_id, (_, spans) in zip(result.scalars().all(), to_insert, strict=True)
-                         for st, en, lab, sc in spans]
-            if span_rows:
-                s.execute(insert(SPANS), span_rows)
 
 
 def _project(session: Session, name: str, create: bool) -> Project:
@@ -317,20 +325,28 @@ def import_tasks(
     create_project: bool = True,
     actor: str = "local",
     batch_size: int = BATCH_SIZE,
+    source_name: str | None = None,
+    source_key: str | None = None,
 ) -> ImportSummary:
     """Import one file's tasks into ``project_name`` in ONE write transaction (see the module docstring for the rules).
 
     ``tasks`` is consumed lazily and stored in batches of ``batch_size``. ``report`` (a ``ParseReport``: ``.issues``,
     ``.config``, ``.format``) is read while the parser fills it; its label config is merged into the project's.
-    ``progress(n)`` is called with the number of tasks read after each batch. Raises :class:`StrictImportError` in
-    strict mode when an error issue appears, and re-raises whatever the parser raised; in both cases nothing is
-    stored except a failed ImportRun record.
+    ``progress(n)`` is called with the number of tasks read after each batch. ``source_name`` is the user's name of
+    the file's source (``core.identity.source_key``); ``source_key`` fixes the key of every task (a server pull).
+    Raises :class:`StrictImportError` in strict mode when an error issue or a text change appears, and re-raises
+    whatever the parser raised; in both cases nothing is stored except a failed ImportRun record.
     """
     if source not in DOCUMENT_SOURCES:
         raise ReportLensError(f"Unknown document source {source!r}; use one of {', '.join(DOCUMENT_SOURCES)}.")
     if not project_name or not project_name.strip():
         raise ReportLensError("A project name is required; choose one on the Import page or pass --project.")
-    state = _Importer(project_name, file_name, source, report)
+    try:
+        name = identity.source_name(source_name)
+    except ValueError as exc:
+        raise ReportLensError(f"Source name: {exc}; give a shorter name (e.g. the Label Studio server's host).") \
+            from None
+    state = _Importer(project_name, file_name, source, report, name, source_key)
     try:
         with write_session(engine) as s:
             lock_project_key(s, project_name)
@@ -351,14 +367,14 @@ def import_tasks(
                     state.batches += 1
                     if state.inserted and state.batches & (state.batches - 1) == 0:  # after batch 1, 2, 4, 8, ...
                         refresh_planner_stats(s, ("documents", "annotations"))
-                    if strict and state.has_errors():
-                        raise StrictImportError(state.summary("failed", "strict mode: error issues found"))
+                    if strict and state.refused():
+                        raise StrictImportError(state.summary("failed", "strict mode: " + state.refusal()))
                     if progress is not None:
                         progress(state.tasks_read)
             if batch:
                 state.store_batch(batch)
-            if strict and state.has_errors():
-                raise StrictImportError(state.summary("failed", "strict mode: error issues found"))
+            if strict and state.refused():
+                raise StrictImportError(state.summary("failed", "strict mode: " + state.refusal()))
             project.label_config = merge_label_configs(project.label_config, _config_dict(report))
             summary = state.summary()
             run.status, run.finished_at, run.format = "ok", utcnow(), summary.format

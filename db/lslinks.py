@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core.identity import server_source_key
 from core.types import Entity, ReportLensError
 from db import models as m
 from db import scores
@@ -152,7 +153,11 @@ def record_task_ids(engine: Engine, project: int | str, task_ids: dict[int, int]
         return {}
     cleared: dict[int, int] = {}
     with write_session(engine) as s:
-        pid = _project_row(s, project).id
+        row = _project_row(s, project)
+        pid, link = row.id, (row.settings or {}).get(LINK_KEY)
+        # the task now lives on the linked server: that server's project is the document's source (core.identity)
+        key = {"source_key": server_source_key(link["url"], link["project_id"])} if isinstance(link, dict) and \
+            link.get("url") and isinstance(link.get("project_id"), int) else {}
         clash = s.execute(select(m.Document.id, m.Document.ls_task_id, m.Document.meta).where(
             m.Document.project_id == pid, m.Document.ls_task_id.in_(list(task_ids.values())),
             m.Document.id.not_in(list(task_ids)))).all()
@@ -166,7 +171,7 @@ def record_task_ids(engine: Engine, project: int | str, task_ids: dict[int, int]
             s.flush()
         for doc_id, task_id in task_ids.items():
             s.execute(update(m.Document).where(m.Document.id == doc_id, m.Document.project_id == pid)
-                      .values(ls_task_id=int(task_id)))
+                      .values(ls_task_id=int(task_id), **key))
     return cleared
 
 

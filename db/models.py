@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from core.identity import LEGACY_SOURCE
 from core.jobs import JobStatus
 
 # Named constraints, so Alembic batch mode on SQLite can find and alter them later.
@@ -60,17 +61,20 @@ class Project(Base):
 
 
 class Document(Base):
-    """A report text. Re-import key: ``ls_task_id`` when present, else ``text_hash`` (sha256 hex of the text)."""
+    """A report text. Re-import key (:mod:`core.identity`): ``(source_key, ls_task_id)`` when the task has an id,
+    else ``text_hash`` (sha256 hex of the text)."""
 
     __tablename__ = "documents"
     __table_args__ = (
-        UniqueConstraint("project_id", "ls_task_id"),
+        UniqueConstraint("project_id", "source_key", "ls_task_id"),
         Index("ix_documents_project_id_text_hash", "project_id", "text_hash"),
+        Index("ix_documents_project_id_ls_task_id", "project_id", "ls_task_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     ls_task_id: Mapped[int | None] = mapped_column(BigInteger)
+    source_key: Mapped[str] = mapped_column(String(300), default=LEGACY_SOURCE)  # where ls_task_id was counted
     text_hash: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -103,6 +107,8 @@ class Annotation(Base):
 
     ``created_at``/``updated_at`` are Label Studio's ISO strings (they drive the training policy); ``stored_at`` is
     when this row was written. ``content_hash`` fingerprints the content so re-imports can skip unchanged rows.
+    ``text_hash`` is the document text it was made on (NULL: the current one, as far as is known); ``stale`` is set
+    by the importer when the document's text is no longer that one (a stale annotation never trains).
     """
 
     __tablename__ = "annotations"
@@ -122,6 +128,8 @@ class Annotation(Base):
     choices: Mapped[list[Any]] = mapped_column(JSON, default=list)
     position: Mapped[int] = mapped_column(Integer, default=0)  # order within the task in its source file
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    text_hash: Mapped[str | None] = mapped_column(String(64))
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
     import_id: Mapped[int | None] = mapped_column(ForeignKey("import_runs.id", ondelete="SET NULL"), index=True)
     stored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

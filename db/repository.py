@@ -191,7 +191,7 @@ def _annotations_of(
             source=r.source, spans=tuple(Span(t[0], t[1], t[2]) for t in sp), choices=tuple(r.choices or ()),
             external_id=r.external_id, author=r.author, created_at=r.created_at, updated_at=r.updated_at,
             ground_truth=r.ground_truth, cancelled=r.cancelled, model_version=r.model_version, score=r.score,
-            span_scores=scores)))
+            span_scores=scores, stale=bool(r.stale))))
     return out
 
 

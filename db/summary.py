@@ -13,7 +13,9 @@ MAX_STORED_ISSUES = 500  # per level, in ImportRun.summary; the counts are alway
 @dataclass(frozen=True)
 class ImportSummary:
     """Counts of one import. ``annotations``/``predictions``/``spans`` count what the file holds after de-duplication
-    (stored now or already stored unchanged); ``skipped`` are the error issues (items or spans left out)."""
+    (stored now or already stored unchanged); ``skipped`` are the error issues (items or spans left out).
+    ``sources`` are the source keys of its tasks with ids (``core.identity``); ``text_changed`` lists the documents
+    whose text this import changed: ``{"document_id", "task", "source_key", "stale_annotations"}``."""
 
     project: str
     file_name: str | None
@@ -32,6 +34,8 @@ class ImportSummary:
     status: str = "ok"  # "ok" | "failed"
     error: str | None = None
     import_id: int | None = None
+    sources: list[str] = field(default_factory=list)
+    text_changed: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def documents(self) -> int:
@@ -48,7 +52,19 @@ class ImportSummary:
             f"{self.documents_unchanged} unchanged), {self.annotations} annotations, {self.predictions} predictions, "
             f"{self.spans} spans; {len(self.skipped)} errors, {len(self.warnings)} warnings in {self.duration_s:.1f} s"
         )
+        if self.text_changed:
+            text += f"; {self.changes_note()}"
         return text if self.status == "ok" else f"FAILED after {text}: {self.error}"
+
+    def changes_note(self) -> str:
+        """Which documents' text changed and how to undo it ('' when none)."""
+        if not self.text_changed:
+            return ""
+        shown = ", ".join(f"#{c['document_id']} ({c['task']})" for c in self.text_changed[:10])
+        more = f" and {len(self.text_changed) - 10} more" if len(self.text_changed) > 10 else ""
+        return (f"the text of {len(self.text_changed)} document(s) changed: {shown}{more}; their earlier "
+                "annotations are kept, flagged stale. To undo, import the earlier export again with the same "
+                "source; if these are other reports, import the file with its own source name (--source NAME)")
 
     def to_dict(self, max_issues: int | None = None) -> dict[str, Any]:
         """JSON-ready. ``max_issues`` caps each issue list (the ``n_*`` counts stay exact)."""
@@ -78,6 +94,8 @@ class ImportSummary:
             "status": self.status,
             "error": self.error,
             "import_id": self.import_id,
+            "sources": list(self.sources),
+            "text_changed": [dict(c) for c in self.text_changed],
         }
 
     @classmethod
@@ -98,6 +116,8 @@ class ImportSummary:
             status=d.get("status", "ok"),
             error=d.get("error"),
             import_id=d.get("import_id"),
+            sources=list(d.get("sources") or []),
+            text_changed=[dict(c) for c in d.get("text_changed") or []],
         )
 
 
@@ -106,6 +126,14 @@ class StrictImportError(ReportLensError):
 
     def __init__(self, summary: ImportSummary) -> None:
         self.summary = summary
+        if not summary.skipped and summary.text_changed:
+            super().__init__(
+                f"Strict import of {summary.file_name or 'the file'} stopped: it would change the text of "
+                f"{len(summary.text_changed)} stored document(s) (first: #{summary.text_changed[0]['document_id']}, "
+                f"{summary.text_changed[0]['task']}); nothing was stored. If the file holds other reports (another "
+                "Label Studio project or server), import it with its own source name (--source NAME); to accept "
+                "the new texts, import without strict mode (the earlier annotations are kept, flagged stale).")
+            return
         first = summary.skipped[0] if summary.skipped else None
         where = f" First: {first.task + ': ' if first and first.task else ''}{first.message}" if first else ""
         super().__init__(

@@ -2,9 +2,9 @@
 
 This mirrors :func:`core.policy.select_training_annotation` (the reference; ``get_document`` and
 ``training_documents`` call it directly) so that tables of 50,000 documents can be counted and filtered in the
-database: among non-cancelled human/review annotations, ground truth first (policy ``ground_truth_then_latest``),
-then the latest ``updated_at or created_at``, ties to the later stored row (higher id). A contract test checks the two
-agree on random annotation sets.
+database: among non-cancelled, non-stale human/review annotations, ground truth first (policy
+``ground_truth_then_latest``), then the latest ``updated_at or created_at``, ties to the later stored row (higher
+id). A contract test checks the two agree on random annotation sets.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def check_policy(policy: str) -> None:
 
 
 def usable() -> ColumnElement[bool]:
-    """Annotations that may train: human or review, not cancelled."""
-    return and_(Annotation.source.in_(TRAINING_SOURCES), Annotation.cancelled.is_(False))
+    """Annotations that may train: human or review, not cancelled, not stale (made on an earlier text)."""
+    return and_(Annotation.source.in_(TRAINING_SOURCES), Annotation.cancelled.is_(False),
+                Annotation.stale.is_(False))
 
 
 def is_labeled() -> ColumnElement[bool]:

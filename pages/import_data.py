@@ -9,6 +9,7 @@ import streamlit as st
 from core.types import ReportLensError
 from services.imports import FORMATS, SUPPORTED_UPLOADS, read_config_text
 from services.projects import import_history, list_projects
+from ui.imports import SOURCE_HELP, changed_documents
 from ui.state import engine, remember_project, remembered_project
 from ui.uploads import import_uploads
 
@@ -40,7 +41,8 @@ else:
 config_file = st.file_uploader(
     "Labeling config (optional, XML from Label Studio's Settings → Labeling Interface → Code)", type=["xml"]
 )
-strict = st.checkbox("Strict: store nothing if any item has an error", value=False)
+source_name = st.text_input("Source name (optional)", help=SOURCE_HELP).strip() or None
+strict = st.checkbox("Strict: store nothing if any item has an error or a stored text would change", value=False)
 
 if st.button("Import", type="primary", disabled=not uploads or not project_name):
     bar = st.progress(0.0, text="Reading…")
@@ -50,7 +52,8 @@ if st.button("Import", type="primary", disabled=not uploads or not project_name)
 
     try:
         config = read_config_text(config_file.getvalue()) if config_file else None
-        summary = import_uploads(engine(), uploads, project_name, config=config, strict=strict, progress=progress)
+        summary = import_uploads(engine(), uploads, project_name, config=config, strict=strict, progress=progress,
+                                 source_name=source_name)
         bar.progress(1.0, text="Done")
         remember_project(project_name)
         st.session_state["last_import"] = summary
@@ -78,6 +81,7 @@ if last:
         strict=True,
     ):
         col.metric(label, last.get(key, 0))
+    changed_documents(last)
     issues = last.get("skipped", []) + last.get("warnings", []) + last.get("infos", [])
     if issues:
         st.subheader(f"Issues ({len(last.get('skipped', []))} skipped, {len(last.get('warnings', []))} repaired "

@@ -42,8 +42,12 @@ def import_file(
     strict: bool = False,
     progress: Progress | None = None,
     file_name: str | None = None,
+    source_name: str | None = None,
 ) -> Any:
     """Parse ``path`` while storing it in one transaction; returns the importer's ``ImportSummary``.
+
+    ``source_name`` names where the file comes from (a Label Studio server, a hospital...): it is part of each
+    document's identity (:mod:`core.identity`), so task ids of different sources never overwrite one another.
 
     Raises :class:`ReportLensError` (nothing stored) for an unreadable file, or in strict mode when any item has an
     error. Log lines name files, projects and counts, never report text.
@@ -68,7 +72,7 @@ def import_file(
     log.info("importing %s into project %r (strict=%s)", file_name or path.name, project, strict)
     summary = import_tasks(
         engine, project.strip(), tasks, report=report, file_name=file_name or path.name, strict=strict,
-        source=spec.source, progress=on_progress,
+        source=spec.source, progress=on_progress, source_name=source_name,
     )
     log.info("imported %s: %s", file_name or path.name, {k: v for k, v in summary.to_dict().items()
                                                           if isinstance(v, int)})

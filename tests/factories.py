@@ -199,3 +199,37 @@ def seed_review_project(db_url: str, work: Path) -> dict:
                                           for tid, ents in zip((1, 2, 3), REVIEW_PREDICTED, strict=True)},
                      replace=True)
     return {"engine": engine, "project_id": pid, "ids": ids, "version": version}
+
+
+# ---------------------------------------------------------------- rows written by an older schema (migration tests)
+
+
+def old_schema_rows(engine: Any, project: str = "ecg") -> None:
+    """A project with the three documents of :func:`basic_tasks` (ids 1-3, human annotations with spans), written
+    with plain SQL in the columns every revision since 0001 has, so migration tests can seed an old schema without
+    the current importer (which writes the current columns)."""
+    import hashlib
+    import json
+
+    from sqlalchemy import text
+
+    now = "2026-01-01 00:00:00"
+    with engine.begin() as conn:
+        pid = conn.execute(text("INSERT INTO projects (name, settings, created_at) VALUES (:n, '{}', :t) "
+                                "RETURNING id"), {"n": project, "t": now}).scalar_one()
+        for t in basic_tasks():
+            h = hashlib.sha256(t.text.encode("utf-8")).hexdigest()
+            doc = conn.execute(text(
+                "INSERT INTO documents (project_id, ls_task_id, text_hash, text, meta, source, created_at, "
+                "updated_at) VALUES (:pid, :tid, :h, :x, :meta, 'labelstudio', :t, :t) RETURNING id"),
+                {"pid": pid, "tid": t.task_id, "h": h, "x": t.text, "meta": json.dumps(t.meta), "t": now}).scalar_one()
+            for pos, a in enumerate(t.annotations):
+                ann = conn.execute(text(
+                    "INSERT INTO annotations (document_id, source, external_id, ground_truth, cancelled, choices, "
+                    "position, stored_at) VALUES (:d, :s, :e, :gt, :c, '[]', :p, :t) RETURNING id"),
+                    {"d": doc, "s": a.source, "e": a.external_id, "gt": a.ground_truth, "c": a.cancelled,
+                     "p": pos, "t": now}).scalar_one()
+                for sp in a.spans:
+                    conn.execute(text('INSERT INTO spans (annotation_id, start, "end", label) '
+                                      "VALUES (:a, :s, :e, :l)"), {"a": ann, "s": sp.start, "e": sp.end,
+                                                                  "l": sp.label})

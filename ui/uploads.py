@@ -52,11 +52,13 @@ def merge_summaries(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in ("skipped", "warnings", "infos"):
         out[key] = [dict(i, task=f"{s.get('file_name')}: {i.get('task') or ''}".rstrip(": ")) for s in summaries
                     for i in s.get(key) or []]
+    out["text_changed"] = [c for s in summaries for c in s.get("text_changed") or []]
     return out
 
 
 def import_uploads(engine: Any, uploads: Sequence[Any], project: str, *, config: Any = None, strict: bool = False,
-                   progress: Callable[[int, float | None], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[int, float | None], None] | None = None,
+                   source_name: str | None = None) -> dict[str, Any]:
     """Import Streamlit uploads (objects with ``name`` and ``getbuffer()``) as :func:`upload_groups` groups them;
     one summary (:func:`merge_summaries`). A group that fails stops there; the message names it and what was
     already imported."""
@@ -74,7 +76,7 @@ def import_uploads(engine: Any, uploads: Sequence[Any], project: str, *, config:
                     (target / name).write_bytes(by_name[name].getbuffer())
             try:
                 summary = import_file(engine, target, project, config=config, strict=strict, progress=progress,
-                                      file_name=label)
+                                      file_name=label, source_name=source_name)
             except ReportLensError as exc:
                 done = f" ({', '.join(str(s['file_name']) for s in summaries)} imported before it)" if summaries else ""
                 raise ReportLensError(f"{label}: {exc}{done}") from exc

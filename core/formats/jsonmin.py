@@ -9,7 +9,7 @@ from typing import Any
 
 from core.formats.jsonstream import first_item, iter_json
 from core.formats.labelconfig import LabelConfig
-from core.formats.labelstudio import int_id, is_min_row, pick_text, task_ref
+from core.formats.labelstudio import is_min_row, pick_text, task_id_of, task_ref
 from core.formats.lsresults import (
     ParseContext,
     Regions,
@@ -70,7 +70,9 @@ def _min_regions(row: dict[str, Any], field: str, text: str, ref: str, ctx: Pars
 
 def task_from_min(row: dict[str, Any], position: int, ctx: ParseContext) -> ParsedTask | None:
     """One row of a JSON-MIN export: the data fields and one human annotation flattened into a dict."""
-    task_id = int_id(row.get("id"))
+    task_id, usable = task_id_of(row, position, ctx)
+    if not usable:
+        return None
     ref = task_ref(task_id, position)
     picked = pick_text(row, ref, ctx, reserved=MIN_ANNOTATION_KEYS + MIN_META_KEYS)
     if picked is None:

@@ -24,6 +24,7 @@ from core.formats.lsresults import (
     model_annotation,
 )
 from core.formats.report import ParseReport, check_path, first_char
+from core.identity import read_task_id
 from core.spancheck import as_offset
 from core.types import Annotation, Issue, ParsedTask, ReportLensError
 
@@ -33,10 +34,25 @@ _REFERENCE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|/|s3:|gs:)\S*$")
 
 
 def int_id(value: Any) -> int | None:
-    """A task id as int when it is one (``12``, ``12.0``, ``"12"``); ``None`` otherwise."""
+    """An id as int when it is one (``12``, ``12.0``, ``"12"``); ``None`` otherwise (task ids: :func:`task_id_of`)."""
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
     return as_offset(value)
+
+
+def task_id_of(item: dict[str, Any], position: int, ctx: ParseContext) -> tuple[int | None, bool]:
+    """``(task id or None, usable)`` by the rules of :func:`core.identity.read_task_id`; an id that is refused is
+    reported (``invalid_task_id``) and the task is not usable."""
+    task_id, problem = read_task_id(item.get("id"))
+    if problem is not None:
+        _error(ctx, IssueCode.INVALID_TASK_ID, task_ref(None, position), value=repr(item.get("id"))[:40],
+               problem=problem)
+    return task_id, problem is None
+
+
+def ls_project_of(item: dict[str, Any]) -> int | None:
+    """The Label Studio project a full export's task is in (``project``), when it says so with a valid id."""
+    return read_task_id(item.get("project"))[0]
 
 
 def task_ref(task_id: int | None, position: int) -> str:
@@ -118,7 +134,9 @@ def _predictions(item: dict[str, Any], text: str, ref: str, ctx: ParseContext) -
 
 def task_from_json(item: dict[str, Any], position: int, ctx: ParseContext) -> ParsedTask | None:
     """One task of a full JSON export, or ``None`` (with an error issue) when it cannot be used."""
-    task_id = int_id(item.get("id"))
+    task_id, usable = task_id_of(item, position, ctx)
+    if not usable:
+        return None
     ref = task_ref(task_id, position)
     data = item.get("data")
     if not isinstance(data, dict):
@@ -130,7 +148,8 @@ def task_from_json(item: dict[str, Any], position: int, ctx: ParseContext) -> Pa
     field, text = picked
     annotations = _human_annotations(item, text, ref, ctx) + _predictions(item, text, ref, ctx)
     meta = {k: v for k, v in data.items() if k != field}
-    return ParsedTask(text=text, task_id=task_id, meta=meta, annotations=tuple(annotations), position=position)
+    return ParsedTask(text=text, task_id=task_id, meta=meta, annotations=tuple(annotations), position=position,
+                      ls_project=ls_project_of(item))
 
 
 

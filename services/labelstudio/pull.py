@@ -1,5 +1,7 @@
 """Finished annotations back from Label Studio (:func:`pull`): the export API's tasks imported through
-``db.importer.import_tasks`` (one transaction, idempotent), with a per-document report of what changed."""
+``db.importer.import_tasks`` (one transaction, idempotent), with a per-document report of what changed. The
+documents' source is the server and project (``ls:<url>/<project>``, :func:`core.identity.server_source_key`), so a
+pull never lands on tasks of another server or project that share a task id (unless they hold the same text)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 from core.formats.labelstudio import task_from_json
 from core.formats.lsresults import ParseContext
 from core.formats.report import ParseReport
+from core.identity import server_source_key
 from core.types import ParsedTask
 from db import lslinks
 from db.importer import import_tasks
@@ -40,7 +43,8 @@ def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | Non
     task_ids = [t.task_id for t in tasks if t.task_id is not None]
     before = lslinks.human_fingerprints(engine, project, task_ids)
     summary = import_tasks(engine, project, tasks, report=report, file_name=f"{conn.url} project {ls_project_id}",
-                           source="labelstudio", create_project=False, actor="labelstudio-pull")
+                           source="labelstudio", create_project=False, actor="labelstudio-pull",
+                           source_key=server_source_key(conn.url, ls_project_id))
     after = lslinks.human_fingerprints(engine, project, task_ids)
     docs = lslinks.documents_by_task(engine, project, task_ids)
     changes = []
@@ -57,6 +61,7 @@ def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | Non
             "annotations_updated": sum(c["updated"] for c in changes),
             "annotations_unchanged": sum(c["unchanged"] for c in changes),
             "documents_added": summary.documents_added, "import_id": summary.import_id,
+            "text_changed": summary.text_changed,
             "batches_pulled": pulled, "issues": [i.message for i in report.issues if i.level != "info"][:20],
             "changes": [c for c in changes if c["new"] or c["updated"]] + [c for c in changes
                                                                           if not (c["new"] or c["updated"])]}

@@ -35,7 +35,7 @@ from db.repository import (
 )
 from db.summary import merge_label_configs
 from db.training_view import chosen_annotations
-from tests.factories import TEXT1, TEXT2, TEXT3, basic_tasks, human, task
+from tests.factories import TEXT1, TEXT2, TEXT3, basic_tasks, human, old_schema_rows, task
 
 
 class FakeReport:
@@ -72,7 +72,7 @@ def test_migration_to_head_on_empty_file(tmp_path) -> None:
     assert current_revision(url) is None
     upgrade(url)
     upgrade(url)  # idempotent
-    assert current_revision(url) == "0004"  # the newest revision
+    assert current_revision(url) == "0005"  # the newest revision
     with make_engine(url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), m.Base.metadata) == []
 
@@ -85,7 +85,7 @@ def test_migration_0004_ranks_existing_scores_by_id_order(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0003")
     engine = make_engine(url)
-    import_tasks(engine, "p", [ParsedTask(text=f"Report {i}.") for i in range(3)])
+    old_schema_rows(engine, "p")  # documents 1-3 (the current importer writes columns 0003 does not have)
     rows = [(3, "margin"), (1, "margin"), (2, "mnlp"), (2, "margin"), (3, "mnlp")]  # insertion order = ranking
     with engine.begin() as conn:
         for doc, strategy in rows:
@@ -187,9 +187,9 @@ def test_reimport_without_ids_keys_by_text_hash(db_url: str) -> None:
     second = import_tasks(engine, "notes", tasks, source="conll")
     assert first.documents_added == 2 and second.documents_unchanged == 2 and second.documents_added == 0
     assert count(db_url, m.Document) == 2 and count(db_url, m.Annotation) == 1
-    # a different annotation without an id is added next to the old one; the newest trains
+    # a corrected annotation without an id replaces the id-less one of the earlier import (issue 13: no pile-up)
     third = import_tasks(engine, "notes", [task(None, TEXT1, human(None, (0, 5, "RHYTHM")))], source="conll")
-    assert third.documents_updated == 1 and count(db_url, m.Annotation) == 2
+    assert third.documents_updated == 1 and count(db_url, m.Annotation) == 1
     # a later export with ids adopts the id-less document of the same text instead of duplicating it
     fourth = import_tasks(engine, "notes", [task(7, TEXT2)])
     assert fourth.documents_updated == 1 and count(db_url, m.Document) == 2
@@ -494,8 +494,9 @@ def test_spans_left_stale_by_a_changed_text_never_break_the_training_view(db_url
     import_tasks(engine, "stale", [task(1, long_text, human("a", (0, 12, "RHYTHM"), (28, 49, "FINDING"),
                                                                ground_truth=True))])
     summary = import_tasks(engine, "stale", [task(1, "Sinus rhythm.", human("b", (0, 12, "RHYTHM")))])
-    assert [w.code for w in summary.warnings] == ["stale_offsets"]
+    assert [w.code for w in summary.warnings] == ["text_changed"]
     project = get_project(engine, "stale")
     (doc,) = list(training_documents(engine, project.id))
-    assert doc.spans == (Span(0, 12, "RHYTHM"),)  # the ground-truth annotation, minus what no longer fits
-    assert doc.meta["invalid_spans"] == [(28, 49, "FINDING")]
+    # the ground-truth annotation "a" was made on the earlier text: stale, so "b" (made on this text) trains
+    assert doc.spans == (Span(0, 12, "RHYTHM"),) and "invalid_spans" not in doc.meta
+    assert {a.external_id: a.stale for a in get_document(engine, doc.id).annotations} == {"a": True, "b": False}

@@ -485,23 +485,30 @@ def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
-    from db.importer import import_tasks
-    from tests.factories import basic_tasks
+    from sqlalchemy import inspect
+
+    from tests.factories import old_schema_rows
 
     old_tables = ("projects", "documents", "annotations", "spans", "import_runs", "audit_events")
     upgrade(empty_url, "0001")
     engine = make_engine(empty_url)
-    import_tasks(engine, "ecg", basic_tasks(), file_name="export.json")
+    old_schema_rows(engine, "ecg")  # plain SQL: the current importer writes columns 0001 does not have
+    with engine.connect() as conn:
+        old_cols = {t: [c["name"] for c in inspect(conn).get_columns(t)] for t in old_tables}
 
     def rows() -> dict[str, list[tuple]]:
         with read_session(engine) as s:
-            return {t: sorted(tuple(map(repr, r)) for r in s.execute(select(m.Base.metadata.tables[t])).all())
-                    for t in old_tables}
+            tables = m.Base.metadata.tables
+            return {t: sorted(tuple(map(repr, r)) for r in s.execute(
+                select(*(tables[t].c[c] for c in old_cols[t]))).all()) for t in old_tables}
 
     before = rows()
     assert len(before["documents"]) == 3 and len(before["spans"]) == 6
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0004" and rows() == before
+    assert current_revision(empty_url) == "0005" and rows() == before
+    with read_session(engine) as s:  # 0005: existing documents come from an unknown ("legacy") source
+        assert set(s.scalars(select(m.Document.source_key))) == {"legacy"}
+        assert set(s.execute(select(m.Annotation.stale, m.Annotation.text_hash))) == {(False, None)}
     job = jobs.enqueue(engine, "ecg", "train", {})
     assert jobs.get_job(engine, job.id).status == "queued"
     from alembic import command
