@@ -10,6 +10,7 @@ import pytest
 from db.engine import make_engine
 from db.repository import list_projects
 from services.imports import import_file
+from ui.state import CHOSEN
 
 pytestmark = pytest.mark.ui
 
@@ -33,7 +34,7 @@ def test_import_page_lists_documents_whose_text_changed(db, tmp_path, open_page)
     first = tmp_path / "a.json"
     first.write_bytes(_export("Sinus rhythm, HR 70 bpm.", 11))
     import_file(make_engine(db), first, "ecg")
-    at = open_page("pages/import_data.py", project_name="ecg")
+    at = open_page("pages/import_data.py", project_name="ecg", **{CHOSEN: True})  # this tab chose "ecg"
     at = _upload(at, "b.json", _export("Completely different report about a chest CT.", 12))
     (warning,) = [w.value for w in at.warning if "changed the text" in w.value]
     assert "To undo" in warning and "source name" in warning
@@ -46,7 +47,7 @@ def test_import_page_source_name_keeps_another_server_apart(db, tmp_path, open_p
     first = tmp_path / "a.json"
     first.write_bytes(_export("Sinus rhythm, HR 70 bpm.", 11))
     import_file(make_engine(db), first, "ecg")
-    at = open_page("pages/import_data.py", project_name="ecg")
+    at = open_page("pages/import_data.py", project_name="ecg", **{CHOSEN: True})  # this tab chose "ecg"
     at = _upload(at, "b.json", _export("Completely different report about a chest CT.", 12), source="server-b")
     assert not [w for w in at.warning if "changed the text" in w.value]
     assert {m.label: m.value for m in at.metric}["Added"] == "1"
