@@ -179,6 +179,8 @@ def check_region(
         issue = span_issue(code, ref, (start, end, label), fix=fix or LS_FIXES[code], **named)  # type: ignore[arg-type]
         return Checked(None, issue)
     problem = offsets_problem(len(text), s, e)
+    if problem == IssueCode.OFFSET_OUT_OF_RANGE and isinstance(wanted, str) and _from_utf16(text, s, e, wanted):
+        return _mismatch(text, (s, e, label), wanted, ref, fix, named)  # past the end only when counted in UTF-16
     if problem:
         return Checked(None, span_issue(problem, ref, (s, e, label), text, fix=fix or LS_FIXES[problem], **named))
     if not isinstance(wanted, str) or text[s:e] == wanted:

@@ -19,10 +19,26 @@ from core.types import ReportLensError
 # a \uXXXX surrogate escape after an even number of backslashes (an odd number escapes the backslash itself)
 _SURROGATE = re.compile(rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
                         rb"|\\u[dD][c-fC-F][0-9a-fA-F]{2})")
+_HIGH = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _REPLACEMENT = rb"\ufffd"
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # the rest of a string, up to its closing quote
 _KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # what bytes.translate deletes to keep brackets
 _HOLD_BACK = 12  # bytes of a surrogate pair escape that may straddle two chunks
+
+
+def _tail_cut(data: bytes) -> int:
+    """Where the run of backslashes nearest the end of ``data`` starts, when it is close enough to the end to begin
+    an escape that continues in the next read (``-1``: none)."""
+    cut = data.rfind(b"\\", max(0, len(data) - _HOLD_BACK))
+    if cut == -1:
+        return -1
+    while cut > 0 and data[cut - 1] == 0x5C:  # keep the whole run of backslashes together
+        cut -= 1
+    if cut >= 6 and _HIGH.fullmatch(data, cut - 6, cut):  # the low half may follow: keep the pair together
+        cut -= 6
+        while cut > 0 and data[cut - 1] == 0x5C:
+            cut -= 1
+    return cut
 
 
 class _Reader(Protocol):
@@ -52,13 +68,14 @@ class JsonGuard:
     def read(self, size: int = 1 << 16) -> bytes:
         if size == 0:  # ijson probes the stream type with read(0)
             return b""
-        data = self._pending + self._inner.read(size)
-        self._pending = b""
-        if len(data) > _HOLD_BACK and (cut := data.rfind(b"\\", len(data) - _HOLD_BACK)) != -1:
-            while cut > 0 and data[cut - 1] == 0x5C:  # keep the whole run of backslashes together
-                cut -= 1
-            if cut > 0:
-                data, self._pending = data[:cut], data[cut:]
+        data, self._pending = self._pending, b""
+        while more := self._inner.read(size):  # b"" only at the end of the file
+            data += more
+            cut = _tail_cut(data)
+            if cut != 0:  # hand on what cannot be the start of an escape that the next read completes
+                if cut > 0:
+                    data, self._pending = data[:cut], data[cut:]
+                break
         if b"\\u" in data:
             data = _SURROGATE.sub(self._replace_lone, data)
         self._scan_depth(data)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -220,25 +219,28 @@ def _non_overlapping(hits: list[tuple[int, int, Term]]) -> list[tuple[int, int, 
 
 
 class DisjointSpans:
-    """Non-empty, non-overlapping ``[start, end)`` spans kept in order, each with an item: :meth:`add` keeps a span
-    only when it overlaps none kept so far (a bisection, so keeping n spans costs n log n, not n squared)."""
+    """Non-overlapping ``[start, end)`` spans, each with an item: :meth:`add` keeps a span only when it overlaps none
+    kept so far. The characters covered are marked in a bytearray, so a check costs the span's length, not the
+    number of spans kept (n spans: linear, not quadratic). ``items()`` in the order they were kept."""
 
     def __init__(self) -> None:
-        self._starts: list[int] = []
-        self._ends: list[int] = []
+        self._covered = bytearray()
+        self._spans: list[tuple[int, int]] = []
         self._items: list[Any] = []
 
     def overlaps(self, start: int, end: int) -> bool:
-        k = bisect_left(self._starts, end)  # kept spans starting before this one ends; the last ends furthest
-        return bool(k) and self._ends[k - 1] > start
+        if start >= end:  # an empty span overlaps a kept one that holds it strictly inside (as the plain test says)
+            return any(s < end and start < e for s, e in self._spans)
+        return self._covered.find(1, start, end) != -1
 
     def add(self, start: int, end: int, item: Any) -> bool:
         if self.overlaps(start, end):
             return False
-        k = bisect_left(self._starts, end)
-        self._starts.insert(k, start)
-        self._ends.insert(k, end)
-        self._items.insert(k, item)
+        if end > len(self._covered):
+            self._covered.extend(bytes(max(end - len(self._covered), len(self._covered))))
+        self._covered[start:end] = b"\x01" * (end - start)
+        self._spans.append((start, end))
+        self._items.append(item)
         return True
 
     def items(self) -> list[Any]:

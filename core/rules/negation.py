@@ -92,7 +92,12 @@ def _bounded(phrase: str) -> str:
 
 
 def _alternation(phrases: Sequence[str]) -> re.Pattern[str]:
-    return re.compile("|".join(_bounded(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p))), re.I)
+    """Longest first, grouped by first character behind a lookahead (the same matches as one flat alternation:
+    only one group's phrases can start at a position, in the same order; but one group tried per position)."""
+    groups: dict[str, list[str]] = {}
+    for p in sorted(set(phrases), key=lambda p: (-len(p), p)):
+        groups.setdefault(p.split()[0][0], []).append(_bounded(p))
+    return re.compile("|".join(f"(?={re.escape(ch)})(?:{'|'.join(ps)})" for ch, ps in groups.items()), re.I)
 
 
 _CUE_RE = _alternation([c for c, _, _ in CUES])
