@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Protocol
 
+import numpy as np
+
 from core import limits
 from core.types import ReportLensError
 
@@ -22,6 +24,8 @@ _SURROGATE = re.compile(rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\
 _HIGH = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _REPLACEMENT = rb"\ufffd"
 _STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # the rest of a string, up to its closing quote
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # one complete string
+_BRACKET_OUTSIDE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|([\[\]{}])', re.S)
 _KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # what bytes.translate deletes to keep brackets
 _HOLD_BACK = 12  # bytes of a surrogate pair escape that may straddle two chunks
 
@@ -58,6 +62,7 @@ class JsonGuard:
         self._pending = b""
         self._max_depth = limits.MAX_JSON_DEPTH.value
         self.depth = 0
+        self._outside_from = 0  # where the part of the chunk outside strings begins
         self._in_string = False
         self._escape = False  # the previous chunk ended inside a string on a backslash
         self.offset = getattr(inner, "offset", 0)
@@ -96,24 +101,24 @@ class JsonGuard:
         pos, n = 0, len(data)
         if self._escape and n:
             pos, self._escape = 1, False
-        while pos < n:
-            if self._in_string:
-                end = _STRING_REST.match(data, pos).end()  # type: ignore[union-attr]
-                if end >= n:
-                    return
-                if data[end] == 0x5C:  # a backslash ends the chunk: it escapes the next chunk's first byte
-                    self._escape = True
-                    return
-                self._in_string, pos = False, end + 1
-                continue
-            quote = data.find(b'"', pos)
-            stop = n if quote == -1 else quote
-            self._brackets(data, pos, stop)
-            if quote == -1:
+        if self._in_string:  # the rest of a string begun in an earlier chunk
+            end = _STRING_REST.match(data, pos).end()  # type: ignore[union-attr]
+            if end >= n or data[end] == 0x5C:  # still inside it (a backslash at the very end escapes the next byte)
+                self._escape = end < n
                 return
-            self._in_string, pos = True, quote + 1
+            self._in_string, pos = False, end + 1
+        # outside strings: drop every complete string at once; a quote left over opens one that the next chunk ends
+        outside = _STRING.sub(b"", data[pos:])
+        quote = outside.find(b'"')
+        self._outside_from = pos
+        self._brackets(outside, 0, len(outside) if quote == -1 else quote, data)
+        if quote != -1:
+            self._in_string = True
+            tail = outside[quote + 1 :]
+            end = _STRING_REST.match(tail).end()  # type: ignore[union-attr]
+            self._escape = end < len(tail)  # it ends on a backslash
 
-    def _brackets(self, data: bytes, start: int, stop: int) -> None:
+    def _brackets(self, data: bytes, start: int, stop: int, chunk: bytes) -> None:
         segment = data[start:stop]
         brackets = segment.translate(None, _KEEP_BRACKETS)
         if not brackets:
@@ -122,22 +127,32 @@ class JsonGuard:
         if self.depth + opens <= self._max_depth:
             self.depth = max(0, self.depth + 2 * opens - len(brackets))
             return
+        steps = np.cumsum(np.where(np.frombuffer(brackets, np.uint8) & 2, 1, -1))  # "[" 0x5B and "{" 0x7B have bit 2
+        if self.depth + int(steps.min()) >= 0 and self.depth + int(steps.max()) <= self._max_depth:
+            self.depth += int(steps[-1])  # never below 0 nor past the limit: the common case, in one pass
+            return
         for k, byte in enumerate(brackets):  # rare: walk the brackets alone to see whether the limit is crossed
             if byte in b"[{":
                 self.depth += 1
                 if self.depth > self._max_depth:
-                    at = start
-                    for _ in range(k + 1):  # the position of the k-th bracket, for the message
-                        at = min(i for i in (data.find(c, at, stop) for c in b"[]{}") if i != -1) + 1
-                    self._too_deep(data, at - 1)
+                    self._too_deep(chunk, k)
             else:
                 self.depth = max(0, self.depth - 1)
 
-    def _too_deep(self, data: bytes, at: int) -> None:
-        line = self.lines + data[:at].count(b"\n") + 1
+    def _too_deep(self, chunk: bytes, k: int) -> None:
+        """Raise for the ``k``-th bracket (outside strings) of ``chunk``, naming its byte and line."""
+        at = -1
+        for m in _BRACKET_OUTSIDE.finditer(chunk, self._outside_from):  # only on the error path
+            if m.group(1):
+                k -= 1
+                if k < 0:
+                    at = m.start(1)
+                    break
+        line = self.lines + chunk[: max(at, 0)].count(b"\n") + 1
         lim = limits.MAX_JSON_DEPTH
+        where = f"at byte {self.offset + at:,}, line {line}" if at >= 0 else f"line {line}"
         raise ReportLensError(
-            f"{self._path.name} nests lists and objects more than {lim.value} levels deep (at byte "
-            f"{self.offset + at:,}, line {line}); {lim.hint()}. A Label Studio export needs about 7: the file is "
-            "not an export, or a task's data holds a deeply nested value; remove it and export again."
+            f"{self._path.name} nests lists and objects more than {lim.value} levels deep ({where}); {lim.hint()}. "
+            "A Label Studio export needs about 7: the file is not an export, or a task's data holds a deeply nested "
+            "value; remove it and export again."
         )

@@ -82,6 +82,16 @@ def test_deep_nesting_inside_a_tasks_data_is_refused_before_the_item_is_built(tm
         parse_export(path)
 
 
+def test_nesting_is_counted_across_chunks_of_many_tasks(tmp_path: Path) -> None:
+    tasks = [dict(TASK, id=k) for k in range(2000)]  # hundreds of brackets in every 64 KB read, depth 7
+    ok = json.dumps(tasks)
+    assert len(parse_export(_write(tmp_path, ok))[0]) == 2000
+    deep = ok[:-1] + ', {"data": {"text": "[[[[", "meta": ' + "[" * 70 + "]" * 70 + "}}]"
+    at = len(ok[:-1] + ', {"data": {"text": "[[[[", "meta": ') + 61  # after list, task and data: the 65th level
+    with pytest.raises(ReportLensError, match=f"more than 64 levels deep \\(at byte {at:,}, line 1\\)"):
+        parse_export(_write(tmp_path, deep, "deep.json"))
+
+
 def test_brackets_inside_strings_do_not_count_as_nesting(tmp_path: Path) -> None:
     text = "[[" * 5000 + ' \\"quoted [{ \\\\' + "}]" * 5000
     path = _write(tmp_path, '[{"id": 1, "data": {"text": "' + text + '"}}]')
