@@ -33,12 +33,12 @@ log = logging.getLogger("reportlens.cli")
 def _read_config(path: str | None) -> Any:
     if not path:
         return None
-    from core.formats.labelconfig import parse_label_config
+    from services.imports import read_config_text
 
     p = Path(path)
     if not p.is_file():
         raise ReportLensError(f"Labeling config {path} does not exist; give the path of the XML from Label Studio.")
-    return parse_label_config(p.read_text(encoding="utf-8"))
+    return read_config_text(p.read_bytes())  # not UTF-8: a message, as on the Import page
 
 
 def _engine() -> Any:

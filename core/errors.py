@@ -239,6 +239,19 @@ class IssueCode(StrEnum):
         "dicom_skipped_files", "info",
         "{n} file(s) in {where} hold no report (no 'DICM' preamble, or a DICOMDIR index) and were skipped: {names}.",
         "Files of a DICOM folder or zip that are not DICOM (or are DICOMDIR indexes) were skipped. Nothing to do.")
+    # ------------------------------------------------------------ hostile input (core/limits.py)
+    LIMIT_EXCEEDED = (
+        "limit_exceeded", "error",
+        "{where}: {what} has {size}, over the limit of {limit} ({env} raises it); {outcome}. {fix}",
+        "A task's text, its spans, or a zip's members are over a named limit (README \"Limits\"); the item is "
+        "skipped. Split the item, or raise the limit with its REPORTLENS_MAX_... variable.")
+    LONE_SURROGATE = (
+        "lone_surrogate", "warning",
+        "{file}: {n} escape(s) of half a UTF-16 surrogate pair (e.g. {example} at line {line}), as a JavaScript "
+        "string cut inside an emoji writes them, were read as U+FFFD (the replacement character, one character, so "
+        "offsets stay). Fix the text in Label Studio if the character matters.",
+        "A JSON string holds \\uD800-\\uDFFF without its other half; it is read as U+FFFD so the offsets of the "
+        "task stay right. Fix the text if the character matters.")
 
     @classmethod
     def _missing_(cls, value: object) -> IssueCode | None:

@@ -7,12 +7,15 @@ searched for near the offsets; a nearby copy fixes the offsets, otherwise the re
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
+from functools import lru_cache
 
 from core.errors import IssueCode
 from core.types import Issue, snippet
 
 MIN_WINDOW = 50
+INT64 = 2**63  # ids and offsets are stored as 64-bit integers
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")  # characters JavaScript counts as two
 
 
@@ -26,13 +29,14 @@ class Checked:
 
 
 def as_offset(value: object) -> int | None:
-    """``value`` as an int offset, accepting integral floats (``12.0``); ``None`` for anything else."""
+    """``value`` as an int offset, accepting integral floats (``12.0``); ``None`` for anything else, and for numbers
+    past 64 bits (``1e300`` is integral, but no database column holds it)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and -INT64 <= value < INT64:
+        return value
     return None
 
 
@@ -58,18 +62,28 @@ def _find_loose(text: str, needle: str, lo: int, hi: int) -> list[tuple[int, int
     return [(m.start(), m.end()) for m in pattern.finditer(text, lo, hi)]
 
 
+@lru_cache(maxsize=8)
+def _astral_ends(text: str) -> tuple[int, ...]:
+    """For the k-th astral character of ``text``, the UTF-16 unit where it ends (its index + k + 2); found once per
+    text (the cache holds the last few texts: one task's spans are checked one after another)."""
+    if text.isascii():
+        return ()
+    return tuple(m.start() + k + 2 for k, m in enumerate(_ASTRAL.finditer(text)))
+
+
 def _utf16_to_index(text: str, unit: int) -> int | None:
-    """Python index of the character at UTF-16 code unit ``unit`` (JavaScript counts astral characters twice)."""
-    units = 0
-    for i, ch in enumerate(text):
-        if units == unit:
-            return i
-        units += 2 if ord(ch) > 0xFFFF else 1
-    return len(text) if units == unit else None
+    """Python index of the character at UTF-16 code unit ``unit`` (JavaScript counts astral characters twice);
+    ``None`` past the end or inside an astral character. A bisection, not a walk from the start."""
+    ends = _astral_ends(text)
+    k = bisect_right(ends, unit)  # astral characters wholly before ``unit``
+    if k < len(ends) and ends[k] - 2 < unit:  # ``unit`` is the second half of the next one
+        return None
+    index = unit - k
+    return index if 0 <= index <= len(text) else None
 
 
 def _from_utf16(text: str, start: int, end: int, wanted: str) -> tuple[int, int] | None:
-    if text.isascii() or not _ASTRAL.search(text):
+    if not _astral_ends(text):
         return None
     s, e = _utf16_to_index(text, start), _utf16_to_index(text, end)
     if s is None or e is None or text[s:e] != wanted:
@@ -165,6 +179,8 @@ def check_region(
         issue = span_issue(code, ref, (start, end, label), fix=fix or LS_FIXES[code], **named)  # type: ignore[arg-type]
         return Checked(None, issue)
     problem = offsets_problem(len(text), s, e)
+    if problem == IssueCode.OFFSET_OUT_OF_RANGE and isinstance(wanted, str) and _from_utf16(text, s, e, wanted):
+        return _mismatch(text, (s, e, label), wanted, ref, fix, named)  # past the end only when counted in UTF-16
     if problem:
         return Checked(None, span_issue(problem, ref, (s, e, label), text, fix=fix or LS_FIXES[problem], **named))
     if not isinstance(wanted, str) or text[s:e] == wanted:

@@ -24,6 +24,7 @@ from typing import Any
 
 from core.confidence import document_confidence
 from core.hybrid import DEFAULT_POLICY, merge_entities
+from core.limits import MAX_EXTRACT_CHARS
 from core.rules import annotate, extract_ecg, label_map_for, map_labels, normalise_entity
 from core.rules.labels import LabelMap
 from core.types import Entity, ReportLensError
@@ -214,6 +215,9 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
     merged with the project's active model. ``extraction`` says which."""
     if not isinstance(text, str) or not text.strip():
         raise ReportLensError("There is no report text to extract from; pass the text, or --file FILE with the report.")
+    if len(text) > MAX_EXTRACT_CHARS.value:
+        raise ReportLensError(f"The report has {len(text):,} characters, too long for one extraction; "
+                              f"{MAX_EXTRACT_CHARS.hint()}. Split it into reports.")
     info: ProjectInfo | None = None
     version: ModelVersionInfo | None = None
     if project is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.formats import registry
 from core.formats.labelconfig import LabelConfig, parse_label_config
-from core.formats.report import ParseReport
+from core.formats.report import ParseReport, check_source
 from core.types import ReportLensError
 
 log = logging.getLogger("reportlens.import")
@@ -54,9 +54,7 @@ def import_file(
     """
     from db.importer import import_tasks
 
-    path = Path(path)
-    if not path.exists():
-        raise ReportLensError(f"{path} does not exist; check the path.")
+    path = check_source(path)  # missing, a symlink loop, a device: said as such
     if not project or not project.strip():
         raise ReportLensError("Give the project a name.")
     spec = registry.detect(path)

@@ -16,7 +16,7 @@ from core.errors import IssueCode
 from core.formats.labelconfig import LabelConfig
 from core.formats.lsresults import ParseContext, unknown_span
 from core.formats.report import UTF8_BOM, ParseReport, check_path, encoding_error, first_char
-from core.types import Annotation, Issue, ParsedTask, Span, snippet
+from core.types import Annotation, Issue, ParsedTask, ReportLensError, Span, snippet
 
 NAME = "conll"
 DOCSTART = "-DOCSTART-"
@@ -39,18 +39,46 @@ class _Doc:
         return not self.sentences and not self.current
 
 
+def tag_problem(tag: str) -> str | None:
+    """Why ``tag`` (a line's last column) is not a tag of the BIO / IOBES / IO schemes, or ``None`` when it is."""
+    if tag in ("O", "_"):
+        return None
+    prefix, sep, label = tag.partition("-")
+    if not sep:
+        return "it has no B-/I-/E-/S- prefix (tags are O, or a prefix and a label such as B-DRUG)"
+    if len(prefix) != 1 or prefix not in STARTS + INSIDE:
+        return f"its prefix {prefix + '-'!r} is not one of {', '.join(p + '-' for p in sorted(set(STARTS + INSIDE)))}"
+    if not label:
+        return f"it has no label after {prefix + '-'!r}"
+    return None
+
+
+def _bad_tag(path: Path, lineno: int, line: bytes, tag: str, problem: str) -> ReportLensError:
+    shown = line.decode("utf-8", errors="replace").strip()[:60]
+    return ReportLensError(
+        f"{path.name} line {lineno}: the last column {tag!r} of {shown!r} is not a tag: {problem}. A CoNLL file ends "
+        "each token line with its tag, so this is not a CoNLL export (a plain-text report?): import the Label Studio "
+        "JSON export instead, or fix the tag."
+    )
+
+
 def _scan(path: Path) -> tuple[int, bool]:
-    """How many ``-DOCSTART-`` lines the file has, and whether any tag starts with ``B-`` (else IO tagging)."""
+    """How many ``-DOCSTART-`` lines the file has, and whether any tag starts with ``B-`` (else IO tagging); a last
+    column that is not a tag (:func:`tag_problem`) raises, naming the line."""
     docstarts, has_begin = 0, False
     with path.open("rb") as raw:
-        for line in raw:
+        for lineno, line in enumerate(raw, 1):
             cols = line.split()
             if not cols:
                 continue
             if cols[0].lstrip(UTF8_BOM) == DOCSTART.encode():
                 docstarts += 1
-            elif len(cols) > 1 and cols[-1][:2] in (b"B-", b"S-", b"U-"):
-                has_begin = True
+            elif len(cols) > 1:
+                tag = cols[-1].decode("utf-8", errors="replace")
+                problem = tag_problem(tag)
+                if problem:
+                    raise _bad_tag(path, lineno, line, tag, problem)
+                has_begin = has_begin or tag[:2] in ("B-", "S-", "U-")
     return docstarts, has_begin
 
 

@@ -4,13 +4,15 @@ shape and syntax errors (what, where, how to fix) shared by both readers."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import ijson
 
 from core.errors import IssueCode
+from core.formats.jsonguard import JsonGuard
 from core.formats.labelconfig import short_list
 from core.formats.lsresults import ParseContext
 from core.formats.report import ParseReport, Utf8Reader
@@ -25,11 +27,16 @@ except ImportError:  # the pure-Python backend is slower but reads the same file
     JSON_BACKEND = ijson
 
 
+def json_reader(raw: IO[bytes], path: Path) -> JsonGuard:
+    """What the parser reads: UTF-8 checked, nesting bounded, lone surrogate escapes replaced (:mod:`jsonguard`)."""
+    return JsonGuard(Utf8Reader(raw, path), path)
+
+
 def first_item(path: Path) -> Any:
     """The first item of a top-level JSON list, or ``None`` (empty list, or a syntax error reported later)."""
     with path.open("rb") as raw:
         try:
-            return next(iter(JSON_BACKEND.items(Utf8Reader(raw, path), "item", use_float=True)), None)
+            return next(iter(JSON_BACKEND.items(json_reader(raw, path), "item", use_float=True)), None)
         except ijson.JSONError:
             return None  # the parser reports the syntax error with its position
 
@@ -38,7 +45,7 @@ def is_one_json_value(path: Path) -> bool:
     """True when the whole file is exactly one JSON value (a string, number, ``null``... included)."""
     with path.open("rb") as raw:
         try:
-            for _ in JSON_BACKEND.parse(Utf8Reader(raw, path)):
+            for _ in JSON_BACKEND.parse(json_reader(raw, path)):
                 pass
         except ijson.JSONError:
             return False
@@ -70,17 +77,46 @@ def shape_error(path: Path, found: str) -> ReportLensError:
     return ReportLensError(f"{path.name} holds {found}, not Label Studio tasks. {EXPECTED}")
 
 
-def _error_position(path: Path) -> tuple[int, int] | None:
-    """Line and column of a JSON syntax error, using the stdlib parser (only on the error path, small files)."""
+INT64 = 2**63
+# a string (skipped), NaN / Infinity, or a number that may be past 64 bits or past the float range
+_NOT_JSON_NUMBER = re.compile(r'"(?:[^"\\]|\\.)*"|(?<![\w.])(-?(?:NaN|Infinity)|-?\d{19,}(?:\.\d+)?(?:[eE][+-]?\d+)?'
+                              r"|-?\d+(?:\.\d+)?[eE][+-]?\d{3,})(?![\w.])", re.S)
+
+
+def _line_col(text: str, index: int) -> tuple[int, int]:
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _bad_number(text: str) -> tuple[str, int, int] | None:
+    """The first NaN/Infinity or out-of-range number of a JSON text (outside strings), with its line and column."""
+    for m in _NOT_JSON_NUMBER.finditer(text):
+        token = m.group(1)
+        if token is None:
+            continue
+        if "N" in token or "I" in token:
+            return (token, *_line_col(text, m.start(1)))
+        value = float(token)
+        if value in (float("inf"), float("-inf")) or (
+                re.fullmatch(r"-?\d+", token) and not -INT64 <= int(token) < INT64):
+            return (token, *_line_col(text, m.start(1)))
+    return None
+
+
+def _error_position(path: Path) -> tuple[int, int, str | None] | None:
+    """Line and column of a JSON syntax error, and the offending number where it is one (a NaN, or past what the
+    parser holds), using the stdlib parser (only on the error path, small files)."""
     if path.stat().st_size > MAX_BYTES_FOR_ERROR_POSITION:
         return None
     try:
-        json.loads(path.read_bytes().decode("utf-8-sig"))
+        text = path.read_bytes().decode("utf-8-sig")
+        json.loads(text, parse_constant=lambda c: None)
     except json.JSONDecodeError as exc:
-        return exc.lineno, exc.colno
+        return exc.lineno, exc.colno, None
     except (UnicodeDecodeError, RecursionError, ValueError):
         return None
-    return None
+    bad = _bad_number(text)  # the stdlib reads what yajl refused: a NaN, or a number too large
+    return (bad[1], bad[2], bad[0]) if bad else None
 
 
 def syntax_error(path: Path, exc: Exception, items_done: int) -> ReportLensError:
@@ -89,6 +125,8 @@ def syntax_error(path: Path, exc: Exception, items_done: int) -> ReportLensError
     reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
     pos = _error_position(path)
     where = f" at line {pos[0]}, column {pos[1]}" if pos else ""
+    if pos and pos[2] is not None:
+        return _number_error(path, where, pos[2], items_done)
     hint = ""
     if "trailing garbage" in reason:
         hint = " It holds more than one JSON value (JSON Lines?); Label Studio exports one list."
@@ -100,13 +138,24 @@ def syntax_error(path: Path, exc: Exception, items_done: int) -> ReportLensError
     )
 
 
+def _number_error(path: Path, where: str, token: str, items_done: int) -> ReportLensError:
+    if "N" in token or "I" in token:
+        what = (f"{token} is not a JSON value (the tool that wrote the file put a JavaScript {token} there); "
+                "replace it with null or a number")
+    else:
+        what = (f"the number {token[:30]}{'...' if len(token) > 30 else ''} is out of range (ReportLens reads "
+                "whole numbers up to 64 bits and decimals up to about 1.8e308); if it is an id, write it as a "
+                'string ("..."), else fix the value')
+    return ReportLensError(f"{path.name}{where} (after {items_done} complete tasks): {what}, and import again.")
+
+
 # ---------------------------------------------------------------- streaming
 
 
 def _json_items(path: Path, top: str, report: ParseReport) -> Iterator[Any]:
     """Raw items of a JSON export (one for a single-task object), turning syntax errors into ReportLensError."""
     with path.open("rb") as raw:
-        reader = Utf8Reader(raw, path)
+        reader = json_reader(raw, path)
         items = JSON_BACKEND.items(reader, "item" if top == "[" else "", use_float=True)
         try:
             for item in items:
@@ -114,6 +163,10 @@ def _json_items(path: Path, top: str, report: ParseReport) -> Iterator[Any]:
                 yield item
         except ijson.JSONError as exc:
             raise syntax_error(path, exc, report.tasks_seen) from exc
+        if reader.first_surrogate is not None:
+            example, line = reader.first_surrogate
+            report.note(IssueCode.LONE_SURROGATE, file=path.name, n=reader.lone_surrogates, example=example,
+                        line=line)
 
 
 def _check_top(path: Path, top: str, item: Any, position: int, ctx: ParseContext) -> bool:

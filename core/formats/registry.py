@@ -14,15 +14,21 @@ formats in order; the first whose ``sniff`` says yes reads the file:
 from __future__ import annotations
 
 import importlib
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import ModuleType
 from typing import Any
 
+from core import limits
+from core.errors import IssueCode
 from core.formats.labelconfig import LabelConfig
-from core.formats.report import ParseReport, first_char
+from core.formats.report import ParseReport, check_source, first_char
 from core.types import ParsedTask, ReportLensError
+
+# files a folder or zip may hold that are exports of another format, not DICOM or brat files
+EXPORT_SUFFIXES = (".json", ".jsonl", ".conll", ".conll2003", ".csv", ".tsv")
 
 
 @dataclass(frozen=True)
@@ -79,15 +85,45 @@ def by_name(name: str) -> FormatSpec:
 
 
 def _path(path: Any) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise ReportLensError(f"No such file: {p}. Check the path and try again.")
-    return p
+    return check_source(path)
+
+
+def _container_files(p: Path) -> list[str] | None:
+    """The files of a folder or zip (names), ``None`` for a plain file."""
+    if p.is_dir():
+        return [str(f.relative_to(p)) for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")]
+    if p.suffix.lower() == ".zip" or zipfile.is_zipfile(p):
+        from core.formats.archive import zip_member_names
+
+        return zip_member_names(p) if zipfile.is_zipfile(p) else None
+    return None
+
+
+def _check_container(p: Path) -> None:
+    """Refuse an empty folder or zip, and one that holds only exports (a JSON file...) and no DICOM: those are
+    imported as files, and reading them as DICOM would import nothing without saying why."""
+    names = _container_files(p)
+    if names is None:
+        return
+    kind = "folder" if p.is_dir() else "zip archive"
+    if not names:
+        raise ReportLensError(f"The {kind} {p.name} is empty; choose the export file, or a folder or zip of DICOM SR "
+                              "or brat (.txt/.ann) files.")
+    suffixes = [PurePosixPath(n).suffix.lower() for n in names]
+    exports = [n for n, suf in zip(names, suffixes, strict=True) if suf in EXPORT_SUFFIXES]
+    # DICOM files often have no suffix; brat's come as .ann
+    other_format = any(suf in ("", ".dcm", ".dicom", ".ann") for suf in suffixes)
+    if exports and not other_format:
+        shown = ", ".join(sorted(exports)[:3]) + (" ..." if len(exports) > 3 else "")
+        raise ReportLensError(f"The {kind} {p.name} holds {len(exports)} export file(s) ({shown}), not DICOM SR or "
+                              "brat files; import each export file itself (ReportLens reads a folder or zip only "
+                              "of .dcm or .txt/.ann files).")
 
 
 def detect(path: Any) -> FormatSpec:
     """The format of ``path`` (a file or folder), or a :class:`ReportLensError` naming what it found."""
     p = _path(path)
+    _check_container(p)
     for spec in FORMATS:
         if spec.sniff(p):
             return spec
@@ -109,7 +145,27 @@ def iter_tasks(path: Any, config: LabelConfig | None = None, report: ParseReport
     spec = by_name(fmt) if fmt else detect(path)
     report = report if report is not None else ParseReport()
     report.format = spec.name
-    return spec.read(_path(path), config, report)
+    return _within_limits(spec.read(_path(path), config, report), report)
+
+
+def _within_limits(tasks: Iterator[ParsedTask], report: ParseReport) -> Iterator[ParsedTask]:
+    """The tasks whose text and spans are within :data:`core.limits.MAX_TEXT_CHARS` and
+    :data:`~core.limits.MAX_SPANS_PER_TASK`; the others are skipped with a ``limit_exceeded`` error."""
+    max_text, max_spans = limits.MAX_TEXT_CHARS, limits.MAX_SPANS_PER_TASK
+    text_limit, span_limit = max_text.value, max_spans.value
+    for task in tasks:
+        n_spans = sum(len(a.spans) for a in task.annotations)
+        if len(task.text) > text_limit:
+            lim, what, size = max_text, "the text", f"{len(task.text):,} characters"
+        elif n_spans > span_limit:
+            lim, what, size = max_spans, "its annotations", f"{n_spans:,} spans"
+        else:
+            yield task
+            continue
+        report.tasks_skipped += 1
+        report.note(IssueCode.LIMIT_EXCEEDED, task=task.ref, where=task.ref, what=what, size=size,
+                    limit=f"{lim.value:,} {lim.unit}", env=lim.env, outcome="task skipped",
+                    fix="Split the report into smaller tasks, or raise the limit.")
 
 
 def parse_export(path: Any, config: LabelConfig | None = None) -> tuple[list[ParsedTask], ParseReport]:

@@ -99,19 +99,63 @@ class Utf8Reader:
         return data
 
 
-def check_path(path: Any) -> Path:
+def check_source(path: Any) -> Path:
+    """``path`` as a :class:`Path` when it is a file or a folder; else a :class:`ReportLensError` that says what it
+    is: missing, a symbolic link loop or to nothing, a device, pipe or socket (``/dev/null``)."""
     p = Path(path)
-    if not p.exists():
-        raise ReportLensError(f"No such file: {p}. Check the path and try again.")
+    try:
+        p.stat()
+    except RuntimeError:  # pathlib's "Symlink loop" on some versions
+        raise ReportLensError(f"{p} is a symbolic link loop (it points, through links, back to itself); give the "
+                              "path of the export itself.") from None
+    except OSError as exc:
+        if p.is_symlink():
+            loop = exc.errno == 40  # ELOOP
+            what = "a symbolic link loop (it points, through links, back to itself)" if loop else (
+                "a symbolic link to something that does not exist")
+            raise ReportLensError(f"{p} is {what}; give the path of the export itself.") from None
+        raise ReportLensError(f"No such file: {p}. Check the path and try again.") from None
+    if not p.is_file() and not p.is_dir():
+        raise ReportLensError(f"{p} is not a regular file or folder (a device, pipe or socket); save the export as a "
+                              "file and import that.")
+    return p
+
+
+def check_path(path: Any) -> Path:
+    p = check_source(path)
     if not p.is_file():
         raise ReportLensError(f"{p} is a folder, not an export file; choose the .json or .conll file inside it.")
     return p
 
 
+# compressed or binary files people pick by mistake: their first bytes, and what they are
+MAGIC = ((b"\x1f\x8b", "gzip-compressed (.gz)", "unpack it first (gunzip FILE, or double-click it)"),
+         (b"BZh", "bzip2-compressed (.bz2)", "unpack it first (bunzip2 FILE)"),
+         (b"\xfd7zXZ\x00", "xz-compressed (.xz)", "unpack it first (unxz FILE)"),
+         (b"\x28\xb5\x2f\xfd", "zstd-compressed (.zst)", "unpack it first (unzstd FILE)"),
+         (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "unpack it, or zip the files instead"),
+         (b"%PDF-", "a PDF document", "export the annotations from Label Studio instead"))
+
+
+def binary_kind(head: bytes) -> tuple[str, str] | None:
+    """(what, how to fix) when ``head`` (a file's first bytes) is a compressed file, an archive or a PDF."""
+    for magic, what, fix in MAGIC:
+        if head.startswith(magic):
+            return what, fix
+    return None
+
+
+def refuse_binary(path: Path, head: bytes) -> None:
+    kind = binary_kind(head)
+    if kind:
+        raise ReportLensError(f"{path.name} is {kind[0]}, not an export; {kind[1]} and import the file inside.")
+
+
 def first_char(path: Path) -> tuple[str, bytes]:
     """The first non-whitespace character (after a BOM) and the bytes from there on (up to one chunk)."""
     with path.open("rb") as raw:
-        head = raw.read(4)
+        head = raw.read(8)
+        refuse_binary(path, head)
         if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
             raise encoding_error(path, 0, " (it is UTF-16 encoded, as some Windows editors save files)")
         raw.seek(len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from core.rules.lexicon import Lexicon, default_lexicon
+from core.rules.lexicon import DisjointSpans, Lexicon, default_lexicon
 from core.rules.negation import annotate, scopes
 from core.types import Entity
 
@@ -75,18 +75,26 @@ def _canon_measure(name: str) -> str:
     return {"PQ": "PR"}.get(n, n)
 
 
+def _slash_before(text: str, pos: int) -> bool:
+    """``text[:pos]`` ends with "/" and whitespace (``"QT/QTc rate 78"`` is a ratio, not a rate)."""
+    j = pos
+    while j > 0 and text[j - 1].isspace():
+        j -= 1
+    return j > 0 and text[j - 1] == "/"
+
+
 def _heart_rates(text: str) -> Iterator[Entity]:
-    taken: list[tuple[int, int]] = []
+    taken = DisjointSpans()
     for m in _HR_WITH_KEY.finditer(text):
         key = m.group("key").lower()
-        if key in ("rate", "frequenz", "hf") and not m.group("unit") and re.search(r"/\s*$", text[: m.start("a")]):
+        if key in ("rate", "frequenz", "hf") and not m.group("unit") and _slash_before(text, m.start("a")):
             continue
         near = text[max(0, m.start() - 10) : m.start()]
         atrial = any(k in key for k in ("atrial", "心房", "房率")) or bool(re.search(r"vorhof|atrial", near, re.I))
         yield from _hr_entity(text, m, keyword=True, atrial=atrial)
-        taken.append((m.start(), m.end()))
+        taken.add(m.start(), m.end(), None)
     for m in _HR_UNIT_ONLY.finditer(text):
-        if any(s < m.end() and m.start() < e for s, e in taken):
+        if taken.overlaps(m.start(), m.end()):
             continue
         if m.group("unit").strip() == "次" and not re.match(r"\s*/", text[m.end():]):
             continue  # "次" alone (times) is no rate unit
@@ -179,11 +187,10 @@ def _statements(text: str, lexicon: Lexicon) -> Iterator[Entity]:
 
 
 def _resolve(cands: list[Entity]) -> list[Entity]:
-    kept: list[Entity] = []
+    kept = DisjointSpans()
     for e in sorted(cands, key=lambda e: (-(e.end - e.start), -e.score, e.start)):
-        if all(e.end <= k.start or k.end <= e.start for k in kept):
-            kept.append(e)
-    return sorted(kept, key=lambda e: (e.start, e.end))
+        kept.add(e.start, e.end, e)
+    return sorted(kept.items(), key=lambda e: (e.start, e.end))
 
 
 def extract_ecg(text: str, include_cues: bool = False, lexicon: Lexicon | None = None) -> list[Entity]:

@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "ecg"
 THESAURUS_FILE = RESOURCES / "mcs_eng_thesaurus.json"
@@ -180,7 +181,14 @@ class Lexicon:
                 surfaces[term.case_sensitive].add(variant if term.case_sensitive else variant.casefold())
 
         def alternation(texts: set[str]) -> str:
-            return "|".join(_pattern(t) for t in sorted(texts, key=lambda t: (-len(t), t)))
+            """Longest first; grouped by first character behind a lookahead, so at each position the regex tries
+            one group instead of every term (the same matches: only that group's terms can start there, in the
+            same order)."""
+            groups: dict[str, list[str]] = {}
+            for t in sorted(texts, key=lambda t: (-len(t), t)):
+                first = next(w for w in re.split(r"[\s\-‐–]+", t) if w)[0]
+                groups.setdefault(first, []).append(_pattern(t))
+            return "|".join(f"(?={re.escape(ch)})(?:{'|'.join(ps)})" for ch, ps in groups.items())
 
         self._insensitive = re.compile(alternation(surfaces[False]), re.I)
         self._sensitive = re.compile(alternation(surfaces[True])) if surfaces[True] else None
@@ -204,11 +212,39 @@ class Lexicon:
 
 def _non_overlapping(hits: list[tuple[int, int, Term]]) -> list[tuple[int, int, Term]]:
     """Longest first (then full terms before abbreviations, then leftmost); drop what overlaps a kept hit."""
-    kept: list[tuple[int, int, Term]] = []
+    kept = DisjointSpans()
     for h in sorted(hits, key=lambda h: (-(h[1] - h[0]), h[2].case_sensitive, h[0])):
-        if all(h[1] <= k[0] or k[1] <= h[0] for k in kept):
-            kept.append(h)
-    return sorted(kept, key=lambda h: h[0])
+        kept.add(h[0], h[1], h)
+    return sorted(kept.items(), key=lambda h: h[0])
+
+
+class DisjointSpans:
+    """Non-overlapping ``[start, end)`` spans, each with an item: :meth:`add` keeps a span only when it overlaps none
+    kept so far. The characters covered are marked in a bytearray, so a check costs the span's length, not the
+    number of spans kept (n spans: linear, not quadratic). ``items()`` in the order they were kept."""
+
+    def __init__(self) -> None:
+        self._covered = bytearray()
+        self._spans: list[tuple[int, int]] = []
+        self._items: list[Any] = []
+
+    def overlaps(self, start: int, end: int) -> bool:
+        if start >= end:  # an empty span overlaps a kept one that holds it strictly inside (as the plain test says)
+            return any(s < end and start < e for s, e in self._spans)
+        return self._covered.find(1, start, end) != -1
+
+    def add(self, start: int, end: int, item: Any) -> bool:
+        if self.overlaps(start, end):
+            return False
+        if end > len(self._covered):
+            self._covered.extend(bytes(max(end - len(self._covered), len(self._covered))))
+        self._covered[start:end] = b"\x01" * (end - start)
+        self._spans.append((start, end))
+        self._items.append(item)
+        return True
+
+    def items(self) -> list[Any]:
+        return list(self._items)
 
 
 @lru_cache(maxsize=1)

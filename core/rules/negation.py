@@ -28,6 +28,7 @@ entities included.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -91,12 +92,18 @@ def _bounded(phrase: str) -> str:
 
 
 def _alternation(phrases: Sequence[str]) -> re.Pattern[str]:
-    return re.compile("|".join(_bounded(p) for p in sorted(set(phrases), key=lambda p: (-len(p), p))), re.I)
+    """Longest first, grouped by first character behind a lookahead (the same matches as one flat alternation:
+    only one group's phrases can start at a position, in the same order; but one group tried per position)."""
+    groups: dict[str, list[str]] = {}
+    for p in sorted(set(phrases), key=lambda p: (-len(p), p)):
+        groups.setdefault(p.split()[0][0], []).append(_bounded(p))
+    return re.compile("|".join(f"(?={re.escape(ch)})(?:{'|'.join(ps)})" for ch, ps in groups.items()), re.I)
 
 
 _CUE_RE = _alternation([c for c, _, _ in CUES])
 _CUE_INFO = {c.casefold(): (k, d) for c, k, d in CUES}
 _TERM_RE = _alternation(TERMINATORS)
+_TERM_AT = re.compile(f"(?=({_TERM_RE.pattern}))", re.I)  # every start, overlapping too
 _COORD_RE = re.compile(r"^[\s,、/&]*(?:" + "|".join(_bounded(c) for c in sorted(COORDINATORS, key=len, reverse=True))
                        + r")?[\s,、/&]*$", re.I)
 
@@ -118,23 +125,53 @@ def find_cues(text: str) -> list[Cue]:
     return out
 
 
-def _weight(s: str) -> float:
-    """Words in ``s``: a Latin word or number counts 1, a CJK character 1/2."""
-    return sum(0.5 if len(t) == 1 and "\u3400" <= t <= "\u9fff" else 1.0 for t in _TOKEN.findall(s))
+def _weight(s: str, cap: float = float("inf")) -> float:
+    """Words in ``s``: a Latin word or number counts 1, a CJK character 1/2 (counting stops once past ``cap``)."""
+    total = 0.0
+    for m in _TOKEN.finditer(s):
+        t = m.group()
+        total += 0.5 if len(t) == 1 and "\u3400" <= t <= "\u9fff" else 1.0
+        if total > cap:
+            break
+    return total
 
 
-def _clause_end(text: str, pos: int) -> int:
-    ends = [m.start() for m in (_BOUNDARY.search(text, pos), _TERM_RE.search(text, pos)) if m]
-    return min(ends, default=len(text))
+class _Clauses:
+    """Where clauses end in one text, found once (each cue then looks them up by bisection, so a long report costs
+    linear time): the start of every sentence end (:data:`_BOUNDARY`) and of every terminator match."""
 
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.boundaries = [m.start() for m in _BOUNDARY.finditer(text)]  # one character each
+        # every position where a terminator matches (overlapping ones too), as ``_TERM_RE.search(text, pos)`` sees it
+        self.terms = [(m.start(), m.end(1)) for m in _TERM_AT.finditer(text)]
+        self.term_starts = [s for s, _ in self.terms]
 
-def _clause_start(text: str, pos: int) -> int:
-    start = 0
-    for m in _BOUNDARY.finditer(text, 0, pos):
-        start = m.end()
-    for m in _TERM_RE.finditer(text, start, pos):
-        start = m.end()
-    return start
+    def end(self, pos: int) -> int:
+        """Where the clause holding ``pos`` ends: the next sentence end or terminator at or after ``pos``."""
+        ends = []
+        b = bisect_left(self.boundaries, pos)
+        if b < len(self.boundaries):
+            ends.append(self.boundaries[b])
+        t = bisect_left(self.term_starts, pos)
+        if t < len(self.term_starts):
+            ends.append(self.term_starts[t])
+        return min(ends, default=len(self.text))
+
+    def start(self, pos: int) -> int:
+        """Where the clause holding ``pos`` starts: after the last sentence end, then after the last terminator,
+        before ``pos``."""
+        start = 0
+        if pos >= 1 and self.text[pos - 1] == ".":  # a full stop right before pos ends a sentence there
+            start = pos
+        else:
+            b = bisect_left(self.boundaries, pos) - 1  # boundaries are one character: it ends at b + 1 <= pos
+            if b >= 0:
+                start = self.boundaries[b] + 1
+        lo = bisect_left(self.term_starts, start)
+        hi = bisect_left(self.term_starts, pos)
+        ends = [e for _, e in self.terms[lo:hi] if e <= pos]
+        return max(ends, default=start)
 
 
 def _coordinated(between: str) -> bool:
@@ -146,28 +183,52 @@ def _negatable(e: Entity) -> bool:
     return e.label not in NOT_NEGATABLE and "measure" not in e.attrs and not isinstance(value, int | float)
 
 
+def _free_cues(cues: Sequence[Cue], entities: Sequence[Entity], order: list[int], starts: list[int]) -> list[Cue]:
+    """The cues that overlap no negatable entity (``order``: their indices sorted by start, ``starts`` theirs)."""
+    max_end: list[int] = []  # max_end[k]: the furthest end among the first k + 1 entities by start
+    for i in order:
+        max_end.append(max(entities[i].end, max_end[-1] if max_end else entities[i].end))
+    out = []
+    for c in cues:
+        k = bisect_left(starts, c.end)  # entities starting before the cue ends
+        if k == 0 or max_end[k - 1] <= c.start:
+            out.append(c)
+    return out
+
+
 def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = None) -> list[tuple[Cue, list[int]]]:
     """Each effective cue with the indices (into ``entities``) it scopes. Cues inside a negatable entity ("Possible"
-    in a statement that the lexicon already names) are ignored; cue entities (NEGATION, UNCERTAINTY) do not block."""
+    in a statement that the lexicon already names) are ignored; cue entities (NEGATION, UNCERTAINTY) do not block.
+
+    Linear in the text: clause ends are found once (:class:`_Clauses`) and entities by bisection."""
     cues = find_cues(text) if cues is None else cues
     order = sorted((i for i, e in enumerate(entities) if _negatable(e)), key=lambda i: entities[i].start)
-    cues = [c for c in cues if all(c.end <= entities[i].start or entities[i].end <= c.start for i in order)]
+    starts = [entities[i].start for i in order]
+    cues = _free_cues(cues, entities, order, starts)
+    clauses = _Clauses(text)
     out = []
     for cue in cues:
         if cue.kind == "pseudo":
             continue
-        before = [i for i in order if entities[i].end <= cue.start]
-        after = [i for i in order if entities[i].start >= cue.end]
+        # no entity overlaps the cue, so those starting before it end before it, and the others start after it
+        n_before = bisect_left(starts, cue.start)
+        first_after = bisect_left(starts, cue.end)
         direction = cue.direction
         if direction == "both":
-            near = before and _weight(text[entities[before[-1]].end : cue.start]) < 1 and \
-                _clause_start(text, cue.start) <= entities[before[-1]].start
+            last = order[n_before - 1] if n_before else None
+            near = last is not None and _weight(text[entities[last].end : cue.start], cap=1) < 1 and \
+                clauses.start(cue.start) <= entities[last].start
             direction = "post" if near else "pre"
         hit: list[int] = []
         if direction == "pre":
-            end = _clause_end(text, cue.end)
-            cand = [i for i in after if entities[i].end <= end]
-            if cand and _weight(text[cue.end : entities[cand[0]].start]) <= PRE_WINDOW:
+            end = clauses.end(cue.end)
+            cand = []
+            for i in order[first_after:]:
+                if entities[i].start > end:
+                    break
+                if entities[i].end <= end:
+                    cand.append(i)
+            if cand and _weight(text[cue.end : entities[cand[0]].start], cap=PRE_WINDOW) <= PRE_WINDOW:
                 hit = [cand[0]]
                 for i in cand[1:]:
                     overlapping = entities[i].start < entities[hit[-1]].end  # a rival reading of the same words
@@ -175,9 +236,9 @@ def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = N
                         break
                     hit.append(i)
         else:
-            start = _clause_start(text, cue.start)
-            cand = [i for i in before if entities[i].start >= start]
-            if cand and _weight(text[entities[cand[-1]].end : cue.start]) <= POST_WINDOW:
+            start = clauses.start(cue.start)
+            cand = order[bisect_left(starts, start) : n_before]
+            if cand and _weight(text[entities[cand[-1]].end : cue.start], cap=POST_WINDOW) <= POST_WINDOW:
                 hit = [cand[-1]]
                 for i in reversed(cand[:-1]):
                     overlapping = entities[i].end > entities[hit[-1]].start
