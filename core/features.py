@@ -17,7 +17,8 @@ which tell an ECG from a chest report, would rank above the findings (the demo's
 reports, so "IMPRESSION" predicted it best).
 
 The decision tree is fitted on word *presence* (0/1), so its splits read "contains 'bpm'"; its text
-(:func:`tree_text`) names the classes ("FINDING present") and counts the training samples in each leaf.
+(:func:`core.feature_tree.tree_text`) names the classes ("FINDING present") and counts the training
+samples in each leaf.
 
 Importances: impurity (mean decrease in Gini over the forest, computed on the training documents, so it favours
 features with many split points) and permutation (the drop in micro F1 on the evaluation documents when one
