@@ -158,6 +158,63 @@ def top_tokens(matrix: np.ndarray, k: int, keep: Sequence[int] = (), skip_specia
     return sorted(chosen)
 
 
+def word_starts(offsets: Sequence[tuple[int, int]]) -> list[int]:
+    """Positions where a word begins: every special token, and every token that does not start where the previous
+    one ends (word pieces such as ``41`` ``##8`` or ``q`` ``##tc`` continue their word; so does ``,`` glued to it)."""
+    out = []
+    for i, off in enumerate(offsets):
+        prev = tuple(offsets[i - 1]) if i else SPECIAL
+        if i == 0 or tuple(off) == SPECIAL or prev == SPECIAL or off[0] != prev[1]:
+            out.append(i)
+    return out
+
+
+def word_windows(offsets: Sequence[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Consecutive position ranges ``[a, b)`` of at most ``size`` tokens, one starting at each word start, each
+    ending on a word end, so no word is cut (a window is never a top-k pick: every token between a and b is there).
+
+    The whole window when it fits; a single word longer than ``size`` tokens is the only one ever cut.
+    """
+    if size < 1:
+        raise ReportLensError(f"size must be at least 1; got {size}.")
+    n = len(offsets)
+    if n <= size:
+        return [(0, n)]
+    cuts = [*word_starts(offsets), n]
+    starts: list[int] = []  # word starts, and cuts through the words longer than the window
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        starts.extend(range(a, b, size))
+    ends = [*starts[1:], n]  # segment k covers [starts[k], ends[k]), never longer than size
+    out: list[tuple[int, int]] = []
+    j = 0
+    for k, a in enumerate(starts):
+        j = max(j, k)
+        while j + 1 < len(starts) and ends[j + 1] - a <= size:
+            j += 1
+        if out and ends[j] <= out[-1][1]:
+            continue  # inside the previous window's end: nothing new to show
+        out.append((a, ends[j]))
+        if ends[j] == n:
+            break
+    return out
+
+
+def window_around(windows: Sequence[tuple[int, int]], positions: Sequence[int]) -> int:
+    """The index of the window that contains ``positions`` (an entity's tokens) nearest its middle; else the one
+    holding the most of them; 0 when ``positions`` is empty."""
+    if not positions or not windows:
+        return 0
+    lo, hi = min(positions), max(positions)
+    mid = (lo + hi) / 2
+
+    def rank(w: int) -> tuple[int, float]:
+        a, b = windows[w]
+        inside = sum(a <= p < b for p in positions)
+        return -inside, abs((a + b - 1) / 2 - mid)
+
+    return min(range(len(windows)), key=rank)
+
+
 def view_ranges(n_tokens: int, size: int) -> list[tuple[int, int]]:
     """Consecutive position ranges ``[a, b)`` of at most ``size`` tokens covering ``n_tokens`` (display pages)."""
     if size < 1:

@@ -7,14 +7,25 @@ Targets (what the simple models predict):
 * ``"entity"``: the type of each annotated entity from its own words and the words around it (``context_words``
   on each side, marked ``L_`` / ``R_``): which context makes an entity a heart rate and not an interval.
 
-Features: TF-IDF of word n-grams and of character n-grams (``char_wb``) of the report (``"choices"``,
-``"presence"``), or of the entity's words and its context words (``"entity"``). Feature names are prefixed
-``w:`` (word), ``c:`` (character) or ``e:`` (entity context) so a reader knows what a bar means.
+Features: TF-IDF of words and word n-grams of the report (``"choices"``, ``"presence"``), or of the entity's words and
+its context words (``"entity"``). Feature names are prefixed ``w:`` (word), ``c:`` (character n-gram, off unless
+``char_ngrams``) or ``e:`` (entity context) so a reader knows what a bar means. Report structure is not a finding:
+section headers and title lines (``FINDINGS:``, ``IMPRESSION:``, ``ECG interpretation:``, ``CHEST X-RAY, PA AND
+LATERAL``; ``header_pattern``) are removed before the words are counted, function words (``STOP_WORDS``, negations
+kept) are skipped and words in more than ``max_df`` of the training reports are dropped; otherwise the headers,
+which tell an ECG from a chest report, would rank above the findings (the demo's ``ANATOMY`` only occurs in chest
+reports, so "IMPRESSION" predicted it best).
+
+The decision tree is fitted on word *presence* (0/1), so its splits read "contains 'bpm'"; its text
+(:func:`core.feature_tree.tree_text`) names the classes ("FINDING present") and counts the training
+samples in each leaf.
 
 Importances: impurity (mean decrease in Gini over the forest, computed on the training documents, so it favours
 features with many split points) and permutation (the drop in micro F1 on the evaluation documents when one
-feature's column is shuffled; computed for the ``permutation_top`` features with the highest impurity importance,
-since shuffling thousands of sparse columns one by one is slow and tells little more).
+feature's column is shuffled, ``permutation_repeats`` times; computed for the ``permutation_top`` features with the
+highest impurity importance, since shuffling thousands of sparse columns one by one is slow and tells little more).
+A forest spreads a signal over many redundant words ("heart", "rate", "bpm"), so shuffling one of them often changes
+no prediction: then every drop is zero and :attr:`FeatureResult.permutation_note` says why instead of a flat chart.
 
 Metrics are computed on the same fixed split as the BERT model version (see :mod:`core.split`), so the two can be
 read side by side.
@@ -29,11 +40,22 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.feature_tree import tree_text
 from core.types import Document, ReportLensError
 
 Target = Literal["choices", "presence", "entity"]
 TARGETS: tuple[str, ...] = ("choices", "presence", "entity")
 WORD_RE = re.compile(r"\w+(?:[./]\w+)*|[^\w\s]", re.UNICODE)
+# a line that starts with an upper-case section label ("FINDINGS:", "CLINICAL HISTORY:"), a line that is only a label
+# ("ECG interpretation:"), or a title line without lower-case letters or a full stop ("CHEST X-RAY, PA AND LATERAL")
+HEADER_PATTERN = (r"(?m)^[^\S\n]*(?:[A-Z][A-Z0-9 /&(),-]*:|[^\n:]{1,40}:[^\S\n]*$|"
+                  r"(?=[^a-z\n]*[A-Z][^a-z\n]*[A-Z])[^a-z.\n]+$)")
+# words start with a letter ("qtc", "x"); numbers ("418", the "2" of "2.5 cm") vary from report to report
+WORD_TOKEN = r"(?u)\b[^\W\d]\w*\b"
+# function words that carry no finding; negations ("no", "not", "without") are kept: they are findings' context
+STOP_WORDS = frozenset(
+    "a an the and or of in on at to for from by with as is are was were be been being this that these those it its "
+    "there their which who whom than then also".split())
 
 
 @dataclass(frozen=True)
@@ -41,15 +63,18 @@ class FeatureConfig:
     """How features are built and the models fitted; validated, round-trips through ``to_dict``/``from_dict``."""
 
     word_ngram_max: int = 2
+    char_ngrams: bool = False
     char_ngram_min: int = 3
     char_ngram_max: int = 5
     max_word_features: int = 3000
     max_char_features: int = 3000
     context_words: int = 3
+    header_pattern: str | None = HEADER_PATTERN  # None keeps the headers
+    max_df: float = 0.9  # words in more than this share of the training reports are dropped (from 20 reports on)
     n_estimators: int = 150
     tree_depth: int = 3
     permutation_top: int = 25
-    permutation_repeats: int = 5
+    permutation_repeats: int = 10
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -63,6 +88,14 @@ class FeatureConfig:
                                   f"({self.char_ngram_min}).")
         if not isinstance(self.context_words, int) or self.context_words < 0:
             raise ReportLensError(f"context_words must be an integer >= 0; got {self.context_words!r}.")
+        if not isinstance(self.max_df, (int, float)) or not 0.0 < self.max_df <= 1.0:
+            raise ReportLensError(f"FeatureConfig.max_df must be a share in (0, 1]; got {self.max_df!r}.")
+        if self.header_pattern is not None:
+            try:
+                re.compile(self.header_pattern)
+            except re.error as exc:
+                raise ReportLensError(f"FeatureConfig.header_pattern {self.header_pattern!r} is not a regular "
+                                      f"expression ({exc}); fix it or pass None to keep the headers.") from exc
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +117,12 @@ class Sample:
 def words(text: str) -> list[tuple[str, int, int]]:
     """Lower-cased words and punctuation marks with their character offsets."""
     return [(m.group(0).lower(), m.start(), m.end()) for m in WORD_RE.finditer(text)]
+
+
+def strip_headers(text: str, pattern: str | None = HEADER_PATTERN) -> str:
+    """``text`` without its section headers and title lines (``pattern``, e.g. :data:`HEADER_PATTERN`); the rest of
+    each line stays ("FINDINGS: There is a nodule." -> " There is a nodule.")."""
+    return text if not pattern else re.sub(pattern, " ", text)
 
 
 def entity_context(text: str, start: int, end: int, context_words: int) -> str:
@@ -133,6 +172,7 @@ class FeatureResult:
     dropped_labels: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
+    permutation_note: str = ""  # why there is no permutation chart (every drop zero, too few samples), else ""
 
     def top(self, n: int = 20, by: str = "impurity") -> list[Importance]:
         if by == "impurity":
@@ -146,17 +186,23 @@ class FeatureResult:
 def _vectorizers(target: str, config: FeatureConfig, n_docs: int) -> list[tuple[str, Any]]:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    min_df = 2 if n_docs >= 20 else 1
     if target == "entity":
         return [("e:", TfidfVectorizer(analyzer=str.split, lowercase=False, min_df=1,
                                        max_features=config.max_word_features))]
-    return [
-        ("w:", TfidfVectorizer(analyzer="word", ngram_range=(1, config.word_ngram_max), min_df=min_df,
-                               max_features=config.max_word_features, token_pattern=r"(?u)\b\w+\b",
-                               sublinear_tf=True)),
-        ("c:", TfidfVectorizer(analyzer="char_wb", ngram_range=(config.char_ngram_min, config.char_ngram_max),
-                               min_df=min_df, max_features=config.max_char_features, sublinear_tf=True)),
-    ]
+    min_df, max_df = (2, config.max_df) if n_docs >= 20 else (1, 1.0)
+    pattern = config.header_pattern
+
+    def clean(text: str) -> str:
+        return strip_headers(text, pattern).lower()
+
+    out = [("w:", TfidfVectorizer(analyzer="word", ngram_range=(1, config.word_ngram_max), min_df=min_df, max_df=max_df,
+                                  max_features=config.max_word_features, token_pattern=WORD_TOKEN,
+                                  preprocessor=clean, stop_words=sorted(STOP_WORDS), sublinear_tf=True))]
+    if config.char_ngrams:
+        out.append(("c:", TfidfVectorizer(analyzer="char_wb", preprocessor=clean, min_df=min_df, max_df=max_df,
+                                          ngram_range=(config.char_ngram_min, config.char_ngram_max),
+                                          max_features=config.max_char_features, sublinear_tf=True)))
+    return out
 
 
 def _label_matrix(samples: Sequence[Sample], labels: Sequence[str], multi: bool) -> np.ndarray:
@@ -199,7 +245,7 @@ def fit_explainer(train: Sequence[Sample], evaluate: Sequence[Sample], target: s
     (pass the training samples again, with ``eval_split="train"``, when a project is too small for a split)."""
     from scipy import sparse
     from sklearn.ensemble import RandomForestClassifier
-    from sklearn.tree import DecisionTreeClassifier, export_text
+    from sklearn.tree import DecisionTreeClassifier
 
     config = config or FeatureConfig()
     if target not in TARGETS:
@@ -256,34 +302,39 @@ def fit_explainer(train: Sequence[Sample], evaluate: Sequence[Sample], target: s
                                     class_weight="balanced" if not multi else None)
     forest.fit(x_train, y_train)
     tree = DecisionTreeClassifier(max_depth=config.tree_depth, random_state=config.random_state)
-    tree.fit(x_train, y_train)
+    tree.fit(_present(x_train), y_train)  # on word presence: splits read "contains 'bpm'"
     pred_forest = np.asarray(forest.predict(x_eval)).astype(np.int64)
-    pred_tree = np.asarray(tree.predict(x_eval)).astype(np.int64)
+    pred_tree = np.asarray(tree.predict(_present(x_eval))).astype(np.int64)
     forest_metrics = scores(y_eval, pred_forest, labels)
     tree_metrics = scores(y_eval, pred_tree, labels)
 
     impurity = forest.feature_importances_
     order = [int(i) for i in np.argsort(-impurity, kind="stable") if impurity[i] > 0]
-    perm = _permutation(forest, x_eval, y_eval, order[: config.permutation_top], config)
+    perm, perm_note = _permutation(forest, x_eval, y_eval, order[: config.permutation_top], config, eval_split)
     importances = tuple(Importance(names[i], float(impurity[i]), *perm.get(i, (None, None))) for i in order)
-    class_names = [*labels] if not multi else None
-    tree_text = export_text(tree, feature_names=list(names), class_names=class_names, max_depth=config.tree_depth,
-                            show_weights=False)
-    if multi:
-        tree_text = (f"# outputs (in order): {', '.join(labels)}; a leaf's 'class' lists 0/1 per output\n"
-                     + tree_text)
+    text = tree_text(tree, names, labels, multi, "entity" if not multi else "report")
     return FeatureResult(target, labels, len(names), len(train), len(evaluate), eval_split, importances,
-                         forest_metrics, tree_metrics, tree_text, dropped, tuple(notes), config.to_dict())
+                         forest_metrics, tree_metrics, text, dropped, tuple(notes), config.to_dict(), perm_note)
 
 
-def _permutation(model: Any, x_eval: Any, y_eval: np.ndarray, columns: Sequence[int],
-                 config: FeatureConfig) -> dict[int, tuple[float, float]]:
-    """Mean and std of the micro-F1 drop when each column in ``columns`` is shuffled among the eval rows."""
-    if not columns or x_eval.shape[0] < 2:
-        return {}
+def _present(x: Any) -> Any:
+    out = x.copy()
+    out.data = (out.data > 0).astype(np.float32)
+    return out
+
+
+def _permutation(model: Any, x_eval: Any, y_eval: np.ndarray, columns: Sequence[int], config: FeatureConfig,
+                 eval_split: str = "test") -> tuple[dict[int, tuple[float, float]], str]:
+    """Mean and std of the micro-F1 drop when each column in ``columns`` is shuffled among the eval rows, and a
+    sentence saying why there is nothing to chart when no shuffle changed the score (else "")."""
+    n = x_eval.shape[0]
+    if not columns or n < 2:
+        return {}, (f"No permutation importance: {n} {eval_split} sample(s) are too few to shuffle a feature among."
+                    if columns else "")
     rng = np.random.default_rng(config.random_state)
     dense = x_eval.toarray()
-    base = _micro(y_eval, np.asarray(model.predict(dense)).astype(np.int64))
+    pred = np.asarray(model.predict(dense)).astype(np.int64)
+    base = _micro(y_eval, pred)
     out: dict[int, tuple[float, float]] = {}
     for col in columns:
         original = dense[:, col].copy()
@@ -293,7 +344,16 @@ def _permutation(model: Any, x_eval: Any, y_eval: np.ndarray, columns: Sequence[
             drops.append(base - _micro(y_eval, np.asarray(model.predict(dense)).astype(np.int64)))
         dense[:, col] = original
         out[col] = (float(np.mean(drops)), float(np.std(drops)))
-    return out
+    if any(abs(m) > 1e-12 or s > 1e-12 for m, s in out.values()):
+        return out, ""
+    if len({tuple(np.atleast_1d(p)) for p in pred}) == 1:
+        why = "the forest predicts the same answer for every one of them, so shuffling changes nothing"
+    else:
+        why = ("no single feature changes any prediction: the forest spreads each signal over many redundant words "
+               "(e.g. \"heart\", \"rate\" and \"bpm\" together), so a shuffled one is covered by the others")
+    return out, (f"Permutation importance is zero for all of the {len(columns)} features tried "
+                 f"({config.permutation_repeats} shuffles each, micro F1 {base:.3f} on {n} {eval_split} samples): "
+                 f"{why}. The impurity chart ranks what the forest uses.")
 
 
 def presence_from_spans(doc_spans: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:

@@ -111,35 +111,52 @@ def _page(vis_id: str, controls: str, js: str, url: str, params: dict) -> str:
 </body></html>"""
 
 
+def _subset(name: str, chosen: Sequence[int] | None, n: int) -> list[int]:
+    if chosen is None:
+        return list(range(n))
+    out = sorted({int(c) for c in chosen})
+    if not out or out[0] < 0 or out[-1] >= n:
+        raise ReportLensError(f"{name} {list(chosen)} do not exist; the model has {name.lower()} 0..{n - 1}.")
+    return out
+
+
 def head_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = static_url(),
-                   layer: int | None = None) -> str:
-    """bertviz's head view: one layer at a time (a select box), heads as colours, lines from token to token."""
+                   layer: int | None = None, heads: Sequence[int] | None = None) -> str:
+    """bertviz's head view: heads as colours, lines from token to token, for one layer.
+
+    With ``layer`` given (the page's Layer control) only that layer is embedded and bertviz draws no Layer select of
+    its own; without it, every layer is embedded and bertviz's select picks one. ``heads`` are the heads drawn at
+    first (all when ``None``); the coloured squares above the tokens toggle them."""
     _check(tokens, attentions)
-    layers = list(range(attentions.shape[0]))
-    if layer is not None and layer not in layers:
-        raise ReportLensError(f"Layer {layer} does not exist; the model has layers 0..{len(layers) - 1}.")
+    n_layers, n_heads = attentions.shape[:2]
+    if layer is not None and not 0 <= layer < n_layers:
+        raise ReportLensError(f"Layer {layer} does not exist; the model has layers 0..{n_layers - 1}.")
+    shown_heads = _subset("Heads", heads, n_heads)
     vis_id = f"bertviz-{uuid.uuid4().hex}"
     text = _prettify(tokens)
-    params = {"attention": [{"name": None, "attn": _weights(attentions), "left_text": text,
-                             "right_text": text}],
-              "default_filter": "0", "root_div_id": vis_id, "layer": layer, "heads": None, "include_layers": layers}
-    return _page(vis_id, 'Layer: <select id="layer"></select>', _view_js("head_view", url), url, params)
+    layers = list(range(n_layers)) if layer is None else [layer]
+    attn = attentions if layer is None else attentions[layer:layer + 1]
+    params = {"attention": [{"name": None, "attn": _weights(attn), "left_text": text, "right_text": text}],
+              "default_filter": "0", "root_div_id": vis_id, "layer": layer,
+              "heads": None if heads is None else shown_heads, "include_layers": layers}
+    controls = 'Layer: <select id="layer"></select>' if layer is None else ""
+    return _page(vis_id, controls, _view_js("head_view", url), url, params)
 
 
 def model_view_html(tokens: Sequence[str], attentions: np.ndarray, url: str = static_url(),
-                    display_mode: str = "light") -> str:
-    """bertviz's model view: a thumbnail per layer and head; click one to enlarge it."""
+                    display_mode: str = "light", heads: Sequence[int] | None = None) -> str:
+    """bertviz's model view: a thumbnail per layer and head (only ``heads`` when given); click one to enlarge it."""
     _check(tokens, attentions)
     if display_mode not in ("light", "dark"):
         raise ReportLensError(f"display_mode must be 'light' or 'dark', not {display_mode!r}.")
+    n_layers, n_heads = attentions.shape[:2]
+    shown_heads = _subset("Heads", heads, n_heads)
     vis_id = f"bertviz-{uuid.uuid4().hex}"
     text = _prettify(tokens)
-    n_layers, n_heads = attentions.shape[:2]
-    params = {"attention": [{"name": None, "attn": _weights(attentions), "left_text": text,
+    params = {"attention": [{"name": None, "attn": _weights(attentions[:, shown_heads]), "left_text": text,
                              "right_text": text}],
               "default_filter": "0", "display_mode": display_mode, "root_div_id": vis_id,
-              "include_layers": list(range(n_layers)), "include_heads": list(range(n_heads)),
-              "total_heads": n_heads}
+              "include_layers": list(range(n_layers)), "include_heads": shown_heads, "total_heads": n_heads}
     return _page(vis_id, "", _view_js("model_view", url), url, params)
 
 

@@ -15,7 +15,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core.explain import entity_bars, head_mean, rollout, special_positions, top_tokens, view_ranges
+from core.explain import (
+    entity_bars,
+    head_mean,
+    rollout,
+    special_positions,
+    top_tokens,
+    view_ranges,
+    window_around,
+    word_windows,
+)
 from core.types import Entity, ReportLensError
 from services import explain as svc
 from services.app import database_url
@@ -154,24 +163,47 @@ def attention_tab(av: svc.AttentionView, sel: Selection, doc_id: int, version_na
         st.caption("Pick an entity to see how much each token attends to it and is attended from it.")
 
 
-def bertviz_tab(av: svc.AttentionView, sel: Selection) -> None:
-    """bertviz's head view or model view of the window (its most attended-to tokens when the window is long)."""
+def _bertviz_window(av: svc.AttentionView, sel: Selection) -> tuple[int, int]:
+    """The consecutive tokens bertviz shows: the whole window when it fits, else ``MAX_TOKENS`` tokens on word
+    boundaries, first around the chosen entity, then wherever the slider moves them."""
     win, cap = av.window, bertviz.MAX_TOKENS
-    positions = list(range(win.n_tokens))
-    if win.n_tokens > cap:
-        positions = top_tokens(sel.means[sel.layer], cap, keep=sel.ent_pos)
-        st.warning(f"This window has {win.n_tokens} tokens; bertviz shows the {cap} most attended-to ones (its page "
-                   "grows with the square of the length). Use the heatmaps for the whole window.")
-    sub = win.attentions[:, :, positions][:, :, :, positions]
-    tokens = [win.tokens[i] for i in positions]
+    windows = word_windows(win.offsets, cap)
+    if len(windows) == 1:
+        return windows[0]
+    start = window_around(windows, sel.ent_pos)
+    entity = "none" if sel.entity is None else f"{sel.entity.start}-{sel.entity.end}"
+    pick = st.select_slider(
+        "bertviz tokens from", options=list(range(len(windows))), value=start,
+        key=f"explain_bertviz_from-w{win.index}-e{entity}",
+        format_func=lambda w: f"{windows[w][0]} {win.tokens[windows[w][0]]} … {windows[w][1] - 1} "
+                              f"{win.tokens[windows[w][1] - 1]}")
+    a, b = windows[pick]
+    st.caption(f"This window has {win.n_tokens} tokens; bertviz shows {b - a} consecutive ones ({a}–{b - 1}, whole "
+               f"words; its page grows with the square of the length). Move the slider for the rest, or use the "
+               "heatmaps for the whole window.")
+    return a, b
+
+
+def bertviz_tab(av: svc.AttentionView, sel: Selection) -> None:
+    """bertviz's head view (the chosen layer; the chosen head, or all heads) or model view (every layer; the chosen
+    head's column, or all heads) of consecutive tokens of the window."""
+    win = av.window
+    a, b = _bertviz_window(av, sel)
+    sub = win.attentions[:, :, a:b, a:b]
+    tokens = list(win.tokens[a:b])
+    heads = None if sel.head == "mean of heads" else [int(sel.head)]
     url = bertviz.static_url(st.get_option("server.baseUrlPath") or "")
     kind = st.radio("bertviz view", ["head view", "model view"], horizontal=True, key="explain_bertviz")
     try:
         if kind == "head view":
-            html, height = bertviz.head_view_html(tokens, sub, url, layer=sel.layer), \
-                bertviz.head_view_height(len(tokens))
+            st.caption(f"Layer {sel.layer} ({'every head, one colour each' if heads is None else f'head {sel.head}'})"
+                       " from the controls above; the coloured squares switch heads on and off.")
+            html = bertviz.head_view_html(tokens, sub, url, layer=sel.layer, heads=heads)
+            height = bertviz.head_view_height(len(tokens))
         else:
-            html = bertviz.model_view_html(tokens, sub, url)
+            st.caption(f"Every layer (rows), {'every head' if heads is None else f'head {sel.head}'} (columns); "
+                       "click a thumbnail to enlarge it.")
+            html = bertviz.model_view_html(tokens, sub, url, heads=heads)
             height = bertviz.model_view_height(len(tokens), win.n_layers, win.n_heads)
     except ReportLensError as exc:  # bertviz or its JavaScript libraries not installed
         _stop_on(exc)
@@ -196,7 +228,8 @@ def features_tab(project: Any, versions: Sequence[Any]) -> None:
         _stop_on(exc)
     res = rep.result
     st.caption(f"Split: {rep.split.source}; {res.n_train} training and {res.n_eval} {res.eval_split} samples; "
-               f"{res.n_features} features (w: word n-grams, c: character n-grams, e: entity and context words).")
+               f"{res.n_features} features (w: words and word pairs, section headers removed; c: character n-grams; "
+               "e: entity and context words).")
     for note in (*rep.notes, *res.notes):
         st.warning(note)
     chart(metrics_bars([r for r in rep.comparison if not r["label"].startswith("(")],
@@ -207,7 +240,9 @@ def features_tab(project: Any, versions: Sequence[Any]) -> None:
                           "Top features by impurity (mean decrease in Gini, training data)", "importance"),
           f"rf-impurity-{target}")
     perm = res.top(20, by="permutation")
-    if perm:
+    if res.permutation_note:
+        st.info(res.permutation_note)
+    elif perm:
         chart(importance_bars([i.feature for i in perm], [i.permutation_mean or 0.0 for i in perm],
                               [i.permutation_std or 0.0 for i in perm],
                               f"Top features by permutation importance (drop in micro F1, {res.eval_split} split)",

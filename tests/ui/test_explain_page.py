@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 import pytest
 
+from core.explain import word_starts
 from db.engine import make_engine
 from tests.factories import seed_with_version
 
@@ -35,6 +37,10 @@ def test_project_without_model_points_to_train_and_still_fits_features(db, open_
     table = at.dataframe[0].value
     assert set(table["model"]) == {"random forest", "decision tree (depth 3)"}
     assert any("no trained model" in w.value for w in at.warning)
+
+
+def _bertviz_params(srcdoc: str) -> dict:
+    return json.loads(re.search(r"const params = (\{.*?\}); // HACK", srcdoc, re.S).group(1))
 
 
 def _axis(chart) -> list[str]:
@@ -83,6 +89,38 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
     (frame,) = at.get("iframe")
     srcdoc = frame.proto.srcdoc
     assert '<script src="/app/static/vendor/node_modules/requirejs/require.js">' in srcdoc and "cdnjs" not in srcdoc
+    # the page's Layer (1, the last) and Head (1) drive the head view; bertviz asks for no layer of its own
+    params = _bertviz_params(srcdoc)
+    assert params["include_layers"] == [1] and params["heads"] == [1] and 'id="layer"' not in srcdoc
+    assert not at.get("select_slider")  # the window (max_length 32) fits: all of it, no start slider
+
+    from services.explain import attention_view, pick_version
+    from ui import bertviz
+
+    doc_id = at.selectbox(key="explain_doc").value.id
+    av = attention_view(engine, pick_version(engine, 1), doc_id, 0)
+    entity = av.entities[at.selectbox(key="explain_entity").value]
+    ent_pos = av.entity_positions(entity)
+    starts = set(word_starts(av.window.offsets))
+    with monkeypatch.context() as m:  # a window longer than bertviz shows: consecutive whole words, never a top-k
+        m.setattr(bertviz, "MAX_TOKENS", 12)
+        at.run()
+        assert not at.exception, at.exception
+        (slider,) = at.get("select_slider")
+        for step in range(2):
+            shown = _bertviz_params(at.get("iframe")[0].proto.srcdoc)["attention"][0]["left_text"]
+            n = len(shown)
+            a = next(i for i in range(av.window.n_tokens - n + 1)
+                     if bertviz._prettify(av.window.tokens[i:i + n]) == shown)
+            assert 0 < n <= 12 and a in starts and (a + n == av.window.n_tokens or a + n in starts), (a, n)
+            if step == 0:  # first the tokens around the chosen entity
+                assert all(a <= p < a + n for p in ent_pos), (a, n, ent_pos)
+                assert any(f"{n} consecutive ones ({a}–{a + n - 1}, whole words" in c.value for c in at.caption)
+                first = a
+                other = 0 if slider.value != 0 else 1
+                at.get("select_slider")[0].set_value(other).run()
+                assert not at.exception, at.exception
+        assert a != first  # the slider moved the window
     at.radio(key="explain_bertviz").set_value("model view").run()
     assert not at.exception, at.exception
     assert '"display_mode":"light"' in at.get("iframe")[0].proto.srcdoc
@@ -117,6 +155,10 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
                for c in at.caption), [c.value for c in at.caption]
     impurity = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
     assert impurity["y"][::-1] == [html.escape(i.feature) for i in split.top(20)]  # top feature first, drawn at the top
-    assert len(at.get("plotly_chart")) >= 2  # F1 side by side, impurity (+ permutation when it moved)
-    assert "|---" in at.code[0].value
+    if split.permutation_note:  # every shuffle left the F1 as it was: the page says why, no flat chart
+        assert len(at.get("plotly_chart")) == 2 and split.permutation_note in [i.value for i in at.info]
+    else:
+        assert len(at.get("plotly_chart")) == 3  # F1 side by side, impurity, permutation
+    assert not any(f.startswith("c:") or "findings" in f or "impression" in f for f in impurity["y"])
+    assert "|---" in at.code[0].value and "class:" not in at.code[0].value and " present " in at.code[0].value
     assert [b.label for b in at.get("download_button")] == ["Importances (CSV)", "Metrics (CSV)"]

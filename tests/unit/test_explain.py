@@ -18,7 +18,10 @@ from core.explain import (
     token_indices,
     top_tokens,
     view_ranges,
+    window_around,
     window_of_span,
+    word_starts,
+    word_windows,
 )
 from core.types import ReportLensError
 
@@ -97,6 +100,36 @@ def test_token_selection_for_long_reports():
     assert token_indices(offsets, 6, 12) == [2, 3] and token_indices(offsets, 0, 3) == [1]
     assert window_of_span([(0, 10), (6, 16)], [8, 9]) == 1  # more context in the second window
     assert window_of_span([(0, 10), (6, 16)], [2]) == 0 and window_of_span([(0, 10)], []) is None
+
+
+def test_bertviz_window_is_contiguous_and_never_cuts_a_word():
+    """A demo-like ECG report through the tiny word-piece tokenizer: "418" is three pieces (4 ##1 ##8). The top-k
+    pick bertviz used kept "##8" without "4" ("ms , ##8 ms"); a word window keeps every token between its ends."""
+    from tests.tiny import tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    text = ("Sinus rhythm, heart rate 72 bpm. PR interval 160 ms, QRS 98 ms, QTc 418 ms. Normal axis. "
+            "No ST elevation. There is a pleural effusion in the left lower lobe. Normal ECG. ") * 2
+    enc = tok(text, return_offsets_mapping=True)
+    tokens = tok.convert_ids_to_tokens(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    q = text.rindex("418")
+    ent = token_indices(offsets, q, q + 3)
+    assert [tokens[i] for i in ent] == ["4", "##1", "##8"]
+    starts = set(word_starts(offsets))
+    assert ent[0] in starts and not {ent[1], ent[2]} & starts and 0 in starts and len(tokens) - 1 in starts
+    windows = word_windows(offsets, 48)
+    assert len(tokens) > 48 and len(windows) > 1
+    assert windows[0][0] == 0 and windows[-1][1] == len(tokens)
+    for a, b in windows:
+        assert 0 < b - a <= 48 and a in starts and (b == len(tokens) or b in starts)  # whole words at both ends
+    a, b = windows[window_around(windows, ent)]
+    assert a <= ent[0] and ent[-1] < b and min(ent[0] - a, b - 1 - ent[-1]) >= 15  # the entity near the middle
+    shown = tokens[a:b]
+    assert " ".join(shown).replace(" ##", "").count("qtc 418 ms") == 1
+    assert word_windows(offsets, 500) == [(0, len(tokens))] and window_around(windows, []) == 0
+    # one word longer than the window is the only thing ever cut
+    assert word_windows([(0, 0), (0, 1), (1, 2), (2, 3), (0, 0)], 2) == [(0, 1), (1, 3), (3, 5)]
 
 
 # ---------------------------------------------------------------- a tiny trained model
@@ -209,11 +242,38 @@ def test_bertviz_html_loads_only_local_scripts_and_keeps_tokens_as_data(view):
     data = re.search(r"const params = (\{.*?\}); // HACK", html, re.S).group(1)
     params = json.loads(data)
     assert params["attention"][0]["left_text"][1] == EVIL
-    assert np.allclose(np.array(params["attention"][0]["attn"]), att, atol=5e-4)
-    assert len(data) < 12 * att.size + 2000  # about 7 characters a weight, not float32's 20
+    embedded = att[1:2] if view == "head" else att  # the head view embeds only the page's layer
+    assert np.allclose(np.array(params["attention"][0]["attn"]), embedded, atol=5e-4)
+    assert len(data) < 12 * embedded.size + 2000  # about 7 characters a weight, not float32's 20
     assert bertviz.static_url("/reports/") == "/reports/app/static/vendor/node_modules"
     with pytest.raises(ReportLensError, match="too many"):
         bertviz.head_view_html(["t"] * 70, _rows(1, 1, 70), url)
+
+
+def test_bertviz_views_follow_the_pages_layer_and_head():
+    """The page's Layer and Head drive the views: the head view embeds only that layer and draws no Layer select of
+    its own (the layer was asked twice), and shows the chosen head; the model view shows that head's column."""
+    from ui import bertviz
+
+    tokens = ["[CLS]", "a", "b", "[SEP]"]
+    att = _rows(3, 4, len(tokens))
+
+    def params(html: str) -> dict:
+        return json.loads(re.search(r"const params = (\{.*?\}); // HACK", html, re.S).group(1))
+
+    head = bertviz.head_view_html(tokens, att, layer=2, heads=[1])
+    p = params(head)
+    assert 'id="layer"' not in head and p["include_layers"] == [2] and p["layer"] == 2 and p["heads"] == [1]
+    assert np.allclose(np.array(p["attention"][0]["attn"]), att[2:3], atol=5e-4)  # one layer, every head
+    assert params(bertviz.head_view_html(tokens, att, layer=0))["heads"] is None  # all heads
+    assert 'id="layer"' in bertviz.head_view_html(tokens, att)  # no layer chosen: bertviz's own select
+    model = params(bertviz.model_view_html(tokens, att, heads=[3]))
+    assert model["include_heads"] == [3] and model["include_layers"] == [0, 1, 2] and model["total_heads"] == 4
+    assert np.allclose(np.array(model["attention"][0]["attn"]), att[:, [3]], atol=5e-4)
+    with pytest.raises(ReportLensError, match="Heads"):
+        bertviz.model_view_html(tokens, att, heads=[4])
+    with pytest.raises(ReportLensError, match="Layer 3"):
+        bertviz.head_view_html(tokens, att, layer=3)
 
 
 def test_bertviz_scripts_come_from_the_installed_packages_at_the_locked_versions():

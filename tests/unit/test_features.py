@@ -158,3 +158,85 @@ def test_service_uses_the_versions_split_and_compares_with_bert(corpus_version):
     assert stored and all(0.0 <= (r["f1"] or 0.0) <= 1.0 for r in stored)
     csv_text = to_csv(importance_rows(rep.result), ("feature", "impurity", "permutation_mean", "permutation_std"))
     assert len(csv_text.splitlines()) == len(rep.result.importances) + 1
+
+
+# ---------------------------------------------------------------- the demo corpus: readable features and charts
+
+
+HEADER_WORDS = {"findings", "impression", "indication", "technique", "clinical", "history", "interpretation",
+                "electrocardiogram", "comparison", "exam"}
+
+
+def test_section_headers_and_title_lines_are_not_features():
+    from core.features import strip_headers
+
+    text = ("CHEST X-RAY, PA AND LATERAL\nINDICATION: Trauma.\nFINDINGS: There is no pleural effusion.\n"
+            "IMPRESSION: No acute process.\nECG interpretation:\nSinus rhythm. Intervals: QRS 90 ms.")
+    kept = strip_headers(text)
+    assert [w for w, _, _ in words(kept) if w.isalpha()] == ["trauma", "there", "is", "no", "pleural", "effusion",
+                                                             "no", "acute", "process", "sinus", "rhythm", "intervals",
+                                                             "qrs", "ms"]
+    assert strip_headers(text, None) == text
+    with pytest.raises(ReportLensError, match="header_pattern"):
+        FeatureConfig(header_pattern="(")
+    with pytest.raises(ReportLensError, match="max_df"):
+        FeatureConfig(max_df=0.0)
+
+
+@pytest.fixture(scope="module")
+def demo_report(tmp_path_factory):
+    """The demo project (core.demo's synthetic export, imported like a user's) and its presence report."""
+    from db.engine import dispose_engine, make_engine
+    from db.migrate import upgrade
+    from services.explain import feature_report
+    from services.imports import seed_demo
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo-features') / 'demo.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    seed_demo(engine, n=200)
+    yield feature_report(engine, 1, "presence", config=FeatureConfig(n_estimators=60))
+    dispose_engine(url)
+
+
+def test_demo_importances_point_to_findings_not_section_headers(demo_report):
+    res = demo_report.result
+    top = [i.feature for i in res.top(15)]
+    assert all(f.startswith("w:") for f in top), top  # words, not character n-grams such as "c:gs: "
+    assert not {w for f in top for w in f[2:].split()} & HEADER_WORDS, top
+    assert not any(ch.isdigit() for f in top for ch in f), top  # no report-specific numbers
+    # the words that carry the labels: ECG measurements and chest findings
+    assert {"w:qrs", "w:qtc", "w:ms"} & set(top) and {"w:effusion", "w:pleural", "w:pulmonary", "w:nodule",
+                                                        "w:lungs", "w:pneumothorax"} & set(top), top
+
+
+def test_demo_tree_names_its_classes_and_counts_its_samples(demo_report):
+    res = demo_report.result
+    text = res.tree_text
+    assert "class:" not in text  # export_text's "class: 0" / "class: 2" named no label
+    leaves = [line.split("=> ", 1)[1] for line in text.splitlines() if "=> " in line]
+    assert leaves and all(" training report" in leaf for leaf in leaves), text
+    for leaf in leaves:
+        n = int(leaf.split(" ", 1)[0])
+        for lab in res.labels:
+            assert f"{lab} present" in leaf or f"{lab} absent" in leaf, leaf
+            have = int(leaf.split(f"{lab} ", 1)[1].split(" ", 2)[1].split("/")[0])
+            assert 0 <= have <= n and f"/{n}" in leaf
+    assert sum(int(leaf.split(" ", 1)[0]) for leaf in leaves) == res.n_train  # every training report in one leaf
+    assert "report contains \"" in text and "report lacks \"" in text
+
+
+def test_demo_permutation_is_either_informative_or_explained(demo_report):
+    res = demo_report.result
+    perm = res.top(20, by="permutation")
+    moved = any((i.permutation_mean or 0.0) != 0.0 or (i.permutation_std or 0.0) != 0.0 for i in perm)
+    assert perm and moved != bool(res.permutation_note), res.permutation_note
+    if res.permutation_note:
+        assert "zero" in res.permutation_note and f"{res.n_eval} {res.eval_split}" in res.permutation_note
+
+
+def test_entity_tree_leaves_name_the_entity_type():
+    res = _fit("entity")
+    leaves = [line.split("=> ", 1)[1] for line in res.tree_text.splitlines() if "=> " in line]
+    assert leaves and all(leaf.split(" (", 1)[0] in res.labels for leaf in leaves), res.tree_text
+    assert all("training entit" in leaf for leaf in leaves) and "class:" not in res.tree_text
