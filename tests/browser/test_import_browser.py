@@ -78,7 +78,12 @@ def _select(page: Page, combobox, option: str) -> None:
 
 
 def _choose_existing_project(page: Page, name: str) -> None:
-    expect(page.get_by_role("radio", name="Existing project")).to_be_checked()
+    """A new tab has chosen no project, so the page asks (New project) instead of importing into the first one."""
+    radio = page.get_by_role("radio", name="Existing project")
+    if not radio.is_checked():
+        page.get_by_test_id("stRadio").get_by_text("Existing project", exact=True).click()
+        _settle(page)
+    expect(radio).to_be_checked()
     _select(page, page.get_by_role("combobox", name="Existing project"), name)
 
 
@@ -158,6 +163,8 @@ def test_upload_stores_the_export_and_lists_the_issues(page: Page, app, tmp_path
     # the same file again, in a new session, into the now existing project: nothing duplicated
     again = page.context.new_page()
     _open(again, app, "import", "Import")
+    expect(again.get_by_role("radio", name="New project")).to_be_checked()  # a new tab never targets a project it
+    # did not choose
     _choose_existing_project(again, project)
     _upload_and_import(again, export)
     _success(again, export.name, project)
