@@ -13,8 +13,17 @@ Rules:
   entity is removed. Two reviewed spans may not overlap (training could keep only one of them): the decision that
   would make them overlap is refused with a message naming both.
 * **Pending**: a suggested entity is pending while it is neither among the reviewed spans nor the ``before`` of an
-  earlier decision by the same reviewer (a rejection, a relabel, an adjustment). ``accept_all`` accepts every pending
-  entity that does not overlap a reviewed span.
+  earlier decision by the same reviewer (a rejection, a relabel, an adjustment, a "no entity here").
+* **Overlaps decide.** A pending suggestion that overlaps a reviewed span once a decision is applied (accepting one of
+  two overlapping suggestions, correcting or adding an entity over it) is rejected as overlapping
+  (:func:`overlapped_by`; :mod:`db.review` records the rejection), so nothing overlapping stays pending.
+  ``accept_all`` accepts every pending suggestion; suggestions that overlap a reviewed span are rejected as
+  overlapping; suggestions that overlap each other are the reviewer's choice, so ``accept_all`` refuses (naming them)
+  until one of each group is accepted or rejected.
+* **Finished**: a review is finished once no suggestion is pending and it holds at least one entity, or the reviewer
+  confirmed "no entity here" (``no_entity``, refused while the review holds entities). Rejecting every suggestion
+  without that confirmation leaves the review in progress: an empty review is a negative training example, so it
+  must be said, not inferred (:func:`is_finished`).
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ from dataclasses import dataclass
 
 from core.types import Entity, ReportLensError, Span, snippet
 
-ACTIONS = ("accept", "reject", "relabel", "adjust", "add", "accept_all")
+ACTIONS = ("accept", "reject", "relabel", "adjust", "add", "accept_all", "no_entity")
 Key = tuple[int, int, str]
 
 
@@ -93,7 +102,10 @@ def apply_decision(text: str, spans: Sequence[Span], action: str, before: Entity
 
     ``accept``: ``before`` joins the spans. ``reject``: ``before`` leaves them (if it was there). ``relabel`` /
     ``adjust``: ``before`` is replaced by ``after``. ``add``: ``after`` joins them. ``accept_all``: every entity of
-    ``pending`` that overlaps no reviewed span joins them (overlapping ones stay pending for a decision).
+    ``pending`` that overlaps no reviewed span joins them (those overlapping a reviewed span are left to
+    :func:`overlapped_by`); refused when two of them overlap each other (the reviewer chooses) or when nothing would
+    be accepted into an empty review (that is "no entity here"). ``no_entity``: refused while the review holds spans;
+    the spans stay empty.
     """
     if action not in ACTIONS:
         raise ReportLensError(f"Unknown review action {action!r}; use one of {', '.join(ACTIONS)}.")
@@ -130,14 +142,71 @@ def apply_decision(text: str, spans: Sequence[Span], action: str, before: Entity
             _refuse_overlap(text, current, after.span)
             current.append(after.span)
         accepted.append(after)
+    elif action == "no_entity":
+        if current:
+            names = "; ".join(s.describe(text) for s in sorted(current))
+            raise ReportLensError(f"Your review holds {len(current)} entit{'y' if len(current) == 1 else 'ies'} "
+                                  f"({names}): reject {'it' if len(current) == 1 else 'them'} first, or accept the "
+                                  "report instead of confirming \"no entity here\".")
     else:  # accept_all
-        for e in pending:
-            if e.span in current:
-                continue
-            if _overlapping(current, e.span) is None:
+        fresh = [e for e in dict.fromkeys(pending) if e.span not in current and _overlapping(current, e.span) is None]
+        groups = overlap_groups(fresh)
+        if groups:
+            raise ReportLensError(
+                "Report not accepted: overlapping suggestions need your choice first: "
+                + "; ".join(" / ".join(_describe(text, e) for e in g) for g in groups)
+                + ". Accept the right one of each (the others are then rejected as overlapping), then accept the "
+                "report.")
+        if not current and not fresh:
+            raise ReportLensError("Nothing to accept: the report has no entity and no suggestion is pending. If that "
+                                  "is right, confirm it with \"No entity here\"; else add the missing entities.")
+        for e in fresh:
+            if e.span not in current:
                 current.append(e.span)
                 accepted.append(e)
     return sorted(current), accepted
+
+
+def _describe(text: str, e: Entity) -> str:
+    words = text[e.start:e.end]
+    return f"{e.label} {(words if len(words) <= 60 else words[:57] + '...')!r} at [{e.start}, {e.end}) ({e.source})"
+
+
+def overlap_groups(entities: Sequence[Entity]) -> list[list[Entity]]:
+    """The entities that overlap one another, as groups (connected by overlap, in text order); lone ones left out."""
+    ordered = sorted(dict.fromkeys(entities), key=key_of)
+    groups: list[list[Entity]] = []
+    end = -1
+    for e in ordered:
+        if groups and e.start < end:
+            groups[-1].append(e)
+            end = max(end, e.end)
+        else:
+            groups.append([e])
+            end = e.end
+    return [g for g in groups if len(g) > 1]
+
+
+def overlapped_by(pending: Sequence[Entity], spans: Sequence[Span]) -> list[Entity]:
+    """The pending suggestions a decision rejected as overlapping: those (not themselves reviewed) that overlap one
+    of the reviewed ``spans``."""
+    reviewed = set(spans)
+    return [e for e in pending if e.span not in reviewed and _overlapping(spans, e.span) is not None]
+
+
+def is_finished(was_finished: bool, was_empty: bool, spans: Sequence[Span], pending: int, action: str) -> bool:
+    """Whether a review is finished (trains) after a decision.
+
+    Finished when no suggestion is pending (once finished, suggestions of a later model version do not take that
+    back) and the review holds an entity, or it is an empty review the reviewer confirmed: by this ``no_entity``
+    decision, or earlier (a finished review that was empty already). Rejecting the last entity of a review does not
+    make an empty review finished.
+    """
+    if pending and not was_finished:
+        return False
+    if spans:
+        return True
+    return action == "no_entity" or (was_finished and was_empty)
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,12 @@ the entities the reviewer accepted, corrected or added (rules in :mod:`core.revi
 A review in progress is stored with ``cancelled = True``: like a skipped Label Studio task it is kept but never trains
 (the training view ignores cancelled annotations, :mod:`core.policy`). It becomes a training annotation
 (``cancelled = False``) once no suggested entity waits for a decision (every one accepted, rejected or corrected, or
-the whole report accepted), and stays one after that. So a half-reviewed report never teaches the model that the
-entities nobody looked at yet are not entities. How a finished review ranks against an annotator's work is
+the whole report accepted) and it holds an entity or the reviewer confirmed "no entity here" (``no_entity``), and
+stays one after that unless its last entity is rejected (:func:`core.review.is_finished`). So a half-reviewed report
+never teaches the model that the entities nobody looked at yet are not entities, and a report whose suggestions
+were all rejected is a negative example only once the reviewer said so. A suggestion that a decision leaves
+overlapping a reviewed span is rejected as overlapping: one more ``reject`` row, whose comment says so.
+How a finished review ranks against an annotator's work is
 :mod:`core.policy`'s rule, unchanged: a ground-truth annotation wins, else the most recent (human or review).
 Annotators' rows are never touched here.
 """
@@ -25,7 +29,7 @@ from typing import Any
 from sqlalchemy import Engine, Text, case, delete, exists, func, literal, select
 from sqlalchemy.orm import Session
 
-from core.review import Key, apply_decision, key_of, pending_entities
+from core.review import Key, apply_decision, is_finished, key_of, overlapped_by, pending_entities
 from core.types import Entity, ReportLensError, Span
 from db import models as m
 from db.engine import lock_project_key, read_session, write_session
@@ -33,7 +37,8 @@ from db.repository import PREVIEW_CHARS, _aware
 
 REVIEW_SOURCE = "review"
 MAX_REVIEWER = 200
-STATUSES = ("not reviewed", "in progress", "reviewed")
+STATUSES = ("not reviewed", "in progress", "reviewed", "reviewed: no entity")
+OVERLAP_COMMENT = "rejected as overlapping the reviewed "
 
 
 def review_stamp(when: datetime | None = None) -> str:
@@ -125,8 +130,15 @@ def _spans_of(s: Session, annotation_id: int) -> list[Span]:
 def _decided(s: Session, document_id: int, reviewer: str) -> set[Key]:
     q = select(m.ReviewDecision.before).where(m.ReviewDecision.document_id == document_id,
                                               m.ReviewDecision.reviewer == reviewer,
-                                              m.ReviewDecision.action.in_(("reject", "relabel", "adjust")))
-    return {key_of(b) for b in s.scalars(q) if b}
+                                              m.ReviewDecision.action.in_(("reject", "relabel", "adjust",
+                                                                           "no_entity")))
+    keys: set[Key] = set()
+    for b in s.scalars(q):
+        if b and "entities" in b:  # no_entity: the suggestions it rejected
+            keys |= {key_of(e) for e in b["entities"]}
+        elif b:
+            keys.add(key_of(b))
+    return keys
 
 
 def _state(s: Session, document_id: int, reviewer: str) -> ReviewState:
@@ -166,6 +178,12 @@ def list_decisions(engine: Engine, *, document_id: int | None = None, project_id
 def _reviewed() -> Any:
     return exists().where(m.Annotation.document_id == m.Document.id, m.Annotation.source == REVIEW_SOURCE,
                           m.Annotation.cancelled.is_(False))
+
+
+def _reviewed_with_entities() -> Any:
+    has_span = exists().where(m.Span.annotation_id == m.Annotation.id)
+    return exists().where(m.Annotation.document_id == m.Document.id, m.Annotation.source == REVIEW_SOURCE,
+                          m.Annotation.cancelled.is_(False), has_span)
 
 
 def _started() -> Any:
@@ -222,7 +240,8 @@ def worklist(engine: Engine, project_id: int, *, version_id: int | None = None, 
         unc = _uncertainty(s, project_id, version_id, strategy)
         reviewed = _reviewed()
         started = _started()
-        status = case((reviewed, literal(2)), (started, literal(1)), else_=literal(0)).label("status")
+        status = case((_reviewed_with_entities(), literal(2)), (reviewed, literal(3)), (started, literal(1)),
+                      else_=literal(0)).label("status")
         pred = (select(m.Prediction.document_id, m.Prediction.score, m.Prediction.spans)
                 .where(m.Prediction.model_version_id == (version_id if version_id is not None else -1))
                 .subquery("pred"))
@@ -272,7 +291,9 @@ def record_decision(engine: Engine, document_id: int, reviewer: str, action: str
     """Apply one decision in one write transaction: the decision row(s) and the reviewer's review annotation.
 
     ``candidates``: the entities the page showed (the model's / the rules'), which decide what is still pending.
-    ``accept_all`` writes one row whose ``after`` is ``{"entities": [...]}`` (those it accepted).
+    ``accept_all`` writes one row whose ``after`` is ``{"entities": [...]}`` (those it accepted); ``no_entity`` one
+    whose ``before`` is ``{"entities": [...]}`` (the pending suggestions it rejected) and ``after``
+    ``{"entities": []}``. Each suggestion rejected as overlapping gets its own ``reject`` row.
     Raises :class:`ReportLensError` (and stores nothing) on a bad decision.
     """
     reviewer = check_reviewer(reviewer)
@@ -289,6 +310,10 @@ def record_decision(engine: Engine, document_id: int, reviewer: str, action: str
         if action in ("reject", "relabel", "adjust") and before is not None:
             decided.add(key_of(before))
         left = pending_entities(candidates, new_spans, decided)
+        dismissed = left if action == "no_entity" else []
+        overlapped = overlapped_by(left, new_spans)
+        decided |= {key_of(e) for e in [*dismissed, *overlapped]}
+        left = pending_entities(candidates, new_spans, decided)
         was_complete = row is not None and not row.cancelled
         now = review_stamp()
         if row is None:
@@ -296,20 +321,25 @@ def record_decision(engine: Engine, document_id: int, reviewer: str, action: str
                                choices=[], position=0, ground_truth=False)
             s.add(row)
         row.updated_at = now
-        row.cancelled = not (was_complete or not left)
+        row.cancelled = not is_finished(was_complete, not spans, new_spans, len(left), action)
         row.model_version = model_version
         s.flush()
         s.execute(delete(m.Span).where(m.Span.annotation_id == row.id))
         s.add_all([m.Span(annotation_id=row.id, start=sp.start, end=sp.end, label=sp.label) for sp in new_spans])
         if action == "accept_all":
-            rows = [(None, {"entities": [entity_dict(e) for e in accepted]})]
+            rows = [(action, None, {"entities": [entity_dict(e) for e in accepted]}, comment)]
+        elif action == "no_entity":
+            rows = [(action, {"entities": [entity_dict(e) for e in dismissed]}, {"entities": []}, comment)]
         else:
-            rows = [(entity_dict(before) if before is not None else None,
+            rows = [(action, entity_dict(before) if before is not None else None,
                      entity_dict(after) if after is not None else (entity_dict(before) if action == "accept"
-                                                                   and before is not None else None))]
-        for b, a in rows:
+                                                                   and before is not None else None), comment)]
+        for e in overlapped:
+            other = next(sp for sp in new_spans if sp.overlaps(e.span))
+            rows.append(("reject", entity_dict(e), None, OVERLAP_COMMENT + other.describe(text)))
+        for act, b, a, note in rows:
             s.add(m.ReviewDecision(document_id=document_id, model_version_id=model_version_id, reviewer=reviewer,
-                                   action=action, before=b, after=a, comment=comment))
+                                   action=act, before=b, after=a, comment=note))
         s.flush()
         return ReviewState(document_id, reviewer, row.id, tuple(new_spans), not row.cancelled, frozenset(decided),
                            len(left), now)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.alignment import AlignConfig, make_windows, resolve_overlaps, spans_to_bio
-from core.policy import TRAINING_SOURCES
+from core.policy import TRAINING_SOURCES, select_training_annotation
 from core.trainconfig import TrainConfig
 from core.types import Issue, LabelSchema, ReportLensError, Span
 from db.model_versions import active_model_version
@@ -62,12 +62,30 @@ def displayed_spans(doc: Any) -> tuple[list[Span], list[Issue]]:
 
 def annotation_status(annotation: Any) -> str:
     """What an annotation row is for training, in words for the Dataset page. A review in progress is stored as a
-    cancelled ``review`` annotation (db/review.py), so it is shown as a draft, not as cancelled work."""
+    cancelled ``review`` annotation (db/review.py), so it is shown as a draft, not as cancelled work; a finished review
+    with no entity is one the reviewer confirmed ("no entity here"): a negative example."""
     if annotation.source not in TRAINING_SOURCES:
         return "prediction (never trains)"
     if annotation.cancelled:
         return "review draft (trains once finished)" if annotation.source == "review" else "cancelled (never trains)"
+    if annotation.source == "review" and not annotation.spans:
+        return "reviewed: no entity (trains as a negative example)"
     return "usable"
+
+
+def training_status(doc: Any) -> str:
+    """What a stored document's training view is, in words: not labeled, its entity count, or labeled with no
+    entity (a confirmed review: "reviewed: no entity")."""
+    if doc.training is None:
+        return "Not labeled yet (no finished human or review annotation)."
+    if doc.training.spans:
+        n = len(doc.training.spans)
+        return f"Labeled: {n} entit{'y' if n == 1 else 'ies'}."
+    chosen = select_training_annotation(doc.annotations)
+    if chosen is not None and chosen.source == "review":
+        return (f"Reviewed: no entity (confirmed by {chosen.author or 'the reviewer'}); trains as a negative "
+                "example.")
+    return "Labeled: no entity (the annotation has no span); trains as a negative example."
 
 
 def bio_rows(tokenizer: Any, doc: Any, config: AlignConfig) -> tuple[list[dict[str, Any]], list[Issue]]:

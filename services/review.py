@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.review import ReviewItem, pending_entities, review_items, snap_to_tokens
+from core.review import ReviewItem, overlap_groups, overlapped_by, pending_entities, review_items, snap_to_tokens
 from core.types import Annotation, Entity, ReportLensError
 from db import review as db_review
 from db.model_versions import active_model_version, get_model_version, list_model_versions
@@ -144,6 +144,27 @@ class ReportReview:
     trains: str = ""  # which annotation the next training run uses, in words
 
     @property
+    def conflicts(self) -> list[list[Entity]]:
+        """Pending suggestions that overlap one another (not a reviewed span): the reviewer chooses before the
+        report can be accepted."""
+        free = [e for e in self.pending if e not in overlapped_by(self.pending, self.state.spans)]
+        return overlap_groups(free)
+
+    @property
+    def no_entity(self) -> bool:
+        """A finished review with no entity: the reviewer confirmed "no entity here" (a negative training example)."""
+        return self.state.complete and not self.state.spans
+
+    @property
+    def status(self) -> str:
+        """The reviewer's review in words: not reviewed, in progress, reviewed, reviewed: no entity."""
+        if self.state.annotation_id is None:
+            return db_review.STATUSES[0]
+        if not self.state.complete:
+            return db_review.STATUSES[1]
+        return db_review.STATUSES[3] if self.no_entity else db_review.STATUSES[2]
+
+    @property
     def shown(self) -> tuple[ReviewItem, ...]:
         """Reviewed entities plus suggestions still pending (rejected or corrected suggestions left out)."""
         return tuple(it for it in self.items if it.status != "decided")
@@ -192,7 +213,9 @@ def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity:
     """One review decision, stored with the review annotation in one transaction (:func:`db.review.record_decision`).
 
     ``accept`` / ``reject``: ``entity``. ``relabel``: ``entity`` and ``label``. ``adjust``: ``entity``, ``start``,
-    ``end`` (snapped to tokens). ``add``: ``start``, ``end``, ``label`` (snapped). ``accept_all``: nothing.
+    ``end`` (snapped to tokens). ``add``: ``start``, ``end``, ``label`` (snapped). ``accept_all``: nothing (refused
+    while suggestions overlap one another). ``no_entity``: nothing (refused while the review holds entities): the
+    reviewer confirms the report has no entity, which finishes the review with zero entities.
     ``candidates``: the suggestions the reviewer saw (computed again when not given).
     """
     reviewer = db_review.check_reviewer(reviewer)

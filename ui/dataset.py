@@ -20,6 +20,7 @@ from services.dataset import (
     displayed_spans,
     project_alignment,
     project_unk_share,
+    training_status,
 )
 from services.projects import document_in_project, get_document, label_counts, list_documents
 from ui.render import highlight_html, label_colors, legend_html
@@ -132,7 +133,7 @@ def document_view(project: Any, doc: Any) -> list[Any]:
     if spans:
         st.html(legend_html({k: v for k, v in colors.items() if any(s.label == k for s in spans)}))
     else:
-        st.caption("Not labeled yet (no non-cancelled human annotation).")
+        st.caption(training_status(doc))
     st.html(highlight_html(doc.text, kept, colors))
     return overlap_issues
 

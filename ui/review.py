@@ -26,7 +26,8 @@ LOW = "#fca5a5"
 POLICY = ("A finished review is training data like an annotator's work and is stored as its own annotation (source "
           "*review*, author = you); nothing is overwritten. If the report has a ground-truth annotation, that one "
           "trains; otherwise the most recent annotation does. A review with suggestions still undecided is saved but "
-          "does not train until none is left (or you accept the report).")
+          "does not train until none is left (or you accept the report); a review with no entity trains (as a "
+          "negative example) only once you confirm *No entity here*.")
 ORDERS = {"uncertainty": "Least sure first", "document": "By document"}
 
 
@@ -85,6 +86,12 @@ def report_picker(rows: Sequence[svc.WorklistRow], total: int) -> svc.WorklistRo
                                    for r in rows]), hide_index=True, width="stretch")
     by_id = {r.document_id: r for r in rows}
     ids = list(by_id)
+    if (finished := st.session_state.pop("review_move_on", None)) is not None:
+        # the decision finished that report: move on, deliberately, to the first report of the worklist not yet
+        # reviewed (the message above the next report names the finished one)
+        nxt = next((i for i in ids if i != finished and not by_id[i].status.startswith("reviewed")), None)
+        if nxt is not None:
+            st.session_state["review_doc"] = nxt
     if st.session_state.get("review_doc") not in by_id:
         st.session_state["review_doc"] = ids[0]
 
@@ -103,13 +110,36 @@ def report_picker(rows: Sequence[svc.WorklistRow], total: int) -> svc.WorklistRo
 
 def report_caption(rv: svc.ReportReview, row: svc.WorklistRow) -> None:
     task = rv.document.ls_task_id
-    st.caption(f"Report #{rv.document.id}" + (f" (Label Studio task {task})" if task else "") + f" · {row.status}")
+    flash = st.session_state.get("review_flash")
+    after = f" · next report after #{flash['doc']}" if flash and flash["doc"] != rv.document.id else ""
+    st.caption(f"Report #{rv.document.id}" + (f" (Label Studio task {task})" if task else "") + f" · {row.status}"
+               + after)
+
+
+def flash_message(doc_id: int, done: str, state: svc.ReviewState, finished: bool) -> str:
+    """The message of a decision, true to the state it left: finished (trains now), or what is still pending."""
+    n = len(state.spans)
+    if finished:
+        what = (f"{n} entit{'y' if n == 1 else 'ies'}, it now trains" if n
+                else "no entity, it trains as a negative example")
+        return f"Report #{doc_id} reviewed ({what}). {done}"
+    if state.complete:
+        return f"Report #{doc_id}: {done}"
+    if state.pending:
+        return (f"Report #{doc_id}: {done} Still in progress: {state.pending} suggestion(s) wait for a decision.")
+    return (f"Report #{doc_id}: {done} Still in progress: the review has no entity; confirm \"No entity here\" if "
+            "the report has none, or add the missing entities.")
 
 
 def report_notices(rv: svc.ReportReview, reviewer: str) -> None:
     """The last decision's message, a missing reviewer name, annotators' work and whether the review trains yet."""
     if flash := st.session_state.pop("review_flash", None):
-        st.success(plain(flash))
+        if flash["doc"] == rv.document.id:
+            st.success(plain(flash["text"]))
+        else:  # the decision finished that report and the page moved on
+            st.success(plain(flash["text"]) + f" Next report below: **#{rv.document.id}**.")
+            st.button(f"Back to report #{flash['doc']}", on_click=st.session_state.__setitem__,
+                      args=("review_doc", flash["doc"]), key="review_back")
     if not reviewer:
         st.warning("Type your name in **Reviewer** (sidebar) to record decisions.", icon="✍️")
     for a in rv.differing:
@@ -123,6 +153,12 @@ def report_notices(rv: svc.ReportReview, reviewer: str) -> None:
     if rv.state.annotation_id is not None and not rv.state.complete and rv.pending:
         st.info(f"{len(rv.pending)} suggestion(s) still wait for a decision: your review is saved but does not train "
                 "until none is left (or you accept the report).")
+    elif rv.state.annotation_id is not None and not rv.state.complete:
+        st.info("Your review has no entity left and is still in progress. If the report has no entity, confirm "
+                "**No entity here** (it then trains as a negative example); otherwise add the missing ones.")
+    if rv.no_entity:
+        st.info(f"Reviewed: no entity (confirmed by {plain(rv.state.reviewer)}); the report trains as a negative "
+                "example.", icon="✅")
     st.caption(POLICY)
 
 
@@ -145,7 +181,7 @@ def report_view(rv: svc.ReportReview, labels: Sequence[str], threshold: float) -
                         | ({"low confidence ⚠": LOW} if any(m.label.endswith("⚠") for m in marks) else {})))
     st.html(highlight_html(text, marks, mark_colors))
     if not rv.candidates:
-        st.caption("Nothing was suggested for this report: add missing entities below, or accept the report as it is.")
+        st.caption("Nothing was suggested for this report: add missing entities below, or confirm No entity here.")
     if shown:
         st.dataframe(pd.DataFrame([{"#": i + 1, "text": text[it.entity.start:it.entity.end], "label": it.entity.label,
                                     "start": it.entity.start, "end": it.entity.end,
@@ -177,12 +213,16 @@ class Desk:
     def decide(self, action: str, done: str, **kw: Any) -> None:
         rv = self.rv
         try:
-            svc.decide(engine(), rv.document.id, self.reviewer, action, candidates=rv.candidates,
-                       version_id=rv.version.id if rv.version else None, **kw)
+            state = svc.decide(engine(), rv.document.id, self.reviewer, action, candidates=rv.candidates,
+                               version_id=rv.version.id if rv.version else None, **kw)
         except ReportLensError as exc:
             st.error(plain(exc))
             return
-        st.session_state["review_flash"] = done
+        finished = state.complete and not rv.state.complete
+        st.session_state["review_flash"] = {"doc": rv.document.id,
+                                            "text": flash_message(rv.document.id, done, state, finished)}
+        if finished:
+            st.session_state["review_move_on"] = rv.document.id
         # a new key for the entity picker: a fresh widget focused on the next pending suggestion (changing only its
         # default would leave the browser showing the old choice)
         st.session_state["review_seq"] = st.session_state.get("review_seq", 0) + 1
@@ -252,9 +292,23 @@ def add_panel(desk: Desk) -> None:
         if st.button("Add entity", shortcut="D", disabled=desk.locked or snapped is None or not labels,
                      help="Shortcut: D"):
             desk.decide("add", f"Added {label}.", start=int(start), end=int(end), label=label)
-    if st.button(f"Accept report ({len(desk.rv.pending)} pending suggestion(s) accepted)", shortcut="Shift+A",
-                 disabled=desk.locked, type="primary", help="Shortcut: Shift+A"):
-        desk.decide("accept_all", "Report accepted.")
+    rv = desk.rv
+    if conflicts := rv.conflicts:
+        st.warning("Overlapping suggestions: choose one of each group (accept it, the others are rejected as "
+                   "overlapping) before accepting the report: " + "; ".join(
+                       " / ".join(f"{e.label} “{plain(text[e.start:e.end])}” ({e.source})" for e in g)
+                       for g in conflicts), icon="↔️")
+    label = (f"Accept report ({len(conflicts)} overlap(s) to choose first)" if conflicts
+             else f"Accept report ({len(rv.pending)} pending suggestion(s))")
+    c1, c2 = st.columns(2)
+    if c1.button(label, shortcut="Shift+A", disabled=desk.locked, type="primary",
+                 help="Accept every pending suggestion and finish the review. Shortcut: Shift+A"):
+        desk.decide("accept_all", f"Accepted {len(rv.pending)} pending suggestion(s).")
+    if c2.button("No entity here", shortcut="Shift+X", disabled=desk.locked or bool(rv.state.spans) or rv.no_entity,
+                 help="Confirm the report has no entity: pending suggestions are rejected and the review finishes "
+                 "with zero entities (a negative training example). Reject the entities of your review first. "
+                 "Shortcut: Shift+X"):
+        desk.decide("no_entity", f"Confirmed no entity here ({len(rv.pending)} suggestion(s) rejected).")
 
 
 # ---------------------------------------------------------------- structured result, project CSV

@@ -1,6 +1,7 @@
 """The real app in a real browser: a clinician opens the Review page, accepts one suggested entity with the keyboard
-shortcut, corrects another one's boundaries (snapped to tokens), relabels a third, and the SQLite database holds the
-decisions and the review annotation; no request leaves the machine."""
+shortcut, corrects another one's boundaries (snapped to tokens), relabels a third (which finishes the report: the page
+says so and moves on), and the SQLite database holds the decisions and the review annotation; no request leaves the
+machine."""
 
 from __future__ import annotations
 
@@ -87,6 +88,11 @@ def test_review_accept_and_correct_entities_lands_in_the_database(page: Page, ap
     _button(page, "Relabel").click()
     _flash(page, "as FINDING")
     expect(page.get_by_test_id("stException")).to_have_count(0)
+    # that decision finished the report: the message names it and the page has moved on to the next report
+    done = page.get_by_test_id("stAlert").filter(has_text=f"Report #{doc} reviewed (3 entities")
+    expect(done).to_contain_text("Next report below")
+    expect(_button(page, f"Back to report #{doc}")).to_be_visible()
+    expect(page.get_by_text(f"next report after #{doc}")).to_be_visible()
 
     # what the database holds
     state = db_review.review_state(app.engine(), doc, "dr. browser")

@@ -27,6 +27,11 @@ def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label.startswith(label))
 
 
+def said(at: AppTest) -> list[str]:
+    """The success messages as read (the Markdown escapes of untrusted text removed)."""
+    return [s.value.replace("\\", "") for s in at.success]
+
+
 def test_empty_database_says_what_to_do(open_page):
     at = open_page(PAGE)
     assert not at.exception, at.exception
@@ -137,6 +142,11 @@ def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path, open
     assert any("Already annotated by anna" in i.value for i in at.info)
     button(at, "Accept report").click().run()  # accepts only "atrial fibrillation": anna also labeled "nodule"
     assert not at.exception, at.exception
+    # the review is finished: the page moved on to the next report, the message names the finished one
+    assert at.selectbox(key="review_doc").value != ids[2]
+    assert any(f"Report #{ids[2]} reviewed" in m and "Next report below" in m for m in said(at))
+    button(at, f"Back to report #{ids[2]}").click().run()
+    assert at.selectbox(key="review_doc").value == ids[2]
     warning = next(w.value for w in at.warning if "anna" in w.value)
     assert "differs" in warning and "your review" in warning
     human = [a for a in get_document(seeded["engine"], ids[2]).annotations if a.source == "human"]
@@ -178,15 +188,93 @@ def test_project_without_reports_says_so(db, open_page):
     assert any("has no report to review" in i.value for i in at.info), [i.value for i in at.info]
 
 
-def test_report_with_nothing_suggested_can_be_accepted_as_empty(db, tmp_path, open_page):
+def test_report_with_nothing_suggested_is_confirmed_no_entity_here(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     engine, ids = seeded["engine"], seeded["ids"]
     at = open_page(PAGE)
     at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[3]).run()  # "normal ecg.": no model entity, no rule fires
     assert not at.exception, at.exception
-    assert any("Nothing was suggested" in c.value for c in at.caption)
-    button(at, "Accept report").click().run()
+    assert any("Nothing was suggested" in c.value and "No entity here" in c.value for c in at.caption)
+    button(at, "Accept report").click().run()  # an empty report is not "accepted": it is confirmed
+    assert any("Nothing to accept" in e.value for e in at.error)
+    assert db_review.review_state(engine, ids[3], "dr. lee").annotation_id is None
+    button(at, "No entity here").click().run()
+    assert not at.exception, at.exception
     state = db_review.review_state(engine, ids[3], "dr. lee")
     assert state.complete and state.spans == ()
+    (row,) = db_review.list_decisions(engine, document_id=ids[3])
+    assert (row.action, row.reviewer) == ("no_entity", "dr. lee")
+    assert any(f"Report #{ids[3]} reviewed (no entity" in m for m in said(at))
     assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"1 / {len(ids)}"
+    worklist = at.dataframe[0].value
+    assert worklist.set_index("id").loc[ids[3], "status"] == "reviewed: no entity"
+    at.selectbox(key="review_doc").set_value(ids[3]).run()
+    assert any("Reviewed: no entity" in i.value for i in at.info)
+    assert any(c.value.startswith(f"Report #{ids[3]} (Label Studio task 3) · reviewed: no entity") for c in at.caption)
+
+
+def test_rejecting_every_suggestion_stays_in_progress_until_confirmed(db, tmp_path, open_page):
+    seeded = seed_review_project(db, tmp_path)
+    engine, ids = seeded["engine"], seeded["ids"]
+    at = open_page(PAGE, reviewer_name="dr. lee")
+    at.selectbox(key="review_doc").set_value(ids[3]).run()
+    at.selectbox(key="review_doc").set_value(ids[2]).run()  # the model's "atrial fibrillation", the rules' rate
+    assert list(at.dataframe[-1].value["status"]) == ["pending", "pending"]
+    for _ in range(2):  # the focus is on the first pending suggestion
+        button(at, "Reject").click().run()
+        assert not at.exception, at.exception
+    assert not at.dataframe or len(at.dataframe) == 1  # only the worklist is left: no entity shown
+    assert at.selectbox(key="review_doc").value == ids[2]  # not finished: the page stays
+    flash = next(m for m in said(at) if "Rejected" in m)
+    assert "Still in progress" in flash and "No entity here" in flash and "reviewed" not in flash.split(":")[0]
+    assert not db_review.review_state(engine, ids[2], "dr. lee").complete
+    assert metric(at, "Reviewed") == f"0 / {len(ids)}" and metric(at, "In progress") == "1"
+    assert any("still in progress" in i.value for i in at.info)
+    button(at, "No entity here").click().run()
+    assert db_review.review_state(engine, ids[2], "dr. lee").complete
+    assert metric(at, "Reviewed") == f"1 / {len(ids)}"
+
+
+def test_accept_report_with_overlapping_model_and_rule_suggestions(db, tmp_path, open_page):
+    """Issue 13: Shift+A accepted two model fragments, left the overlapping rule entity pending and said "Report
+    accepted."; now the reviewer chooses, the choice rejects the fragments, and the report is then accepted."""
+    from db.scores import save_predictions
+    from tests.factories import _at
+
+    seeded = seed_review_project(db, tmp_path)
+    engine, version = seeded["engine"], seeded["version"]
+    import_tasks(engine, PROJECT, [ParsedTask(text=TEXTS[0], task_id=60)])
+    with read_session(engine) as s:
+        doc = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 60))
+    fragments = [_at(TEXTS[0], "sinus", "FINDING", 0.3), _at(TEXTS[0], "bradycardia", "FINDING", 0.35)]
+    save_predictions(engine, version.id, {doc: (fragments, 0.3)})
+    at = open_page(PAGE, reviewer_name="dr. lee")
+    at.selectbox(key="review_doc").set_value(doc).run()
+    assert not at.exception, at.exception
+    entities = at.dataframe[-1].value
+    assert {("sinus", "model"), ("bradycardia", "model"), ("sinus bradycardia", "rule")} <= set(
+        zip(entities["text"], entities["source"], strict=True)), entities
+    assert any("Overlapping suggestions" in w.value for w in at.warning)
+    button(at, "Accept report").click().run()
+    assert any("overlapping suggestions need your choice" in e.value for e in at.error)
+    assert db_review.list_decisions(engine, document_id=doc) == []  # nothing stored, nothing said "accepted"
+    assert not any("accepted" in s.value.lower() for s in at.success)
+
+    pick = next(s for s in at.selectbox if s.label == "Entity")
+    rule = next(o for o in pick.options if "'sinus bradycardia'" in o)
+    pick.set_value(pick.options.index(rule) if isinstance(pick.value, int) else rule).run()
+    button(at, "Accept").click().run()
+    assert not at.exception, at.exception
+    assert not any("Overlapping suggestions" in w.value for w in at.warning)
+    assert set(at.dataframe[-1].value["text"]) == {"sinus bradycardia", "45 bpm"}  # fragments rejected
+    button(at, "Accept report").click().run()
+    assert not at.exception, at.exception
+    state = db_review.review_state(engine, doc, "dr. lee")
+    assert state.complete and sorted(TEXTS[0][s.start:s.end] for s in state.spans) == ["45 bpm", "sinus bradycardia"]
+    actions = sorted(d.action for d in db_review.list_decisions(engine, document_id=doc))
+    assert actions == ["accept", "accept_all", "reject", "reject"]
+    # finished: the message names this report and the page shows the next one, labelled as the next
+    assert any(f"Report #{doc} reviewed (2 entities" in m for m in said(at)), said(at)
+    assert at.selectbox(key="review_doc").value != doc
+    assert any(f"next report after #{doc}" in c.value for c in at.caption)

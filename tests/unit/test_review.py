@@ -10,7 +10,15 @@ import shutil
 import pytest
 from sqlalchemy import func, select
 
-from core.review import apply_decision, is_snapped, pending_entities, review_items, snap_to_tokens
+from core.review import (
+    apply_decision,
+    is_snapped,
+    overlap_groups,
+    overlapped_by,
+    pending_entities,
+    review_items,
+    snap_to_tokens,
+)
 from core.types import Annotation, Entity, ParsedTask, ReportLensError, Span
 from db import models as m
 from db import review as db_review
@@ -20,7 +28,7 @@ from db.model_versions import record_model_version
 from db.repository import get_document, training_documents
 from db.scores import predictions_for, save_predictions
 from services import review as svc
-from services.dataset import annotation_status
+from services.dataset import annotation_status, training_status
 from tests.tiny import tiny_model_dir, tiny_tokenizer
 
 T1 = "sinus bradycardia, heart rate 45 bpm. there is a pleural effusion."
@@ -116,7 +124,17 @@ def test_apply_decision_semantics():
         apply_decision(text, [rhythm.span], "add", after=at(text, "bradycardia", "FINDING"))
     overlapping = at(text, "bradycardia, heart", "FINDING")
     spans, acc = apply_decision(text, [rhythm.span], "accept_all", pending=[hr, overlapping])
-    assert spans == sorted([rhythm.span, hr.span]) and acc == [hr]  # the overlapping one stays pending
+    assert spans == sorted([rhythm.span, hr.span]) and acc == [hr]  # the one overlapping a reviewed span: not taken
+    assert overlapped_by([hr, overlapping], spans) == [overlapping]  # ... it is rejected as overlapping
+    fragment, whole = at(text, "sinus", "RHYTHM"), at(text, "sinus bradycardia", "RHYTHM", source="rule")
+    with pytest.raises(ReportLensError, match="overlapping suggestions need your choice") as err:
+        apply_decision(text, [], "accept_all", pending=[fragment, whole, hr])  # two pending overlap: you choose
+    assert "'sinus'" in str(err.value) and "'sinus bradycardia'" in str(err.value) and "(rule)" in str(err.value)
+    with pytest.raises(ReportLensError, match="No entity here"):
+        apply_decision(text, [], "accept_all", pending=[])  # an empty report is confirmed, not accepted
+    assert apply_decision(text, [], "no_entity", pending=[hr]) == ([], [])
+    with pytest.raises(ReportLensError, match="reject it first"):
+        apply_decision(text, [rhythm.span], "no_entity")
     for bad in [dict(action="accept"), dict(action="relabel", before=hr), dict(action="add"),
                 dict(action="delete", before=hr), dict(action="add", after=Entity(30, 99, "HR"))]:
         with pytest.raises(ReportLensError):
@@ -193,13 +211,15 @@ def test_accept_all_and_add_and_reject_on_an_empty_suggestion_list(project):
     assert row.action == "accept_all" and row.before is None
     assert [e["label"] for e in row.after["entities"]] == ["RHYTHM", "HR"]
 
-    # a report with no suggestion: adding an entity finishes it; accepting the empty report too
+    # a report with no suggestion: adding an entity finishes it; an empty one is confirmed "no entity here"
     start = T3.index("normal")
     state = svc.decide(engine, ids[3], "kim", "add", start=start, end=start + 3, label="FINDING",
                        version_id=version.id,
                     tokenizer=tiny_tokenizer())
     assert state.complete and [T3[s.start:s.end] for s in state.spans] == ["normal"]
-    state = svc.decide(engine, ids[3], "lee", "accept_all", version_id=version.id)
+    with pytest.raises(ReportLensError, match="Nothing to accept"):
+        svc.decide(engine, ids[3], "lee", "accept_all", version_id=version.id)
+    state = svc.decide(engine, ids[3], "lee", "no_entity", version_id=version.id)
     assert state.complete and state.spans == ()
     trained = {d.id: d for d in training_documents(engine, 1)}
     assert trained[ids[3]].spans == () and trained[ids[3]].meta["author"] == "lee"  # the latest review trains
@@ -277,11 +297,15 @@ def test_worklist_orders_by_uncertainty_unreviewed_first_and_filters_by_label(pr
     rows, _ = db_review.worklist(engine, 1, version_id=version.id)  # default: the strategy stored last
     assert [r.document_id for r in rows] == [ids[1], ids[2], ids[3]] and rows[0].uncertainty == pytest.approx(0.9)
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
-    svc.decide(engine, ids[3], "kim", "accept_all", version_id=version.id)
+    svc.decide(engine, ids[3], "kim", "no_entity", version_id=version.id)
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
-    assert [r.document_id for r in rows] == [ids[2], ids[1], ids[3]] and rows[-1].status == "reviewed"
+    assert [r.document_id for r in rows] == [ids[2], ids[1], ids[3]] and rows[-1].status == "reviewed: no entity"
+    svc.decide(engine, ids[1], "kim", "accept_all", version_id=version.id)
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id, strategy="margin")
+    assert [(r.document_id, r.status) for r in rows] == [
+        (ids[2], "not reviewed"), (ids[3], "reviewed: no entity"), (ids[1], "reviewed")]
     rows, total = db_review.worklist(engine, 1, version_id=version.id, hide_reviewed=True)
-    assert total == 2
+    assert total == 1 and rows[0].document_id == ids[2]
     rows, total = db_review.worklist(engine, 1, version_id=version.id, label="FINDING")
     assert total == 1 and rows[0].document_id == ids[2]
     rows, _ = db_review.worklist(engine, 1, version_id=version.id, order="document", unreviewed_first=False)
@@ -326,4 +350,110 @@ def test_suggestions_are_predicted_once_then_read_from_the_stored_prediction(sql
 def test_annotation_status_words(source, cancelled, status):
     from types import SimpleNamespace
 
-    assert annotation_status(SimpleNamespace(source=source, cancelled=cancelled)) == status
+    spans = (Span(0, 3, "HR"),)
+    assert annotation_status(SimpleNamespace(source=source, cancelled=cancelled, spans=spans)) == status
+    if source == "review" and not cancelled:  # a finished review with no entity: the confirmed negative
+        assert annotation_status(SimpleNamespace(source=source, cancelled=cancelled, spans=())) == (
+            "reviewed: no entity (trains as a negative example)")
+
+
+# ---------------------------------------------------------------- overlapping suggestions, "no entity here"
+
+
+def test_accept_all_resolves_every_suggestion_when_model_and_rule_entities_overlap(project):
+    """Issue 13: the model suggests two fragments, the rules the whole entity over both. Accepting the report
+    greedily took the fragments and left the rule entity pending; now the reviewer chooses, the choice rejects the
+    overlapping fragments (recorded), and accepting the report then leaves nothing pending."""
+    engine, ids, version = project
+    doc = ids[1]
+    sinus, brady = at(T1, "sinus", "RHYTHM", 0.7), at(T1, "bradycardia", "RHYTHM", 0.6)
+    whole, hr = at(T1, "sinus bradycardia", "RHYTHM", 1.0, "rule"), at(T1, "45 bpm", "HR", 0.8)
+    shown = (sinus, brady, whole, hr)
+    kw = {"version_id": version.id, "candidates": shown}
+    report = svc.open_report(engine, doc, "kim", version.id)
+    assert report.conflicts == []  # the stored prediction has none; with these candidates:
+    assert overlap_groups(shown) == [[sinus, whole, brady]]
+    with pytest.raises(ReportLensError, match="overlapping suggestions need your choice") as err:
+        svc.decide(engine, doc, "kim", "accept_all", **kw)
+    assert "'sinus bradycardia'" in str(err.value) and "'bradycardia'" in str(err.value)
+    assert n_rows(engine, m.ReviewDecision) == 0 and db_review.review_state(engine, doc, "kim").annotation_id is None
+
+    state = svc.decide(engine, doc, "kim", "accept", entity=whole, **kw)
+    assert state.spans == (whole.span,) and state.pending == 1 and not state.complete  # only "45 bpm" waits
+    rejected = [d for d in db_review.list_decisions(engine, document_id=doc) if d.action == "reject"]
+    assert sorted(d.before["start"] for d in rejected) == [sinus.start, brady.start]
+    assert all(d.reviewer == "kim" and "overlapping" in d.comment and "sinus bradycardia" in d.comment
+               for d in rejected)
+    assert pending_entities(shown, state.spans, state.decided) == [hr]
+
+    state = svc.decide(engine, doc, "kim", "accept_all", **kw)
+    assert state.complete and state.pending == 0 and state.spans == (whole.span, hr.span)
+    assert pending_entities(shown, state.spans, db_review.review_state(engine, doc, "kim").decided) == []
+
+
+def test_accept_all_rejects_suggestions_overlapping_a_reviewed_entity(project):
+    engine, ids, version = project
+    doc = ids[1]
+    whole, brady = at(T1, "sinus bradycardia", "RHYTHM", 1.0, "rule"), at(T1, "bradycardia", "FINDING", 0.6)
+    # an older review already holds "sinus bradycardia"; a new model version suggests an overlapping "bradycardia"
+    svc.decide(engine, doc, "kim", "accept", entity=whole, version_id=version.id, candidates=(whole,))
+    state = svc.decide(engine, doc, "kim", "accept_all", version_id=version.id, candidates=(whole, brady))
+    assert state.complete and state.pending == 0 and state.spans == (whole.span,)
+    last = db_review.list_decisions(engine, document_id=doc)[0]
+    assert (last.action, last.before["label"], last.after) == ("reject", "FINDING", None)
+
+
+def test_rejecting_every_suggestion_stays_in_progress_until_no_entity_is_confirmed(project):
+    """Issue 13: a report whose only suggestions were rejected counted as labelled with zero entities. Now it stays
+    in progress (never trains) until the reviewer confirms "no entity here"; that decision is recorded and the
+    confirmed empty review trains as a negative example."""
+    engine, ids, version = project
+    doc = ids[1]
+    kw = {"version_id": version.id}
+    for e in SUGGEST_1:
+        state = svc.decide(engine, doc, "kim", "reject", entity=e, **kw)
+    assert state.pending == 0 and state.spans == () and not state.complete
+    assert doc not in {d.id for d in training_documents(engine, 1)}
+    assert svc.progress(engine, 1) == db_review.ReviewProgress(total=3, reviewed=0, in_progress=1)
+    assert svc.open_report(engine, doc, "kim", version.id).status == "in progress"
+    (draft,) = [a for a in get_document(engine, doc).annotations if a.source == "review"]
+    assert annotation_status(draft) == "review draft (trains once finished)"
+    assert training_status(get_document(engine, doc)).startswith("Not labeled yet")
+
+    state = svc.decide(engine, doc, "kim", "no_entity", **kw)
+    assert state.complete and state.spans == ()
+    last = db_review.list_decisions(engine, document_id=doc)[0]
+    assert (last.action, last.reviewer, last.before, last.after) == ("no_entity", "kim", {"entities": []},
+                                                                     {"entities": []})
+    trained = {d.id: d for d in training_documents(engine, 1)}
+    assert trained[doc].spans == () and trained[doc].meta["author"] == "kim"  # the confirmed negative trains
+    report = svc.open_report(engine, doc, "kim", version.id)
+    assert report.status == "reviewed: no entity" and report.no_entity
+    (done,) = [a for a in get_document(engine, doc).annotations if a.source == "review"]
+    assert annotation_status(done) == "reviewed: no entity (trains as a negative example)"
+    assert training_status(get_document(engine, doc)) == ("Reviewed: no entity (confirmed by kim); trains as a "
+                                                           "negative example.")
+    rows, _ = db_review.worklist(engine, 1, version_id=version.id)
+    assert next(r.status for r in rows if r.document_id == doc) == "reviewed: no entity"
+
+    # adding an entity keeps it finished; rejecting that last entity again is not a confirmation: in progress
+    tok = tiny_tokenizer()
+    start = T1.index("heart rate")
+    state = svc.decide(engine, doc, "kim", "add", start=start, end=start + 10, label="HR", tokenizer=tok, **kw)
+    assert state.complete and len(state.spans) == 1
+    added = Entity(state.spans[0].start, state.spans[0].end, "HR", 1.0, "review")
+    with pytest.raises(ReportLensError, match="reject it first"):
+        svc.decide(engine, doc, "kim", "no_entity", **kw)
+    state = svc.decide(engine, doc, "kim", "reject", entity=added, **kw)
+    assert not state.complete and doc not in {d.id for d in training_documents(engine, 1)}
+
+
+def test_no_entity_rejects_the_pending_suggestions_in_one_recorded_decision(project):
+    engine, ids, version = project
+    state = svc.decide(engine, ids[1], "lee", "no_entity", version_id=version.id)
+    assert state.complete and state.spans == () and state.pending == 0
+    (row,) = db_review.list_decisions(engine, document_id=ids[1])
+    assert row.action == "no_entity" and row.reviewer == "lee" and row.model_version_id == version.id
+    assert [e["start"] for e in row.before["entities"]] == [e.start for e in SUGGEST_1]
+    report = svc.open_report(engine, ids[1], "lee", version.id)
+    assert report.pending == () and {it.status for it in report.items} == {"decided"}
