@@ -295,7 +295,7 @@ class ReviewDecision(Base):
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     reviewer: Mapped[str] = mapped_column(String(200))
-    action: Mapped[str] = mapped_column(String(20))  # accept | reject | relabel | adjust | add | accept_all
+    action: Mapped[str] = mapped_column(String(20))  # accept | reject | relabel | adjust | add | accept_all | no_entity
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
