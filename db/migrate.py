@@ -39,6 +39,15 @@ def upgrade(url: str | None = None, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+def downgrade(url: str | None, revision: str) -> None:
+    """Downgrade the database at ``url`` to ``revision`` (for tests and for going back to an older release)."""
+    url = url or database_url()
+    cfg = alembic_config(url)
+    with make_engine(url).connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def current_revision(url: str | None = None) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

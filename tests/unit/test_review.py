@@ -457,3 +457,29 @@ def test_no_entity_rejects_the_pending_suggestions_in_one_recorded_decision(proj
     assert [e["start"] for e in row.before["entities"]] == [e.start for e in SUGGEST_1]
     report = svc.open_report(engine, ids[1], "lee", version.id)
     assert report.pending == () and {it.status for it in report.items} == {"decided"}
+
+
+def test_migration_0006_reopens_empty_reviews_nobody_confirmed(project, sqlite_url):
+    """Before issue 13 an all-rejected review finished with zero entities and trained. Migration 0006 puts such
+    reviews back in progress; a review confirmed with "no entity here", and one with entities, stay finished."""
+    from sqlalchemy import update
+
+    from db.engine import write_session
+    from db.migrate import current_revision, downgrade, upgrade
+
+    engine, ids, version = project
+    kw = {"version_id": version.id}
+    for e in SUGGEST_1:  # doc 1: every suggestion rejected (in progress now) ...
+        svc.decide(engine, ids[1], "kim", "reject", entity=e, **kw)
+    svc.decide(engine, ids[3], "lee", "no_entity", **kw)  # doc 3: confirmed empty
+    with write_session(engine) as s:  # ... as the old code stored it: finished
+        s.execute(update(m.Annotation).where(m.Annotation.document_id == ids[1], m.Annotation.source == "review")
+                  .values(cancelled=False))
+    assert ids[1] in {d.id for d in training_documents(engine, 1)}  # the old, silent negative example
+
+    downgrade(sqlite_url, "0005")
+    upgrade(sqlite_url)
+    assert current_revision(sqlite_url) == "0006"
+    trained = {d.id for d in training_documents(engine, 1)}
+    assert ids[1] not in trained and ids[3] in trained
+    assert svc.open_report(engine, ids[1], "kim", version.id).status == "in progress"
