@@ -144,8 +144,8 @@ def _number_error(path: Path, where: str, token: str, items_done: int) -> Report
                 "replace it with null or a number")
     else:
         what = (f"the number {token[:30]}{'...' if len(token) > 30 else ''} is out of range (ReportLens reads "
-                "whole numbers up to 64 bits and decimals up to about 1.8e308); if it is an id, write it as a "
-                'string ("..."), else fix the value')
+                "whole numbers up to 64 bits and decimals up to about 1.8e308; a task id must be a whole number "
+                "from 0 to 2**63-1); fix the value or remove it")
     return ReportLensError(f"{path.name}{where} (after {items_done} complete tasks): {what}, and import again.")
 
 

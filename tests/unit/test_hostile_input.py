@@ -179,7 +179,7 @@ def test_number_out_of_range_names_the_number_and_its_line_and_column(tmp_path: 
     path = _write(tmp_path, '[{"id": 1, "data": {"text": "1e999 in a string"}},\n {"id": ' + number
                   + ', "data": {"text": "x"}}]')
     with pytest.raises(ReportLensError, match=rf"at line 2, column 9 .*the number {re.escape(shown)} is out of "
-                                              r"range.*write it as a string"):
+                                              r"range.*a task id must be a whole number from 0 to 2\*\*63-1"):
         parse_export(path)
 
 
