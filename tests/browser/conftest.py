@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -102,24 +103,24 @@ def _warm_up(browser, url: str) -> None:
         context.close()
 
 
-@pytest.fixture(scope="module")
-def app(browser, tmp_path_factory) -> Iterator[App]:
-    """The real app, one process per test module, on a fresh migrated SQLite database, opened once."""
+@contextmanager
+def running_app(browser, tmp: Path, env: dict[str, str] | None = None) -> Iterator[App]:
+    """``streamlit run app.py`` on a free loopback port with a migrated SQLite database in ``tmp`` (``env`` added to
+    the environment), opened once; stopped, with its process group, afterwards."""
     from db.engine import dispose_engine
     from db.migrate import upgrade
 
-    tmp = tmp_path_factory.mktemp("browser-app")
     db_url = f"sqlite:///{tmp / 'browser.db'}"
     upgrade(db_url)  # the app would do it too; done here so tests can read the DB before the first page load
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "REPORTLENS_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1"}
+    full_env = {**os.environ, "REPORTLENS_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = tmp / "streamlit.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
              "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group, killed as a whole afterwards
         )
     try:
@@ -129,6 +130,19 @@ def app(browser, tmp_path_factory) -> Iterator[App]:
     finally:
         _stop(proc)
         dispose_engine(db_url)
+
+
+@pytest.fixture(scope="module")
+def start_app(browser):
+    """``start_app(tmp, env)``: :func:`running_app` as a context manager, for modules that prepare the data first."""
+    return lambda tmp, env=None: running_app(browser, tmp, env)
+
+
+@pytest.fixture(scope="module")
+def app(browser, tmp_path_factory) -> Iterator[App]:
+    """The real app, one process per test module, on a fresh migrated SQLite database, opened once."""
+    with running_app(browser, tmp_path_factory.mktemp("browser-app")) as started:
+        yield started
 
 
 # ---------------------------------------------------------------- the browser
