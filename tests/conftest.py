@@ -129,19 +129,9 @@ def ls_batch(sqlite_url):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny LoRA model trained a few steps on the labeled tiny tasks (once per module); the ``TrainingResult``."""
-    from db.engine import dispose_engine, make_engine
-    from db.importer import import_tasks
-    from db.migrate import upgrade
-    from tests.factories import cfg, tiny_tasks
-    from tests.tiny import tiny_model_dir
-    from training.trainer import run_training
+    from db.engine import dispose_engine
+    from tests.factories import tiny_tasks, train_tiny
 
-    tmp = tmp_path_factory.mktemp("scoring")
-    url = f"sqlite:///{tmp / 'train.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    import_tasks(engine, "tiny", tiny_tasks())
-    base = str(tiny_model_dir(tmp / "base"))
-    result = run_training(engine, 1, cfg(base, max_steps=6), tmp / "model")
+    _, url, result = train_tiny(tmp_path_factory.mktemp("scoring"), tiny_tasks(), max_steps=6)
     dispose_engine(url)
     return result

@@ -233,3 +233,19 @@ def old_schema_rows(engine: Any, project: str = "ecg") -> None:
                     conn.execute(text('INSERT INTO spans (annotation_id, start, "end", label) '
                                       "VALUES (:a, :s, :e, :l)"), {"a": ann, "s": sp.start, "e": sp.end,
                                                                   "l": sp.label})
+
+
+def train_tiny(tmp: Path, tasks: list[ParsedTask], project: str = "tiny", **config: Any) -> tuple[Any, str, Any]:
+    """A fresh migrated SQLite database in ``tmp`` holding ``tasks``, and a tiny random BERT fine-tuned on them with
+    ``cfg(..., **config)``: ``(engine, url, training result)``; the caller disposes the engine (``dispose_engine``)."""
+    from db.engine import make_engine
+    from db.importer import import_tasks
+    from db.migrate import upgrade
+    from tests.tiny import tiny_model_dir
+    from training.trainer import fit
+
+    url = f"sqlite:///{tmp / 'train.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    import_tasks(engine, project, tasks)
+    return engine, url, fit(engine, 1, cfg(str(tiny_model_dir(tmp / "base")), **config), tmp / "model")

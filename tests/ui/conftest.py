@@ -43,6 +43,20 @@ def db(tmp_path, monkeypatch, migrate_db):
 
 
 @pytest.fixture
+def retire_this_process(db):
+    """For tests that claim jobs in this process (registering it as a worker): its worker rows are retired before
+    the ``db`` fixture stops the live workers it finds, which would otherwise be this test run."""
+    yield
+    from db.engine import make_engine
+    from jobs import workers
+
+    engine = make_engine(db)
+    for w in workers.live_workers(engine):
+        if w.pid == os.getpid():
+            workers.retire_worker(engine, w.id, force=True)
+
+
+@pytest.fixture
 def open_page(db):
     """``open_page("pages/review.py", reviewer_name="dr. lee")``: the app (``app.py``) run once, then switched to
     the page, with the given session state set first; the ``AppTest`` after that run. ``open_page()`` (no page)

@@ -4,7 +4,6 @@ after it, the Overview as a guide to the loop, the project remembered in the URL
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -15,21 +14,8 @@ from core.jobs import JobKind, JobStatus
 from db.engine import make_engine
 from jobs import queue
 
-pytestmark = pytest.mark.ui
+pytestmark = [pytest.mark.ui, pytest.mark.usefixtures("retire_this_process")]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _retire_this_process(db):
-    """Worker rows naming this process (the in-process workers and claims below) are retired before the ``db``
-    fixture stops the live workers it finds, which would be this test run."""
-    yield
-    from jobs import workers
-
-    engine = make_engine(db)
-    for w in workers.live_workers(engine):
-        if w.pid == os.getpid():
-            workers.retire_worker(engine, w.id, force=True)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ history refreshed."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -14,19 +13,7 @@ from core.jobs import JobKind, JobStatus
 from db.engine import make_engine
 from jobs import queue
 
-pytestmark = pytest.mark.ui
-
-
-@pytest.fixture(autouse=True)
-def _retire_this_process(db):
-    """Claims below register this process as a worker; retire it before the ``db`` fixture stops live workers."""
-    yield
-    from jobs import workers
-
-    engine = make_engine(db)
-    for w in workers.live_workers(engine):
-        if w.pid == os.getpid():
-            workers.retire_worker(engine, w.id, force=True)
+pytestmark = [pytest.mark.ui, pytest.mark.usefixtures("retire_this_process")]
 
 
 @pytest.fixture

@@ -138,21 +138,12 @@ def test_bertviz_window_is_contiguous_and_never_cuts_a_word():
 @pytest.fixture(scope="module")
 def tiny_version(tmp_path_factory):
     """A tiny random BERT fine-tuned for a few steps on tiny reports, stored as model version v1."""
-    from db.engine import dispose_engine, make_engine
-    from db.importer import import_tasks
-    from db.migrate import upgrade
+    from db.engine import dispose_engine
     from db.model_versions import record_model_version
-    from tests.factories import cfg, tiny_tasks
-    from tests.tiny import tiny_model_dir
-    from training.trainer import run_training
+    from tests.factories import tiny_tasks, train_tiny
 
-    tmp = tmp_path_factory.mktemp("explain")
-    url = f"sqlite:///{tmp / 'explain.db'}"
-    upgrade(url)
-    engine = make_engine(url)
-    import_tasks(engine, "tiny", tiny_tasks())
-    base = str(tiny_model_dir(tmp / "base"))
-    result = run_training(engine, 1, cfg(base, max_steps=3, max_length=16, stride=4), tmp / "model")
+    engine, url, result = train_tiny(tmp_path_factory.mktemp("explain"), tiny_tasks(), max_steps=3, max_length=16,
+                                     stride=4)
     version = record_model_version(engine, 1, None, result)
     yield engine, version
     dispose_engine(url)

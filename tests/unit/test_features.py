@@ -120,22 +120,13 @@ def test_too_small_for_a_split_says_the_numbers_measure_fit():
 def corpus_version(tmp_path_factory):
     """The corpus above (as a Label Studio-like import, choices dropped) and a tiny BERT version trained on it."""
     from core.types import Annotation, ParsedTask
-    from db.engine import dispose_engine, make_engine
-    from db.importer import import_tasks
-    from db.migrate import upgrade
+    from db.engine import dispose_engine
     from db.model_versions import record_model_version
-    from tests.factories import cfg
-    from tests.tiny import tiny_model_dir
-    from training.trainer import run_training
+    from tests.factories import train_tiny
 
-    tmp = tmp_path_factory.mktemp("features")
-    url = f"sqlite:///{tmp / 'features.db'}"
-    upgrade(url)
-    engine = make_engine(url)
     tasks = [ParsedTask(text=d.text, task_id=d.id, annotations=(Annotation(spans=d.spans, external_id=str(d.id)),))
              for d in corpus(40)]
-    import_tasks(engine, "corpus", tasks)
-    result = run_training(engine, 1, cfg(str(tiny_model_dir(tmp / "base")), max_steps=3), tmp / "model")
+    engine, url, result = train_tiny(tmp_path_factory.mktemp("features"), tasks, project="corpus", max_steps=3)
     yield engine, record_model_version(engine, 1, None, result)
     dispose_engine(url)
 
