@@ -13,16 +13,10 @@ from core.types import Annotation, ParsedTask, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.factories import class_cfg, class_tasks
-from tests.tiny import tiny_model_dir
 from training import trainer as trainer_mod
 from training.encoding import prepare_documents
 from training.inference import clear_model_cache, load_model
 from training.tasks import classification as classify
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
 
 
 @pytest.mark.parametrize("multi", [False, True])

@@ -17,7 +17,6 @@ from core.types import Document, LabelSchema, ReportLensError
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.factories import cfg, tiny_tasks
-from tests.tiny import tiny_model_dir
 from training import tasks as tasks_mod
 from training.artifacts import BIO, DOCUMENT, SCHEMA_FILE, parse_schema, schema_json
 from training.encoding import prepare_documents
@@ -133,11 +132,6 @@ def negation_registered(monkeypatch):
     decides)."""
     monkeypatch.setitem(tasks_mod.TASKS, "negation", NegationTask)
     NegationTask.built.clear()
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
 
 
 @pytest.fixture

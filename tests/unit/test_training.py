@@ -15,17 +15,12 @@ from core.types import Annotation, LabelSchema, ParsedTask, ReportLensError, Spa
 from db.engine import make_engine
 from db.importer import import_tasks
 from tests.factories import cfg, report, tiny_tasks
-from tests.tiny import tiny_model_dir, tiny_tokenizer
+from tests.tiny import tiny_tokenizer
 from training import trainer as trainer_mod
 from training.callbacks import callback_classes
 from training.inference import clear_model_cache, export_merged, load_model, predict_detailed, predict_documents
 from training.tasks.base import summary_scores
 from training.tasks.ner import class_weights
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory):
-    return str(tiny_model_dir(tmp_path_factory.mktemp("tiny-base")))
 
 
 @pytest.fixture
