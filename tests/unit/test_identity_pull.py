@@ -81,6 +81,11 @@ def test_a_pull_reports_changes_only_for_its_own_documents(db_url: str, tmp_path
     assert [c["document_id"] for c in again["text_changed"]] == [server[1]]
     assert again["changes"][0]["document_id"] == server[1]
     assert _docs(engine)[other[1]].text == A
+    # the undo the Label Studio page gives: the earlier export, imported with the server URL as its source name
+    undo = import_file(engine, _file(tmp_path, "earlier.json", [ls_task(1, C, 21, project=LS_PROJECT)]), "p",
+                       source_name=URL)
+    assert [c["document_id"] for c in undo.text_changed] == [server[1]] and undo.documents_added == 0
+    assert (_docs(engine)[server[1]].text, _docs(engine)[other[1]].text) == (C, A)
 
 
 def test_documents_for_tasks_never_answers_with_another_sources_task(db_url: str, tmp_path: Path) -> None:
