@@ -24,6 +24,7 @@ from db.identity import Wanted, find_documents, text_hash
 
 LINK_KEY = "labelstudio"
 BATCH_STATUSES = ("created", "sent", "pulled", "failed")
+CHUNK = 1000  # tasks / documents per lookup (db.importer.BATCH_SIZE)
 
 
 @dataclass(frozen=True)
@@ -184,13 +185,20 @@ def documents_for_tasks(engine: Engine, project: int | str, source_key: str,
     a document of another Label Studio project or server that only shares the task id."""
     if not tasks:
         return {}
+    wanted = [Wanted(("id", source_key, int(tid)), text_hash(text)) for tid, text in tasks]
+    by_doc: dict[int, int] = {}
+    out: dict[int, BatchDocument] = {}
     with read_session(engine) as s:
         pid = _project_row(s, project).id
-        found = find_documents(s, pid, [Wanted(("id", source_key, int(tid)), text_hash(text)) for tid, text in tasks])
-        by_doc = {match.row["id"]: key[2] for key, match in found.items()}
-        rows = s.scalars(select(m.Document).where(m.Document.id.in_(list(by_doc))))
-        return {by_doc[d.id]: BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id, meta=dict(d.meta or {}))
-                for d in rows}
+        for i in range(0, len(wanted), CHUNK):  # in the importer's batches: the same answers, bounded IN lists
+            found = find_documents(s, pid, wanted[i:i + CHUNK], frozenset(by_doc))
+            by_doc.update({match.row["id"]: key[2] for key, match in found.items()})
+        ids = list(by_doc)
+        for i in range(0, len(ids), CHUNK):
+            for d in s.scalars(select(m.Document).where(m.Document.id.in_(ids[i:i + CHUNK]))):
+                out[by_doc[d.id]] = BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id,
+                                                  meta=dict(d.meta or {}))
+    return out
 
 
 def human_fingerprints(engine: Engine, document_ids: list[int]) -> dict[int, dict[str, str]]:
@@ -199,10 +207,12 @@ def human_fingerprints(engine: Engine, document_ids: list[int]) -> dict[int, dic
     if not document_ids:
         return out
     with read_session(engine) as s:
-        q = (select(m.Annotation.document_id, m.Annotation.id, m.Annotation.external_id, m.Annotation.content_hash)
-             .where(m.Annotation.document_id.in_(document_ids), m.Annotation.source == "human"))
-        for doc_id, ann_id, ext, chash in s.execute(q):
-            out.setdefault(int(doc_id), {})[ext if ext is not None else f"row-{ann_id}"] = chash or ""
+        for i in range(0, len(document_ids), CHUNK):
+            q = (select(m.Annotation.document_id, m.Annotation.id, m.Annotation.external_id,
+                        m.Annotation.content_hash)
+                 .where(m.Annotation.document_id.in_(document_ids[i:i + CHUNK]), m.Annotation.source == "human"))
+            for doc_id, ann_id, ext, chash in s.execute(q):
+                out.setdefault(int(doc_id), {})[ext if ext is not None else f"row-{ann_id}"] = chash or ""
     return out
 
 

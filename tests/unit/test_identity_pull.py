@@ -96,3 +96,18 @@ def test_documents_for_tasks_never_answers_with_another_sources_task(db_url: str
     (doc,) = lslinks.documents_for_tasks(engine, "p", skey, [(1, A)]).values()  # same text: the same report
     assert doc.text == A
     assert lslinks.human_fingerprints(engine, [doc.id]).keys() == {doc.id}
+
+
+def test_documents_for_tasks_in_chunks_gives_the_same_answer(sqlite_url: str, tmp_path: Path,
+                                                               monkeypatch: Any) -> None:
+    engine = make_engine(sqlite_url)
+    skey = server_source_key(URL, LS_PROJECT)
+    import_file(engine, _file(tmp_path, "own.json", [ls_task(t, f"Report {t}.", 10 + t, project=LS_PROJECT)
+                                                     for t in (1, 2, 3)]), "p", source_name=URL)
+    wanted = [(t, f"Report {t}.") for t in (1, 2, 3)] + [(4, "Not stored.")]
+    whole = lslinks.documents_for_tasks(engine, "p", skey, wanted)
+    assert sorted(whole) == [1, 2, 3]
+    monkeypatch.setattr(lslinks, "CHUNK", 1)
+    assert lslinks.documents_for_tasks(engine, "p", skey, wanted) == whole
+    assert sorted(lslinks.human_fingerprints(engine, [d.id for d in whole.values()])) == sorted(
+        d.id for d in whole.values())
