@@ -53,7 +53,7 @@ def _print_json(obj: Any) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from services.imports import import_file
+    from services.imports import import_file, text_key_notes
 
     engine = _engine()
     summary = import_file(
@@ -61,6 +61,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         progress=_progress_printer(), source_name=args.source,
     )
     _print_json(summary.to_dict())
+    for note in text_key_notes(summary):
+        print(f"warning: {note}", file=sys.stderr)
     if summary.text_changed:
         print(f"warning: {summary.changes_note()}", file=sys.stderr)
     return 0

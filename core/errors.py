@@ -157,6 +157,16 @@ class IssueCode(StrEnum):
         "train), and the summary lists the document. Undo: import the earlier export again. If two different "
         "reports share a task id (two Label Studio projects or servers), import each with its own source name. "
         "Strict mode refuses such an import.")
+    TEXT_KEY_KEPT = (
+        "text_key_kept", "warning",
+        "{file}: its tasks hold the report text in data[{file_key!r}], this project's in data[{project_key!r}]. "
+        "The reports were read from data[{file_key!r}]; the project keeps data[{project_key!r}] (pushes to Label "
+        "Studio and exports write the text there). If the file belongs to another Label Studio project, import it "
+        "into a ReportLens project of its own.",
+        "The file's text key (the labeling config's <Text value=\"$key\">, or the one data field) differs from the "
+        "project's. The file is read with its own key; the project keeps its key, so pushes and exports stay "
+        "readable by its Label Studio project. Nothing to fix when the file belongs to this project; otherwise "
+        "import it into a project of its own.")
     INVALID_TASK_ID = (
         "invalid_task_id", "error",
         "{task}: the task id {value} is not a task id ({problem}); task skipped. Task ids are whole numbers from "

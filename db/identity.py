@@ -3,6 +3,7 @@ stale flags of annotations whose document text changed. Used inside the importer
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,11 @@ from db.models import Document as DocumentModel
 
 DOCS, ANNS = DocumentModel.__table__, AnnotationRow.__table__
 Key = tuple[Any, ...]  # ("id", source_key, task_id) or ("hash", text_hash)
+
+
+def text_hash(text: str) -> str:
+    """The sha256 of a text: the identity of a task without an id, and how a changed text is seen."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 the documents' Label Studio task ids, and fingerprints of human annotations (to show what a pull changed).
 
 The link lives in ``Project.settings["labelstudio"] = {"url", "project_id", "title"}``: never a token. Documents
-pushed to the linked server get that server's task id in ``documents.ls_task_id``, so a pull (through
-``db.importer.import_tasks``, keyed on the task id) lands on the same documents.
+pushed to the linked server get that server's task id in ``documents.ls_task_id`` and its source key, so a pull
+(through ``db.importer.import_tasks``, keyed on source and task id) lands on the same documents; what a pull changed
+is diffed on the documents its tasks are (:func:`documents_for_tasks`), never on task ids alone.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from core.types import Entity, ReportLensError
 from db import models as m
 from db import scores
 from db.engine import json_safe, read_session, write_session
+from db.identity import Wanted, find_documents, text_hash
 
 LINK_KEY = "labelstudio"
 BATCH_STATUSES = ("created", "sent", "pulled", "failed")
+CHUNK = 1000  # tasks / documents per lookup (db.importer.BATCH_SIZE)
 
 
 @dataclass(frozen=True)
@@ -175,30 +178,42 @@ def record_task_ids(engine: Engine, project: int | str, task_ids: dict[int, int]
     return cleared
 
 
-def human_fingerprints(engine: Engine, project: int | str, task_ids: list[int]) -> dict[int, dict[str, str]]:
-    """``{ls_task_id: {annotation external id (or row id): content hash}}`` of human annotations, to diff a pull."""
-    out: dict[int, dict[str, str]] = {}
-    if not task_ids:
-        return out
+def documents_for_tasks(engine: Engine, project: int | str, source_key: str,
+                        tasks: list[tuple[int, str]]) -> dict[int, BatchDocument]:
+    """``{task id: document}``: the stored document each ``(task id, text)`` of ``source_key`` (a pull:
+    :func:`core.identity.server_source_key`) is, by the importer's rules (:func:`db.identity.find_documents`). Never
+    a document of another Label Studio project or server that only shares the task id."""
+    if not tasks:
+        return {}
+    wanted = [Wanted(("id", source_key, int(tid)), text_hash(text)) for tid, text in tasks]
+    by_doc: dict[int, int] = {}
+    out: dict[int, BatchDocument] = {}
     with read_session(engine) as s:
         pid = _project_row(s, project).id
-        q = (select(m.Document.ls_task_id, m.Annotation.id, m.Annotation.external_id, m.Annotation.content_hash)
-             .join(m.Annotation, m.Annotation.document_id == m.Document.id)
-             .where(m.Document.project_id == pid, m.Document.ls_task_id.in_(task_ids),
-                    m.Annotation.source == "human"))
-        for tid, ann_id, ext, chash in s.execute(q):
-            out.setdefault(int(tid), {})[ext if ext is not None else f"row-{ann_id}"] = chash or ""
+        for i in range(0, len(wanted), CHUNK):  # in the importer's batches: the same answers, bounded IN lists
+            found = find_documents(s, pid, wanted[i:i + CHUNK], frozenset(by_doc))
+            by_doc.update({match.row["id"]: key[2] for key, match in found.items()})
+        ids = list(by_doc)
+        for i in range(0, len(ids), CHUNK):
+            for d in s.scalars(select(m.Document).where(m.Document.id.in_(ids[i:i + CHUNK]))):
+                out[by_doc[d.id]] = BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id,
+                                                  meta=dict(d.meta or {}))
     return out
 
 
-def documents_by_task(engine: Engine, project: int | str, task_ids: list[int]) -> dict[int, BatchDocument]:
-    """``{ls_task_id: document}`` for the project's documents with these task ids."""
+def human_fingerprints(engine: Engine, document_ids: list[int]) -> dict[int, dict[str, str]]:
+    """``{document id: {annotation external id (or row id): content hash}}`` of human annotations, to diff a pull."""
+    out: dict[int, dict[str, str]] = {}
+    if not document_ids:
+        return out
     with read_session(engine) as s:
-        pid = _project_row(s, project).id
-        rows = s.scalars(select(m.Document).where(m.Document.project_id == pid, m.Document.ls_task_id.in_(task_ids)))
-        return {int(d.ls_task_id): BatchDocument(id=d.id, text=d.text, ls_task_id=d.ls_task_id,
-                                                 meta=dict(d.meta or {}))
-                for d in rows if d.ls_task_id is not None}
+        for i in range(0, len(document_ids), CHUNK):
+            q = (select(m.Annotation.document_id, m.Annotation.id, m.Annotation.external_id,
+                        m.Annotation.content_hash)
+                 .where(m.Annotation.document_id.in_(document_ids[i:i + CHUNK]), m.Annotation.source == "human"))
+            for doc_id, ann_id, ext, chash in s.execute(q):
+                out.setdefault(int(doc_id), {})[ext if ext is not None else f"row-{ann_id}"] = chash or ""
+    return out
 
 
 def count_rows(engine: Engine) -> dict[str, int]:

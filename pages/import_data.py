@@ -9,7 +9,7 @@ import streamlit as st
 from core.types import ReportLensError
 from services.imports import FORMATS, SUPPORTED_UPLOADS, read_config_text
 from services.projects import import_history, list_projects
-from ui.imports import SOURCE_HELP, changed_documents
+from ui.imports import SOURCE_HELP, changed_documents, history_table, text_key_note
 from ui.state import engine, remember_project, remembered_project
 from ui.uploads import import_uploads
 
@@ -81,6 +81,7 @@ if last:
         strict=True,
     ):
         col.metric(label, last.get(key, 0))
+    text_key_note(last)
     changed_documents(last)
     issues = last.get("skipped", []) + last.get("warnings", []) + last.get("infos", [])
     if issues:
@@ -101,10 +102,4 @@ if project is not None:
     history = import_history(engine(), project.id)
     if history:
         st.subheader(f"Import history of {project.name}")
-        rows = [
-            {"file": h.file_name, "format": h.format, "status": h.status, "started": h.started_at,
-             "added": (h.summary or {}).get("documents_added"), "updated": (h.summary or {}).get("documents_updated"),
-             "skipped": len((h.summary or {}).get("skipped", [])), "error": h.error}
-            for h in history
-        ]
-        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+        history_table(history)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from core.types import ReportLensError
 from services.labelstudio import client, pull, push
+from ui.imports import pull_results
 from ui.state import engine, project_picker
 
 st.title("Label Studio")
@@ -105,15 +106,4 @@ elif st.button("Pull finished annotations"):
             st.error(str(exc), icon="🚫")
 pulled = st.session_state.get("ls_pulled")
 if pulled and link is not None and pulled["ls_project_id"] == link.ls_project_id:
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Tasks read", pulled["tasks"])
-    m2.metric("New annotations", pulled["annotations_new"])
-    m3.metric("Updated", pulled["annotations_updated"])
-    m4.metric("Unchanged", pulled["annotations_unchanged"])
-    changed = [c for c in pulled["changes"] if c["new"] or c["updated"]]
-    if changed:
-        st.dataframe(pd.DataFrame(changed), hide_index=True, width="stretch")
-    else:
-        st.info("Nothing changed since the last pull.")
-    for issue in pulled["issues"]:
-        st.warning(issue)
+    pull_results(pulled)

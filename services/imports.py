@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.errors import IssueCode
 from core.formats import registry
 from core.formats.labelconfig import LabelConfig, parse_label_config
 from core.formats.report import ParseReport, check_source
@@ -75,6 +76,14 @@ def import_file(
     log.info("imported %s: %s", file_name or path.name, {k: v for k, v in summary.to_dict().items()
                                                           if isinstance(v, int)})
     return summary
+
+
+def text_key_notes(summary: Any) -> list[str]:
+    """The ``text_key_kept`` warnings of an import (an ``ImportSummary`` or its dict): the file held its text under
+    another key than the project's; it was read with its own key and the project kept its (README, "Command
+    line"). The CLI prints them on stderr; the Import page shows them above the issues."""
+    data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
+    return [str(i.get("message")) for i in data.get("warnings") or [] if i.get("code") == IssueCode.TEXT_KEY_KEPT]
 
 
 def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False) -> dict[str, Any]:

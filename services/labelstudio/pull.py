@@ -39,24 +39,32 @@ def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | Non
     if not isinstance(exported, list):
         raise LabelStudioError(f"Label Studio's export of project {ls_project_id} is not a task list; check the "
                                "server version (ReportLens is tested with 1.23).")
-    tasks, report = _parse_export(engine, project, exported, predictions)
-    task_ids = [t.task_id for t in tasks if t.task_id is not None]
-    before = lslinks.human_fingerprints(engine, project, task_ids)
-    summary = import_tasks(engine, project, tasks, report=report, file_name=f"{conn.url} project {ls_project_id}",
-                           source="labelstudio", create_project=False, actor="labelstudio-pull",
-                           source_key=server_source_key(conn.url, ls_project_id))
-    after = lslinks.human_fingerprints(engine, project, task_ids)
-    docs = lslinks.documents_by_task(engine, project, task_ids)
+    return store_export(engine, project, conn.url, ls_project_id, exported, predictions)
+
+
+def store_export(engine: Any, project: str, url: str, ls_project_id: int, exported: list[Any],
+                 predictions: dict[int, Any]) -> dict[str, Any]:
+    """Import the tasks of Label Studio project ``ls_project_id`` at ``url`` (the export API's list, ``predictions``
+    by id) into ``project``; returns what changed, per task. The network side is :func:`pull`."""
+    skey = server_source_key(url, ls_project_id)
+    tasks, report, before_docs = _parse_export(engine, project, skey, exported, predictions)
+    keyed = [(t.task_id, t.text) for t in tasks if t.task_id is not None]
+    before = lslinks.human_fingerprints(engine, [d.id for d in before_docs.values()])
+    summary = import_tasks(engine, project, tasks, report=report, file_name=f"{url} project {ls_project_id}",
+                           source="labelstudio", create_project=False, actor="labelstudio-pull", source_key=skey)
+    docs = lslinks.documents_for_tasks(engine, project, skey, keyed)  # the same documents, and the ones added
+    after = lslinks.human_fingerprints(engine, [d.id for d in docs.values()])
     changes = []
-    for tid in task_ids:
-        old, new = before.get(tid, {}), after.get(tid, {})
-        row = {"task_id": tid, "document_id": docs[tid].id if tid in docs else None,
-               "new": sum(1 for k in new if k not in old),
-               "updated": sum(1 for k in new if k in old and old[k] != new[k]),
-               "unchanged": sum(1 for k in new if old.get(k) == new[k])}
-        changes.append(row)
+    for tid, _ in keyed:
+        doc = docs.get(tid)
+        old = before.get(before_docs[tid].id, {}) if tid in before_docs else {}
+        new = after.get(doc.id, {}) if doc is not None else {}
+        changes.append({"task_id": tid, "document_id": doc.id if doc is not None else None,
+                        "new": sum(1 for k in new if k not in old),
+                        "updated": sum(1 for k in new if k in old and old[k] != new[k]),
+                        "unchanged": sum(1 for k in new if old.get(k) == new[k])})
     pulled = lslinks.mark_batches_pulled(engine, project)
-    return {"url": conn.url, "ls_project_id": ls_project_id, "tasks": len(tasks),
+    return {"url": url, "ls_project_id": ls_project_id, "tasks": len(tasks),
             "annotations_new": sum(c["new"] for c in changes),
             "annotations_updated": sum(c["updated"] for c in changes),
             "annotations_unchanged": sum(c["unchanged"] for c in changes),
@@ -67,16 +75,15 @@ def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | Non
                                                                           if not (c["new"] or c["updated"])]}
 
 
-def _parse_export(engine: Any, project: str, exported: list[Any],
-                  predictions: dict[int, Any]) -> tuple[list[ParsedTask], ParseReport]:
-    """ParsedTasks from the export API's tasks: prediction ids replaced by their objects; a known document keeps its
-    stored meta (so a pull changes annotations, not metadata); the ``reportlens_document_id`` field is dropped."""
+def _parse_export(engine: Any, project: str, skey: str, exported: list[Any], predictions: dict[int, Any]
+                  ) -> tuple[list[ParsedTask], ParseReport, dict[int, lslinks.BatchDocument]]:
+    """ParsedTasks from the export API's tasks, and the stored documents they are (``{task id: document}``):
+    prediction ids replaced by their objects; a known document keeps its stored meta (so a pull changes
+    annotations, not metadata); the ``reportlens_document_id`` field is dropped."""
     config = project_label_config(engine, project)
     report = ParseReport(format="json")
     ctx = ParseContext(config, report)
-    ids = [t.get("id") for t in exported if isinstance(t, dict) and isinstance(t.get("id"), int)]
-    known = lslinks.documents_by_task(engine, project, ids)
-    out: list[ParsedTask] = []
+    parsed: list[ParsedTask] = []
     for position, item in enumerate(exported):
         if not isinstance(item, dict):
             continue
@@ -84,14 +91,18 @@ def _parse_export(engine: Any, project: str, exported: list[Any],
         item["predictions"] = [_prediction_dict(predictions[p]) if isinstance(p, int) and p in predictions else p
                                for p in (item.get("predictions") or [])]
         task = task_from_json(item, position, ctx)
-        if task is None:
-            continue
+        if task is not None:
+            parsed.append(task)
+    known = lslinks.documents_for_tasks(engine, project, skey,
+                                        [(t.task_id, t.text) for t in parsed if t.task_id is not None])
+    out: list[ParsedTask] = []
+    for task in parsed:
         doc = known.get(task.task_id) if task.task_id is not None else None
         meta = dict(doc.meta) if doc is not None else {k: v for k, v in task.meta.items() if k != DOC_KEY}
         out.append(ParsedTask(text=task.text, task_id=task.task_id, meta=meta, annotations=task.annotations,
                               position=task.position, source_name=task.source_name))
     report.config = config
-    return out, report
+    return out, report, known
 
 
 def _prediction_dict(p: Any) -> dict[str, Any]:

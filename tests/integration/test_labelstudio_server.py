@@ -273,6 +273,33 @@ def test_cli_push_and_pull(ls_batch, conn, tmp_path):
     assert res.returncode == 1 and "refused the API token" in res.stderr and "f" * 40 not in res.stderr
 
 
+def test_a_pull_reports_only_its_own_documents_when_another_project_shares_task_ids(ls_batch, conn, tmp_path):
+    """Issue 13: an export of another Label Studio project (99) whose task ids are the pushed tasks' ids lives
+    beside them; a pull from the server diffs on its own documents only (source + task id), not on the task id."""
+    import json
+
+    from services.imports import import_file
+
+    engine, doc_ids = ls_batch["engine"], ls_batch["doc_ids"]
+    push.push(engine, "lsproj", conn, batch_id=ls_batch["batch_id"], new_ls_project=True)
+    docs = {d.id: d for d in lslinks.batch_documents(engine, "lsproj", doc_ids[:3])}
+    other = tmp_path / "other-project.json"
+    other.write_text(json.dumps([
+        {"id": d.ls_task_id, "project": 99, "data": {"text": f"Another project's report {i}."},
+         "annotations": [{"id": 9000 + i, "result": [_region("Another", 0, 7, "FINDING")]}]}
+        for i, d in enumerate(docs.values())]), encoding="utf-8")
+    assert import_file(engine, other, "lsproj").documents_added == 3  # same task ids, another source: 3 new
+
+    doc = docs[doc_ids[0]]
+    client = _client(conn)
+    client.annotations.create(id=doc.ls_task_id, result=[_region(doc.text, 0, 5, "RHYTHM")])
+    pulled = pull.pull(engine, "lsproj", conn)
+    assert (pulled["annotations_new"], pulled["annotations_updated"], pulled["annotations_unchanged"]) == (1, 0, 0)
+    assert {c["document_id"] for c in pulled["changes"]} == set(docs)
+    assert pulled["changes"][0]["document_id"] == doc.id and pulled["documents_added"] == 0
+    assert pulled["text_changed"] == []
+
+
 def test_server_stopped_gives_a_clear_message(ls_batch, conn, ls_server):
     """Last in this module: it stops the server."""
     engine = ls_batch["engine"]

@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from db import lslinks
 from db import scores as score_db
 from db.lslinks import count_rows
 from services.labelstudio import client
@@ -78,3 +79,32 @@ def test_batches_table_import_file_and_a_server_that_is_down(env, ls_batch, open
     at.text_input(key="ls_url").input("not a url").run()
     next(b for b in at.button if b.label == "Test connection").click().run()
     assert any("is not an http(s) URL" in e.value for e in at.error)
+
+
+def test_pull_results_list_the_documents_whose_text_changed_in_label_studio(env, db, open_page):
+    from db.engine import make_engine
+    from db.repository import ensure_project
+    from services.labelstudio.pull import store_export
+    from ui.state import CHOSEN
+
+    engine, url = make_engine(db), "http://ls.example:8080"
+    ensure_project(engine, "ecg")
+    lslinks.set_ls_link(engine, "ecg", lslinks.LsLink(url=url, ls_project_id=3, title="ECG"))
+
+    def task(text: str, ann_id: int) -> dict:
+        return {"id": 1, "data": {"text": text}, "annotations": [{"id": ann_id, "result": [
+            {"from_name": "label", "to_name": "text", "type": "labels",
+             "value": {"start": 0, "end": 5, "text": text[:5], "labels": ["RHYTHM"]}}]}]}
+
+    store_export(engine, "ecg", url, 3, [task("Sinus rhythm, HR 70 bpm.", 21)], {})
+    # in Label Studio the text is edited and annotated again (annotation 21 deleted, 22 made): 21 stays, stale
+    pulled = store_export(engine, "ecg", url, 3, [task("Sinus rhythm, HR 72 bpm.", 22)], {})
+    at = open_page(PAGE, project_name="ecg", ls_pulled=pulled, **{CHOSEN: True})
+    assert not at.exception, at.exception
+    (warning,) = [w.value for w in at.warning if "changed the text" in w.value]
+    assert "This pull changed the text of **1** stored document(s)" in warning
+    assert "earlier annotations are kept, flagged stale" in warning
+    assert "To undo" in warning and "restore the text in Label Studio" in warning and url in warning
+    table = next(d.value for d in at.dataframe if "stale annotations" in d.value.columns)
+    assert list(table["source"]) == ["ls:http://ls.example:8080/3"] and list(table["stale annotations"]) == [1]
+    assert list(table["document"]) == [pulled["text_changed"][0]["document_id"]]
