@@ -30,6 +30,10 @@ BIN="$VENV/bin/label-studio"
 
 installed_version() {
     [[ -x "$VENV/bin/python" && -x "$BIN" ]] || return 1
+    # a venv copied or moved from another folder keeps the old interpreter path in its scripts' first line
+    local interp
+    interp="$(head -n 1 "$BIN")"; interp="${interp#\#!}"
+    [[ -x "$interp" ]] || { log "$BIN starts with #!$interp, which does not exist (moved venv?): reinstalling"; return 1; }
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))' 2>/dev/null
 }
 
