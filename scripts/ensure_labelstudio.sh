@@ -30,14 +30,20 @@ BIN="$VENV/bin/label-studio"
 
 installed_version() {
     [[ -x "$VENV/bin/python" && -x "$BIN" ]] || return 1
-    # a venv copied or moved from another folder keeps the old interpreter path in its scripts' first line
-    local interp
-    interp="$(head -n 1 "$BIN")"; interp="${interp#\#!}"
-    [[ -x "$interp" ]] || { log "$BIN starts with #!$interp, which does not exist (moved venv?): reinstalling"; return 1; }
     "$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("label-studio"))' 2>/dev/null
 }
 
-if [[ "$(installed_version || true)" == "$VERSION" ]]; then
+# a venv copied or moved from another folder keeps the old interpreter path in its scripts' first line: reinstall
+FORCE=()
+if [[ -x "$BIN" ]]; then
+    interp="$(head -n 1 "$BIN")"; interp="${interp#\#!}"
+    if [[ ! -x "$interp" ]]; then
+        log "$BIN starts with #!$interp, which does not exist (a moved venv?): reinstalling label-studio"
+        FORCE=(--force-reinstall --no-deps)
+    fi
+fi
+
+if [[ ${#FORCE[@]} -eq 0 && "$(installed_version || true)" == "$VERSION" ]]; then
     echo "$BIN"
     exit 0
 fi
@@ -49,7 +55,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 log "installing label-studio==$VERSION into $VENV (quiet; a few minutes the first time) ..."
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "label-studio==$VERSION" \
+if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${FORCE[@]}" "label-studio==$VERSION" \
         >"$VENV/pip-install.log" 2>&1; then
     tail -n 30 "$VENV/pip-install.log" >&2
     log "pip could not install label-studio==$VERSION (log: $VENV/pip-install.log). It needs PyPI access and"
