@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.confidence import document_confidence
 from core.formats.labelstudio import (
     choice_results,
@@ -25,6 +26,7 @@ from core.types import ReportLensError
 from db.model_versions import activate_model_version, active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo
 from db.repository import require_project
+from services.auth import requires, version_detail
 from services.files import write_json
 
 PREDICT_BATCH = 32
@@ -74,6 +76,7 @@ def list_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
     return list_model_versions(engine, project_id)
 
 
+@requires(Permission.MODELS, action="model_activated", detail=version_detail)
 def activate(engine: Any, version_id: int) -> ModelVersionInfo:
     """Make a version the project's active one (what scoring, review, extraction and serving use)."""
     return activate_model_version(engine, version_id)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.auth import Permission
 from core.jobs import JobKind
 from core.trainconfig import TrainConfig, fields_for_form
 from db.records import JobInfo
+from services.auth import job_detail, requires
 from services.jobs import queue_job
 
 
@@ -34,6 +36,7 @@ def check(config: TrainConfig) -> TrainConfig:
     return config
 
 
+@requires(Permission.TRAIN, action="train_queued", detail=job_detail)
 def queue_training(engine: Any, project: int | str, config: TrainConfig) -> tuple[JobInfo, bool]:
     """Check the config, queue a ``train`` job and make sure a worker runs it."""
     return queue_job(engine, project, JobKind.TRAIN, check(config).to_dict())

@@ -8,6 +8,21 @@ from collections.abc import Iterator
 
 import pytest
 
+# ---------------------------------------------------------------- who acts (services/auth.py)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_actor() -> Iterator[None]:
+    """Service functions check who acts: the tests act as ``test:pytest`` with every role, unless a test says
+    otherwise (``services.auth.act_as``)."""
+    from core.auth import Actor
+    from services.auth import set_process_actor
+
+    set_process_actor(Actor.everyone("test:pytest"))
+    yield
+    set_process_actor(None)
+
+
 # ---------------------------------------------------------------- databases (db/)
 
 PG_ENV = "REPORTLENS_TEST_PG_URL"
