@@ -51,8 +51,32 @@ class Rule:
     """What a service function needs: a permission (``None``: open to all, no data touched) and, for a write, the
     audit action it records."""
 
-    permission: Permission | None
+    permission: Permission | ByJobKind | None
     action: str | None = None
+
+
+@dataclass(frozen=True)
+class ByJobKind:
+    """A rule whose permission is that of a job's kind: the call's ``kind`` argument, or the kind of the job its
+    ``job_id`` names (``train`` needs ``train``, ``score`` the ``queue``; any other kind ``default``)."""
+
+    by_kind: Mapping[str, Permission]
+    default: Permission
+
+    def resolve(self, t: _Target) -> Permission:
+        kind = t.kind
+        if kind is None and t.entity == "job" and t.entity_id is not None:
+            from jobs.queue import get_job
+
+            engine = t.engine if t.engine is not None else _bound_engine()
+            job = get_job(engine, t.entity_id) if engine is not None else None
+            if job is not None:
+                kind = str(job.kind)
+                t.project = t.project if t.project is not None else job.project_id
+        return self.by_kind.get(str(kind), self.default) if kind is not None else self.default
+
+
+JOB_KIND = ByJobKind({"train": Permission.TRAIN, "score": Permission.QUEUE}, Permission.TRAIN)
 
 
 @dataclass
@@ -149,6 +173,7 @@ class _Target:
     model_version_id: int | None = None
     entity: str = ""
     entity_id: int | None = None
+    kind: str | None = None
 
 
 def _int(value: Any) -> int | None:
@@ -164,7 +189,7 @@ def _target(sig: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any
         a = sig.bind_partial(*args, **kwargs).arguments
     except TypeError:  # the call itself is wrong: the function raises the real error
         a = {}
-    t = _Target(engine=a.get("engine"))
+    t = _Target(engine=a.get("engine"), kind=str(a["kind"]) if a.get("kind") is not None else None)
     project = a.get("project", a.get("project_id", a.get("project_name")))
     t.project = project if isinstance(project, str) else _int(project)
     t.document_id = _int(a.get("document_id", a.get("doc_id")))
@@ -227,7 +252,7 @@ def check(permission: Permission, what: str, *, engine: Any = None, project: int
     raise err
 
 
-def requires(permission: Permission, *, action: str | None = None,
+def requires(permission: Permission | ByJobKind, *, action: str | None = None,
              detail: Callable[[Any], Mapping[str, Any]] | None = None) -> Callable[[F], F]:
     """The rule of a service function: the current actor needs ``permission`` (globally, or in the call's
     project); with ``action`` the call is a write, audited ``ok``/``failed`` under that name, with
@@ -243,9 +268,10 @@ def requires(permission: Permission, *, action: str | None = None,
             if _inside.get():
                 return fn(*args, **kwargs)
             actor, t = current_actor(), _target(sig, args, kwargs)
-            if actor is None or not _allowed(actor, permission, t):
-                err = _refusal(actor, permission, what, t)
-                _write(t, actor, action or call, "refused", {"call": call, "permission": permission.value,
+            needed = permission.resolve(t) if isinstance(permission, ByJobKind) else permission
+            if actor is None or not _allowed(actor, needed, t):
+                err = _refusal(actor, needed, what, t)
+                _write(t, actor, action or call, "refused", {"call": call, "permission": needed.value,
                                                               "message": str(err)})
                 raise err
             token = _inside.set(True)
