@@ -10,10 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.formats import registry
 from core.formats.labelconfig import LabelConfig, parse_label_config
 from core.formats.report import ParseReport, check_source
 from core.types import ReportLensError
+from services.auth import open_to_all, requires
 
 log = logging.getLogger("reportlens.import")
 
@@ -22,6 +24,7 @@ SUPPORTED_UPLOADS = registry.upload_types()
 Progress = Callable[[int, "float | None"], None]
 
 
+@open_to_all
 def read_config_text(data: bytes) -> LabelConfig:
     """A labeling config from uploaded bytes, with a clear message when it is not UTF-8 XML."""
     try:
@@ -33,6 +36,7 @@ def read_config_text(data: bytes) -> LabelConfig:
     return parse_label_config(xml)
 
 
+@requires(Permission.IMPORT, action="imported")
 def import_file(
     engine: Any,
     path: Path,
@@ -77,6 +81,7 @@ def import_file(
     return summary
 
 
+@requires(Permission.IMPORT, action="demo_seeded")
 def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False) -> dict[str, Any]:
     """Create the demo project (synthetic ECG and radiology reports) when the database has no project yet.
 

@@ -227,8 +227,9 @@ def test_cli_users_and_audit(cli) -> None:
     assert rows[0]["details"]["role"] == "researcher" and rows[0]["details"]["user_id"] == 2
     assert rows[0]["project_id"] == 1 and rows[0]["details"]["project"] == "ecg"
     everything = [json.loads(line) for line in call("audit", "--person", me)["stdout"].splitlines()]
-    assert [r["action"] for r in everything] == ["role_granted", "role_revoked", "role_granted",
+    assert [r["action"] for r in everything] == ["imported", "role_granted", "role_revoked", "role_granted",
                                                  "user_active_changed"]
+    assert everything[0]["details"]["project"] == "ecg" and everything[0]["outcome"] == "ok"
     assert call("audit", "--since", "2999-01-01")["stdout"] == ""
     assert call("audit", "--project", "ecg", "--outcome", "ok", "--action", "role_granted")["stdout"].count("\n") == 1
     wrong = call("audit", "--since", "yesterday")
