@@ -233,3 +233,30 @@ def test_the_make_run_check_exits_1_with_the_message(capsys, monkeypatch, tmp_pa
     assert "Refusing to listen on 0.0.0.0" in capsys.readouterr().err
     assert auth.main(["check-startup", "127.0.0.1"]) == 0
     assert auth.main(["nonsense"]) == 2
+
+
+def test_job_calls_need_the_permission_of_the_jobs_kind(engine) -> None:
+    from core.jobs import JobKind
+    from jobs.queue import enqueue
+    from services.jobs import cancel_job
+    from services.projects import get_project
+
+    pid = get_project(engine, "ecg").id
+    train, score = (enqueue(engine, pid, kind, {}) for kind in (JobKind.TRAIN, JobKind.SCORE))
+    annotator = Actor("oidc|gil", roles=frozenset({Role.ANNOTATOR}))
+    with act_as(annotator):
+        assert cancel_job(engine, score.id).id == score.id  # a scoring run is the annotators' queue
+        with pytest.raises(ForbiddenError, match="researcher or admin"):
+            cancel_job(engine, train.id)
+    rows = [(r.action, r.outcome, r.entity_id, r.project_id) for r in _mine(engine)]
+    assert rows == [("job_cancelled", "ok", score.id, pid), ("job_cancelled", "refused", train.id, pid)]
+
+
+def test_a_call_without_an_engine_is_audited_in_the_engine_the_entry_point_bound(engine, tmp_path) -> None:
+    from services.convert import convert_export
+
+    with act_as(Actor("oidc|hal", roles=frozenset({Role.CLINICIAN})), engine), pytest.raises(ForbiddenError):
+        convert_export(tmp_path / "export.json", tmp_path / "out.jsonl")
+    [row] = _mine(engine)
+    assert (row.actor, row.action, row.outcome) == ("oidc|hal", "convert.convert_export", "refused")
+    assert not (tmp_path / "out.jsonl").exists()
