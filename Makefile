@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8501
 PYTEST_ARGS ?=
 
-.PHONY: run dev test setup db demo lint bench clean-db
+.PHONY: run dev test setup db demo lint bench clean-db check-host
 
 # torch==2.13.0 (CPU wheel) goes in first: anything else lets pip pull several GB of CUDA packages.
 $(BIN)/python:
@@ -39,11 +39,15 @@ demo: db
 	$(BIN)/python cli.py seed-demo
 
 # The demo seed also queues the demo's first training job and, after it, a scoring run (a background worker).
-run: demo
+# Refuses a non-loopback HOST unless sign-in is configured (README "People, roles and audit"), before anything else.
+check-host: setup
+	$(BIN)/python -m services.auth check-startup $(HOST)
+
+run: check-host demo
 	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
 
 # For development: as `run`, with Streamlit's file watcher and rerun-on-save (off in .streamlit/config.toml).
-dev: demo
+dev: check-host demo
 	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
 	  --server.fileWatcherType auto --server.runOnSave true
 

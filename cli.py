@@ -12,6 +12,10 @@
     python cli.py score --project NAME [--strategy S] [--per-token] [--top K] [--out FILE.jsonl]
     python cli.py extract [--project NAME] (TEXT | --file FILE) | --project NAME --csv OUT.csv
     python cli.py preannotate --project NAME
+    python cli.py audit [--person WHO] [--action A] [--project NAME] [--since ISO] [--until ISO] [--outcome O]
+    python cli.py users [grant|revoke WHO ROLE [--project NAME] | activate|deactivate WHO]
+
+The CLI acts as ``cli:<os user>`` with every role; the audit trail records it so.
 
 Exit codes: 0 done, 1 bad input (the message says what, where and how to fix), 2 wrong usage.
 """
@@ -44,8 +48,11 @@ def _read_config(path: str | None) -> Any:
 def _engine() -> Any:
     """The database engine, migrated to the newest schema first (a no-op when it already is)."""
     from services.app import database_url, open_database
+    from services.auth import cli_actor, set_process_actor
 
-    return open_database(database_url())
+    engine = open_database(database_url())
+    set_process_actor(cli_actor(), engine)  # refusals of calls without an engine argument are audited here too
+    return engine
 
 
 def _print_json(obj: Any) -> None:
@@ -308,6 +315,70 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def _when(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReportLensError(f"{value!r} is not a date or time; write e.g. 2026-12-01 or 2026-12-01T14:30 "
+                              "(UTC unless it carries an offset).") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from services.people import audit_trail
+
+    rows = audit_trail(_engine(), person=args.person, action=args.action, project=args.project,
+                       since=_when(args.since), until=_when(args.until), outcome=args.outcome, limit=args.limit)
+    for row in rows:
+        print(json.dumps(row.to_dict(), ensure_ascii=False, default=str))
+    return 0
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    from services import people
+
+    engine = _engine()
+    if args.change in ("grant", "revoke"):
+        change = people.grant_role if args.change == "grant" else people.revoke_role
+        _print_json(change(engine, args.who, args.role, project=args.project))
+    elif args.change in ("activate", "deactivate"):
+        _print_json(people.set_active(engine, args.who, args.change == "activate").to_dict())
+    else:
+        _print_json([u.to_dict() for u in people.list_people(engine)])
+    return 0
+
+
+def _add_people_commands(sub: Any) -> None:
+    from services.people import OUTCOMES
+
+    aud = sub.add_parser("audit", help="print the audit trail as JSON lines, oldest first (filters combine)")
+    aud.add_argument("--person", help="actor subject (e.g. cli:alice), or a user's e-mail or subject")
+    aud.add_argument("--action", help="e.g. import, train_queued, role_granted, sign_in")
+    aud.add_argument("--project", help="project name")
+    aud.add_argument("--since", help="from this UTC date/time (ISO 8601), inclusive")
+    aud.add_argument("--until", help="before this UTC date/time (ISO 8601)")
+    aud.add_argument("--outcome", choices=OUTCOMES)
+    aud.add_argument("--limit", type=int)
+    aud.set_defaults(func=cmd_audit)
+
+    from core.auth import Role
+
+    users = sub.add_parser("users", help="list people and their roles; grant/revoke roles, (de)activate people")
+    users.set_defaults(func=cmd_users, change=None)
+    changes = users.add_subparsers(dest="change")
+    for verb in ("grant", "revoke"):
+        c = changes.add_parser(verb, help=f"{verb} a role (audited)")
+        c.add_argument("who", help="user id, subject or e-mail")
+        c.add_argument("role", choices=[r.value for r in Role])
+        c.add_argument("--project", help="only in this project (default: everywhere)")
+    for verb in ("activate", "deactivate"):
+        changes.add_parser(verb, help=f"{verb} a person (audited)").add_argument("who")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cli.py", description="ReportLens command line")
     sub = p.add_subparsers(dest="command", required=True)
@@ -411,12 +482,16 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "predict":
             sp.add_argument("--out", required=True, help="Label Studio import file to write")
         sp.set_defaults(func=func)
+    _add_people_commands(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    from services.auth import cli_actor, set_process_actor
+
+    set_process_actor(cli_actor())
     try:
         return args.func(args)
     except ReportLensError as exc:

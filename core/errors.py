@@ -263,6 +263,14 @@ class IssueCode(StrEnum):
         "A JSON string holds \\uD800-\\uDFFF without its other half; it is read as U+FFFD so the offsets of the "
         "task stay right. Fix the text if the character matters.")
 
+    # ------------------------------------------------------------ people and roles (core/auth.py)
+    FORBIDDEN = (
+        "forbidden", "error",
+        "{who} may not {what}{where}: that needs the {roles} role. {fix}",
+        "A person asked for something their roles do not allow (README \"People, roles and audit\"); nothing was "
+        "done and the refusal is in the audit trail. An admin grants roles on the Users page or with cli.py users "
+        "grant.")
+
     @classmethod
     def _missing_(cls, value: object) -> IssueCode | None:
         return _LEGACY.get(value) if isinstance(value, str) else None

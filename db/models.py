@@ -145,16 +145,78 @@ class Span(Base):
     score: Mapped[float | None] = mapped_column(Float)
 
 
+AUDIT_OUTCOMES = ("ok", "refused", "failed")
+
+
 class AuditEvent(Base):
+    """Append-only (0007): SQLite triggers and PostgreSQL triggers and privileges refuse UPDATE and DELETE; write
+    through ``db.audit.record``. ``actor`` is the subject string (kept when the user row changes); the ids are plain
+    integers, not foreign keys, so the trail outlives what it names. ``details`` never holds report text."""
+
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_project_id_at", "project_id", "at"),
+                      Index("ix_audit_events_actor", "actor"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(50))
-    entity: Mapped[str] = mapped_column(String(50))
+    entity: Mapped[str] = mapped_column(String(50), default="")
     entity_id: Mapped[int | None] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor_user_id: Mapped[int | None] = mapped_column(Integer)  # users.id; NULL for local:/cli: actors
+    outcome: Mapped[str] = mapped_column(String(20), default="ok", server_default="ok")  # one of AUDIT_OUTCOMES
+    project_id: Mapped[int | None] = mapped_column(Integer)
+    document_id: Mapped[int | None] = mapped_column(Integer)
+    model_version_id: Mapped[int | None] = mapped_column(Integer)
+
+
+# ---------------------------------------------------------------- people, roles and API tokens (0007)
+
+
+class User(Base):
+    """A person who signed in: ``(issuer, subject)`` is the OIDC identity (``issuer`` is "" for local ones).
+    Deactivating keeps the row, so past decisions stay attributed."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("issuer", "subject"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    issuer: Mapped[str] = mapped_column(String(500), default="")
+    email: Mapped[str | None] = mapped_column(String(300), index=True)
+    display_name: Mapped[str | None] = mapped_column(String(300))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class UserRole(Base):
+    """One role of one person, everywhere (``project_id`` NULL) or in one project. Unique per (user, role,
+    project), enforced by ``db.users.grant`` (NULL project ids are distinct to a UNIQUE constraint)."""
+
+    __tablename__ = "user_roles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(20))  # a core.auth.Role
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    granted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    """A token for the HTTP API (issue 15): only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 # ---------------------------------------------------------------- background jobs and model versions

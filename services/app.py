@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.auth import open_to_all
 
+
+@open_to_all
 def database_url() -> str:
     from db.engine import database_url as url
 
     return url()
 
 
+@open_to_all
 def open_database(url: str) -> Any:
     """The engine for ``url``, with the schema migrated to head first (idempotent)."""
     from db.engine import make_engine
@@ -21,6 +25,7 @@ def open_database(url: str) -> Any:
     return make_engine(url)
 
 
+@open_to_all
 def load_tokenizer(model: str | None = None) -> Any:
     from training.encoding import load_tokenizer as load
 

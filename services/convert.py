@@ -7,16 +7,19 @@ from pathlib import Path
 from typing import Any
 
 from core.alignment import AlignConfig
+from core.auth import Permission
 from core.formats.registry import iter_tasks
 from core.formats.report import ParseReport
 from core.policy import training_documents_from_tasks
 from core.types import LabelSchema, ReportLensError
+from services.auth import requires
 from services.files import atomic_writer
 from training.encoding import EncodeSummary, encode_documents, load_tokenizer, resolve_model
 
 MAX_ISSUES_SHOWN = 50
 
 
+@requires(Permission.DATASET)
 def convert_export(
     export: Path,
     out: Path,

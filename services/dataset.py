@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.alignment import AlignConfig, make_windows, resolve_overlaps, spans_to_bio
+from core.auth import Permission
 from core.policy import TRAINING_SOURCES, select_training_annotation
 from core.trainconfig import TrainConfig
 from core.types import Issue, LabelSchema, ReportLensError, Span
 from db.model_versions import active_model_version
 from db.repository import project_texts, training_documents
+from services.auth import open_to_all, requires
 from training.encoding import EncodeSummary, encode_documents, measure_unk, tokenize_documents
 
 UNK_WARN_SHARE = 0.05
@@ -29,6 +31,7 @@ class TrainingSettings:
     note: str | None = None  # why a recorded config could not be used, when it could not
 
 
+@requires(Permission.DATASET)
 def training_settings(engine: Any, project_id: int) -> TrainingSettings:
     """The alignment (and base model) of the project's active model version, or the defaults when it has none."""
     version = active_model_version(engine, project_id)
@@ -42,6 +45,7 @@ def training_settings(engine: Any, project_id: int) -> TrainingSettings:
     return TrainingSettings(config.align(), config.base_model, f"model {version.name} (active)")
 
 
+@open_to_all
 def describe_alignment(config: AlignConfig) -> str:
     """An alignment config in words, for the Dataset page."""
     edge = ("a span edge inside a token expands to the whole token" if config.partial_token == "expand"
@@ -53,6 +57,7 @@ def describe_alignment(config: AlignConfig) -> str:
             f"(partial_token={config.partial_token!r}, label_all_subtokens={config.label_all_subtokens})")
 
 
+@open_to_all
 def displayed_spans(doc: Any) -> tuple[list[Span], list[Issue]]:
     """The spans of a stored document's training view that BIO can hold (highlighted on the page), and an
     ``overlap`` issue for each one left out."""
@@ -60,6 +65,7 @@ def displayed_spans(doc: Any) -> tuple[list[Span], list[Issue]]:
     return resolve_overlaps(doc.text, spans, doc.id)
 
 
+@open_to_all
 def annotation_status(annotation: Any) -> str:
     """What an annotation row is for training, in words for the Dataset page. A review in progress is stored as a
     cancelled ``review`` annotation (db/review.py), so it is shown as a draft, not as cancelled work; a finished review
@@ -73,6 +79,7 @@ def annotation_status(annotation: Any) -> str:
     return "usable"
 
 
+@open_to_all
 def training_status(doc: Any) -> str:
     """What a stored document's training view is, in words: not labeled, its entity count, or labeled with no
     entity (a confirmed review: "reviewed: no entity")."""
@@ -88,6 +95,7 @@ def training_status(doc: Any) -> str:
     return "Labeled: no entity (the annotation has no span); trains as a negative example."
 
 
+@open_to_all
 def bio_rows(tokenizer: Any, doc: Any, config: AlignConfig) -> tuple[list[dict[str, Any]], list[Issue]]:
     """One row per token of a stored document: the token, its character offsets and text, its tag and window(s)."""
     (tdoc,) = tokenize_documents(tokenizer, [(doc.id, doc.text)])
@@ -102,6 +110,7 @@ def bio_rows(tokenizer: Any, doc: Any, config: AlignConfig) -> tuple[list[dict[s
     return rows, issues
 
 
+@requires(Permission.DATASET)
 def project_alignment(engine: Any, project_id: int, tokenizer: Any, config: AlignConfig) -> dict[str, Any]:
     """Encode every labeled document of a project and collect the alignment issues (capped at ``MAX_ISSUES``)."""
     docs = list(training_documents(engine, project_id))
@@ -117,6 +126,7 @@ def project_alignment(engine: Any, project_id: int, tokenizer: Any, config: Alig
     }
 
 
+@requires(Permission.DATASET)
 def project_unk_share(engine: Any, project_id: int, tokenizer: Any, limit: int = 2000) -> float:
     """Share of the project's tokens (first ``limit`` documents) that the tokenizer maps to [UNK]."""
     unk, total = measure_unk(tokenizer, project_texts(engine, project_id, limit=limit), limit=limit)

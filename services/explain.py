@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.auth import Permission
 from core.explain import AttentionWindow, token_indices, window_of_span
 from core.features import FeatureConfig, FeatureResult, fit_explainer, make_samples, presence_from_spans, scores
 from core.split import document_key, split_documents
@@ -23,6 +24,7 @@ from core.types import Document, Entity, ReportLensError
 from db.model_versions import active_model_version, get_model_version, list_model_versions
 from db.records import DocumentRow, ModelVersionInfo
 from db.repository import get_document, list_documents, require_project, training_documents
+from services.auth import open_to_all, requires
 from services.files import csv_cell
 
 DEFAULT_RATIOS = (0.15, 0.15)  # dev, test: TrainConfig's defaults, used when no model version fixes the split
@@ -31,17 +33,20 @@ DEFAULT_RATIOS = (0.15, 0.15)  # dev, test: TrainConfig's defaults, used when no
 # ---------------------------------------------------------------- versions, reports
 
 
+@requires(Permission.EXPLAIN)
 def model_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
     """The project's model versions, newest first."""
     return list_model_versions(engine, project_id)
 
 
+@requires(Permission.EXPLAIN)
 def documents(engine: Any, project_id: int, search: str = "", limit: int = 200) -> tuple[list[DocumentRow], int]:
     """The first ``limit`` reports (by id) whose text contains ``search`` (any case), and how many match: a fixed
     number of queries whatever ``limit`` is, never one per report (:func:`db.repository.list_documents`)."""
     return list_documents(engine, project_id, search=search, limit=limit)
 
 
+@requires(Permission.EXPLAIN)
 def pick_version(engine: Any, project_id: int, version_id: int | None = None) -> ModelVersionInfo | None:
     """``version_id`` (it must belong to the project), else the project's active version, else ``None``."""
     if version_id is None:
@@ -86,6 +91,7 @@ class AttentionView:
         return token_indices(self.window.offsets, entity.start, entity.end)
 
 
+@requires(Permission.EXPLAIN)
 def document_entities(engine: Any, version: ModelVersionInfo, doc_id: int) -> tuple[str, list[Entity]]:
     """The report text and the entities to inspect: the version's predictions, then the stored annotation spans."""
     from training.attention import load_attention_model
@@ -104,6 +110,7 @@ def document_entities(engine: Any, version: ModelVersionInfo, doc_id: int) -> tu
     return doc.text, out
 
 
+@requires(Permission.EXPLAIN)
 def attention_view(engine: Any, version: ModelVersionInfo, doc_id: int, window: int = 0) -> AttentionView:
     """Attention of ``window`` of document ``doc_id`` under ``version`` (loaded with eager attention)."""
     from training.attention import document_windows, load_attention_model, window_attention
@@ -127,6 +134,7 @@ def attention_view(engine: Any, version: ModelVersionInfo, doc_id: int, window: 
 # ---------------------------------------------------------------- CSV
 
 
+@open_to_all
 def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
@@ -136,6 +144,7 @@ def to_csv(rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> str:
     return buf.getvalue()
 
 
+@open_to_all
 def matrix_rows(matrix: np.ndarray, tokens: Sequence[str], positions: Sequence[int]) -> list[dict[str, Any]]:
     """Long form of the shown part of an attention matrix: one row per (from, to) token pair."""
     return [{"from_position": i, "from_token": tokens[i], "to_position": j, "to_token": tokens[j],
@@ -145,6 +154,7 @@ def matrix_rows(matrix: np.ndarray, tokens: Sequence[str], positions: Sequence[i
 MATRIX_COLUMNS = ("from_position", "from_token", "to_position", "to_token", "weight")
 
 
+@open_to_all
 def bar_rows(tokens: Sequence[str], positions: Sequence[int], to_entity: np.ndarray, from_entity: np.ndarray,
              entity_tokens: Sequence[int]) -> list[dict[str, Any]]:
     inside = set(entity_tokens)
@@ -159,6 +169,7 @@ BAR_COLUMNS = ("position", "token", "in_entity", "attends_to_entity", "attended_
 # ---------------------------------------------------------------- features
 
 
+@open_to_all
 def available_targets(docs: Sequence[Document]) -> list[str]:
     """``choices`` first when the project has document labels, then ``presence`` and ``entity``."""
     out = []
@@ -169,6 +180,7 @@ def available_targets(docs: Sequence[Document]) -> list[str]:
     return out
 
 
+@open_to_all
 def corpus_version(docs: Sequence[Document]) -> str:
     """A short hash of the training view (ids, chosen annotations, spans, choices): the cache key of a fit."""
     h = hashlib.sha256()
@@ -178,6 +190,7 @@ def corpus_version(docs: Sequence[Document]) -> str:
     return h.hexdigest()[:16]
 
 
+@requires(Permission.EXPLAIN)
 def load_corpus(engine: Any, project_id: int) -> tuple[list[Document], str]:
     docs = list(training_documents(engine, project_id))
     return docs, corpus_version(docs)
@@ -192,6 +205,7 @@ class SplitUsed:
     left_out: int = 0  # labeled documents the version's snapshot does not know (added after it was trained)
 
 
+@open_to_all
 def fixed_split(project: Any, docs: Sequence[Document], version: ModelVersionInfo | None) -> SplitUsed:
     """The BERT version's own split (its data snapshot), else the project's hash split (:mod:`core.split`)."""
     ids = {d.id for d in docs}
@@ -233,6 +247,7 @@ def _metric_rows(metrics: dict[str, Any], model: str, what: str) -> list[dict[st
     return rows
 
 
+@requires(Permission.EXPLAIN)
 def feature_report(engine: Any, project_id: int, target: str, version_id: int | None = None,
                    config: FeatureConfig | None = None) -> FeatureReport:
     """Fit the forest and the tree for ``target`` on the fixed split and compare with the BERT version."""
@@ -286,6 +301,7 @@ def _bert_rows(version: ModelVersionInfo, result: FeatureResult, eval_docs: list
     return rows
 
 
+@open_to_all
 def importance_rows(result: FeatureResult) -> list[dict[str, Any]]:
     return [{"feature": i.feature, "impurity": i.impurity, "permutation_mean": i.permutation_mean,
              "permutation_std": i.permutation_std} for i in result.importances]

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.confidence import document_confidence
 from core.hybrid import DEFAULT_POLICY, merge_entities
 from core.limits import MAX_EXTRACT_CHARS
@@ -39,6 +40,7 @@ from db.model_versions import active_model_version, get_model_version
 from db.records import ModelVersionInfo, ProjectInfo
 from db.repository import get_document, require_project
 from db.scores import save_predictions
+from services.auth import open_to_all, requires
 from services.files import csv_cell
 
 RESULT_SCHEMA = "reportlens.structured_result/1"
@@ -89,6 +91,7 @@ def _summary(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             "negated": negated, "uncertain": uncertain}
 
 
+@open_to_all
 def structured_result(text: str, entities: Sequence[Entity]) -> dict[str, Any]:
     """The report's entities grouped by label (labels sorted, entities by offset), JSON-serialisable.
 
@@ -187,6 +190,7 @@ def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo |
     return out
 
 
+@requires(Permission.EXTRACT)
 def document_entities(engine: Any, document_id: int, version_id: int | None = None) -> list[Entity]:
     """The document's entities: the model version's (``version_id``, default the project's active one; none when the
     project has no model) merged with the rules; negation flags and normalised values attached."""
@@ -210,6 +214,7 @@ def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersi
     return version
 
 
+@requires(Permission.EXTRACT)
 def extract_text(text: str, engine: Any = None, project: str | None = None) -> dict[str, Any]:
     """The structured result of ``text``: rules alone (no project, or a project without a model), else the rules
     merged with the project's active model. ``extraction`` says which."""
@@ -240,6 +245,7 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
     return result
 
 
+@requires(Permission.EXTRACT, action="entities_exported")
 def project_csv(engine: Any, project: int | str) -> str:
     """One CSV row per entity of every document of ``project`` (active model + rules), columns :data:`CSV_COLUMNS`."""
     info = require_project(engine, project)
@@ -262,6 +268,7 @@ def project_csv(engine: Any, project: int | str) -> str:
     return buf.getvalue()
 
 
+@requires(Permission.EXTRACT, action="rules_preannotated")
 def preannotate_with_rules(engine: Any, project: int | str) -> int:
     """Store the rules' entities as a ``source="rule"`` annotation of every document that has none yet (labels
     mapped to the project's; unmappable ones left out; documents where the rules find nothing get no annotation).

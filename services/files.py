@@ -11,9 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from services.auth import open_to_all
+
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+@open_to_all
 @contextmanager
 def atomic_writer(out: Path, suffix: str = "") -> Iterator[IO[str]]:
     """A text file handle whose content replaces ``out`` only when the ``with`` block ends without an error."""
@@ -28,11 +31,13 @@ def atomic_writer(out: Path, suffix: str = "") -> Iterator[IO[str]]:
         raise
 
 
+@open_to_all
 def write_json(out: Path, obj: Any) -> None:
     with atomic_writer(out) as fh:
         json.dump(obj, fh, ensure_ascii=False, indent=1)
 
 
+@open_to_all
 def write_jsonl(rows: Any, out: Path) -> None:
     """One JSON object per line."""
     with atomic_writer(out) as fh:
@@ -40,6 +45,7 @@ def write_jsonl(rows: Any, out: Path) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+@open_to_all
 def csv_cell(value: Any) -> Any:
     """Spreadsheet-safe: text starting with = + - @ (a formula in Excel/LibreOffice) gets a leading apostrophe."""
     if isinstance(value, str) and value[:1] in FORMULA_STARTS:

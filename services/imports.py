@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.errors import IssueCode
 from core.formats import registry
 from core.formats.labelconfig import LabelConfig, parse_label_config
 from core.formats.report import ParseReport, check_source
 from core.types import ReportLensError
+from services.auth import open_to_all, requires
 
 log = logging.getLogger("reportlens.import")
 
@@ -23,6 +25,7 @@ SUPPORTED_UPLOADS = registry.upload_types()
 Progress = Callable[[int, "float | None"], None]
 
 
+@open_to_all
 def read_config_text(data: bytes) -> LabelConfig:
     """A labeling config from uploaded bytes, with a clear message when it is not UTF-8 XML."""
     try:
@@ -34,6 +37,7 @@ def read_config_text(data: bytes) -> LabelConfig:
     return parse_label_config(xml)
 
 
+@requires(Permission.IMPORT, action="imported")
 def import_file(
     engine: Any,
     path: Path,
@@ -78,6 +82,7 @@ def import_file(
     return summary
 
 
+@open_to_all
 def text_key_notes(summary: Any) -> list[str]:
     """The ``text_key_kept`` warnings of an import (an ``ImportSummary`` or its dict): the file held its text under
     another key than the project's; it was read with its own key and the project kept its (README, "Command
@@ -86,6 +91,7 @@ def text_key_notes(summary: Any) -> list[str]:
     return [str(i.get("message")) for i in data.get("warnings") or [] if i.get("code") == IssueCode.TEXT_KEY_KEPT]
 
 
+@requires(Permission.IMPORT, action="demo_seeded")
 def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False) -> dict[str, Any]:
     """Create the demo project (synthetic ECG and radiology reports) when the database has no project yet.
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from core.auth import Permission
 from core.jobs import JobKind, JobStatus
 from db.records import JobInfo
 from db.repository import require_project
 from jobs import queue
 from jobs.launcher import ensure_worker
+from services.auth import JOB_KIND, job_detail, open_to_all, requires
 
 FollowUp = tuple[JobKind | str, Mapping[str, Any]]
 
 
+@open_to_all
 def chain(steps: Sequence[FollowUp]) -> list[dict[str, Any]]:
     """``[(kind, params), ...]`` as the nested ``"then"`` list of the queue: each step runs after the previous one
     succeeded."""
@@ -29,6 +32,7 @@ def chain(steps: Sequence[FollowUp]) -> list[dict[str, Any]]:
     return out
 
 
+@requires(JOB_KIND, action="job_queued", detail=job_detail)
 def queue_job(engine: Any, project: int | str, kind: JobKind, params: Mapping[str, Any],
               then: Sequence[FollowUp] = ()) -> tuple[JobInfo, bool]:
     """Queue a job for an existing project and start a worker when none is alive; ``then`` are jobs to queue, one
@@ -38,6 +42,7 @@ def queue_job(engine: Any, project: int | str, kind: JobKind, params: Mapping[st
     return job, bool(ensure_worker(engine))
 
 
+@requires(Permission.VIEW)
 def active_jobs(engine: Any, project_id: int, kind: JobKind | None = None) -> list[JobInfo]:
     """Queued and running jobs, oldest first, with their history. Queued jobs always get a worker (e.g. after an app
     restart), so a page that shows them never shows a queue that nobody works on."""
@@ -47,24 +52,29 @@ def active_jobs(engine: Any, project_id: int, kind: JobKind | None = None) -> li
     return active
 
 
+@requires(Permission.VIEW)
 def recent_jobs(engine: Any, project_id: int, kind: JobKind | None = None, limit: int = 50) -> list[JobInfo]:
     return queue.list_jobs(engine, project_id, kind=kind, limit=limit)
 
 
+@requires(Permission.VIEW)
 def last_failure(engine: Any, project_id: int, kind: JobKind) -> JobInfo | None:
     """The newest job of ``kind`` when it failed (what a page shows as "the last run failed: ...")."""
     newest = queue.list_jobs(engine, project_id, kind=kind, limit=1)
     return newest[0] if newest and newest[0].status == JobStatus.FAILED else None
 
 
+@requires(Permission.VIEW)
 def get_job(engine: Any, job_id: int) -> JobInfo | None:
     return queue.get_job(engine, job_id)
 
 
+@requires(JOB_KIND, action="job_cancelled", detail=job_detail)
 def cancel_job(engine: Any, job_id: int) -> JobInfo:
     return queue.request_cancel(engine, job_id)
 
 
+@requires(JOB_KIND, action="job_retried", detail=job_detail)
 def retry_job(engine: Any, job_id: int) -> tuple[JobInfo, bool]:
     job = queue.retry_job(engine, job_id)
     return job, bool(ensure_worker(engine))

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.confidence import document_confidence
 from core.formats.labelstudio import (
     choice_results,
@@ -25,11 +26,13 @@ from core.types import ReportLensError
 from db.model_versions import activate_model_version, active_model_version, get_model_version, list_model_versions
 from db.records import ModelVersionInfo
 from db.repository import require_project
+from services.auth import open_to_all, requires, version_detail
 from services.files import write_json
 
 PREDICT_BATCH = 32
 
 
+@requires(Permission.MODELS)
 def resolve_version(engine: Any, model: str | None = None, project: str | None = None) -> ModelVersionInfo:
     """``--model`` (a version id, or ``v3`` with ``--project``) or the project's active version."""
     if model:
@@ -53,6 +56,7 @@ def resolve_version(engine: Any, model: str | None = None, project: str | None =
     return active
 
 
+@requires(Permission.MODELS)
 def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
     require_project(engine, project)
     rows = []
@@ -69,16 +73,19 @@ def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
     return rows
 
 
+@requires(Permission.MODELS)
 def list_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
     """The project's model versions, newest first."""
     return list_model_versions(engine, project_id)
 
 
+@requires(Permission.MODELS, action="model_activated", detail=version_detail)
 def activate(engine: Any, version_id: int) -> ModelVersionInfo:
     """Make a version the project's active one (what scoring, review, extraction and serving use)."""
     return activate_model_version(engine, version_id)
 
 
+@requires(Permission.MODELS, action="model_exported")
 def export_merged_version(version: ModelVersionInfo) -> Path:
     """A plain transformers folder (adapter merged into the base model) beside the version's own folder."""
     from training.inference import export_merged
@@ -88,6 +95,7 @@ def export_merged_version(version: ModelVersionInfo) -> Path:
     return out
 
 
+@requires(Permission.MODELS)
 def load_version(version: ModelVersionInfo) -> Any:
     from training.inference import load_model
 
@@ -97,10 +105,12 @@ def load_version(version: ModelVersionInfo) -> Any:
     return load_model(version.model_dir)
 
 
+@requires(Permission.MODELS)
 def predict_texts(loaded: Any, docs: list[tuple[Any, str]]) -> list[Any]:
     return loaded.predict_detailed(docs, batch_size=PREDICT_BATCH)
 
 
+@requires(Permission.EVALUATE, action="predictions_exported")
 def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Path) -> dict[str, Any]:
     """Write the export's tasks back as a Label Studio import file with ``predictions`` (pre-annotations)."""
     report = ParseReport()
@@ -127,6 +137,7 @@ def predict_export(engine: Any, export: Path, version: ModelVersionInfo, out: Pa
             "entities": n_spans, "parse_issue_counts": dict(report.codes())}
 
 
+@requires(Permission.EVALUATE)
 def evaluate_export(engine: Any, export: Path, version: ModelVersionInfo) -> dict[str, Any]:
     """Entity-level scores of ``version`` against the human annotations in ``export`` (strict span match)."""
     report = ParseReport()
@@ -190,5 +201,6 @@ def _evaluate_choices(export: Path, docs: list[Any], loaded: Any, version: Model
             "labels_not_in_model": unknown, "documents_skipped": len(with_choices) - len(keep), **result}
 
 
+@open_to_all
 def version_label(version: ModelVersionInfo) -> str:
     return f"reportlens-{version.project_id}-{version.name}"

@@ -9,10 +9,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from core.auth import Permission
 from core.jobs import ACTIVE_STATUSES, JobKind
 from db import models as m
 from db.engine import read_session
 from db.repository import require_project
+from services.auth import requires
 
 STEPS = ("imported", "labelled", "trained", "scored", "label_studio", "reviewed")
 
@@ -72,6 +74,7 @@ def _f1(metrics: dict[str, Any] | None) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+@requires(Permission.VIEW)
 def loop_state(engine: Any, project: int | str) -> LoopState:
     """The loop state of one project (see :data:`STEPS`)."""
     info = require_project(engine, project)
@@ -113,6 +116,7 @@ def loop_state(engine: Any, project: int | str) -> LoopState:
                      active.name if active else None, f1)
 
 
+@requires(Permission.VIEW)
 def most_recent_project(engine: Any) -> str | None:
     """The name of the project with the newest import or job (what a new tab opens), ``None`` without projects."""
     with read_session(engine) as s:

@@ -5,23 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.auth import Permission
+from db import repository
 from db.records import DocumentRow, ImportRunInfo, ProjectInfo, StoredDocument
-from db.repository import (
-    get_document,
-    get_project,
-    import_history,
-    label_counts,
-    list_documents,
-    list_projects,
-    require_project,
-)
+from services.auth import requires
 
 __all__ = [
     "DocumentRow", "ImportRunInfo", "ProjectInfo", "StoredDocument", "document_in_project", "get_document",
     "get_project", "import_history", "label_counts", "list_documents", "list_projects", "require_project",
 ]
 
+# The repository's reads, each behind its rule (services/auth.py).
+list_projects = requires(Permission.VIEW)(repository.list_projects)
+get_project = requires(Permission.VIEW)(repository.get_project)
+require_project = requires(Permission.VIEW)(repository.require_project)
+get_document = requires(Permission.DATASET)(repository.get_document)
+list_documents = requires(Permission.DATASET)(repository.list_documents)
+label_counts = requires(Permission.DATASET)(repository.label_counts)
+import_history = requires(Permission.IMPORT)(repository.import_history)
 
+
+@requires(Permission.DATASET)
 def document_in_project(engine: Any, project_id: int, doc_id: Any) -> StoredDocument | None:
     """The stored document ``doc_id`` (an int or a string of digits, as a ``?doc=`` link gives it) when it exists and
     belongs to the project, else ``None``."""

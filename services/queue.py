@@ -9,14 +9,17 @@ from typing import Any
 
 from core.active import TREND_STRATEGY
 from core.active.stopping import StoppingAdvice, entity_change_rate, fixed_sample, stopping_advice
+from core.auth import Permission
 from core.jobs import JobKind
 from db import scores as score_db
 from db.records import JobInfo
 from db.repository import require_project
+from services.auth import job_detail, open_to_all, requires
 
 SAMPLE_SIZE = 500
 
 
+@requires(Permission.QUEUE, action="score_queued", detail=job_detail)
 def queue_scoring_job(engine: Any, project: int | str, config: Any) -> tuple[JobInfo, bool]:
     """Queue a ``score`` job (``config``: a ``training.scoring.ScoreConfig``) and make sure a worker runs it.
     Returns the job and whether a worker was started."""
@@ -25,6 +28,7 @@ def queue_scoring_job(engine: Any, project: int | str, config: Any) -> tuple[Job
     return queue_job(engine, project, JobKind.SCORE, config.to_dict())
 
 
+@requires(Permission.QUEUE, action="scored")
 def score_in_process(engine: Any, project: str, config: Any) -> Any:
     """``cli.py score``: run and store the scoring here (no worker). Returns a ``training.scoring.ScoringResult``."""
     from training.scoring import run_scoring
@@ -33,6 +37,7 @@ def score_in_process(engine: Any, project: str, config: Any) -> Any:
     return run_scoring(engine, info.id, config)
 
 
+@requires(Permission.QUEUE)
 def ranked_rows(engine: Any, result: Any, top: int | None = None) -> list[dict[str, Any]]:
     """``{"rank", "task_id", "document_id", "score", "strategy"}`` of a scoring result, rank 1 first."""
     ranked = result.ranked()
@@ -58,6 +63,7 @@ def _task_ids(engine: Any, doc_ids: list[int]) -> dict[int, int | None]:
     return out
 
 
+@requires(Permission.QUEUE)
 def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, int] | None:
     """What the duplicate handling did in a stored scoring run (``core.active.duplicates.duplicate_stats``, kept in
     its job's result); ``None`` for a run made outside a job (``cli.py score``) or before it was recorded."""
@@ -70,6 +76,7 @@ def run_duplicates(engine: Any, run: score_db.ScoringRun | None) -> dict[str, in
     return dict(stats) if isinstance(stats, dict) else None
 
 
+@open_to_all
 def duplicate_note(stats: dict[str, int] | None) -> str | None:
     """One sentence for the Queue page when some reports were ranked last as copies; ``None`` when none were."""
     if not stats or not stats.get("ranked_last"):
@@ -81,6 +88,7 @@ def duplicate_note(stats: dict[str, int] | None) -> str | None:
             "are their own, so the score column is not monotonic there).")
 
 
+@requires(Permission.QUEUE, action="batch_created")
 def save_batch(engine: Any, project_id: int, document_ids: list[int], strategy: str, model_version_id: int | None,
                created_by: str | None) -> score_db.BatchInfo:
     return score_db.create_batch(engine, project_id, document_ids, strategy, model_version_id, created_by)
@@ -94,6 +102,7 @@ class VersionChange:
     change_rate: float
 
 
+@requires(Permission.QUEUE)
 def stopping_indicator(engine: Any, project_id: int, sample_size: int = SAMPLE_SIZE) -> tuple[StoppingAdvice,
                                                                                                  list[VersionChange]]:
     """Compare the predictions of consecutive model versions on a fixed sample of reports both predicted while
@@ -117,6 +126,7 @@ def stopping_indicator(engine: Any, project_id: int, sample_size: int = SAMPLE_S
 # ---------------------------------------------------------------- what the Queue page reads
 
 
+@requires(Permission.QUEUE)
 def active_version(engine: Any, project_id: int) -> Any:
     """The project's active model version (``None`` before the first training: scoring is then a cold start)."""
     from db.model_versions import active_model_version
@@ -124,10 +134,12 @@ def active_version(engine: Any, project_id: int) -> Any:
     return active_model_version(engine, project_id)
 
 
+@requires(Permission.QUEUE)
 def latest_run(engine: Any, project_id: int) -> score_db.ScoringRun | None:
     return score_db.latest_run(engine, project_id)
 
 
+@requires(Permission.QUEUE)
 def ranked_queue(engine: Any, project_id: int, strategy: str, *, label: str | None = None,
                  limit: int = 25) -> tuple[list[Any], int, Any]:
     """The stored ranking by ``strategy``: its top ``limit`` unlabeled, unbatched reports (filtered by a predicted
@@ -135,10 +147,12 @@ def ranked_queue(engine: Any, project_id: int, strategy: str, *, label: str | No
     return score_db.ranked_queue(engine, project_id, strategy, label=label, limit=limit)
 
 
+@requires(Permission.QUEUE)
 def saved_batches(engine: Any, project_id: int) -> list[score_db.BatchInfo]:
     return score_db.list_batches(engine, project_id)
 
 
+@requires(Permission.QUEUE)
 def document_texts(engine: Any, doc_ids: list[int]) -> dict[int, str]:
     """The texts of the given documents, in one query."""
     from db.repository import document_texts as texts

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.review import ReviewItem, overlap_groups, overlapped_by, pending_entities, review_items, snap_to_tokens
 from core.types import Annotation, Entity, ReportLensError
 from db import review as db_review
@@ -29,6 +30,7 @@ from db.repository import get_document, get_project
 from db.review import ReviewProgress, ReviewState, WorklistRow
 from db.scores import ScoringRun, latest_run
 from services import extract
+from services.auth import open_to_all, requires
 
 log = logging.getLogger("reportlens.review")
 
@@ -42,25 +44,30 @@ __all__ = [
 # ---------------------------------------------------------------- project level
 
 
+@requires(Permission.REVIEW)
 def model_versions(engine: Any, project_id: int) -> list[ModelVersionInfo]:
     """The project's model versions, newest first."""
     return list_model_versions(engine, project_id)
 
 
+@requires(Permission.REVIEW)
 def latest_scoring(engine: Any, project_id: int) -> ScoringRun | None:
     """The project's latest scoring run (its query strategies order the worklist), or ``None``."""
     return latest_run(engine, project_id)
 
 
+@requires(Permission.REVIEW)
 def worklist(engine: Any, project_id: int, **options: Any) -> tuple[list[WorklistRow], int]:
     """One page of the review worklist and the number of matching reports (options: :func:`db.review.worklist`)."""
     return db_review.worklist(engine, project_id, **options)
 
 
+@requires(Permission.REVIEW)
 def progress(engine: Any, project_id: int) -> ReviewProgress:
     return db_review.review_progress(engine, project_id)
 
 
+@requires(Permission.REVIEW)
 def project_labels(engine: Any, project_id: int, version: ModelVersionInfo | None = None,
                    extra: Sequence[Entity] = ()) -> list[str]:
     """Labels a reviewer may choose: the project's, the model's and those of the suggestions."""
@@ -72,11 +79,13 @@ def project_labels(engine: Any, project_id: int, version: ModelVersionInfo | Non
     return sorted(labels)
 
 
+@open_to_all
 def structured(report: ReportReview) -> dict[str, Any]:
     """The structured result of the report as it stands (reviewed entities and pending suggestions)."""
     return extract.structured_result(report.document.text, report.current_entities)
 
 
+@requires(Permission.REVIEW, action="reviews_exported")
 def project_csv(engine: Any, project_name: str) -> bytes:
     """The whole project's structured results as CSV."""
     return extract.project_csv(engine, project_name).encode("utf-8")
@@ -101,11 +110,13 @@ def _document(engine: Any, document_id: int) -> StoredDocument:
     return doc
 
 
+@requires(Permission.REVIEW)
 def suggested_entities(engine: Any, document_id: int, version_id: int | None = None) -> tuple[Entity, ...]:
     """The entities to review for a document: model version ``version_id`` (default: the active one) + rules."""
     return tuple(extract.document_entities(engine, document_id, version_id))
 
 
+@requires(Permission.REVIEW)
 def project_tokenizer(engine: Any, project_id: int, version: ModelVersionInfo | None = None) -> Any:
     """The tokenizer the project's model reads with: the model version's saved one, else the project's base model's,
     else the bundled model's."""
@@ -120,6 +131,7 @@ def project_tokenizer(engine: Any, project_id: int, version: ModelVersionInfo | 
     return load_tokenizer(base or None)
 
 
+@open_to_all
 def snap_range(tokenizer: Any, text: str, start: int, end: int) -> tuple[int, int]:
     """``[start, end)`` snapped to the tokenizer's token boundaries (:func:`core.review.snap_to_tokens`)."""
     from training.encoding import tokenize_documents
@@ -185,6 +197,7 @@ def _trains(doc: StoredDocument, state: ReviewState) -> str:
     return f"the annotation by {who} (annotation #{meta.get('annotation_id')})"
 
 
+@requires(Permission.REVIEW)
 def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | None = None) -> ReportReview:
     """Everything the Review page shows for one report and reviewer (``reviewer`` empty: the suggestions only)."""
     doc = _document(engine, document_id)
@@ -206,6 +219,7 @@ def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | 
 # ---------------------------------------------------------------- decisions
 
 
+@requires(Permission.REVIEW, action="review_decision")
 def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity: Entity | None = None,
            label: str | None = None, start: int | None = None, end: int | None = None,
            version_id: int | None = None, candidates: Sequence[Entity] | None = None, tokenizer: Any = None,

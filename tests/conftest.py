@@ -8,6 +8,23 @@ from collections.abc import Iterator
 
 import pytest
 
+# ---------------------------------------------------------------- who acts (services/auth.py)
+
+
+@pytest.fixture(autouse=True)
+def _test_actor() -> Iterator[None]:
+    """Service functions check who acts: each test acts as ``test:pytest`` with every role, unless it says otherwise
+    (``services.auth.act_as``). Reset per test: an in-process ``cli.main`` sets the process actor to ``cli:<user>``."""
+    from core.auth import Actor
+    from services.auth import set_actor_resolver, set_process_actor
+
+    set_actor_resolver(None)
+    set_process_actor(Actor.everyone("test:pytest"))
+    yield
+    set_actor_resolver(None)
+    set_process_actor(None)
+
+
 # ---------------------------------------------------------------- databases (db/)
 
 PG_ENV = "REPORTLENS_TEST_PG_URL"

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.auth import Permission
 from core.types import ReportLensError
+from services.auth import open_to_all, requires
 
 ENV_URL = "REPORTLENS_LS_URL"
 ENV_TOKEN = "REPORTLENS_LS_TOKEN"
@@ -29,6 +31,7 @@ class LsConnection:
     timeout_s: float = 30.0
 
 
+@open_to_all
 def connection(url: str | None = None, token: str | None = None, timeout_s: float = 30.0) -> LsConnection:
     """URL and token from the arguments, else from ``REPORTLENS_LS_URL`` / ``REPORTLENS_LS_TOKEN``."""
     url = (url or os.environ.get(ENV_URL, "")).strip().rstrip("/")
@@ -46,6 +49,7 @@ def connection(url: str | None = None, token: str | None = None, timeout_s: floa
     return LsConnection(url=url, token=token, timeout_s=timeout_s)
 
 
+@requires(Permission.LABEL_STUDIO)
 def connect(conn: LsConnection) -> Any:
     with warnings.catch_warnings():  # the SDK's pydantic-v1-style models warn on import
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -55,6 +59,7 @@ def connect(conn: LsConnection) -> Any:
         return LabelStudio(base_url=conn.url, api_key=conn.token, timeout=conn.timeout_s)
 
 
+@open_to_all
 @contextmanager
 def server_errors(conn: LsConnection, doing: str) -> Iterator[None]:
     """Turn what the SDK and httpx raise into one :class:`LabelStudioError` (what, how to fix); never the token."""
@@ -93,6 +98,7 @@ def server_errors(conn: LsConnection, doing: str) -> Iterator[None]:
                                f"({type(exc).__name__}); check the URL.") from None
 
 
+@requires(Permission.LABEL_STUDIO)
 def check_connection(conn: LsConnection) -> dict[str, Any]:
     """Who the token belongs to, and the number of projects it sees (the page's "test connection")."""
     client = connect(conn)
@@ -103,6 +109,7 @@ def check_connection(conn: LsConnection) -> dict[str, Any]:
             "projects": n_projects}
 
 
+@requires(Permission.LABEL_STUDIO)
 def open_project(client: Any, conn: LsConnection, ls_project_id: int, fix: str) -> Any:
     """The Label Studio project, or a :class:`LabelStudioError` saying it is gone and how to go on (``fix``)."""
     with server_errors(conn, f"opening Label Studio project {ls_project_id}"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.auth import Permission
 from core.formats.labelstudio import task_from_json
 from core.formats.lsresults import ParseContext
 from core.formats.report import ParseReport
@@ -15,9 +16,11 @@ from core.types import ParsedTask
 from db import lslinks
 from db.importer import import_tasks
 from db.repository import project_label_config, require_project
+from services.auth import requires
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
 
 
+@requires(Permission.LABEL_STUDIO, action="ls_pulled")
 def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | None = None) -> dict[str, Any]:
     """Import the linked Label Studio project's annotations (see the module docstring); returns the changes."""
     require_project(engine, project)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.auth import Permission
 from core.confidence import document_confidence
 from core.formats.labelconfig import LabelConfig
 from core.formats.labelstudio import label_config_xml, span_prediction_task, span_targets, task_data
@@ -20,6 +21,7 @@ from db.lslinks import BatchDocument, LsLink, StoredPrediction
 from db.model_versions import active_model_version, get_model_version
 from db.repository import project_label_config, require_project
 from db.scores import BatchInfo
+from services.auth import open_to_all, requires
 from services.files import write_json
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
 from services.models import load_version, predict_texts, version_label
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 CHUNK = 100
 
 
+@open_to_all
 def build_import_tasks(docs: list[BatchDocument], predictions: dict[int, StoredPrediction],
                        config: LabelConfig | None, model_version: str | None) -> list[dict[str, Any]]:
     """Label Studio import tasks: ``data`` (text, simple meta fields, ``reportlens_document_id``) and, where the
@@ -57,6 +60,7 @@ class PreparedBatch:
     notes: tuple[str, ...] = ()
 
 
+@requires(Permission.LABEL_STUDIO)
 def prepare_batch(engine: Any, project: str, batch_id: int | None = None,
                   document_ids: list[int] | None = None) -> PreparedBatch:
     """A batch (an existing one, or a new ``manual`` one for ``document_ids``) with its predictions: stored
@@ -105,6 +109,7 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
             for d, p in zip(docs, preds, strict=True)], None
 
 
+@requires(Permission.QUEUE, action="batch_created")
 def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None = None,
                      created_by: str | None = None) -> BatchInfo:
     """A new batch of the ``top`` best-ranked documents of the latest scoring run (``cli.py push --top K``)."""
@@ -121,6 +126,7 @@ def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None =
                                  run.model_version_id, created_by)
 
 
+@requires(Permission.LABEL_STUDIO, action="batch_exported")
 def write_import_file(engine: Any, project: str, out: Path, batch_id: int | None = None,
                       document_ids: list[int] | None = None) -> dict[str, Any]:
     """Write the batch as a Label Studio import file and mark it sent (``target.kind == "file"``)."""
@@ -133,6 +139,7 @@ def write_import_file(engine: Any, project: str, out: Path, batch_id: int | None
             "predicted": sum(1 for d in prep.docs if d.id in prep.predictions), "notes": list(prep.notes)}
 
 
+@requires(Permission.LABEL_STUDIO, action="batch_exported")
 def import_file_bytes(engine: Any, project: str, batch_id: int) -> bytes:
     """The batch's import file as bytes (the page's download button); does not change the batch."""
     prep = prepare_batch(engine, project, batch_id)
@@ -176,6 +183,7 @@ def _server_tasks(client: Any, conn: LsConnection, ls_project_id: int) -> dict[i
     return out
 
 
+@requires(Permission.LABEL_STUDIO, action="ls_pushed")
 def push(engine: Any, project: str, conn: LsConnection, batch_id: int | None = None,
          document_ids: list[int] | None = None, ls_project_id: int | None = None,
          new_ls_project: bool = False) -> dict[str, Any]:
@@ -242,11 +250,13 @@ def push(engine: Any, project: str, conn: LsConnection, batch_id: int | None = N
             "notes": list(prep.notes)}
 
 
+@requires(Permission.LABEL_STUDIO)
 def linked_project(engine: Any, project_id: int) -> LsLink | None:
     """The Label Studio server and project this project pushes to (``None`` before the first push)."""
     return lslinks.get_ls_link(engine, project_id)
 
 
+@requires(Permission.LABEL_STUDIO)
 def saved_batches(engine: Any, project_id: int) -> list[BatchInfo]:
     """The project's saved queue batches, newest first."""
     return score_db.list_batches(engine, project_id)

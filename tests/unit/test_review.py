@@ -479,7 +479,7 @@ def test_migration_0006_reopens_empty_reviews_nobody_confirmed(project, sqlite_u
 
     downgrade(sqlite_url, "0005")
     upgrade(sqlite_url)
-    assert current_revision(sqlite_url) == "0006"
+    assert current_revision(sqlite_url) == "0007"
     trained = {d.id for d in training_documents(engine, 1)}
     assert ids[1] not in trained and ids[3] in trained
     assert svc.open_report(engine, ids[1], "kim", version.id).status == "in progress"
