@@ -7,7 +7,12 @@ import logging
 
 import streamlit as st
 
+from core.threads import Role, size_process_threads
 from ui.navigation import navigation
+
+# Before any page imports torch: the app takes 1 intra-op thread on a 2-core machine (REPORTLENS_APP_THREADS), the
+# background worker the others (core.threads). Idempotent on reruns.
+size_process_threads(Role.APP)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.threads import Role, size_process_threads
 from core.types import ReportLensError
 
 log = logging.getLogger("reportlens.cli")
@@ -426,4 +427,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    size_process_threads(Role.CLI)  # all cores (or OMP_NUM_THREADS); a worker this starts takes its own share
     sys.exit(main())
