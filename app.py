@@ -8,11 +8,16 @@ import logging
 import streamlit as st
 
 from core.threads import Role, size_process_threads
+from core.types import ReportLensError
 from ui.navigation import navigation
 
 # Before any page imports torch: the app takes 1 intra-op thread on a 2-core machine (REPORTLENS_APP_THREADS), the
 # background worker the others (core.threads). Idempotent on reruns.
-size_process_threads(Role.APP)
+try:
+    size_process_threads(Role.APP)
+except ReportLensError as exc:  # a bad REPORTLENS_APP_THREADS / OMP_NUM_THREADS: say so instead of a traceback
+    st.error(str(exc))
+    st.stop()
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -427,5 +427,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    size_process_threads(Role.CLI)  # all cores (or OMP_NUM_THREADS); a worker this starts takes its own share
+    try:
+        size_process_threads(Role.CLI)  # all cores (or OMP_NUM_THREADS); a worker this starts takes its own share
+    except ReportLensError as exc:  # a bad OMP_NUM_THREADS
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(main())

@@ -276,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: REPORTLENS_DATABASE_URL or data/)")
     parser.add_argument("--log-file", default=None, help="log to this file, rotated by size (default: stdout)")
     args = parser.parse_args(argv)
-    threads = size_process_threads(Role.WORKER)  # before the handlers import torch (core.threads)
+    try:
+        threads = size_process_threads(Role.WORKER)  # before the handlers import torch (core.threads)
+    except ReportLensError as exc:  # a bad REPORTLENS_TRAIN_THREADS / OMP_NUM_THREADS
+        parser.error(str(exc))
     setup_logging(args.log_file)
     log.info("torch intra-op threads: %d (%s)", threads.threads, threads.source)
     try:
