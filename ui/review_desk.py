@@ -76,6 +76,8 @@ class Desk:
             return
         st.session_state["review_flash"] = {"doc": rv.document.id,
                                             "text": view.flash_message(rv.document.id, done, state, finished)}
+        where = kw["entity"].start if kw.get("entity") is not None else kw.get("start", 0)
+        st.session_state[FOCUS] = {"doc": rv.document.id, "after": where}  # the span view highlights the next one
         # a new key for the entity picker: a fresh widget focused on the next pending suggestion (changing only its
         # default would leave the browser showing the old choice)
         st.session_state["review_seq"] = st.session_state.get("review_seq", 0) + 1
@@ -191,6 +193,8 @@ def _on_event(desk: Desk) -> None:
     if outcome is None:
         return
     st.session_state[SEQ] = outcome.seq
+    if outcome.state is not None:  # a decision was stored: the offsets editor's entity picker starts afresh
+        st.session_state["review_seq"] = st.session_state.get("review_seq", 0) + 1
     st.session_state[OUTCOME] = {"doc": desk.rv.document.id, "message": outcome.message, "error": outcome.error}
     if outcome.after is not None:
         st.session_state[FOCUS] = {"doc": desk.rv.document.id, "after": outcome.after}
@@ -240,15 +244,17 @@ def review_desk(row: svc.WorklistRow, reviewer: str, version_id: int | None, lab
     view.report_notices(rv, reviewer)
     desk = Desk(rv, reviewer, labels)
     st.caption(KEYS_HELP)
-    span_view(view_data(desk, threshold), key=KEY, on_event=lambda: _on_event(desk))
+    data = view_data(desk, threshold)
+    span_view(data, key=KEY, on_event=lambda: _on_event(desk))
     if not rv.candidates:
         st.caption("Nothing was suggested for this report: add missing entities below, or confirm No entity here.")
     offsets.report_buttons(desk)
     if rv.shown:
-        with st.expander(f"Entities ({len(rv.shown)})"):
+        with st.expander(f"Entities ({len(rv.shown)})", key="review_entities_table"):
             st.dataframe(entity_table(rv, threshold), hide_index=True, width="stretch")
-    with st.expander("Edit by offsets (accessible fallback: pick an entity, type start and end)"):
-        offsets.entity_panel(desk)
+    with st.expander("Edit by offsets (accessible fallback: pick an entity, type start and end)",
+                     key="review_offsets_editor"):
+        offsets.entity_panel(desk, rv.items[data["current"]].entity if data["current"] >= 0 else None)
         offsets.add_panel(desk)
     view.structured_panel(rv, project)
 

@@ -14,16 +14,19 @@ import streamlit as st
 from ui.review import plain
 
 if TYPE_CHECKING:
+    from core.types import Entity
     from ui.review_desk import Desk
 
 
-def entity_panel(desk: Desk) -> None:
-    """One entity (the first pending one unless picked): accept, reject, relabel or change its boundaries."""
+def entity_panel(desk: Desk, focus: Entity | None = None) -> None:
+    """One entity (``focus``, the one the span view highlights, else the first pending one, unless picked): accept,
+    reject, relabel or change its boundaries."""
     shown, text, doc_id = desk.rv.shown, desk.rv.document.text, desk.rv.document.id
     if not shown:
         return
     st.markdown("**Entity**")
-    first = next((i for i, it in enumerate(shown) if it.status == "pending"), 0)
+    first = next((i for i, it in enumerate(shown) if it.entity == focus),
+                 next((i for i, it in enumerate(shown) if it.status == "pending"), 0))
     pick = st.selectbox("Entity", range(len(shown)), index=first,
                         key=f"review_pick_{doc_id}_{st.session_state.get('review_seq', 0)}",
                         format_func=lambda i: f"#{i + 1} {shown[i].entity.label} · "

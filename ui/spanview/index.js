@@ -60,7 +60,8 @@ class SpanView {
   update(data) {
     const fresh = this.data === null || data.doc !== this.doc;
     const answered = this.inflight !== null && data.seq >= this.inflight.seq;
-    const moved = fresh || data.seq !== this.acked;
+    // Python's highlight wins after an answered event, a new report, or entities changed by other means (a button)
+    const moved = fresh || data.seq !== this.acked || JSON.stringify(data.items) !== JSON.stringify(this.data.items);
     this.data = data;
     this.acked = Math.max(this.acked, data.seq);
     this.seq = Math.max(this.seq, data.seq);
