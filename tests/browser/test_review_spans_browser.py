@@ -54,6 +54,14 @@ def _open(page: Page, app, reviewer: str) -> None:
     expect(page.locator(f"{VIEW}-status")).not_to_contain_text("Type your name")
 
 
+def _pick(page: Page, doc: int) -> None:
+    """Open report ``doc`` with the Report picker (the worklist order changes as the tests review)."""
+    page.get_by_role("combobox", name="Report").click()
+    page.get_by_role("option", name=re.compile(rf"^#{doc} ")).click()
+    _settle(page)
+    expect(page.locator(VIEW)).to_have_attribute("data-doc", str(doc))
+
+
 def _current(page: Page):
     return page.locator(f"{VIEW}-text mark.rl-sv-current")
 
@@ -82,6 +90,20 @@ def test_one_key_accepts_the_highlighted_entity_and_highlights_the_next(page: Pa
     expect(view).to_have_attribute("data-seq", "2", timeout=30_000)
     expect(_current(page)).to_contain_text("pleural effusion")
     assert [d.action for d in db_review.list_decisions(app.engine(), document_id=doc)] == ["reject", "accept"]
+    # 1 relabels the highlighted one as the first label (FINDING): nothing is left pending, so the report is
+    # finished and the page moves on to the next report, saying so
+    page.keyboard.press("1")
+    expect(page.get_by_test_id("stAlert").filter(has_text=f"Report #{doc} reviewed")).to_be_visible(timeout=60_000)
+    state = db_review.review_state(app.engine(), doc, "dr. keys")
+    assert state.complete and [(text[s.start:s.end], s.label) for s in state.spans] == [
+        ("sinus bradycardia", "RHYTHM"), ("pleural effusion", "FINDING")]
+    nxt = int(page.locator(VIEW).get_attribute("data-doc"))
+    assert nxt != doc
+    # the page's own shortcut still works from inside the view: Shift+A accepts the (next) report
+    page.locator(VIEW).focus()
+    page.keyboard.press("Shift+A")
+    expect(page.get_by_test_id("stAlert").filter(has_text=f"Report #{nxt} reviewed")).to_be_visible(timeout=60_000)
+    assert db_review.review_state(app.engine(), nxt, "dr. keys").complete
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert not requests_seen.outside(), requests_seen.outside()
 
@@ -91,8 +113,8 @@ def test_a_mouse_selection_adds_a_span_with_the_chosen_label(page: Page, app, se
 
     doc, text = seeded["ids"][1], TEXTS[0]
     _open(page, app, "dr. mouse")
+    _pick(page, doc)
     view = page.locator(VIEW)
-    expect(view).to_have_attribute("data-doc", str(doc))
     page.locator(".rl-sv-chip", has_text="HR").click()  # new spans get HR
     expect(page.locator(".rl-sv-chip.rl-sv-active")).to_contain_text("HR")
     # drag from the start of "heart" to the end of "rate" (real mouse events over the text)
@@ -122,18 +144,26 @@ def test_a_mouse_selection_adds_a_span_with_the_chosen_label(page: Page, app, se
     assert [(text[s.start:s.end], s.label) for s in state.spans] == [("heart rate", "HR")]
     (decision,) = db_review.list_decisions(app.engine(), document_id=doc, reviewer="dr. mouse")
     assert decision.action == "add"
+    # a click picks an entity; Shift+← widens its start by a word, Shift+Alt+→ narrows it back, Shift+← again,
+    # Enter saves the new boundaries (snapped to tokens by Python)
+    page.locator(f"{VIEW}-text mark", has_text="pleural effusion").click()
+    expect(_current(page)).to_contain_text("pleural effusion")
+    page.keyboard.press("Shift+ArrowLeft")
+    expect(_current(page)).to_contain_text("a pleural effusion")
+    page.keyboard.press("Shift+Alt+ArrowRight")
+    expect(_current(page)).not_to_contain_text("a pleural")
+    page.keyboard.press("Shift+ArrowLeft")
+    page.keyboard.press("Enter")
+    expect(view).to_have_attribute("data-seq", "2", timeout=30_000)
+    last = db_review.list_decisions(app.engine(), document_id=doc, reviewer="dr. mouse")[0]
+    assert last.action == "adjust" and text[last.after["start"]:last.after["end"]] == "a pleural effusion"
 
 
 def test_report_text_that_looks_like_markup_is_shown_as_text(page: Page, app, seeded):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     _open(page, app, "dr. safe")
-    pick = page.get_by_role("combobox", name="Report")
-    pick.click()
-    page.get_by_role("option", name=re.compile(rf"^#{seeded['xss']} ")).click()
-    _settle(page)
-    view = page.locator(VIEW)
-    expect(view).to_have_attribute("data-doc", str(seeded["xss"]))
+    _pick(page, seeded["xss"])
     # the text, read back from the page without the entity tags, is the report character for character
     shown = page.evaluate("""() => {
         const walker = document.createTreeWalker(document.querySelector('.rl-sv-text'), NodeFilter.SHOW_TEXT);
