@@ -3,7 +3,7 @@ structured result. The desk (the report in the span view, the decisions) is :mod
 editor and the report-level buttons are :mod:`ui.review_offsets`.
 
 Everything reaches the data through :mod:`services.review`; report text and names are untrusted, so they go through
-:func:`plain` (Markdown elements) or :mod:`ui.render` (HTML).
+:func:`plain` in Markdown elements (the span view puts them in text nodes).
 """
 
 from __future__ import annotations
