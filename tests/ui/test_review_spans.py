@@ -118,17 +118,23 @@ def test_stale_foreign_and_malformed_events_are_ignored(desk):
     send_event(at, {**accept, "item": key_of(second), "seq": 3})
     assert not at.exception, at.exception
     assert len(actions(engine, doc)) == 1 and view_data(at)["seq"] == 5
-    # a reject of an entity the view no longer shows as sent (already decided, or changed): nothing stored
-    send_event(at, {"action": "reject", "item": [0, 5, "RHYTHM"], "start": 0, "end": 5, "label": "RHYTHM",
-                    "seq": 6, "doc": doc})
+    # an entity no longer pending: rejected once (stored), the same reject again is refused
+    reject = {"action": "reject", "item": key_of(second), "start": second["start"], "end": second["end"],
+              "label": second["label"], "doc": doc}
+    send_event(at, {**reject, "seq": 6})
+    assert len(actions(engine, doc)) == 2
+    send_event(at, {**reject, "seq": 7})
+    assert "already decided or changed" in view_data(at)["error"] and len(actions(engine, doc)) == 2
+    # an entity the view never showed (changed since, or made up): nothing stored
+    send_event(at, {**reject, "item": [0, 5, "RHYTHM"], "seq": 8})
     assert "already decided or changed" in view_data(at)["error"]
     # another report's event, a label the project does not have, offsets outside the text, nonsense: ignored
     for seq, bad in enumerate([{**accept, "doc": doc + 999}, {**accept, "action": "add", "label": "<b>NOPE</b>"},
                                {**accept, "end": len(TEXT) + 5}, {**accept, "action": "explode"},
-                               {**accept, "start": "0"}, {"seq": "x"}, {}], start=7):
+                               {**accept, "start": "0"}, {"seq": "x"}, {}], start=9):
         send_event(at, {**bad, "seq": seq} if bad else bad)
         assert not at.exception, (bad, at.exception)
-    assert len(actions(engine, doc)) == 1
+    assert len(actions(engine, doc)) == 2
     assert view_data(at)["error"]
 
 
