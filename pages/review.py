@@ -1,11 +1,12 @@
 """Review: a clinician checks the entities suggested for a report, accepts or corrects them, and the finished review
-becomes training data (services/review.py explains the policy; ui/review.py draws the blocks)."""
+becomes training data (services/review.py explains the policy; ui/review.py draws the blocks, ui/review_desk.py
+the report under review: the span view, in a fragment, so a decision reruns only that part)."""
 
 import streamlit as st
 
-from core.types import ReportLensError
 from services import review as svc
 from ui import review as view
+from ui import review_desk as desk
 from ui.state import engine, project_picker
 
 st.title("Review")
@@ -30,19 +31,4 @@ if not rows:
     st.info("Nothing to review with these filters: clear the label filter or show reviewed reports.")
     st.stop()
 row = view.report_picker(rows, total)
-
-try:
-    rv = svc.open_report(engine(), row.document_id, reviewer, version.id if version else None)
-except ReportLensError as exc:
-    st.error(view.plain(exc))
-    st.stop()
-view.report_caption(rv, row)
-if not rv.document.text:
-    st.info("This report has no text; pick another one.")
-    st.stop()
-view.report_notices(rv, reviewer)
-view.report_view(rv, labels, threshold)
-desk = view.Desk(rv, reviewer, labels)
-view.entity_panel(desk)
-view.add_panel(desk)
-view.structured_panel(rv, project)
+desk.review_desk(row, reviewer, version.id if version else None, labels, threshold, project)

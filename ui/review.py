@@ -1,8 +1,9 @@
-"""The Review page's blocks: the sidebar, the worklist and report picker, the report with its highlighted
-suggestions, the decision buttons for one entity, adding a missing entity, and the structured result.
+"""The Review page's blocks: the sidebar, the worklist and report picker, the report's caption and notices, and the
+structured result. The desk (the report in the span view, the decisions) is :mod:`ui.review_desk`; the offsets
+editor and the report-level buttons are :mod:`ui.review_offsets`.
 
 Everything reaches the data through :mod:`services.review`; report text and names are untrusted, so they go through
-:func:`plain` (Markdown elements) or :mod:`ui.render` (HTML).
+:func:`plain` in Markdown elements (the span view puts them in text nodes).
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from core.review import ReviewItem
-from core.types import ReportLensError, Span
 from services import review as svc
-from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine
 
-LOW = "#fca5a5"
 POLICY = ("A finished review is training data like an annotator's work and is stored as its own annotation (source "
           "*review*, author = you); nothing is overwritten. If the report has a ground-truth annotation, that one "
           "trains; otherwise the most recent annotation does. A review with suggestions still undecided is saved but "
@@ -108,11 +105,11 @@ def report_picker(rows: Sequence[svc.WorklistRow], total: int) -> svc.WorklistRo
 # ---------------------------------------------------------------- the report
 
 
-def report_caption(rv: svc.ReportReview, row: svc.WorklistRow) -> None:
+def report_caption(rv: svc.ReportReview) -> None:
     task = rv.document.ls_task_id
     flash = st.session_state.get("review_flash")
     after = f" · next report after #{flash['doc']}" if flash and flash["doc"] != rv.document.id else ""
-    st.caption(f"Report #{rv.document.id}" + (f" (Label Studio task {task})" if task else "") + f" · {row.status}"
+    st.caption(f"Report #{rv.document.id}" + (f" (Label Studio task {task})" if task else "") + f" · {rv.status}"
                + after)
 
 
@@ -162,153 +159,9 @@ def report_notices(rv: svc.ReportReview, reviewer: str) -> None:
     st.caption(POLICY)
 
 
-def _is_low(it: ReviewItem, threshold: float) -> bool:
+def is_low(it: ReviewItem, threshold: float) -> bool:
+    """A suggestion still pending whose confidence is under the reviewer's threshold."""
     return it.status == "pending" and it.entity.score < threshold
-
-
-def report_view(rv: svc.ReportReview, labels: Sequence[str], threshold: float) -> None:
-    """The report text with the shown entities highlighted (low-confidence suggestions flagged ⚠), their legend and
-    their table."""
-    text, shown = rv.document.text, rv.shown
-    colors = label_colors([*labels, *(it.entity.label for it in rv.items)])
-    marks, mark_colors = [], {}
-    for it in shown:
-        e, low = it.entity, _is_low(it, threshold)
-        tag = f"{e.label} {'✓' if it.in_review else f'{e.score:.2f}'}{' ⚠' if low else ''}"
-        marks.append(Span(e.start, e.end, tag))
-        mark_colors[tag] = LOW if low else colors.get(e.label, "#e5e7eb")
-    st.html(legend_html({k: v for k, v in colors.items() if any(it.entity.label == k for it in shown)}
-                        | ({"low confidence ⚠": LOW} if any(m.label.endswith("⚠") for m in marks) else {})))
-    st.html(highlight_html(text, marks, mark_colors))
-    if not rv.candidates:
-        st.caption("Nothing was suggested for this report: add missing entities below, or confirm No entity here.")
-    if shown:
-        st.dataframe(pd.DataFrame([{"#": i + 1, "text": text[it.entity.start:it.entity.end], "label": it.entity.label,
-                                    "start": it.entity.start, "end": it.entity.end,
-                                    "confidence": round(it.entity.score, 3), "source": it.entity.source,
-                                    "status": it.status, "low": _is_low(it, threshold)}
-                                   for i, it in enumerate(shown)]), hide_index=True, width="stretch")
-
-
-# ---------------------------------------------------------------- decisions
-
-
-@dataclass(frozen=True)
-class Desk:
-    """What a decision needs: the report under review, who decides, and the project's and model's labels."""
-
-    rv: svc.ReportReview
-    reviewer: str
-    project_labels: Sequence[str]
-
-    @property
-    def locked(self) -> bool:
-        return not self.reviewer
-
-    @property
-    def labels(self) -> list[str]:
-        """The labels to choose from: the project's, the model's and the suggestions'."""
-        return sorted({*self.project_labels, *(e.label for e in self.rv.candidates)})
-
-    def decide(self, action: str, done: str, **kw: Any) -> None:
-        rv = self.rv
-        try:
-            state = svc.decide(engine(), rv.document.id, self.reviewer, action, candidates=rv.candidates,
-                               version_id=rv.version.id if rv.version else None, **kw)
-        except ReportLensError as exc:
-            st.error(plain(exc))
-            return
-        finished = state.complete and not rv.state.complete
-        st.session_state["review_flash"] = {"doc": rv.document.id,
-                                            "text": flash_message(rv.document.id, done, state, finished)}
-        if finished:
-            st.session_state["review_move_on"] = rv.document.id
-        # a new key for the entity picker: a fresh widget focused on the next pending suggestion (changing only its
-        # default would leave the browser showing the old choice)
-        st.session_state["review_seq"] = st.session_state.get("review_seq", 0) + 1
-        st.rerun()
-
-    def snapped(self, start: int, end: int) -> tuple[int, int] | None:
-        """``[start, end)`` snapped to tokens, shown under the inputs; ``None`` (and why) when it covers no token."""
-        text = self.rv.document.text
-        try:
-            tok = svc.project_tokenizer(engine(), self.rv.document.project_id, self.rv.version)
-            s, e = svc.snap_range(tok, text, int(start), int(end))
-        except ReportLensError as exc:
-            st.caption(f"⚠️ {plain(exc)}")
-            return None
-        st.text(f"→ [{s}, {e}) “{text[s:e]}”")
-        return s, e
-
-
-def entity_panel(desk: Desk) -> None:
-    """One entity (the first pending one unless picked): accept, reject, relabel or change its boundaries."""
-    shown, text, doc_id = desk.rv.shown, desk.rv.document.text, desk.rv.document.id
-    if not shown:
-        return
-    st.subheader("Entity")
-    first = next((i for i, it in enumerate(shown) if it.status == "pending"), 0)
-    pick = st.selectbox("Entity", range(len(shown)), index=first,
-                        key=f"review_pick_{doc_id}_{st.session_state.get('review_seq', 0)}",
-                        format_func=lambda i: f"#{i + 1} {shown[i].entity.label} · "
-                        f"{text[shown[i].entity.start:shown[i].entity.end][:50]!r} · {shown[i].status}")
-    item = shown[pick]
-    ent, words = item.entity, text[item.entity.start:item.entity.end]
-    b1, b2, _ = st.columns([1, 1, 5])
-    if b1.button("Accept", shortcut="A", disabled=desk.locked or item.in_review, type="primary", help="Shortcut: A"):
-        desk.decide("accept", f"Accepted {ent.label} “{words}”.", entity=ent)
-    if b2.button("Reject", shortcut="X", disabled=desk.locked, help="Shortcut: X"):
-        desk.decide("reject", f"Rejected {ent.label} “{words}”.", entity=ent)
-    k = f"{doc_id}_{ent.start}_{ent.end}_{ent.label}"
-    r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
-    new_label = r1.selectbox("New label", [lab for lab in desk.labels if lab != ent.label] or desk.labels,
-                             key=f"review_label_{k}")
-    if r2.button("Relabel", shortcut="L", disabled=desk.locked, help="Shortcut: L"):
-        desk.decide("relabel", f"Relabelled “{words}” as {new_label}.", entity=ent, label=new_label)
-    s1, s2, s3 = st.columns([1, 1, 1], vertical_alignment="bottom")
-    new_start = s1.number_input("Start", 0, len(text) - 1, ent.start, key=f"review_start_{k}")
-    new_end = s2.number_input("End", 1, len(text), ent.end, key=f"review_end_{k}")
-    snapped = desk.snapped(new_start, new_end)
-    if s3.button("Change boundaries", shortcut="B", disabled=desk.locked or snapped is None, help="Shortcut: B"):
-        desk.decide("adjust", f"Boundaries of {ent.label} changed.", entity=ent, start=int(new_start),
-                    end=int(new_end))
-
-
-def add_panel(desk: Desk) -> None:
-    """Add a missing entity (found by its words or given by offsets), then the Accept report button."""
-    text, doc_id, labels = desk.rv.document.text, desk.rv.document.id, desk.labels
-    with st.expander("Add a missing entity", expanded=not desk.rv.candidates):
-        find = st.text_input("Words to find (sets start and end to their first occurrence)",
-                             key=f"review_find_{doc_id}")
-        pos = text.find(find) if find else -1
-        if find and pos < 0:
-            st.caption("⚠️ Not found in the report; type the words exactly as written, or give start and end.")
-        a1, a2, a3 = st.columns(3)
-        start = a1.number_input("Start", 0, len(text) - 1, max(pos, 0), key=f"review_add_start_{doc_id}_{pos}")
-        end = a2.number_input("End", 1, len(text), pos + len(find) if pos >= 0 else min(len(text), 1),
-                              key=f"review_add_end_{doc_id}_{pos}")
-        label = a3.selectbox("Label", labels or ["(no label)"], key=f"review_add_label_{doc_id}")
-        snapped = desk.snapped(start, end)
-        if st.button("Add entity", shortcut="D", disabled=desk.locked or snapped is None or not labels,
-                     help="Shortcut: D"):
-            desk.decide("add", f"Added {label}.", start=int(start), end=int(end), label=label)
-    rv = desk.rv
-    if conflicts := rv.conflicts:
-        st.warning("Overlapping suggestions: choose one of each group (accept it, the others are rejected as "
-                   "overlapping) before accepting the report: " + "; ".join(
-                       " / ".join(f"{e.label} “{plain(text[e.start:e.end])}” ({e.source})" for e in g)
-                       for g in conflicts), icon="↔️")
-    label = (f"Accept report ({len(conflicts)} overlap(s) to choose first)" if conflicts
-             else f"Accept report ({len(rv.pending)} pending suggestion(s))")
-    c1, c2 = st.columns(2)
-    if c1.button(label, shortcut="Shift+A", disabled=desk.locked, type="primary",
-                 help="Accept every pending suggestion and finish the review. Shortcut: Shift+A"):
-        desk.decide("accept_all", f"Accepted {len(rv.pending)} pending suggestion(s).")
-    if c2.button("No entity here", shortcut="Shift+X", disabled=desk.locked or bool(rv.state.spans) or rv.no_entity,
-                 help="Confirm the report has no entity: pending suggestions are rejected and the review finishes "
-                 "with zero entities (a negative training example). Reject the entities of your review first. "
-                 "Shortcut: Shift+X"):
-        desk.decide("no_entity", f"Confirmed no entity here ({len(rv.pending)} suggestion(s) rejected).")
 
 
 # ---------------------------------------------------------------- structured result, project CSV
