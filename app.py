@@ -1,6 +1,7 @@
 """ReportLens: Streamlit entry point. ``make run`` starts it on 127.0.0.1:8501. The pages are listed once, in
-``ui/navigation.py``. On loopback without sign-in configured it is single-user (``local:<os user>``, every role);
-elsewhere it refuses to start without sign-in (``ui.auth.start_session``)."""
+``ui/navigation.py``, each with the permission it needs. On loopback without sign-in configured it is single-user
+(``local:<os user>``, every role); with an ``[auth]`` section people sign in (OpenID Connect) and see the pages
+their roles allow; elsewhere it refuses to start without sign-in (``ui.auth.start_session``)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import logging
 
 import streamlit as st
 
+from services.auth import current_actor
+from ui import navigation
 from ui.auth import start_session
-from ui.navigation import navigation
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 st.set_page_config(page_title="ReportLens", page_icon="🩺", layout="wide")
-start_session()
-st.navigation(navigation()).run()
+start_session()  # stops here with the sign-in page when nobody is signed in
+actor = current_actor()
+navigation.run(st.navigation(navigation.navigation(actor)), actor)
