@@ -9,9 +9,19 @@ import logging
 
 import streamlit as st
 
+from core.threads import ProcessKind, size_process_threads
+from core.types import ReportLensError
 from services.auth import current_actor
 from ui import navigation
 from ui.auth import start_session
+
+# Before any page imports torch: the app takes 1 intra-op thread on a 2-core machine (REPORTLENS_APP_THREADS), the
+# background worker the others (core.threads). Idempotent on reruns.
+try:
+    size_process_threads(ProcessKind.APP)
+except ReportLensError as exc:  # a bad REPORTLENS_APP_THREADS / OMP_NUM_THREADS: say so instead of a traceback
+    st.error(str(exc))
+    st.stop()
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

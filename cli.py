@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from core.threads import ProcessKind, size_process_threads
 from core.types import ReportLensError
 
 log = logging.getLogger("reportlens.cli")
@@ -503,4 +504,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    try:
+        size_process_threads(ProcessKind.CLI)  # all cores (or OMP_NUM_THREADS); a worker started takes its share
+    except ReportLensError as exc:  # a bad OMP_NUM_THREADS
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
     sys.exit(main())

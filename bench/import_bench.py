@@ -5,7 +5,8 @@
 
 The export is generated first (not timed). The import then runs in a child process, which times
 ``core.formats.registry.iter_tasks`` -> ``db.importer.import_tasks`` (one transaction) and reports its own peak RSS
-(``ru_maxrss``), so generating the file does not count. A second import of the same file (every document unchanged)
+(``ru_maxrss``), so generating the file does not count; it first times parsing alone (``iter_tasks``, no
+database). A second import of the same file (every document unchanged)
 is timed too. A third child times ``cli.py convert`` (bundled tokenizer, BIO windows as JSON lines) on the same
 export. Prints and writes a JSON result.
 """
@@ -123,6 +124,9 @@ def child(export: str, db_file: str) -> None:
     upgrade(url)
     migrate_s = time.perf_counter() - t
     engine = make_engine(url)
+    t = time.perf_counter()
+    parsed = sum(1 for _ in iter_tasks(export, report=ParseReport()))  # parsing alone, for reference
+    parse_s = time.perf_counter() - t
     runs = []
     for _ in range(2):
         report = ParseReport()
@@ -134,7 +138,8 @@ def child(export: str, db_file: str) -> None:
                      "summary": {k: v for k, v in summary.to_dict(max_issues=3).items() if k != "infos"}})
         rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
         runs[-1]["peak_rss_mb_so_far"] = round(rss_mb)
-    print(json.dumps({"migrate_s": round(migrate_s, 2), "first": runs[0], "reimport": runs[1],
+    print(json.dumps({"migrate_s": round(migrate_s, 2), "parse_s": round(parse_s, 2), "parsed": parsed,
+                      "first": runs[0], "reimport": runs[1],
                       "db_mb": round(Path(db_file).stat().st_size / 2**20, 1)}))
 
 
@@ -190,13 +195,15 @@ def main() -> int:
         "benchmark": "import", "export": data, **measured, "convert": converted,
         "child_wall_s": round(wall, 2),
         "peak_rss_mb": measured["reimport"]["peak_rss_mb_so_far"],
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_avg_after": os.getloadavg()},
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     first = measured["first"]
-    print(f"{args.n} tasks ({data['bytes'] / 2**20:.1f} MB, {data['spans']} spans): parse+import "
+    print(f"{args.n} tasks ({data['bytes'] / 2**20:.1f} MB, {data['spans']} spans): parse alone "
+          f"{measured['parse_s']} s, parse+import "
           f"{first['seconds']} s ({first['docs_per_s']} docs/s), re-import {measured['reimport']['seconds']} s, "
           f"peak RSS {result['peak_rss_mb']} MB (first import: {first['peak_rss_mb_so_far']} MB); convert "
           f"{converted['seconds']} s ({converted['docs_per_s']} docs/s, {converted['windows']} windows), "

@@ -34,7 +34,7 @@ def tree_text(tree: Any, names: Sequence[str], labels: Sequence[str], multi: boo
         if multi:
             parts = []
             for k, lab in enumerate(labels):
-                classes = list(tree.classes_[k])
+                classes = list(tree.classes_[k] if tree.n_outputs_ > 1 else tree.classes_)  # one label: 1-D
                 have = int(c[k][classes.index(1)]) if 1 in classes else 0
                 parts.append(f"{lab} {'present' if 2 * have > n else 'absent'} {have}/{n}")
             return f"{n} training {unit if n == 1 else plural}: " + ", ".join(parts)

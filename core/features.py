@@ -26,6 +26,9 @@ feature's column is shuffled, ``permutation_repeats`` times; computed for the ``
 highest impurity importance, since shuffling thousands of sparse columns one by one is slow and tells little more).
 A forest spreads a signal over many redundant words ("heart", "rate", "bpm"), so shuffling one of them often changes
 no prediction: then every drop is zero and :attr:`FeatureResult.permutation_note` says why instead of a flat chart.
+So the same features are also clustered by the Spearman correlation of their columns on the training documents and
+each group shuffled together (:mod:`core.feature_groups`, ``group_correlation``): :attr:`FeatureResult.groups`,
+named by their top words. Both use :func:`sklearn.inspection.permutation_importance` (micro F1).
 
 Metrics are computed on the same fixed split as the BERT model version (see :mod:`core.split`), so the two can be
 read side by side.
@@ -40,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.feature_groups import GroupImportance, block_drops, grouped_importance
 from core.feature_tree import tree_text
 from core.types import Document, ReportLensError
 
@@ -75,6 +79,7 @@ class FeatureConfig:
     tree_depth: int = 3
     permutation_top: int = 25
     permutation_repeats: int = 10
+    group_correlation: float = 0.5  # features correlated at least this much (|Spearman|, average) are shuffled together
     random_state: int = 0
 
     def __post_init__(self) -> None:
@@ -88,6 +93,8 @@ class FeatureConfig:
                                   f"({self.char_ngram_min}).")
         if not isinstance(self.context_words, int) or self.context_words < 0:
             raise ReportLensError(f"context_words must be an integer >= 0; got {self.context_words!r}.")
+        if not isinstance(self.group_correlation, (int, float)) or not 0.0 < self.group_correlation <= 1.0:
+            raise ReportLensError(f"FeatureConfig.group_correlation must be in (0, 1]; got {self.group_correlation!r}.")
         if not isinstance(self.max_df, (int, float)) or not 0.0 < self.max_df <= 1.0:
             raise ReportLensError(f"FeatureConfig.max_df must be a share in (0, 1]; got {self.max_df!r}.")
         if self.header_pattern is not None:
@@ -173,6 +180,7 @@ class FeatureResult:
     notes: tuple[str, ...] = ()
     config: dict[str, Any] = field(default_factory=dict)
     permutation_note: str = ""  # why there is no permutation chart (every drop zero, too few samples), else ""
+    groups: tuple[GroupImportance, ...] = ()  # correlated features shuffled together, highest drop first
 
     def top(self, n: int = 20, by: str = "impurity") -> list[Importance]:
         if by == "impurity":
@@ -229,6 +237,12 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dic
     present = [i for i in range(len(labels)) if s[i] > 0]
     macro = float(np.mean([f[i] for i in present])) if present else 0.0
     return {"micro_f1": float(micro), "macro_f1": macro, "per_label": per, "n": int(len(y_true))}
+
+
+def predict_like(model: Any, x: Any, y: np.ndarray) -> np.ndarray:
+    """``model.predict(x)`` as integers shaped like ``y`` (scikit-learn returns one label's 0/1 matrix as 1-D)."""
+    pred = np.asarray(model.predict(x)).astype(np.int64)
+    return pred.reshape(len(pred), -1) if y.ndim == 2 else pred
 
 
 def _micro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -300,21 +314,27 @@ def fit_explainer(train: Sequence[Sample], evaluate: Sequence[Sample], target: s
 
     forest = RandomForestClassifier(n_estimators=config.n_estimators, random_state=config.random_state, n_jobs=1,
                                     class_weight="balanced" if not multi else None)
-    forest.fit(x_train, y_train)
+    fit_y = y_train.ravel() if y_train.ndim == 2 and y_train.shape[1] == 1 else y_train  # one label: 1-D for sklearn
+    forest.fit(x_train, fit_y)
     tree = DecisionTreeClassifier(max_depth=config.tree_depth, random_state=config.random_state)
-    tree.fit(_present(x_train), y_train)  # on word presence: splits read "contains 'bpm'"
-    pred_forest = np.asarray(forest.predict(x_eval)).astype(np.int64)
-    pred_tree = np.asarray(tree.predict(_present(x_eval))).astype(np.int64)
+    tree.fit(_present(x_train), fit_y)  # on word presence: splits read "contains 'bpm'"
+    pred_forest = predict_like(forest, x_eval, y_eval)
+    pred_tree = predict_like(tree, _present(x_eval), y_eval)
     forest_metrics = scores(y_eval, pred_forest, labels)
     tree_metrics = scores(y_eval, pred_tree, labels)
 
     impurity = forest.feature_importances_
     order = [int(i) for i in np.argsort(-impurity, kind="stable") if impurity[i] > 0]
-    perm, perm_note = _permutation(forest, x_eval, y_eval, order[: config.permutation_top], config, eval_split)
+    tried = order[: config.permutation_top]
+    groups = grouped_importance(forest, x_train, x_eval, y_eval, names, tried, config.group_correlation,
+                                config.permutation_repeats, config.random_state, _micro) if x_eval.shape[0] >= 2 else ()
+    moved = any(abs(g.permutation_mean) > 1e-12 for g in groups)
+    perm, perm_note = _permutation(forest, x_eval, y_eval, tried, config, eval_split, moved)
     importances = tuple(Importance(names[i], float(impurity[i]), *perm.get(i, (None, None))) for i in order)
     text = tree_text(tree, names, labels, multi, "entity" if not multi else "report")
     return FeatureResult(target, labels, len(names), len(train), len(evaluate), eval_split, importances,
-                         forest_metrics, tree_metrics, text, dropped, tuple(notes), config.to_dict(), perm_note)
+                         forest_metrics, tree_metrics, text, dropped, tuple(notes), config.to_dict(), perm_note,
+                         groups)
 
 
 def _present(x: Any) -> Any:
@@ -324,36 +344,30 @@ def _present(x: Any) -> Any:
 
 
 def _permutation(model: Any, x_eval: Any, y_eval: np.ndarray, columns: Sequence[int], config: FeatureConfig,
-                 eval_split: str = "test") -> tuple[dict[int, tuple[float, float]], str]:
+                 eval_split: str = "test", groups_moved: bool = False) -> tuple[dict[int, tuple[float, float]], str]:
     """Mean and std of the micro-F1 drop when each column in ``columns`` is shuffled among the eval rows, and a
     sentence saying why there is nothing to chart when no shuffle changed the score (else "")."""
     n = x_eval.shape[0]
     if not columns or n < 2:
         return {}, (f"No permutation importance: {n} {eval_split} sample(s) are too few to shuffle a feature among."
                     if columns else "")
-    rng = np.random.default_rng(config.random_state)
-    dense = x_eval.toarray()
-    pred = np.asarray(model.predict(dense)).astype(np.int64)
-    base = _micro(y_eval, pred)
-    out: dict[int, tuple[float, float]] = {}
-    for col in columns:
-        original = dense[:, col].copy()
-        drops = []
-        for _ in range(config.permutation_repeats):
-            dense[:, col] = rng.permutation(original)
-            drops.append(base - _micro(y_eval, np.asarray(model.predict(dense)).astype(np.int64)))
-        dense[:, col] = original
-        out[col] = (float(np.mean(drops)), float(np.std(drops)))
+    drops = block_drops(model, x_eval, y_eval, [[c] for c in columns], config.permutation_repeats,
+                        config.random_state, _micro)
+    out = {col: d for col, d in zip(columns, drops, strict=True)}
     if any(abs(m) > 1e-12 or s > 1e-12 for m, s in out.values()):
         return out, ""
+    pred = predict_like(model, x_eval, y_eval)
+    base = _micro(y_eval, pred)
     if len({tuple(np.atleast_1d(p)) for p in pred}) == 1:
         why = "the forest predicts the same answer for every one of them, so shuffling changes nothing"
     else:
         why = ("no single feature changes any prediction: the forest spreads each signal over many redundant words "
                "(e.g. \"heart\", \"rate\" and \"bpm\" together), so a shuffled one is covered by the others")
-    return out, (f"Permutation importance is zero for all of the {len(columns)} features tried "
+    after = ("The chart of feature groups below shuffles correlated words together." if groups_moved else
+             "The impurity chart ranks what the forest uses.")
+    return out, (f"Permutation importance is zero for each of the {len(columns)} features tried alone "
                  f"({config.permutation_repeats} shuffles each, micro F1 {base:.3f} on {n} {eval_split} samples): "
-                 f"{why}. The impurity chart ranks what the forest uses.")
+                 f"{why}. {after}")
 
 
 def presence_from_spans(doc_spans: Sequence[Sequence[str]], labels: Sequence[str]) -> np.ndarray:

@@ -21,6 +21,8 @@ exits after S seconds without work (never while a job it could run is queued).
   put back in the queue (``queued``, not ``cancelled``: nobody asked to cancel it, so the next worker starts it again
   from the beginning) and the worker exits. A second signal ends the process at once (the job is then recovered as
   ``failed`` by the next worker start). SIGKILL leaves the job ``running`` until the next start marks it ``failed``.
+- Threads: before anything imports torch, the worker takes cores - 1 intra-op threads (``REPORTLENS_TRAIN_THREADS``
+  or the user's ``OMP_NUM_THREADS`` instead; :mod:`core.threads`), leaving a core to the app.
 - Output goes through :mod:`logging`: to stdout, or with ``--log-file`` (what :func:`jobs.launcher.ensure_worker`
   passes) to a size-rotated file (``LOG_ROTATE_BYTES``, ``LOG_BACKUPS`` old files).
 
@@ -48,6 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.jobs import JobStatus
+from core.threads import ProcessKind, size_process_threads
 from core.types import ReportLensError
 from db.engine import database_url, dispose_engine, make_engine
 from db.records import JobInfo
@@ -273,7 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="SQLAlchemy URL (default: REPORTLENS_DATABASE_URL or data/)")
     parser.add_argument("--log-file", default=None, help="log to this file, rotated by size (default: stdout)")
     args = parser.parse_args(argv)
+    try:
+        threads = size_process_threads(ProcessKind.WORKER)  # before the handlers import torch (core.threads)
+    except ReportLensError as exc:  # a bad REPORTLENS_TRAIN_THREADS / OMP_NUM_THREADS
+        parser.error(str(exc))
     setup_logging(args.log_file)
+    log.info("torch intra-op threads: %d (%s)", threads.threads, threads.source)
     try:
         handlers = load_handlers([m.strip() for m in args.handlers.split(",") if m.strip()])
     except ReportLensError as exc:

@@ -308,3 +308,13 @@ def importance_rows(result: FeatureResult) -> list[dict[str, Any]]:
 
 
 IMPORTANCE_COLUMNS = ("feature", "impurity", "permutation_mean", "permutation_std")
+
+
+@open_to_all
+def group_rows(result: FeatureResult) -> list[dict[str, Any]]:
+    """The feature groups shuffled together (:mod:`core.feature_groups`), highest drop first."""
+    return [{"group": g.name, "features": " | ".join(g.features), "n_features": len(g.features),
+             "permutation_mean": g.permutation_mean, "permutation_std": g.permutation_std} for g in result.groups]
+
+
+GROUP_COLUMNS = ("group", "features", "n_features", "permutation_mean", "permutation_std")

@@ -11,18 +11,32 @@ import pytest
 # ---------------------------------------------------------------- who acts (services/auth.py)
 
 
-@pytest.fixture(autouse=True)
-def _test_actor() -> Iterator[None]:
-    """Service functions check who acts: each test acts as ``test:pytest`` with every role, unless it says otherwise
-    (``services.auth.act_as``). Reset per test: an in-process ``cli.main`` sets the process actor to ``cli:<user>``."""
+def _act_as_the_tests() -> None:
     from core.auth import Actor
     from services.auth import set_actor_resolver, set_process_actor
 
     set_actor_resolver(None)
     set_process_actor(Actor.everyone("test:pytest"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_actor_session() -> Iterator[None]:
+    """Service functions check who acts: the tests act as ``test:pytest`` with every role, unless a test says
+    otherwise (``services.auth.act_as``). Session-wide so module- and session-scoped fixtures act too."""
+    from services.auth import set_process_actor
+
+    _act_as_the_tests()
     yield
-    set_actor_resolver(None)
     set_process_actor(None)
+
+
+@pytest.fixture(autouse=True)
+def _test_actor() -> Iterator[None]:
+    """Reset around every test: an in-process ``cli.main`` sets the process actor to ``cli:<user>``, a UI test
+    registers a resolver."""
+    _act_as_the_tests()
+    yield
+    _act_as_the_tests()
 
 
 # ---------------------------------------------------------------- databases (db/)

@@ -247,10 +247,33 @@ def features_tab(project: Any, versions: Sequence[Any]) -> None:
                               [i.permutation_std or 0.0 for i in perm],
                               f"Top features by permutation importance (drop in micro F1, {res.eval_split} split)",
                               "F1 drop"), f"rf-permutation-{target}")
+    _groups_chart(res, target)
     st.subheader("One decision tree")
     st.code(res.tree_text, language=None)
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.download_button("Importances (CSV)", svc.to_csv(svc.importance_rows(res), svc.IMPORTANCE_COLUMNS),
                        file_name=f"rf-importances-{target}.csv", mime="text/csv")
-    c2.download_button("Metrics (CSV)", svc.to_csv(rep.comparison, svc.COMPARISON_COLUMNS),
+    c2.download_button("Feature groups (CSV)", svc.to_csv(svc.group_rows(res), svc.GROUP_COLUMNS),
+                       file_name=f"rf-feature-groups-{target}.csv", mime="text/csv")
+    c3.download_button("Metrics (CSV)", svc.to_csv(rep.comparison, svc.COMPARISON_COLUMNS),
                        file_name=f"rf-vs-bert-{target}.csv", mime="text/csv")
+
+
+def _groups_chart(res: Any, target: str) -> None:
+    """Permutation importance of groups of correlated words, shuffled together (core.feature_groups)."""
+    if not res.groups:
+        return
+    share = res.config.get("group_correlation", 0.5)
+    what = (f"The same {sum(len(g.features) for g in res.groups)} features, grouped: words whose columns correlate "
+            f"(|Spearman| at least {share:g} on average, training data) stand in for each other, so each group is "
+            "shuffled together. A group is named by its words with the highest impurity importance.")
+    shown = res.groups[:20]
+    if not any(abs(g.permutation_mean) > 1e-12 or g.permutation_std > 1e-12 for g in shown):
+        st.info(f"{what} Shuffling any one group changed no prediction either: the signal is spread across "
+                "groups, so the impurity chart is the ranking to read.")
+        return
+    chart(importance_bars([g.name for g in shown], [g.permutation_mean for g in shown],
+                          [g.permutation_std for g in shown],
+                          f"Feature groups by permutation importance (drop in micro F1, {res.eval_split} split)",
+                          "F1 drop"), f"rf-groups-{target}")
+    st.caption(f"{what} A group at zero is covered by the others: shuffled alone it changes no prediction.")

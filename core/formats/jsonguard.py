@@ -3,8 +3,11 @@
 square of the depth), and an escape of half a UTF-16 surrogate pair (``"\\udc00"``: a JavaScript string cut inside
 an emoji) becomes ``\\ufffd``, the same six bytes and one character, so the text reads and its offsets stay.
 
-Both scans run over whole chunks with ``bytes`` methods and regular expressions (no Python loop per byte), so a
-large export costs about what the parser costs.
+Both scans run over whole chunks with ``bytes`` methods and numpy (no Python loop per byte, no regular expression
+over clean text): the depth scan keeps only the quotes and brackets (``bytes.translate``, after dropping escaped
+backslashes and quotes) and tells strings from structure by the parity of the quotes; the surrogate regex runs only
+on a chunk that holds a ``\\ud``/``\\uD`` escape. Together they cost about a tenth of the parse
+(``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -23,10 +26,7 @@ _SURROGATE = re.compile(rb"(?<!\\)((?:\\\\)*)(\\u[dD][89abAB][0-9a-fA-F]{2}(?:\\
                         rb"|\\u[dD][c-fC-F][0-9a-fA-F]{2})")
 _HIGH = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}")
 _REPLACEMENT = rb"\ufffd"
-_STRING_REST = re.compile(rb'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # the rest of a string, up to its closing quote
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)  # one complete string
-_BRACKET_OUTSIDE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|([\[\]{}])', re.S)
-_KEEP_BRACKETS = bytes(range(256)).translate(None, b"[]{}")  # what bytes.translate deletes to keep brackets
+_KEEP_MARKS = bytes(range(256)).translate(None, b'"[]{}')  # what bytes.translate deletes to keep quotes, brackets
 _HOLD_BACK = 12  # bytes of a surrogate pair escape that may straddle two chunks
 
 
@@ -62,9 +62,7 @@ class JsonGuard:
         self._pending = b""
         self._max_depth = limits.MAX_JSON_DEPTH.value
         self.depth = 0
-        self._outside_from = 0  # where the part of the chunk outside strings begins
-        self._in_string = False
-        self._escape = False  # the previous chunk ended inside a string on a backslash
+        self._in_string = False  # the previous chunk ended inside a string
         self.offset = getattr(inner, "offset", 0)
         self.lines = 0
         self.lone_surrogates = 0
@@ -81,7 +79,7 @@ class JsonGuard:
                 if cut > 0:
                     data, self._pending = data[:cut], data[cut:]
                 break
-        if b"\\u" in data:
+        if b"\\ud" in data or b"\\uD" in data:  # a surrogate escape at all (rare: astral characters, emoji)
             data = _SURROGATE.sub(self._replace_lone, data)
         self._scan_depth(data)
         self.offset += len(data)
@@ -98,55 +96,57 @@ class JsonGuard:
         return m.group(1) + _REPLACEMENT
 
     def _scan_depth(self, data: bytes) -> None:
-        pos, n = 0, len(data)
-        if self._escape and n:
-            pos, self._escape = 1, False
-        if self._in_string:  # the rest of a string begun in an earlier chunk
-            end = _STRING_REST.match(data, pos).end()  # type: ignore[union-attr]
-            if end >= n or data[end] == 0x5C:  # still inside it (a backslash at the very end escapes the next byte)
-                self._escape = end < n
-                return
-            self._in_string, pos = False, end + 1
-        # outside strings: drop every complete string at once; a quote left over opens one that the next chunk ends
-        outside = _STRING.sub(b"", data[pos:])
-        quote = outside.find(b'"')
-        self._outside_from = pos
-        self._brackets(outside, 0, len(outside) if quote == -1 else quote, data)
-        if quote != -1:
-            self._in_string = True
-            tail = outside[quote + 1 :]
-            end = _STRING_REST.match(tail).end()  # type: ignore[union-attr]
-            self._escape = end < len(tail)  # it ends on a backslash
+        # Escapes first: a pair of backslashes is one character, and a backslash before a quote keeps the string
+        # open; left to right, as the parser reads them. (A chunk never ends inside a run of backslashes: read()
+        # holds those back.) What is left between quotes is string, the brackets elsewhere are structure.
+        start_inside = self._in_string
+        flat = data.replace(b"\\\\", b"").replace(b'\\"', b"") if b"\\" in data else data
+        marks = flat.translate(None, _KEEP_MARKS)  # the quotes and brackets, in order
+        if not marks:
+            return
+        arr = np.frombuffer(marks, np.uint8)
+        quote = arr == 0x22
+        inside = (np.cumsum(quote) & 1).astype(bool) ^ start_inside  # a bracket after an odd number of quotes
+        self._in_string = start_inside ^ bool(int(quote.sum()) & 1)
+        brackets = arr[~quote & ~inside]
+        if brackets.size:
+            self._brackets(brackets, data, start_inside)
 
-    def _brackets(self, data: bytes, start: int, stop: int, chunk: bytes) -> None:
-        segment = data[start:stop]
-        brackets = segment.translate(None, _KEEP_BRACKETS)
-        if not brackets:
-            return
-        opens = brackets.count(b"[") + brackets.count(b"{")
+    def _brackets(self, brackets: np.ndarray, chunk: bytes, start_inside: bool) -> None:
+        steps = np.where(brackets & 2, 1, -1)  # "[" 0x5B and "{" 0x7B have bit 2, "]" 0x5D and "}" 0x7D not
+        opens = int((steps > 0).sum())
         if self.depth + opens <= self._max_depth:
-            self.depth = max(0, self.depth + 2 * opens - len(brackets))
+            self.depth = max(0, self.depth + 2 * opens - int(brackets.size))
             return
-        steps = np.cumsum(np.where(np.frombuffer(brackets, np.uint8) & 2, 1, -1))  # "[" 0x5B and "{" 0x7B have bit 2
-        if self.depth + int(steps.min()) >= 0 and self.depth + int(steps.max()) <= self._max_depth:
-            self.depth += int(steps[-1])  # never below 0 nor past the limit: the common case, in one pass
+        walk = np.cumsum(steps)
+        if self.depth + int(walk.min()) >= 0 and self.depth + int(walk.max()) <= self._max_depth:
+            self.depth += int(walk[-1])  # never below 0 nor past the limit: the common case, in one pass
             return
-        for k, byte in enumerate(brackets):  # rare: walk the brackets alone to see whether the limit is crossed
-            if byte in b"[{":
+        for k, step in enumerate(steps.tolist()):  # rare: walk the brackets alone to see whether the limit is crossed
+            if step > 0:
                 self.depth += 1
                 if self.depth > self._max_depth:
-                    self._too_deep(chunk, k)
+                    self._too_deep(chunk, k, start_inside)
             else:
                 self.depth = max(0, self.depth - 1)
 
-    def _too_deep(self, chunk: bytes, k: int) -> None:
+    def _too_deep(self, chunk: bytes, k: int, inside: bool) -> None:
         """Raise for the ``k``-th bracket (outside strings) of ``chunk``, naming its byte and line."""
-        at = -1
-        for m in _BRACKET_OUTSIDE.finditer(chunk, self._outside_from):  # only on the error path
-            if m.group(1):
+        at, escape = -1, False
+        for pos, byte in enumerate(chunk):  # byte by byte, only on the error path (one chunk)
+            if inside:
+                if escape:
+                    escape = False
+                elif byte == 0x5C:
+                    escape = True
+                elif byte == 0x22:
+                    inside = False
+            elif byte == 0x22:
+                inside = True
+            elif byte in b"[]{}":
                 k -= 1
                 if k < 0:
-                    at = m.start(1)
+                    at = pos
                     break
         line = self.lines + chunk[: max(at, 0)].count(b"\n") + 1
         lim = limits.MAX_JSON_DEPTH

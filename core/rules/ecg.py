@@ -204,9 +204,9 @@ def extract_ecg(text: str, include_cues: bool = False, lexicon: Lexicon | None =
     lexicon = lexicon or default_lexicon()
     cands = [*_heart_rates(text), *_intervals(text), *_axes(text), *_statements(text, lexicon)]
     entities = _resolve(cands)
-    entities = annotate(text, entities)
+    found = scopes(text, entities)  # once: the flags annotate() adds do not change what it finds
+    entities = annotate(text, entities, found)
     if include_cues:
-        found = scopes(text, entities)
         label = {"negated": "NEGATION", "uncertain": "UNCERTAINTY"}
         seen = set()
         for cue, _ in found:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from core.types import Entity
@@ -223,7 +223,8 @@ def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = N
         if direction == "pre":
             end = clauses.end(cue.end)
             cand = []
-            for i in order[first_after:]:
+            for j in range(first_after, len(order)):  # never order[first_after:]: a copy per cue is quadratic
+                i = order[j]
                 if entities[i].start > end:
                     break
                 if entities[i].end <= end:
@@ -250,10 +251,12 @@ def scopes(text: str, entities: Sequence[Entity], cues: Sequence[Cue] | None = N
     return out
 
 
-def annotate(text: str, entities: Sequence[Entity]) -> list[Entity]:
-    """The same entities (same order) with ``negated`` / ``uncertain`` flags and the cues that set them."""
+def annotate(text: str, entities: Sequence[Entity],
+             found: Sequence[tuple[Cue, list[int]]] | None = None) -> list[Entity]:
+    """The same entities (same order) with ``negated`` / ``uncertain`` flags and the cues that set them. ``found``:
+    ``scopes(text, entities)`` when the caller has it already (the flags do not change what scopes finds)."""
     flags: dict[int, dict[str, object]] = {}
-    for cue, hit in scopes(text, entities):
+    for cue, hit in scopes(text, entities) if found is None else found:
         key = "negated" if cue.kind == "negated" else "uncertain"
         for i in hit:
             f = flags.setdefault(i, {})
@@ -266,5 +269,5 @@ def annotate(text: str, entities: Sequence[Entity]) -> list[Entity]:
             out.append(e)
             continue
         attrs = {**e.attrs, "negated": False, "uncertain": False, **flags.get(i, {})}
-        out.append(replace(e, attrs=attrs))
+        out.append(Entity(e.start, e.end, e.label, e.score, e.source, attrs))  # not dataclasses.replace: 3x the cost
     return out

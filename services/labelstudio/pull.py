@@ -45,6 +45,7 @@ def pull(engine: Any, project: str, conn: LsConnection, ls_project_id: int | Non
     return store_export(engine, project, conn.url, ls_project_id, exported, predictions)
 
 
+@requires(Permission.LABEL_STUDIO, action="ls_pulled")
 def store_export(engine: Any, project: str, url: str, ls_project_id: int, exported: list[Any],
                  predictions: dict[int, Any]) -> dict[str, Any]:
     """Import the tasks of Label Studio project ``ls_project_id`` at ``url`` (the export API's list, ``predictions``

@@ -155,10 +155,20 @@ def test_attention_bertviz_and_features_with_a_trained_version(db, tmp_path, mon
                for c in at.caption), [c.value for c in at.caption]
     impurity = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
     assert impurity["y"][::-1] == [html.escape(i.feature) for i in split.top(20)]  # top feature first, drawn at the top
+    charts = at.get("plotly_chart")
     if split.permutation_note:  # every shuffle left the F1 as it was: the page says why, no flat chart
-        assert len(at.get("plotly_chart")) == 2 and split.permutation_note in [i.value for i in at.info]
+        assert split.permutation_note in [i.value for i in at.info]
+    # F1 side by side, impurity, per-feature permutation unless the note says why not, the feature groups unless
+    # shuffling them changed nothing either (then an info says so)
+    groups_moved = any(g.permutation_mean or g.permutation_std for g in split.groups[:20])
+    assert split.groups and len(charts) == 2 + (not split.permutation_note) + groups_moved
+    if groups_moved:
+        groups = json.loads(charts[-1].proto.spec)["data"][0]
+        assert groups["y"][::-1] == [html.escape(g.name) for g in split.groups[:20]]
+        assert any("shuffled together" in c.value for c in at.caption)
     else:
-        assert len(at.get("plotly_chart")) == 3  # F1 side by side, impurity, permutation
+        assert any("shuffled together" in i.value and "changed no prediction either" in i.value for i in at.info)
     assert not any(f.startswith("c:") or "findings" in f or "impression" in f for f in impurity["y"])
     assert "|---" in at.code[0].value and "class:" not in at.code[0].value and " present " in at.code[0].value
-    assert [b.label for b in at.get("download_button")] == ["Importances (CSV)", "Metrics (CSV)"]
+    assert [b.label for b in at.get("download_button")] == ["Importances (CSV)", "Feature groups (CSV)",
+                                                            "Metrics (CSV)"]

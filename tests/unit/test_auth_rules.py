@@ -39,7 +39,7 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "explain.pick_version": (P.EXPLAIN, None), "explain.fixed_split": (OPEN, None),
     "explain.available_targets": (OPEN, None), "explain.bar_rows": (OPEN, None),
     "explain.corpus_version": (OPEN, None), "explain.importance_rows": (OPEN, None),
-    "explain.matrix_rows": (OPEN, None), "explain.to_csv": (OPEN, None),
+    "explain.matrix_rows": (OPEN, None), "explain.to_csv": (OPEN, None), "explain.group_rows": (OPEN, None),
     # extract
     "extract.document_entities": (P.EXTRACT, None), "extract.extract_text": (P.EXTRACT, None),
     "extract.preannotate_with_rules": (P.EXTRACT, "rules_preannotated"),
@@ -59,6 +59,7 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "labelstudio.client.connect": (P.LABEL_STUDIO, None), "labelstudio.client.check_connection": (P.LABEL_STUDIO, None),
     "labelstudio.client.open_project": (P.LABEL_STUDIO, None),
     "labelstudio.pull.pull": (P.LABEL_STUDIO, "ls_pulled"),
+    "labelstudio.pull.store_export": (P.LABEL_STUDIO, "ls_pulled"),
     "labelstudio.push.push": (P.LABEL_STUDIO, "ls_pushed"),
     "labelstudio.push.batch_from_queue": (P.QUEUE, "batch_created"),
     "labelstudio.push.write_import_file": (P.LABEL_STUDIO, "batch_exported"),

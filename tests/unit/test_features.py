@@ -231,3 +231,13 @@ def test_entity_tree_leaves_name_the_entity_type():
     leaves = [line.split("=> ", 1)[1] for line in res.tree_text.splitlines() if "=> " in line]
     assert leaves and all(leaf.split(" (", 1)[0] in res.labels for leaf in leaves), res.tree_text
     assert all("training entit" in leaf for leaf in leaves) and "class:" not in res.tree_text
+
+
+def test_demo_feature_groups_show_what_single_words_cannot(demo_report):
+    res = demo_report.result
+    assert res.groups and sum(len(g.features) for g in res.groups) == len(res.top(25, by="permutation"))
+    top = res.groups[0]
+    assert top.permutation_mean > 0, res.groups  # shuffled together, the redundant words matter
+    assert len(top.features) > 1 and top.name.startswith(f'"{top.features[0][2:]}"')
+    if res.permutation_note:  # the note points to the groups, not only to impurity
+        assert "feature groups below" in res.permutation_note
