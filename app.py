@@ -11,7 +11,6 @@ import streamlit as st
 
 from core.threads import ProcessKind, size_process_threads
 from core.types import ReportLensError
-from services.auth import current_actor
 from ui import navigation
 from ui.auth import start_session
 
@@ -27,5 +26,4 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 
 st.set_page_config(page_title="ReportLens", page_icon="🩺", layout="wide")
 start_session()  # stops here with the sign-in page when nobody is signed in
-actor = current_actor()
-navigation.run(st.navigation(navigation.navigation(actor)), actor)
+navigation.run(st.navigation(navigation.navigation()))  # the pages of the roles of who acts now

@@ -115,9 +115,13 @@ def refusal(entry: PageEntry, actor: Actor | None) -> str:
             "you (Users page, or cli.py users grant), then reload.")
 
 
-def run(selected: st.Page, actor: Actor | None) -> None:
-    """Run the chosen page, or, when ``actor`` may not use it (a bookmark, a typed URL, an old link), say so and
-    record the refusal in the audit trail."""
+def run(selected: st.Page, actor: Actor | None = None) -> None:
+    """Run the chosen page, or, when ``actor`` (default: who acts now) may not use it (a bookmark, a typed URL, an
+    old link), say so and record the refusal in the audit trail."""
+    if actor is None:
+        from services.auth import current_actor
+
+        actor = current_actor()
     entry = entry_of(selected)
     if allowed(entry, actor):
         selected.run()
