@@ -43,12 +43,15 @@ demo: db
 check-host: setup
 	$(BIN)/python -m services.auth check-startup $(HOST)
 
+# REPORTLENS_AUTH_SECRETS (a secrets.toml with the [auth] section, outside the repository): Streamlit reads it too.
+SECRETS_ARG = $(if $(REPORTLENS_AUTH_SECRETS),--secrets.files "$(REPORTLENS_AUTH_SECRETS)")
+
 run: check-host demo
-	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT)
+	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) $(SECRETS_ARG)
 
 # For development: as `run`, with Streamlit's file watcher and rerun-on-save (off in .streamlit/config.toml).
 dev: check-host demo
-	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) \
+	$(BIN)/python -m streamlit run app.py --server.address $(HOST) --server.port $(PORT) $(SECRETS_ARG) \
 	  --server.fileWatcherType auto --server.runOnSave true
 
 test: setup

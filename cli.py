@@ -299,7 +299,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         client.check_connection(conn)  # a server that is down or a bad token: no batch is made
     batch_id = args.batch
     if batch_id is None:
-        batch_id = push.batch_from_queue(engine, args.project, args.top, args.strategy, "cli").id
+        batch_id = push.batch_from_queue(engine, args.project, args.top, args.strategy).id
     if args.out:
         _print_json(push.write_import_file(engine, args.project, Path(args.out), batch_id=batch_id))
     else:

@@ -98,7 +98,7 @@ def import_tasks(
     source: str = "labelstudio",
     progress: Callable[[int], None] | None = None,
     create_project: bool = True,
-    actor: str = "local",
+    actor: str | None = "local",
     batch_size: int = BATCH_SIZE,
     source_name: str | None = None,
     source_key: str | None = None,
@@ -109,6 +109,8 @@ def import_tasks(
     ``.config``, ``.format``) is read while the parser fills it; its label config is merged into the project's.
     ``progress(n)`` is called with the number of tasks read after each batch. ``source_name`` is the user's name of
     the file's source (``core.identity.source_key``); ``source_key`` fixes the key of every task (a server pull).
+    ``actor`` names who imports in an ``import``/``import_failed`` audit row; ``None``: no row here, the caller
+    records the action (the services' audited call, under the signed-in identity: one action, one row).
     Raises :class:`StrictImportError` in strict mode when an error issue or a text change appears, and re-raises
     whatever the parser raised; in both cases nothing is stored except a failed ImportRun record.
     """
@@ -156,9 +158,10 @@ def import_tasks(
             summary = state.summary()
             run.status, run.finished_at, run.format = "ok", utcnow(), summary.format
             run.summary = summary.to_dict(max_issues=MAX_STORED_ISSUES)
-            s.add(AuditEvent(actor=actor, action="import", entity="import_run", entity_id=run.id,
-                             details={"project": project_name, "file_name": file_name, "status": "ok",
-                                      "documents": summary.documents, "spans": summary.spans}))
+            if actor is not None:
+                s.add(AuditEvent(actor=actor, action="import", entity="import_run", entity_id=run.id,
+                                 details={"project": project_name, "file_name": file_name, "status": "ok",
+                                          "documents": summary.documents, "spans": summary.spans}))
         if progress is not None:
             progress(state.tasks_read)
         return summary
@@ -168,7 +171,7 @@ def import_tasks(
         raise
 
 
-def _record_failure(engine: Engine, summary: ImportSummary, strict: bool, source: str, actor: str,
+def _record_failure(engine: Engine, summary: ImportSummary, strict: bool, source: str, actor: str | None,
                     exc: Exception, started_at: Any) -> None:
     """After the rollback: keep a failed ImportRun (no data) so the history shows what went wrong."""
     error = str(exc) or type(exc).__name__
@@ -182,7 +185,9 @@ def _record_failure(engine: Engine, summary: ImportSummary, strict: bool, source
                             summary=data, started_at=started_at, finished_at=utcnow())
             s.add(run)
             s.flush()
-            s.add(AuditEvent(actor=actor, action="import_failed", entity="import_run", entity_id=run.id,
-                             details={"project": summary.project, "file_name": summary.file_name, "error": error}))
+            if actor is not None:
+                s.add(AuditEvent(actor=actor, action="import_failed", entity="import_run", entity_id=run.id,
+                                 details={"project": summary.project, "file_name": summary.file_name,
+                                          "error": error}))
     except SQLAlchemyError:
         log.exception("Could not record the failed import of %s", summary.file_name)

@@ -81,10 +81,7 @@ def set_ls_link(engine: Engine, project: int | str, link: LsLink | None) -> None
             settings.pop(LINK_KEY, None)
         else:
             settings[LINK_KEY] = {"url": link.url, "project_id": int(link.ls_project_id), "title": link.title}
-        row.settings = settings
-        s.add(m.AuditEvent(actor="local", action="ls_link", entity="project", entity_id=row.id,
-                           details={"url": link.url if link else None,
-                                    "ls_project_id": link.ls_project_id if link else None}))
+        row.settings = settings  # audited by the service that links (a push: its row names the Label Studio project)
 
 
 # ---------------------------------------------------------------- batches (created by db.scores.create_batch)

@@ -3,15 +3,17 @@ background jobs while they run, and the projects in the database."""
 
 import streamlit as st
 
+from services.auth import current_actor
 from services.overview import loop_state
 from services.projects import list_projects
-from ui.navigation import page
+from ui.navigation import page, visible_pages
 from ui.overview import jobs_and_demo_note, loop_guide, projects_table
 from ui.state import engine, project_picker
 
 st.title("ReportLens")
 st.caption("From medical report text to trustworthy extraction models, with people in the loop.")
 
+pages = visible_pages(current_actor())  # the same table as the navigation, filtered by role
 project = project_picker()
 if project is None:
     st.info(
@@ -19,11 +21,12 @@ if project is None:
         "files or a brat corpus (.txt/.ann pairs), or run `python cli.py seed-demo` to create the demo project."
     )
     imp = page("pages/import_data.py")
-    st.page_link(imp.path, label="Import data", icon=imp.icon)
+    if imp in pages:
+        st.page_link(imp.path, label="Import data", icon=imp.icon)
     st.stop()
 
 state = loop_state(engine(), project.id)
-loop_guide(state)
+loop_guide(state, pages)
 jobs_and_demo_note(state)
 with st.expander("All projects"):
     projects_table(list_projects(engine()))

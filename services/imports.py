@@ -37,7 +37,13 @@ def read_config_text(data: bytes) -> LabelConfig:
     return parse_label_config(xml)
 
 
-@requires(Permission.IMPORT, action="imported")
+def _import_detail(summary: Any) -> dict[str, Any]:
+    """The audit row of an import: the import run's id, the file's name and format, counts."""
+    return {"import_id": summary.import_id, "file_name": summary.file_name, "format": summary.format,
+            "documents": summary.documents, "documents_added": summary.documents_added, "spans": summary.spans}
+
+
+@requires(Permission.IMPORT, action="imported", detail=_import_detail)
 def import_file(
     engine: Any,
     path: Path,
@@ -75,7 +81,7 @@ def import_file(
     log.info("importing %s into project %r (strict=%s)", file_name or path.name, project, strict)
     summary = import_tasks(
         engine, project.strip(), tasks, report=report, file_name=file_name or path.name, strict=strict,
-        source=spec.source, progress=on_progress, source_name=source_name,
+        source=spec.source, progress=on_progress, source_name=source_name, actor=None,  # audited by @requires
     )
     log.info("imported %s: %s", file_name or path.name, {k: v for k, v in summary.to_dict().items()
                                                           if isinstance(v, int)})

@@ -90,8 +90,12 @@ def duplicate_note(stats: dict[str, int] | None) -> str | None:
 
 @requires(Permission.QUEUE, action="batch_created")
 def save_batch(engine: Any, project_id: int, document_ids: list[int], strategy: str, model_version_id: int | None,
-               created_by: str | None) -> score_db.BatchInfo:
-    return score_db.create_batch(engine, project_id, document_ids, strategy, model_version_id, created_by)
+               created_by: str | None = None) -> score_db.BatchInfo:
+    """A new batch; ``created_by`` defaults to the person acting (a signed-in person is always themselves)."""
+    from services.people import acting_name
+
+    return score_db.create_batch(engine, project_id, document_ids, strategy, model_version_id,
+                                 acting_name(created_by) or None)
 
 
 @dataclass(frozen=True)

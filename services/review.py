@@ -30,7 +30,8 @@ from db.repository import get_document, get_project
 from db.review import ReviewProgress, ReviewState, WorklistRow
 from db.scores import ScoringRun, latest_run
 from services import extract
-from services.auth import open_to_all, requires
+from services.auth import current_actor, open_to_all, requires
+from services.people import acting_name
 
 log = logging.getLogger("reportlens.review")
 
@@ -197,9 +198,21 @@ def _trains(doc: StoredDocument, state: ReviewState) -> str:
     return f"the annotation by {who} (annotation #{meta.get('annotation_id')})"
 
 
+def _reviewer(reviewer: str | None) -> str:
+    """Who reviews: ``None``, the person acting (a signed-in person's subject, ``local:<user>``...); a signed-in
+    person is always themselves, whatever name is passed; otherwise the name typed (empty: nobody named yet)."""
+    if reviewer is None or reviewer.strip():
+        return acting_name(reviewer)
+    actor = current_actor()
+    return actor.subject if actor is not None and actor.user_id is not None else ""
+
+
 @requires(Permission.REVIEW)
-def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | None = None) -> ReportReview:
-    """Everything the Review page shows for one report and reviewer (``reviewer`` empty: the suggestions only)."""
+def open_report(engine: Any, document_id: int, reviewer: str | None = None,
+                version_id: int | None = None) -> ReportReview:
+    """Everything the Review page shows for one report and reviewer (``None``: the person acting; an empty name
+    in single-user mode: the suggestions only)."""
+    reviewer = _reviewer(reviewer)
     doc = _document(engine, document_id)
     version = _version(engine, doc.project_id, version_id)
     candidates = suggested_entities(engine, document_id, version.id if version else None)
@@ -220,7 +233,7 @@ def open_report(engine: Any, document_id: int, reviewer: str, version_id: int | 
 
 
 @requires(Permission.REVIEW, action="review_decision")
-def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity: Entity | None = None,
+def decide(engine: Any, document_id: int, reviewer: str | None, action: str, *, entity: Entity | None = None,
            label: str | None = None, start: int | None = None, end: int | None = None,
            version_id: int | None = None, candidates: Sequence[Entity] | None = None, tokenizer: Any = None,
            comment: str | None = None) -> ReviewState:
@@ -230,9 +243,10 @@ def decide(engine: Any, document_id: int, reviewer: str, action: str, *, entity:
     ``end`` (snapped to tokens). ``add``: ``start``, ``end``, ``label`` (snapped). ``accept_all``: nothing (refused
     while suggestions overlap one another). ``no_entity``: nothing (refused while the review holds entities): the
     reviewer confirms the report has no entity, which finishes the review with zero entities.
-    ``candidates``: the suggestions the reviewer saw (computed again when not given).
+    ``candidates``: the suggestions the reviewer saw (computed again when not given). ``reviewer``: ``None`` for
+    the person acting; a signed-in person always decides as themselves (their subject), whatever name is passed.
     """
-    reviewer = db_review.check_reviewer(reviewer)
+    reviewer = db_review.check_reviewer(_reviewer(reviewer))
     doc = _document(engine, document_id)
     version = _version(engine, doc.project_id, version_id)
     if candidates is None:

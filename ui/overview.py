@@ -3,6 +3,7 @@ background jobs while they run."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
@@ -10,16 +11,16 @@ import streamlit as st
 from core.demo import DEMO_PROJECT_NAME, DEMO_TRAIN_STEPS
 from services.overview import LoopState
 from ui.jobs import live_jobs
-from ui.navigation import PAGES
+from ui.navigation import PAGES, PageEntry
 
 
-def loop_guide(state: LoopState) -> None:
-    """Every page of the navigation once, in its order, with the state of the loop step it does for the selected
-    project (done, next, not yet, and what it has), then the next action."""
+def loop_guide(state: LoopState, pages: Sequence[PageEntry] = PAGES) -> None:
+    """Every page of the navigation once (``pages``: those the person may use), in its order, with the state of the
+    loop step it does for the selected project (done, next, not yet, and what it has), then the next action."""
     st.subheader(f"The loop for {state.project}")
     nxt = state.next_step
     by_page = {step.page: step for step in state.steps}
-    for entry in PAGES:
+    for entry in pages:
         if entry.default:  # this page
             continue
         step = by_page.get(entry.path)

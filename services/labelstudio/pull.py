@@ -55,7 +55,7 @@ def store_export(engine: Any, project: str, url: str, ls_project_id: int, export
     keyed = [(t.task_id, t.text) for t in tasks if t.task_id is not None]
     before = lslinks.human_fingerprints(engine, [d.id for d in before_docs.values()])
     summary = import_tasks(engine, project, tasks, report=report, file_name=f"{url} project {ls_project_id}",
-                           source="labelstudio", create_project=False, actor="labelstudio-pull", source_key=skey)
+                           source="labelstudio", create_project=False, actor=None, source_key=skey)  # pull's row
     docs = lslinks.documents_for_tasks(engine, project, skey, keyed)  # the same documents, and the ones added
     after = lslinks.human_fingerprints(engine, [d.id for d in docs.values()])
     changes = []

@@ -25,6 +25,7 @@ from services.auth import open_to_all, requires
 from services.files import write_json
 from services.labelstudio.client import DOC_KEY, LabelStudioError, LsConnection, connect, open_project, server_errors
 from services.models import load_version, predict_texts, version_label
+from services.people import acting_name
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,8 @@ def _run_model(version: Any, docs: list[BatchDocument]) -> tuple[list[StoredPred
 @requires(Permission.QUEUE, action="batch_created")
 def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None = None,
                      created_by: str | None = None) -> BatchInfo:
-    """A new batch of the ``top`` best-ranked documents of the latest scoring run (``cli.py push --top K``)."""
+    """A new batch of the ``top`` best-ranked documents of the latest scoring run (``cli.py push --top K``), created
+    by ``created_by`` (default: the person acting; a signed-in person is always themselves)."""
     info = require_project(engine, project)
     if top < 1:
         raise ReportLensError(f"--top must be at least 1, got {top}.")
@@ -123,7 +125,7 @@ def batch_from_queue(engine: Any, project: str, top: int, strategy: str | None =
         raise ReportLensError("Every scored document is labelled or already in an open batch; score again after "
                               "training, or push an existing batch with --batch ID.")
     return score_db.create_batch(engine, info.id, [r.document_id for r in rows], rows[0].strategy,
-                                 run.model_version_id, created_by)
+                                 run.model_version_id, acting_name(created_by) or None)
 
 
 @requires(Permission.LABEL_STUDIO, action="batch_exported")
@@ -183,7 +185,13 @@ def _server_tasks(client: Any, conn: LsConnection, ls_project_id: int) -> dict[i
     return out
 
 
-@requires(Permission.LABEL_STUDIO, action="ls_pushed")
+def _push_detail(result: dict[str, Any]) -> dict[str, Any]:
+    """The audit row of a push: the batch, the Label Studio project it went to (its link), the counts."""
+    return {k: result[k] for k in ("batch_id", "url", "ls_project_id", "created", "reused", "predictions_attached",
+                                   "model_version") if k in result}
+
+
+@requires(Permission.LABEL_STUDIO, action="ls_pushed", detail=_push_detail)
 def push(engine: Any, project: str, conn: LsConnection, batch_id: int | None = None,
          document_ids: list[int] | None = None, ls_project_id: int | None = None,
          new_ls_project: bool = False) -> dict[str, Any]:

@@ -104,15 +104,15 @@ def _warm_up(browser, url: str) -> None:
 
 
 @contextmanager
-def running_app(browser, tmp: Path, env: dict[str, str] | None = None) -> Iterator[App]:
-    """``streamlit run app.py`` on a free loopback port with a migrated SQLite database in ``tmp`` (``env`` added to
-    the environment), opened once; stopped, with its process group, afterwards."""
+def running_app(browser, tmp: Path, env: dict[str, str] | None = None, port: int | None = None) -> Iterator[App]:
+    """``streamlit run app.py`` on a free loopback port (or ``port``) with a migrated SQLite database in ``tmp``
+    (``env`` added to the environment), opened once; stopped, with its process group, afterwards."""
     from db.engine import dispose_engine
     from db.migrate import upgrade
 
     db_url = f"sqlite:///{tmp / 'browser.db'}"
     upgrade(db_url)  # the app would do it too; done here so tests can read the DB before the first page load
-    port = _free_port()
+    port = port or _free_port()
     url = f"http://127.0.0.1:{port}"
     full_env = {**os.environ, "REPORTLENS_DATABASE_URL": db_url, "PYTHONUNBUFFERED": "1", **(env or {})}
     log = tmp / "streamlit.log"

@@ -21,7 +21,7 @@ SPAN = Span(2, 11, "RHYTHM")  # "adycardia": starts inside the token "brady" of 
 # What users have bookmarked: titles and URLs must not change.
 EXPECTED_PAGES = [("Overview", ""), ("Import", "import"), ("Dataset", "dataset"), ("Train", "train"),
                   ("Models", "models"), ("Explain", "explain"), ("Queue", "queue"), ("Review", "review"),
-                  ("Label Studio", "labelstudio")]
+                  ("Label Studio", "labelstudio"), ("Users", "users"), ("Audit", "audit")]
 
 
 def test_overview_lists_exactly_the_pages_of_the_navigation(db, open_page):

@@ -82,6 +82,7 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "people.settings": (OPEN, None), "people.sign_in": (OPEN, None), "people.list_people": (P.USERS, None),
     "people.grant_role": (P.USERS, "role_granted"), "people.revoke_role": (P.USERS, "role_revoked"),
     "people.set_active": (P.USERS, "user_active_changed"), "people.audit_trail": (P.AUDIT, None),
+    "people.refresh": (OPEN, None), "people.acting_name": (OPEN, None), "people.idle_minutes": (OPEN, None),
     # queue
     "queue.queue_scoring_job": (P.QUEUE, "score_queued"), "queue.score_in_process": (P.QUEUE, "scored"),
     "queue.save_batch": (P.QUEUE, "batch_created"), "queue.active_version": (P.QUEUE, None),
