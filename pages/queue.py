@@ -10,6 +10,7 @@ from core.jobs import JobKind
 from core.types import ReportLensError
 from services import jobs as job_svc
 from services import queue as svc
+from services.people import acting_name
 from ui.jobs import live_jobs
 from ui.render import highlight_html, label_colors, legend_html
 from ui.state import engine, project_picker
@@ -101,13 +102,12 @@ st.subheader("Pick a batch")
 b1, b2 = st.columns(2)
 n_batch = int(b1.number_input("Batch size", min_value=1, max_value=max(1, total), value=min(10, total), step=1,
                               key="q_batch_n"))
-who = b2.text_input("Your name", key="q_created_by")
+b2.caption(f"Saved as **{acting_name()}**.")
 if st.button("Save batch", type="primary", key="q_save_batch"):
     picked, _, _ = svc.ranked_queue(engine(), project.id, shown, label=None if label == "(any)" else label,
                                     limit=n_batch)
     try:
-        batch = svc.save_batch(engine(), project.id, [r.document_id for r in picked], shown, run.model_version_id,
-                           who.strip() or None)
+        batch = svc.save_batch(engine(), project.id, [r.document_id for r in picked], shown, run.model_version_id, None)
         st.session_state["q_flash"] = (f"Batch {batch.id} saved ({len(batch.document_ids)} reports, {shown}). Send it "
                                        "to annotators from the **Label Studio** page (file download or server).")
         st.rerun()  # the batched reports leave the queue above

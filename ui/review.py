@@ -18,6 +18,7 @@ import streamlit as st
 
 from core.review import ReviewItem
 from services import review as svc
+from services.people import acting_name
 from ui.state import engine
 
 POLICY = ("A finished review is training data like an annotator's work and is stored as its own annotation (source "
@@ -38,10 +39,11 @@ def plain(value: object) -> str:
 
 
 def sidebar(versions: Sequence[Any]) -> tuple[str, float, Any]:
-    """The reviewer's name, the low-confidence threshold and the model version chosen (``None``: no version)."""
-    reviewer = st.sidebar.text_input("Reviewer", value=st.session_state.get("reviewer_name", ""),
-                                     placeholder="your name", key="review_reviewer").strip()
-    st.session_state["reviewer_name"] = reviewer
+    """Who reviews (the signed-in person, or ``local:<os user>`` in single-user mode: no typed name can speak for
+    someone else), the low-confidence threshold and the model version chosen (``None``: no version)."""
+    reviewer = acting_name()
+    if reviewer:
+        st.sidebar.caption(f"Decisions are recorded as **{plain(reviewer)}**.")
     threshold = st.sidebar.slider("Low confidence below", 0.0, 1.0, 0.6, 0.05, key="review_threshold")
     if not versions:
         return reviewer, threshold, None
@@ -138,7 +140,7 @@ def report_notices(rv: svc.ReportReview, reviewer: str) -> None:
             st.button(f"Back to report #{flash['doc']}", on_click=st.session_state.__setitem__,
                       args=("review_doc", flash["doc"]), key="review_back")
     if not reviewer:
-        st.warning("Type your name in **Reviewer** (sidebar) to record decisions.", icon="✍️")
+        st.warning("Nobody is signed in, so decisions cannot be recorded: sign in first.", icon="✍️")
     for a in rv.differing:
         st.warning(f"This report already has an annotation by **{plain(a.author or 'an annotator')}** "
                    f"({len(a.spans)} entities{', ground truth' if a.ground_truth else ''}) that differs from your "

@@ -138,7 +138,7 @@ def handle_event(desk: Desk, event: Any, last_seq: int) -> Outcome | None:
     if event.get("doc") != rv.document.id:
         return Outcome(seq, error="That key was meant for another report; nothing was stored.")
     if desk.locked:
-        return Outcome(seq, error="Type your name in Reviewer (sidebar) to record decisions.")
+        return Outcome(seq, error="Nobody is signed in, so nothing was stored: sign in first.")
     if action not in ACTIONS or start is None or end is None or not 0 <= start < end <= len(text) or (
             action in ("add", "relabel", "correct") and (not isinstance(label, str) or label not in desk.labels)):
         return Outcome(seq, error=f"Malformed event ({action!r}, [{start}, {end}), {label!r}); nothing was stored.")

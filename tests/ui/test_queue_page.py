@@ -15,6 +15,7 @@ from db.engine import make_engine
 from db.importer import import_tasks
 from db.model_versions import record_model_version
 from jobs import queue as jobs
+from services.auth import local_actor
 from tests.factories import N_UNLABELED, tiny_tasks, unlabeled_tasks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,12 +93,12 @@ def test_score_rank_filter_and_save_a_batch(db, trained, open_page):
     at.selectbox(key="q_label").set_value("(any)").run()
 
     at.number_input(key="q_batch_n").set_value(3)
-    at.text_input(key="q_created_by").input("annotator-1")
     at.button(key="q_save_batch").click().run()
     assert not at.exception, at.exception
     assert any("Batch 1 saved (3 reports, entropy(mean))" in s.value and "Label Studio" in s.value for s in at.success)
     (batch,) = score_db.list_batches(engine, 1)
-    assert list(batch.document_ids) == [r.document_id for r in expected[:3]] and batch.created_by == "annotator-1"
+    assert list(batch.document_ids) == [r.document_id for r in expected[:3]]
+    assert batch.created_by == local_actor().subject  # no name box: the batch is saved as whoever acts
     assert batch.model_version_id == 1 and batch.strategy == "entropy(mean)"
     assert len(at.dataframe[0].value) == N_UNLABELED - 3  # batched reports leave the queue
     assert any("Not enough model versions" in i.value for i in at.info)  # the stopping indicator needs two versions

@@ -14,14 +14,17 @@ from db import review as db_review
 from db.engine import make_engine, read_session
 from db.importer import import_tasks
 from db.repository import get_document
+from services.auth import local_actor
 from tests.factories import REVIEW_PROJECT as PROJECT
 from tests.factories import REVIEW_TEXTS as TEXTS
 from tests.factories import seed_review_project
 from tests.ui.spanview_driver import view_data
+from ui.review import plain
 
 pytestmark = pytest.mark.ui
 
 PAGE = "pages/review.py"
+ME = local_actor().subject  # who acts in single-user mode (app.py): decisions carry it
 
 
 def button(at: AppTest, label: str):
@@ -58,9 +61,10 @@ def test_project_without_model_shows_the_rules_suggestions(db, open_page):
 def test_seeded_project_shows_progress_worklist_and_entities(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     ids, version = seeded["ids"], seeded["version"]
-    at = open_page(PAGE, reviewer_name="dr. lee")
+    at = open_page(PAGE)
     assert not at.exception, at.exception
-    assert at.sidebar.text_input(key="review_reviewer").value == "dr. lee"
+    # no name to type: decisions are recorded as whoever acts (single-user mode: the local OS user)
+    assert f"Decisions are recorded as **{plain(ME)}**." in [c.value for c in at.sidebar.caption]
     assert at.sidebar.selectbox(key="review_version").value == version.name
     assert metric(at, "Reviewed") == f"0 / {len(ids)}" and metric(at, "In progress") == "0"
     assert metric(at, "Suggestions from") == f"model {version.name} + rules"
@@ -82,7 +86,7 @@ def test_seeded_project_shows_progress_worklist_and_entities(db, tmp_path, open_
     assert entities["confidence"].iloc[2] == pytest.approx(0.58)
     # the report itself is drawn by the span view (tests/ui/test_review_spans.py): the low one is flagged there too
     assert [(i["label"], i["score"], i["low"]) for i in view_data(at)["items"]][2] == ("RHYTHM", 0.58, True)
-    assert not any("Reviewer" in w.value for w in at.warning)  # a name is set: decisions are unlocked
+    assert not any("signed in" in w.value for w in at.warning)  # someone acts: decisions are unlocked
     assert not button(at, "Accept").disabled
 
 
@@ -92,10 +96,7 @@ def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path, ope
     at = open_page(PAGE)
     assert not at.exception, at.exception
     assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"0 / {len(ids)}"
-    assert any("Reviewer" in w.value for w in at.warning)  # no name yet: decisions are locked
-    assert button(at, "Accept").disabled
-
-    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
+    assert not button(at, "Accept").disabled  # single-user mode: the local user reviews, no name to type
     assert not at.exception, at.exception
     at.selectbox(key="review_doc").set_value(ids[1]).run()
     shown = {e.label for e in at.dataframe[-1].value.itertuples()} if at.dataframe else set()
@@ -119,12 +120,12 @@ def test_reviewer_accepts_relabels_adds_and_accepts_the_report(db, tmp_path, ope
     button(at, "Add entity").click().run()
     assert not at.exception, at.exception
     assert any("Added HR" in s.value for s in at.success)
-    state = db_review.review_state(engine, ids[1], "dr. lee")
+    state = db_review.review_state(engine, ids[1], ME)
     assert not state.complete  # "45 bpm" is still pending
     button(at, "Accept report").click().run()
     assert not at.exception, at.exception
 
-    state = db_review.review_state(engine, ids[1], "dr. lee")
+    state = db_review.review_state(engine, ids[1], ME)
     text = TEXTS[0]
     assert state.complete and sorted((text[s.start:s.end], s.label) for s in state.spans) == [
         ("45 bpm", "HR"), ("heart rate", "HR"), ("pleural effusion", "FINDING"), ("sinus bradycardia", "RHYTHM")]
@@ -138,7 +139,6 @@ def test_a_report_labeled_differently_by_an_annotator_says_so(db, tmp_path, open
     seeded = seed_review_project(db, tmp_path)
     ids = seeded["ids"]
     at = open_page(PAGE)
-    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[2]).run()
     assert not any("anna" in w.value for w in at.warning)
     assert any("Already annotated by anna" in i.value for i in at.info)
@@ -195,19 +195,18 @@ def test_report_with_nothing_suggested_is_confirmed_no_entity_here(db, tmp_path,
     seeded = seed_review_project(db, tmp_path)
     engine, ids = seeded["engine"], seeded["ids"]
     at = open_page(PAGE)
-    at.sidebar.text_input(key="review_reviewer").input("dr. lee").run()
     at.selectbox(key="review_doc").set_value(ids[3]).run()  # "normal ecg.": no model entity, no rule fires
     assert not at.exception, at.exception
     assert any("Nothing was suggested" in c.value and "No entity here" in c.value for c in at.caption)
     button(at, "Accept report").click().run()  # an empty report is not "accepted": it is confirmed
     assert any("Nothing to accept" in e.value for e in at.error)
-    assert db_review.review_state(engine, ids[3], "dr. lee").annotation_id is None
+    assert db_review.review_state(engine, ids[3], ME).annotation_id is None
     button(at, "No entity here").click().run()
     assert not at.exception, at.exception
-    state = db_review.review_state(engine, ids[3], "dr. lee")
+    state = db_review.review_state(engine, ids[3], ME)
     assert state.complete and state.spans == ()
     (row,) = db_review.list_decisions(engine, document_id=ids[3])
-    assert (row.action, row.reviewer) == ("no_entity", "dr. lee")
+    assert (row.action, row.reviewer) == ("no_entity", ME)
     assert any(f"Report #{ids[3]} reviewed (no entity" in m for m in said(at))
     assert next(mt for mt in at.metric if mt.label == "Reviewed").value == f"1 / {len(ids)}"
     worklist = at.dataframe[0].value
@@ -220,7 +219,7 @@ def test_report_with_nothing_suggested_is_confirmed_no_entity_here(db, tmp_path,
 def test_rejecting_every_suggestion_stays_in_progress_until_confirmed(db, tmp_path, open_page):
     seeded = seed_review_project(db, tmp_path)
     engine, ids = seeded["engine"], seeded["ids"]
-    at = open_page(PAGE, reviewer_name="dr. lee")
+    at = open_page(PAGE)
     at.selectbox(key="review_doc").set_value(ids[3]).run()
     at.selectbox(key="review_doc").set_value(ids[2]).run()  # the model's "atrial fibrillation", the rules' rate
     assert list(at.dataframe[-1].value["status"]) == ["pending", "pending"]
@@ -231,11 +230,11 @@ def test_rejecting_every_suggestion_stays_in_progress_until_confirmed(db, tmp_pa
     assert at.selectbox(key="review_doc").value == ids[2]  # not finished: the page stays
     flash = next(m for m in said(at) if "Rejected" in m)
     assert "Still in progress" in flash and "No entity here" in flash and "reviewed" not in flash.split(":")[0]
-    assert not db_review.review_state(engine, ids[2], "dr. lee").complete
+    assert not db_review.review_state(engine, ids[2], ME).complete
     assert metric(at, "Reviewed") == f"0 / {len(ids)}" and metric(at, "In progress") == "1"
     assert any("still in progress" in i.value for i in at.info)
     button(at, "No entity here").click().run()
-    assert db_review.review_state(engine, ids[2], "dr. lee").complete
+    assert db_review.review_state(engine, ids[2], ME).complete
     assert metric(at, "Reviewed") == f"1 / {len(ids)}"
 
 
@@ -252,7 +251,7 @@ def test_accept_report_with_overlapping_model_and_rule_suggestions(db, tmp_path,
         doc = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 60))
     fragments = [_at(TEXTS[0], "sinus", "FINDING", 0.3), _at(TEXTS[0], "bradycardia", "FINDING", 0.35)]
     save_predictions(engine, version.id, {doc: (fragments, 0.3)})
-    at = open_page(PAGE, reviewer_name="dr. lee")
+    at = open_page(PAGE)
     at.selectbox(key="review_doc").set_value(doc).run()
     assert not at.exception, at.exception
     entities = at.dataframe[-1].value
@@ -273,7 +272,7 @@ def test_accept_report_with_overlapping_model_and_rule_suggestions(db, tmp_path,
     assert set(at.dataframe[-1].value["text"]) == {"sinus bradycardia", "45 bpm"}  # fragments rejected
     button(at, "Accept report").click().run()
     assert not at.exception, at.exception
-    state = db_review.review_state(engine, doc, "dr. lee")
+    state = db_review.review_state(engine, doc, ME)
     assert state.complete and sorted(TEXTS[0][s.start:s.end] for s in state.spans) == ["45 bpm", "sinus bradycardia"]
     actions = sorted(d.action for d in db_review.list_decisions(engine, document_id=doc))
     assert actions == ["accept", "accept_all", "reject", "reject"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from db import review as db_review
+from services.auth import local_actor
 from tests.factories import REVIEW_TEXTS as TEXTS
 from tests.factories import seed_review_project
 from tests.ui.spanview_driver import key_of, send_event, view_data
@@ -15,14 +16,15 @@ from tests.ui.spanview_driver import key_of, send_event, view_data
 pytestmark = pytest.mark.ui
 
 PAGE = "pages/review.py"
+ME = local_actor().subject  # who acts in single-user mode (app.py): decisions carry it
 TEXT = TEXTS[0]  # "sinus bradycardia, heart rate 45 bpm. there is a pleural effusion."
 
 
 @pytest.fixture
 def desk(db, tmp_path, open_page):
-    """The seeded review project open on its least confident report (TEXTS[0]) for reviewer "dr. lee"."""
+    """The seeded review project open on its least confident report (TEXTS[0]) for the local user (single-user mode)."""
     seeded = seed_review_project(db, tmp_path)
-    at = open_page(PAGE, reviewer_name="dr. lee")
+    at = open_page(PAGE)
     assert not at.exception, at.exception
     return at, seeded["engine"], seeded["ids"][1], seeded
 
@@ -49,7 +51,7 @@ def test_accept_event_records_the_decision_and_highlights_the_next_entity(desk):
     send_event(at, {"action": "accept", "item": key_of(first), "start": first["start"], "end": first["end"],
                     "label": first["label"], "seq": 1, "doc": doc})
     assert not at.exception, at.exception
-    assert actions(engine, doc) == [("accept", "dr. lee")]
+    assert actions(engine, doc) == [("accept", ME)]
     (decision,) = db_review.list_decisions(engine, document_id=doc)
     assert decision.model_version_id == seeded["version"].id and decision.before["label"] == "RHYTHM"
     data = view_data(at)
@@ -60,7 +62,7 @@ def test_accept_event_records_the_decision_and_highlights_the_next_entity(desk):
     send_event(at, {"action": "accept", "item": key_of(first), "start": first["start"], "end": first["end"],
                     "label": first["label"], "seq": 1, "doc": doc})
     assert not at.exception, at.exception
-    assert actions(engine, doc) == [("accept", "dr. lee")]
+    assert actions(engine, doc) == [("accept", ME)]
 
 
 def test_reject_relabel_and_add_events_finish_the_report(desk):
@@ -78,7 +80,7 @@ def test_reject_relabel_and_add_events_finish_the_report(desk):
     send_event(at, {"action": "add", "item": None, "start": start + 1, "end": TEXT.index("45") - 1, "label": "HR",
                     "seq": 3, "doc": doc})  # inside "heart" ... "rate": snapped to the words
     assert not at.exception, at.exception
-    state = db_review.review_state(engine, doc, "dr. lee")
+    state = db_review.review_state(engine, doc, ME)
     assert not state.complete  # "sinus bradycardia" still waits
     assert sorted((TEXT[s.start:s.end], s.label) for s in state.spans) == [
         ("heart rate", "HR"), ("pleural effusion", "FINDING")]
@@ -87,7 +89,7 @@ def test_reject_relabel_and_add_events_finish_the_report(desk):
                     "label": first["label"], "seq": 4, "doc": doc})
     assert not at.exception, at.exception
     assert [a for a, _ in actions(engine, doc)] == ["reject", "relabel", "add", "accept"]
-    assert db_review.review_state(engine, doc, "dr. lee").complete
+    assert db_review.review_state(engine, doc, ME).complete
     # that finished the report: the page moved on and says so
     assert view_data(at)["doc"] != doc
     assert any(f"Report #{doc} reviewed" in s.value.replace("\\", "") for s in at.success)
@@ -100,7 +102,7 @@ def test_boundary_and_label_correction_is_an_adjust_then_a_relabel(desk):
                     "label": "FINDING", "seq": 1, "doc": doc})
     assert not at.exception, at.exception
     assert [a for a, _ in actions(engine, doc)] == ["adjust", "relabel"]
-    state = db_review.review_state(engine, doc, "dr. lee")
+    state = db_review.review_state(engine, doc, ME)
     assert [(TEXT[s.start:s.end], s.label) for s in state.spans] == [("heart rate 45 bpm", "FINDING")]
     statuses = {(TEXT[i["start"]:i["end"]], i["status"]) for i in view_data(at)["items"]}
     assert ("heart rate 45 bpm", "corrected") in statuses and ("45 bpm", "rejected") in statuses
@@ -112,7 +114,7 @@ def test_stale_foreign_and_malformed_events_are_ignored(desk):
     accept = {"action": "accept", "item": key_of(first), "start": first["start"], "end": first["end"],
               "label": first["label"], "doc": doc}
     send_event(at, {**accept, "seq": 5})
-    assert actions(engine, doc) == [("accept", "dr. lee")]
+    assert actions(engine, doc) == [("accept", ME)]
     # an older seq than the last answered one: ignored
     second = view_data(at)["items"][1]
     send_event(at, {**accept, "item": key_of(second), "seq": 3})
@@ -136,20 +138,6 @@ def test_stale_foreign_and_malformed_events_are_ignored(desk):
         assert not at.exception, (bad, at.exception)
     assert len(actions(engine, doc)) == 2
     assert view_data(at)["error"]
-
-
-def test_without_a_reviewer_the_view_is_locked_and_stores_nothing(db, tmp_path, open_page):
-    seeded = seed_review_project(db, tmp_path)
-    doc = seeded["ids"][1]
-    at = open_page(PAGE)
-    data = view_data(at)
-    assert data["locked"]
-    first = data["items"][0]
-    send_event(at, {"action": "accept", "item": key_of(first), "start": first["start"], "end": first["end"],
-                    "label": first["label"], "seq": 1, "doc": doc})
-    assert not at.exception, at.exception
-    assert db_review.list_decisions(seeded["engine"], document_id=doc) == []
-    assert "Reviewer" in view_data(at)["error"]
 
 
 def test_report_text_reaches_the_view_as_data_never_as_markup(db, tmp_path, open_page):
