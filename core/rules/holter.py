@@ -92,9 +92,9 @@ _COUNT_UNITS = {"次": "times", "阵": "runs", "对": "couplets", "个心搏": "
                 "episodes": "runs", "episode": "runs", "times": "times"}
 _COUNT = re.compile(rf"(?<![\d.,:])(?P<n>{_BIG})\s*(?P<unit>个心搏|个QRS波|次(?!\s*/)|阵|对|"
                     rf"(?<![{_LATIN}])(?:beats?|runs?|couplets?|episodes?|times)(?![{_LATIN}]))", re.I)
-_COUNT_AFTER = re.compile(rf"(?:\s|[:：=]|共计|共|总数|总计|计|为|of)*(?P<n>{_BIG})(?!\d|[.,:]\d)"
+_COUNT_AFTER = re.compile(rf"(?:[ \t\u3000]|[:：=]|共计|共|总数|总计|计|为|of)*(?P<n>{_BIG})(?!\d|[.,:]\d)"
                           rf"(?:\s*(?P<unit>个心搏|次(?!\s*/)|阵|对))?", re.I)
-_COUNT_BEFORE = re.compile(rf"(?<![\d.,:])(?P<n>{_BIG})\s*$")
+_COUNT_BEFORE = re.compile(rf"(?<![\d.,:])(?P<n>{_BIG})[ \t\u3000]*$")  # never a list number on the line before
 
 _CLOCK = re.compile(rf"(?<![\d:.])(?P<h>[01]?\d|2[0-3])(?P<sep>:|：|时)(?P<m>[0-5]\d)(?:(?:[:：]|分)(?P<s>[0-5]\d)秒?"
                     rf"|分)?(?![\d:])(?:\s*(?P<ampm>[AaPp][Mm](?![{_LATIN}])|[AaPp]\.[Mm]\.))?")
@@ -283,6 +283,10 @@ def link_context(text: str, entities: Sequence[Entity]) -> list[Entity]:
         prev_end = max(prev_end, e.end)
     out = []
     for i, e in enumerate(entities):
-        add = {k: v for k, v in extra.get(i, {}).items() if e.attrs.get(k) != v}
+        got = extra.get(i, {})
+        if got and "event" not in e.attrs and (event := event_of(e)) and (
+                "count" in got or "time" in got or "duration_ms" in got):
+            got["event"] = event  # a model's "房性早搏" with its count is the event, as the rule's would be
+        add = {k: v for k, v in got.items() if e.attrs.get(k) != v}
         out.append(e if not add else Entity(e.start, e.end, e.label, e.score, e.source, {**e.attrs, **add}))
     return out
