@@ -111,6 +111,10 @@ def cmd_seed_demo(args: argparse.Namespace) -> int:
     from services.imports import seed_demo
 
     result = seed_demo(_engine(), force=args.force, n=args.n, jobs=not args.no_jobs)
+    for name, summary in (result.get("projects") or {}).items():
+        print(f"demo project {name!r}: {summary.get('documents_added', 0)} reports added", file=sys.stderr)
+    if result.get("jobs"):
+        print("queued: train, then " + ", then ".join(result["jobs"]["chain"]), file=sys.stderr)
     _print_json(result)
     return 0
 
@@ -416,9 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     proj = sub.add_parser("projects", help="list projects")
     proj.set_defaults(func=cmd_projects)
 
-    demo = sub.add_parser("seed-demo", help="create the demo project if the database has no project")
+    demo = sub.add_parser("seed-demo", help="create the demo projects (English, Chinese) if the database has none")
     demo.add_argument("--force", action="store_true", help="re-import the demo even if projects exist")
-    demo.add_argument("--n", type=int, default=300, help="number of synthetic reports")
+    demo.add_argument("--n", type=int, default=300, help="number of synthetic reports per demo project")
     demo.add_argument("--no-jobs", action="store_true",
                       help="only import: do not queue the demo's first training job and scoring run")
     demo.set_defaults(func=cmd_seed_demo)

@@ -6,7 +6,8 @@ for the spans). Results: ``bench/README.md``, "Rule extraction speed".
 
 ``--check`` (default on) compares the entities (offsets, label, score, source, attrs) of a fixed corpus with
 ``bench/results/extract-reference.json``: the PTB-XL reports in ``../shared/data/ptb-xl`` (where present), 600 demo
-reports, 100 30 KB reports cut at varying offsets and 500 random word salads of the rule vocabulary.
+reports, 100 30 KB reports cut at varying offsets, 500 random word salads of the rule vocabulary and 600 Chinese
+demo reports (``core.demo_zh``, Holter summaries and 12-lead reports).
 ``--write-reference`` writes that file from the code as it is (do it only for an intended change of the rules).
 """
 
@@ -75,6 +76,9 @@ def corpus() -> list[str]:
     texts += [report(30_000 + 37 * k)[k * 7 :] for k in range(100)]
     rng = random.Random(13)
     texts += [" ".join(rng.choice(SALAD) for _ in range(rng.randint(1, 120))) for _ in range(500)]
+    from core.demo_zh import generate_zh_export  # Holter and 12-lead reports in Chinese (issue 16), last
+
+    texts += [t["data"]["text"] for seed in (0, 1) for t in generate_zh_export(300, seed=seed)]
     return texts
 
 

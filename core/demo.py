@@ -12,24 +12,30 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.demo_reports import chest_report, ecg_report
+from core.demo_reports import Report, chest_report, ecg_report
 
 if TYPE_CHECKING:
     from core.active.config import ScoreConfig
     from core.trainconfig import TrainConfig
 
+def label_config(labels: tuple[str, ...], colors: tuple[str, ...]) -> str:
+    """A Label Studio labeling config with one ``<Labels>`` block of ``labels`` over ``$text``."""
+    return (
+        '<View>\n  <Labels name="label" toName="text">\n'
+        + "".join(f'    <Label value="{lab}" background="{col}"/>\n' for lab, col in zip(labels, colors, strict=True))
+        + '  </Labels>\n  <Text name="text" value="$text"/>\n</View>\n'
+    )
+
+
 DEMO_PROJECT_NAME = "Demo: ECG & radiology"
 DEMO_LABELS = ("RHYTHM", "HEART_RATE", "INTERVAL", "FINDING", "ANATOMY", "NEGATION")
 _COLORS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#808080")
-DEMO_LABEL_CONFIG = (
-    '<View>\n  <Labels name="label" toName="text">\n'
-    + "".join(f'    <Label value="{lab}" background="{col}"/>\n' for lab, col in zip(DEMO_LABELS, _COLORS, strict=True))
-    + '  </Labels>\n  <Text name="text" value="$text"/>\n</View>\n'
-)
+DEMO_LABEL_CONFIG = label_config(DEMO_LABELS, _COLORS)
 UNLABELED_FRACTION = 0.4
 # The demo's first training job (queued by the seed on `make run`): a short run, so a laptop with 2 cores has a model
 # within a few minutes (measured: 108 s for 60 steps on 2 loaded cores, test F1 0.97; the auto default would take
@@ -47,16 +53,29 @@ def _region_id(rng: random.Random) -> str:
 
 def generate_demo_export(n: int = 300, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` synthetic tasks as a Label Studio FULL JSON export; the same ``seed`` gives the same export."""
+
+    def english(rng: random.Random) -> tuple[Report, dict[str, Any]]:
+        modality = rng.choices(["ECG", "CXR", "CT"], [5, 3, 2])[0]
+        report = ecg_report(rng) if modality == "ECG" else chest_report(rng, ct=modality == "CT")
+        return report, {"modality": modality}
+
+    return export_tasks(english, n, seed)
+
+
+def export_tasks(make: Callable[[random.Random], tuple[Report, dict[str, Any]]], n: int, seed: int,
+                 unlabeled_fraction: float = UNLABELED_FRACTION) -> list[dict[str, Any]]:
+    """``n`` tasks of the reports ``make(rng)`` returns (a :class:`Report` and the task's extra ``data`` fields),
+    as a Label Studio FULL JSON export, about ``unlabeled_fraction`` of them without annotation. Deterministic in
+    ``seed``; shared by the English demo and :mod:`core.demo_zh`."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}.")
     rng = random.Random(seed)
     base = datetime(2024, 1, 1, 8, 0, 0) + timedelta(days=seed % 365)
-    labeled = set(rng.sample(range(n), n - round(n * UNLABELED_FRACTION)))
+    labeled = set(rng.sample(range(n), n - round(n * unlabeled_fraction)))
     tasks: list[dict[str, Any]] = []
     annotation_id = 0
     for i in range(n):
-        modality = rng.choices(["ECG", "CXR", "CT"], [5, 3, 2])[0]
-        report = ecg_report(rng) if modality == "ECG" else chest_report(rng, ct=modality == "CT")
+        report, data = make(rng)
         created = base + timedelta(minutes=i)
         annotations = []
         if i in labeled:
@@ -90,7 +109,7 @@ def generate_demo_export(n: int = 300, seed: int = 0) -> list[dict[str, Any]]:
         tasks.append(
             {
                 "id": i + 1,
-                "data": {"text": report.text, "modality": modality},
+                "data": {"text": report.text, **data},
                 "annotations": annotations,
                 "predictions": [],
                 "meta": {},

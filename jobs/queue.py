@@ -33,7 +33,7 @@ from db.records import JobInfo
 from db.repository import _aware, _project_id
 from jobs.workers import HOST, default_stale_after_s, stale_reason, touch_worker
 
-FOLLOW_UPS = "then"  # params key: jobs to queue for the same project when this one succeeds (see finish())
+FOLLOW_UPS = "then"  # params key: jobs to queue when this one succeeds (same project unless "project_id"; finish())
 HISTORY_CAP = 1000  # progress points kept per job (older training points are thinned, eval points kept)
 LOG_CAP = 50_000  # characters of log tail kept per job
 
@@ -109,7 +109,11 @@ def follow_ups(params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
             and isinstance(t.get("params", {}), Mapping) for t in then):
         raise ReportLensError(f"A job's {FOLLOW_UPS!r} must be a list of {{'kind': 'score', 'params': {{...}}}}; got "
                               f"{then!r}.")
-    return [{"kind": t["kind"].strip(), "params": dict(t.get("params") or {})} for t in then]
+    for t in then:
+        if "project_id" in t and (not isinstance(t["project_id"], int) or isinstance(t["project_id"], bool)):
+            raise ReportLensError(f"A follow-up's 'project_id' must be a project id (an integer); got {t!r}.")
+    return [{"kind": t["kind"].strip(), "params": dict(t.get("params") or {}),
+             **({"project_id": t["project_id"]} if "project_id" in t else {})} for t in then]
 
 
 def handler_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -255,7 +259,7 @@ def finish(engine: Engine, job_id: int, status: JobStatus | str, error: str | No
             version = _record_model_version(s, job.project_id, job.id, model_version)
             out = {**(out or {}), "model_version_id": version.id, "model_version": version.name}
         if status == JobStatus.SUCCEEDED and (then := follow_ups(job.params)):
-            queued = [m.Job(project_id=job.project_id, kind=t["kind"], status=JobStatus.QUEUED,
+            queued = [m.Job(project_id=t.get("project_id", job.project_id), kind=t["kind"], status=JobStatus.QUEUED,
                             params=json_safe(t["params"]), progress={"message": "queued"}, history=[],
                             cancel_requested=False, log=_with_log("", f"queued ({t['kind']}) after job {job.id}"),
                             attempts=0) for t in then]

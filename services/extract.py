@@ -27,6 +27,7 @@ from core.confidence import document_confidence
 from core.hybrid import DEFAULT_POLICY, merge_entities
 from core.limits import MAX_EXTRACT_CHARS
 from core.rules import annotate, extract_ecg, label_map_for, map_labels, normalise_entity
+from core.rules.holter import link_context
 from core.rules.labels import LabelMap
 from core.types import Entity, ReportLensError
 from db.extraction import (
@@ -45,12 +46,16 @@ from services.files import csv_cell
 
 RESULT_SCHEMA = "reportlens.structured_result/1"
 RULES_AUTHOR = "reportlens-rules"
-RULES_VERSION = "rules-ecg-1"
+RULES_VERSION = "rules-ecg-2"  # 2: Holter events, counts, times, RR intervals, P-R-T axes, QTc formulas
 CSV_COLUMNS = ("document_id", "task_id", "label", "text", "start", "end", "value", "unit", "negated", "uncertain",
                "source", "score", "measure", "concept", "scp_code", "conflict")
 PREDICT_BATCH = 32
 _ITEM_KEYS = ("measure", "range", "concept", "scp_code", "axis", "normal", "converted_from", "implausible",
-              "conflict", "conflict_kind", "agreement", "rule_label")
+              "conflict", "conflict_kind", "agreement", "rule_label", "stat", "time", "formula", "wave", "event",
+              "count", "of", "duration_ms", "longest_ms", "longest_run_beats")
+_ECTOPY = {"PAC": ("atrial", "count"), "PVC": ("ventricular", "count"), "atrial_couplet": ("atrial", "couplets"),
+           "ventricular_couplet": ("ventricular", "couplets"), "atrial_run": ("atrial", "runs"),
+           "ventricular_run": ("ventricular", "runs")}
 
 
 # ---------------------------------------------------------------- the structured result (pure)
@@ -66,29 +71,86 @@ def _item(text: str, e: Entity) -> dict[str, Any]:
     return item
 
 
+def _holter(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None:
+    """The Holter part of the summary: total beats, mean/min/max heart rate with the time each occurred, premature
+    beats (atrial, ventricular: count, couplets, runs, the longest run and when), the longest RR interval and the
+    pauses; ``None`` when the report says none of it. The first mention of each wins."""
+    rates: dict[str, dict[str, Any]] = {}
+    ectopy: dict[str, dict[str, Any]] = {}
+    out: dict[str, Any] = {}
+    absent: list[str] = []
+    for _, it in items:
+        measure, event = it.get("measure"), it.get("event")
+        if it.get("implausible"):
+            continue
+        if measure == "HR" and it.get("stat") and it["stat"] not in rates and it.get("value") is not None:
+            rates[it["stat"]] = {"value": it["value"], "unit": "bpm",
+                                 **({"time": it["time"]} if it.get("time") else {})}
+        elif measure == "RR" and it.get("stat") == "max" and "longest_rr" not in out:
+            out["longest_rr"] = {"ms": it["value"], **({"time": it["time"]} if it.get("time") else {})}
+        elif measure == "count" and it.get("of") == "total_beats" and "total_beats" not in out:
+            out["total_beats"] = it["value"]
+        elif event and (it["negated"] or it.get("count") is not None or event == "pause"):
+            if it["negated"]:
+                absent.append(event)
+                continue
+            if event == "pause":
+                pause = out.setdefault("pauses", {})
+                for key, name in (("count", "count"), ("longest_ms", "longest_ms"), ("duration_ms", "longest_ms"),
+                                  ("time", "time")):
+                    if it.get(key) is not None:
+                        pause.setdefault(name, it[key])
+                continue
+            kind, field = _ECTOPY[event]
+            got = ectopy.setdefault(kind, {})
+            got.setdefault(field, it["count"])
+            if field == "runs":
+                for key in ("longest_run_beats", "duration_ms", "time"):
+                    if it.get(key) is not None:
+                        got.setdefault(f"run_{key}" if key != "longest_run_beats" else key, it[key])
+    if rates:
+        out["heart_rate"] = {k: rates[k] for k in ("mean", "min", "max") if k in rates}
+    if ectopy:
+        out["premature_beats"] = ectopy
+    if absent:
+        out["absent"] = sorted(set(absent))
+    return out or None
+
+
 def _summary(items: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     heart_rate = None
     intervals: dict[str, int] = {}
     axis: dict[str, Any] | None = None
+    axes: dict[str, int] = {}
+    qtc_formula = None
     present, negated, uncertain = [], [], []
     for label, it in items:
         measure = it.get("measure")
         if measure and not it.get("implausible"):
-            if measure == "HR" and heart_rate is None:
+            if measure == "HR" and heart_rate is None and it.get("stat") in (None, "mean"):
                 heart_rate = {"value": it["value"], "range": it.get("range"), "unit": "bpm"}
-            elif measure in ("PR", "QRS", "QT", "QTc") and measure not in intervals:
+            elif measure in ("PR", "QRS", "QT", "QTc", "RR") and measure not in intervals and not it.get("stat"):
                 intervals[measure] = it["value"]
+                if measure == "QTc" and it.get("formula"):
+                    qtc_formula = it["formula"]
+            elif measure == "axis" and it.get("wave"):
+                axes.setdefault(it["wave"], it["value"])
             elif measure == "axis" and axis is None:
                 axis = {"value": it["value"], "unit": "deg"}
             continue
+        if it.get("event") and it.get("count") is not None:
+            continue  # a counted event belongs to the Holter part
         if label in ("NEGATION", "UNCERTAINTY") or it.get("value") is not None:
             continue
         if label == "AXIS" and axis is None and it.get("axis"):
             axis = {"code": it["axis"], "text": it["text"]}
         brief = {"label": label, "text": it["text"], **({"scp_code": it["scp_code"]} if "scp_code" in it else {})}
         (negated if it["negated"] else uncertain if it["uncertain"] else present).append(brief)
-    return {"heart_rate": heart_rate, "intervals_ms": intervals, "axis": axis, "present": present,
-            "negated": negated, "uncertain": uncertain}
+    if axis is None and "QRS" in axes:
+        axis = {"value": axes["QRS"], "unit": "deg"}
+    return {"heart_rate": heart_rate, "intervals_ms": intervals, "axis": axis, "axes": axes or None,
+            "qtc_formula": qtc_formula, "holter": _holter(items), "present": present, "negated": negated,
+            "uncertain": uncertain}
 
 
 @open_to_all
@@ -99,7 +161,10 @@ def structured_result(text: str, entities: Sequence[Entity]) -> dict[str, Any]:
     ``range`` (a heart-rate range, ``value`` is then null), ``concept``, ``scp_code``, ``axis``, ``conflict`` ...
     Values are normalised (heart rate in bpm, intervals in ms, axis in degrees), also for model entities (their text
     is read by the rules); negation/uncertainty is computed over all entities (:mod:`core.rules.negation`).
-    ``summary`` gives the heart rate, intervals, axis and the statements present / negated / uncertain.
+    ``summary`` gives the heart rate, intervals (``RR`` too), axis, P-R-T ``axes``, the ``qtc_formula``, the
+    ``holter`` summary (:func:`_holter`; ``None`` for a 12-lead report) and the statements present / negated /
+    uncertain. Context (which rate is the minimum, when it occurred, an event's count) is read by
+    :func:`core.rules.holter.link_context` over all entities, the model's included.
     """
     if not isinstance(text, str):
         raise ReportLensError(f"structured_result needs the report text as a string, got {type(text).__name__}.")
@@ -108,7 +173,7 @@ def structured_result(text: str, entities: Sequence[Entity]) -> dict[str, Any]:
             raise ReportLensError(f"Entity [{e.start}, {e.end}) {e.label!r} lies outside the text (length "
                                   f"{len(text)}); the entities belong to another text or version of it.")
     ordered = sorted(entities, key=lambda e: (e.start, e.end, e.label))
-    ordered = annotate(text, [normalise_entity(text, e) for e in ordered])
+    ordered = link_context(text, annotate(text, [normalise_entity(text, e) for e in ordered]))
     grouped: dict[str, list[dict[str, Any]]] = {}
     flat = []
     for e in ordered:
@@ -186,7 +251,7 @@ def _entities_for(engine: Any, project: ProjectInfo, version: ModelVersionInfo |
         rules = _rule_entities(d.text, mapping, cues)
         fits = [e for e in model.get(d.id, []) if e.end <= len(d.text)]
         merged = merge_entities(fits, rules, DEFAULT_POLICY)
-        out[d.id] = annotate(d.text, [normalise_entity(d.text, e) for e in merged])
+        out[d.id] = link_context(d.text, annotate(d.text, [normalise_entity(d.text, e) for e in merged]))
     return out
 
 

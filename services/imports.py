@@ -98,13 +98,20 @@ def text_key_notes(summary: Any) -> list[str]:
 
 
 @requires(Permission.IMPORT, action="demo_seeded")
-def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False) -> dict[str, Any]:
-    """Create the demo project (synthetic ECG and radiology reports) when the database has no project yet.
+def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, jobs: bool = False,
+              chinese: bool = True) -> dict[str, Any]:
+    """Create the demo projects when the database has no project yet: the English one (synthetic ECG and radiology
+    reports) and, with ``chinese`` (the default), the Chinese one (Holter summaries and 12-lead reports labelled HR,
+    VALUE, TIME, EVENT, DIAG; :mod:`core.demo_zh`), ``n`` reports each.
 
-    The demo goes through the same path as a user's export: a Label Studio JSON file and its labeling config. With
-    ``jobs`` (what ``make run`` / ``cli.py seed-demo`` do) it also queues the demo's first training job, a short run
-    sized for a laptop (``core.demo.demo_train_config``), and after it a scoring run, so Models, Queue, Review and
+    Each goes through the same path as a user's export: a Label Studio JSON file and its labeling config. The
+    English project is created first (project 1) and imported last, so a new tab opens it (the project worked on
+    last). With ``jobs`` (what ``make run`` / ``cli.py seed-demo`` do) it also queues the English demo's first
+    training job, a short run sized for a laptop (``core.demo.demo_train_config``), then a scoring run, then the
+    same two for the Chinese demo: one chain, so the two trainings never share the cores. Models, Queue, Review and
     Explain have something to show a few minutes after the first start. Tests leave ``jobs`` off.
+
+    Returns the English import's summary (as before) with ``projects``: one summary per demo project.
     """
     from core.demo import (
         DEMO_LABEL_CONFIG,
@@ -113,22 +120,38 @@ def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, 
         demo_train_config,
         generate_demo_export,
     )
+    from core.demo_zh import ZH_DEMO_LABEL_CONFIG, ZH_DEMO_PROJECT_NAME, generate_zh_export
     from core.jobs import JobKind
-    from db.repository import list_projects
+    from db.repository import ensure_project, list_projects
     from services.jobs import queue_job
     from services.training import check
 
     if list_projects(engine) and not force:
         return {"seeded": False, "reason": "the database already has projects"}
+    demos = [(DEMO_PROJECT_NAME, DEMO_LABEL_CONFIG, generate_demo_export, "demo-export.json")]
+    if chinese:
+        demos.append((ZH_DEMO_PROJECT_NAME, ZH_DEMO_LABEL_CONFIG, generate_zh_export, "demo-zh-export.json"))
+    ensure_project(engine, DEMO_PROJECT_NAME)  # id 1 whatever the import order
+    summaries: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="reportlens-demo-") as tmp:
-        export = Path(tmp) / "demo-export.json"
-        export.write_text(json.dumps(generate_demo_export(n=n, seed=seed)), encoding="utf-8")
-        summary = import_file(engine, export, DEMO_PROJECT_NAME, config=parse_label_config(DEMO_LABEL_CONFIG),
-                              file_name="demo-export.json (synthetic)")
-    out: dict[str, Any] = {"seeded": True, **summary.to_dict()}
+        for name, config, generate, file_name in reversed(demos):
+            export = Path(tmp) / file_name
+            export.write_text(json.dumps(generate(n=n, seed=seed), ensure_ascii=False), encoding="utf-8")
+            summary = import_file(engine, export, name, config=parse_label_config(config),
+                                  file_name=f"{file_name} (synthetic)")
+            summaries[name] = summary.to_dict()
+    out: dict[str, Any] = {"seeded": True, **summaries[DEMO_PROJECT_NAME],
+                           "projects": {name: {k: v for k, v in summary.items() if isinstance(v, int | str)}
+                                        for name, summary in summaries.items()}}
     if jobs:
-        job, started = queue_job(engine, DEMO_PROJECT_NAME, JobKind.TRAIN, check(demo_train_config()).to_dict(),
-                                 then=[(JobKind.SCORE, demo_score_config().to_dict())])
-        log.info("demo: training job %s queued (then a scoring run); worker started: %s", job.id, started)
-        out["jobs"] = {"train_job_id": job.id, "then": [str(JobKind.SCORE)], "worker_started": started}
+        train, score = check(demo_train_config()).to_dict(), demo_score_config().to_dict()
+        then: list[Any] = [(JobKind.SCORE, score)]
+        if chinese:
+            zh = ensure_project(engine, ZH_DEMO_PROJECT_NAME).id
+            then += [(JobKind.TRAIN, train, zh), (JobKind.SCORE, score, zh)]
+        job, started = queue_job(engine, DEMO_PROJECT_NAME, JobKind.TRAIN, train, then=then)
+        log.info("demo: training job %s queued (then %d more); worker started: %s", job.id, len(then), started)
+        out["jobs"] = {"train_job_id": job.id, "then": [str(JobKind.SCORE)], "worker_started": started,
+                       "chain": [f"{step[0]} ({ZH_DEMO_PROJECT_NAME if len(step) > 2 else DEMO_PROJECT_NAME})"
+                                 for step in then]}
     return out

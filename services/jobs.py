@@ -19,16 +19,19 @@ from jobs import queue
 from jobs.launcher import ensure_worker
 from services.auth import JOB_KIND, job_detail, open_to_all, requires
 
-FollowUp = tuple[JobKind | str, Mapping[str, Any]]
+FollowUp = tuple[JobKind | str, Mapping[str, Any]] | tuple[JobKind | str, Mapping[str, Any], int]
 
 
 @open_to_all
 def chain(steps: Sequence[FollowUp]) -> list[dict[str, Any]]:
     """``[(kind, params), ...]`` as the nested ``"then"`` list of the queue: each step runs after the previous one
-    succeeded."""
+    succeeded. A step ``(kind, params, project_id)`` runs for that project (the demo seed trains the Chinese demo
+    after the English one's chain, one training at a time)."""
     out: list[dict[str, Any]] = []
-    for kind, params in reversed(list(steps)):
-        out = [{"kind": str(kind), "params": {**params, **({queue.FOLLOW_UPS: out} if out else {})}}]
+    for step in reversed(list(steps)):
+        kind, params = step[0], step[1]
+        out = [{"kind": str(kind), "params": {**params, **({queue.FOLLOW_UPS: out} if out else {})},
+                **({"project_id": step[2]} if len(step) > 2 else {})}]  # type: ignore[misc]
     return out
 
 

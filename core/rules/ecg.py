@@ -24,12 +24,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from core.rules.holter import holter_candidates, link_context
 from core.rules.lexicon import DisjointSpans, Lexicon, default_lexicon
 from core.rules.negation import annotate, scopes
+from core.rules.statements import FORMULA_GROUP, formula_name, prt_axes
 from core.types import Entity
 
 RULE_LABELS = ("HEART_RATE", "PR_INTERVAL", "QRS_DURATION", "QT_INTERVAL", "QTC_INTERVAL", "AXIS", "RHYTHM",
-               "CONDUCTION", "FINDING")
+               "CONDUCTION", "FINDING", "RR_INTERVAL", "EVENT", "COUNT", "TIME", "AMPLITUDE")
 CUE_LABELS = ("NEGATION", "UNCERTAINTY")
 MEASURE_LABELS = {"PR": "PR_INTERVAL", "QRS": "QRS_DURATION", "QT": "QT_INTERVAL", "QTc": "QTC_INTERVAL"}
 PLAUSIBLE_MS = {"PR": (40, 500), "QRS": (30, 300), "QT": (150, 800), "QTc": (150, 800)}
@@ -50,12 +52,12 @@ _HR_WITH_KEY = re.compile(
 _HR_UNIT_ONLY = re.compile(
     rf"(?<![\d.,])(?P<a>\d{{2,3}})(?:{_RANGE_SEP}(?P<b>\d{{2,3}}))?\s*(?P<unit>{_HR_UNITS})", re.I)
 
-_IV_NAME = r"QTc[BF]?|Q-?Tc|QT|Q-T|PR|P-R|PQ|P-Q|QRS"
+_IV_NAME = r"QTc[BFH]?|Q-?Tc|QT|Q-T|PR|P-R|PQ|P-Q|QRSd|QRS"
 _IV_DESC = (r"(?:[\s\-]*(?:intervals?|duration|dauer|zeit|time|int\.?|width|breite|complex(?:es)?"
             r"|波群时限|波时限|间期|时限|时间|波群|波))?")
 _IV_UNIT = r"ms|msec|millisec(?:onds?)?|milliseconds?|s|sec|seconds?|毫秒|秒"
 _IV = re.compile(
-    rf"(?<![{_LATIN}])(?P<names>(?:{_IV_NAME})(?:\s*/\s*(?:{_IV_NAME}))*)(?![a-z]){_IV_DESC}{_FILLER}"
+    rf"(?<![{_LATIN}])(?P<names>(?:{_IV_NAME})(?:\s*/\s*(?:{_IV_NAME}))*)(?![a-z]){FORMULA_GROUP}{_IV_DESC}{_FILLER}"
     rf"(?P<values>{_NUM}(?:\s*/\s*{_NUM})*)(?:\s*(?P<unit>{_IV_UNIT}))?(?![{_LATIN}])", re.I)
 _IV_VALUE = re.compile(_NUM)
 
@@ -72,6 +74,8 @@ def _canon_measure(name: str) -> str:
     n = name.upper().replace("-", "")
     if n.startswith("QTC"):
         return "QTc"
+    if n.startswith("QRS"):
+        return "QRS"
     return {"PQ": "PR"}.get(n, n)
 
 
@@ -149,6 +153,8 @@ def _intervals(text: str) -> Iterator[Entity]:
                 continue
             score = 0.95 if unit else 0.85
             attrs: dict[str, object] = {"rule": "interval", "measure": measure, "value": int(round(ms)), "unit": "ms"}
+            if measure == "QTc" and (formula := formula_name(name, m)):
+                attrs["formula"] = formula
             if unit in ("s", "sec", "second", "seconds", "秒") or (not unit and raw < 1):
                 attrs["converted_from"] = f"{vm.group()} s"
             lo, hi = PLAUSIBLE_MS[measure]
@@ -202,8 +208,15 @@ def extract_ecg(text: str, include_cues: bool = False, lexicon: Lexicon | None =
     if not isinstance(text, str):
         raise TypeError(f"extract_ecg needs a str, got {type(text).__name__}")
     lexicon = lexicon or default_lexicon()
-    cands = [*_heart_rates(text), *_intervals(text), *_axes(text), *_statements(text, lexicon)]
-    entities = _resolve(cands)
+    cands = [*_heart_rates(text), *_intervals(text), *_axes(text), *_statements(text, lexicon),
+             *holter_candidates(text)]
+    blocks = list(prt_axes(text))
+    if blocks:  # a P-R-T axes block is read as one: no other rule inside it
+        taken = DisjointSpans()
+        for (start, end), _ in blocks:
+            taken.add(start, end, None)
+        cands = [e for e in cands if not taken.overlaps(e.start, e.end)] + [e for _, es in blocks for e in es]
+    entities = link_context(text, _resolve(cands))
     found = scopes(text, entities)  # once: the flags annotate() adds do not change what it finds
     entities = annotate(text, entities, found)
     if include_cues:
@@ -218,8 +231,8 @@ def extract_ecg(text: str, include_cues: bool = False, lexicon: Lexicon | None =
 
 
 
-_COPY_MEASURE = ("measure", "value", "unit", "range", "converted_from", "implausible")
-_COPY_TERM = ("concept", "scp_code", "axis", "normal")
+_COPY_MEASURE = ("measure", "value", "unit", "range", "converted_from", "implausible", "time", "formula", "wave")
+_COPY_TERM = ("concept", "scp_code", "axis", "normal", "event")
 
 
 def normalise_entity(text: str, entity: Entity) -> Entity:

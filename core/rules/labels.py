@@ -9,11 +9,13 @@ project from its label set and its optional ``settings["rule_label_map"]`` (a di
 2. else the first of :data:`FALLBACKS` the project has (``PR_INTERVAL`` -> ``INTERVAL``, ``CONDUCTION`` -> ``FINDING``,
    ``AXIS`` -> ``FINDING`` for deviations only, ...); normal statements ("normal ECG", "normal axis") are dropped
    when they would land in a ``FINDING``-like label of a project whose labels differ from the rule labels;
+   an axis in degrees goes to ``VALUE`` / ``MEASUREMENT`` where the project has one (the Chinese demo);
 3. else the entity keeps its rule label (``keep_unmapped=True``, what the review page shows) or is dropped
    (``keep_unmapped=False``, what pre-annotation stores, so Label Studio never sees an unknown label).
 
 A project without labels keeps every rule label. The demo project (labels RHYTHM, HEART_RATE, INTERVAL, FINDING,
-ANATOMY, NEGATION) gets :data:`DEMO_LABEL_MAP` through these rules.
+ANATOMY, NEGATION) gets :data:`DEMO_LABEL_MAP` through these rules, the Chinese demo (HR, VALUE, TIME, EVENT, DIAG)
+:data:`ZH_DEMO_LABEL_MAP` (a diagnosis, ``DIAG``, keeps normal statements: "正常心电图" is a conclusion).
 """
 
 from __future__ import annotations
@@ -32,10 +34,15 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
     "QRS_DURATION": ("INTERVAL", "MEASUREMENT", "VALUE"),
     "QT_INTERVAL": ("INTERVAL", "MEASUREMENT", "VALUE"),
     "QTC_INTERVAL": ("INTERVAL", "MEASUREMENT", "VALUE"),
-    "AXIS": ("FINDING",),
-    "RHYTHM": ("FINDING", "DIAGNOSIS"),
-    "CONDUCTION": ("FINDING", "DIAGNOSIS"),
-    "FINDING": ("DIAGNOSIS", "ABNORMALITY"),
+    "RR_INTERVAL": ("INTERVAL", "MEASUREMENT", "VALUE"),
+    "AXIS": ("FINDING", "DIAG", "DIAGNOSIS"),
+    "RHYTHM": ("FINDING", "DIAGNOSIS", "DIAG"),
+    "CONDUCTION": ("FINDING", "DIAGNOSIS", "DIAG"),
+    "FINDING": ("DIAGNOSIS", "ABNORMALITY", "DIAG"),
+    "EVENT": ("FINDING", "DIAGNOSIS", "DIAG"),
+    "COUNT": ("VALUE", "MEASUREMENT"),
+    "AMPLITUDE": ("VALUE", "MEASUREMENT"),
+    "TIME": ("DATETIME", "DURATION"),
     "NEGATION": ("NEGATION_CUE", "NEG", "NEGATED"),
     "UNCERTAINTY": ("UNCERTAINTY_CUE", "HEDGE", "UNCERTAIN"),
 }
@@ -43,11 +50,20 @@ FALLBACKS: dict[str, tuple[str, ...]] = {
 DEMO_LABEL_MAP: dict[str, str | None] = {
     "HEART_RATE": "HEART_RATE", "PR_INTERVAL": "INTERVAL", "QRS_DURATION": "INTERVAL", "QT_INTERVAL": "INTERVAL",
     "QTC_INTERVAL": "INTERVAL", "AXIS": "FINDING", "RHYTHM": "RHYTHM", "CONDUCTION": "FINDING", "FINDING": "FINDING",
-    "NEGATION": "NEGATION", "UNCERTAINTY": None,
+    "NEGATION": "NEGATION", "UNCERTAINTY": None, "RR_INTERVAL": "INTERVAL", "EVENT": "FINDING",
+}
+# the Chinese demo project's labels (core.demo_zh.ZH_DEMO_LABELS: HR, VALUE, TIME, EVENT, DIAG), written out
+ZH_DEMO_LABEL_MAP: dict[str, str | None] = {
+    "HEART_RATE": "HR", "PR_INTERVAL": "VALUE", "QRS_DURATION": "VALUE", "QT_INTERVAL": "VALUE",
+    "QTC_INTERVAL": "VALUE", "RR_INTERVAL": "VALUE", "COUNT": "VALUE", "AMPLITUDE": "VALUE", "TIME": "TIME",
+    "EVENT": "EVENT",
+    "AXIS": "DIAG", "RHYTHM": "DIAG", "CONDUCTION": "DIAG", "FINDING": "DIAG", "NEGATION": None, "UNCERTAINTY": None,
 }
 _RULE_LABELS = tuple(FALLBACKS)
 _CUES = ("NEGATION", "UNCERTAINTY")
 _FINDING_LIKE = ("FINDING", "DIAGNOSIS", "ABNORMALITY")
+_VALUE_LIKE_ORDER = ("VALUE", "MEASUREMENT")
+_VALUE_LIKE = set(_VALUE_LIKE_ORDER)
 
 
 def _target(mapping: LabelMap, entity: Entity) -> str | None:
@@ -99,6 +115,8 @@ def label_map_for(project_labels: Sequence[str] | Iterable[str], overrides: Mapp
         target = e.label if e.label in labels else next((t for t in FALLBACKS.get(e.label, ()) if t in labels), None)
         if target is None:
             return e.label if keep_unmapped and e.label not in _CUES else None
+        if not rule_space and e.label == "AXIS" and "value" in e.attrs and _VALUE_LIKE & labels:
+            return next(t for t in _VALUE_LIKE_ORDER if t in labels)  # "电轴 +60°" is a measured value
         if not rule_space and target in _FINDING_LIKE and (
                 e.attrs.get("normal") or (e.label == "AXIS" and "value" in e.attrs)):
             return None  # "normal ECG", "normal axis", "axis +60°" are not findings

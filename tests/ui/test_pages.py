@@ -35,13 +35,17 @@ def test_app_navigation_runs_the_overview(demo_db, open_page):
     assert at.title[0].value == "ReportLens"
 
 
-def test_home_lists_the_demo_project(demo_db, open_page):
+def test_home_lists_the_demo_projects(demo_db, open_page):
+    """Both demos: the English one and the Chinese one (core.demo_zh), seeded together."""
+    from core.demo import DEMO_PROJECT_NAME
+    from core.demo_zh import ZH_DEMO_PROJECT_NAME
+
     at = open_page("pages/home.py")
     assert not at.exception
     df = at.dataframe[0].value
-    (proj,) = list_projects(make_engine(demo_db))
-    assert df["project"].tolist() == [proj.name]
-    assert df["documents"].tolist() == [40]
+    assert sorted(p.name for p in list_projects(make_engine(demo_db))) == [DEMO_PROJECT_NAME, ZH_DEMO_PROJECT_NAME]
+    assert sorted(df["project"].tolist()) == [DEMO_PROJECT_NAME, ZH_DEMO_PROJECT_NAME]
+    assert df["documents"].tolist() == [40, 40]
 
 
 def test_dataset_shows_documents_spans_and_bio(demo_db, open_page):
@@ -49,7 +53,8 @@ def test_dataset_shows_documents_spans_and_bio(demo_db, open_page):
     assert not at.exception, at.exception
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Documents"] == "40"
-    (proj,) = list_projects(make_engine(demo_db))
+    proj = list_projects(make_engine(demo_db))[0]  # the English demo, the one a new tab opens
+    assert proj.name == "Demo: ECG & radiology"
     assert metrics["Labeled"] == str(proj.n_labeled)
     assert not at.warning  # English demo text: the bundled model reads it
     docs = at.dataframe[0].value
