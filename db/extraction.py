@@ -68,7 +68,3 @@ def store_rule_annotations(engine: Engine, batch: Sequence[tuple[int, Sequence[E
             stored += 1
     return stored
 
-
-def record_event(engine: Engine, actor: str, action: str, entity: str, entity_id: int | None, details: dict) -> None:
-    with write_session(engine) as s:
-        s.add(m.AuditEvent(actor=actor, action=action, entity=entity, entity_id=entity_id, details=details))

@@ -246,6 +246,13 @@ def test_cli_extract(sqlite_url, tmp_path, demo_like):
     assert csv_out.read_text(encoding="utf-8").startswith(",".join(CSV_COLUMNS))
     out = _cli(["preannotate", "--project", "ecg"], env)
     assert out.returncode == 0 and json.loads(out.stdout)["documents_preannotated"] == 2
+    # one action, one audit row, under the CLI's identity, with the counts (never the text)
+    from db.audit import events
+    from db.engine import make_engine
+
+    rows = [e for e in events(make_engine(sqlite_url)) if "preannotat" in e.action]
+    assert [(e.action, e.actor.startswith("cli:"), e.details.get("documents")) for e in rows] == [
+        ("rules_preannotated", True, 2)]
 
 
 def test_atomic_writer_keeps_the_old_file_when_writing_fails(tmp_path):
