@@ -51,6 +51,9 @@ def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, ba
     from training.predict import as_runtime
 
     runtime = as_runtime(model)
+    if mc_passes >= 2 and not runtime.supports_dropout:
+        raise ReportLensError(f"The {runtime.name} runtime has no dropout, so it cannot make the MC-dropout passes "
+                              "the 'bald' strategy needs; score with --runtime torch, or choose another strategy.")
     n_windows = sum(len(p.windows) for p in prepared)
     win_probs: dict[tuple[int, int], np.ndarray] = {}
     win_passes: dict[tuple[int, int], np.ndarray] = {}
@@ -203,7 +206,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
         raise ReportLensError(f"The active model {version.name} of {info.name!r} classifies whole reports; scoring "
                               "ranks by entity predictions. Activate an NER model version on the Models page.")
     progress({"phase": "load", "message": "loading the model"})
-    model, tokenizer, align, schema = _load(version, info.settings)
+    model, tokenizer, align, schema = _load(version, info.settings, config.runtime)
     strategies = config.strategies(cold_start=version is None)
     result = ScoringResult(info.id, version.id if version else None, version.name if version else None,
                            str(strategies[0]))
@@ -251,8 +254,10 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     return result
 
 
-def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
-    """(model, tokenizer, align config, schema): the version's saved model, or the base model at cold start."""
+def _load(version: Any, settings: dict[str, Any],
+          runtime: str = "torch") -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
+    """(model or runtime, tokenizer, align config, schema): the version's saved model (``runtime`` ``torch``) or its
+    ONNX export (``onnx``, ``onnx-int8``, an export folder), or the base model at cold start (torch)."""
     from core.trainconfig import TrainConfig
 
     if version is None:
@@ -270,6 +275,15 @@ def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig
     if version.model_dir is None or not Path(version.model_dir).is_dir():
         raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or restore "
                               "the data folder.")
+    if runtime != "torch":
+        from training.onnx_runtime import export_choice, load_onnx
+
+        folder, variant = export_choice(version.model_dir, runtime)
+        onnx = load_onnx(folder, variant)
+        if onnx.schema.labels != tuple(version.label_schema.get("labels", onnx.schema.labels)):
+            raise ReportLensError(f"The ONNX export {folder} has labels {list(onnx.schema.labels)}, not those of "
+                                  f"model {version.name}; export this version to ONNX.")
+        return onnx.runtime, onnx.tokenizer, onnx.config.align(), onnx.schema
     loaded = load_model(version.model_dir)
     return _merged(loaded.model), loaded.tokenizer, loaded.config.align(), loaded.schema
 
