@@ -10,7 +10,8 @@
     python cli.py evaluate (--model VERSION | --project NAME) EXPORT
     python cli.py predict (--model VERSION | --project NAME) EXPORT --out FILE.json
     python cli.py score --project NAME [--strategy S] [--per-token] [--top K] [--out FILE.jsonl]
-    python cli.py extract [--project NAME] (TEXT | --file FILE) | --project NAME --csv OUT.csv
+    python cli.py extract [--project NAME] (TEXT | --file FILE) | --project NAME --csv OUT.csv [--runtime onnx]
+    python cli.py export (--model VERSION | --project NAME) [--format onnx|merged] [--int8]
     python cli.py preannotate --project NAME
     python cli.py audit [--person WHO] [--action A] [--project NAME] [--since ISO] [--until ISO] [--outcome O]
     python cli.py users [grant|revoke WHO ROLE [--project NAME] | activate|deactivate WHO]
@@ -202,7 +203,9 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from services.models import evaluate_export, resolve_version
+    from services.models import evaluate_export, resolve_version, set_default_runtime
+
+    set_default_runtime(args.runtime)
 
     engine = _engine()
     _print_json(evaluate_export(engine, Path(args.export), resolve_version(engine, args.model, args.project)))
@@ -210,7 +213,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from services.models import predict_export, resolve_version
+    from services.models import predict_export, resolve_version, set_default_runtime
+
+    set_default_runtime(args.runtime)
 
     engine = _engine()
     version = resolve_version(engine, args.model, args.project)
@@ -248,8 +253,31 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from services.models import export_version, resolve_version
+
+    engine = _engine()
+    version = resolve_version(engine, args.model, args.project)
+    result = export_version(engine, version, args.format, int8=args.int8, exporter=args.exporter)
+    card = result.pop("card", None)
+    if card is not None:
+        result["checks"] = card["checks"]
+        result["exporter"] = card["exporter"]
+    _print_json(result)
+    return 0
+
+
+def _runtime_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runtime", default=None,
+                        help="model runtime: torch (default), onnx (the version's ONNX export, see `export`), "
+                             "onnx-int8, or an ONNX export folder")
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from services.extract import extract_text, project_csv
+    from services.models import set_default_runtime
+
+    set_default_runtime(args.runtime)
 
     if args.csv:
         if not args.project or args.text or args.file:
@@ -455,7 +483,22 @@ def build_parser() -> argparse.ArgumentParser:
     ext.add_argument("--file", help="a UTF-8 text file with the report ('-' reads stdin)")
     ext.add_argument("--project", help="merge the rules with this project's active model, in its labels")
     ext.add_argument("--csv", help="with --project: write every entity of every document of the project to this CSV")
+    _runtime_flag(ext)
     ext.set_defaults(func=cmd_extract)
+
+    exp = sub.add_parser("export", help="export a model version: ONNX (onnxruntime, no torch) or a merged "
+                                        "transformers folder")
+    exp.add_argument("--model", help="model version id (or a name like v3 with --project)")
+    exp.add_argument("--project", help="project whose active model version is exported")
+    exp.add_argument("--format", choices=["onnx", "merged"], default="onnx",
+                     help="onnx: model.onnx + tokenizer + label schema + model card, beside the version's folder "
+                          "(<folder>-onnx); merged: LoRA folded into a plain transformers folder (<folder>-merged)")
+    exp.add_argument("--int8", action="store_true",
+                     help="also write a dynamically quantised int8 model, with its F1 change on the test split "
+                          "and its speed in the model card (never the default runtime)")
+    exp.add_argument("--exporter", choices=["dynamo", "legacy"], default="dynamo",
+                     help="torch.onnx exporter (default dynamo; legacy = the TorchScript one)")
+    exp.set_defaults(func=cmd_export)
 
     pre = sub.add_parser("preannotate", help="store rule output as pre-annotations (source rule) of a project")
     pre.add_argument("--project", required=True)
@@ -486,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--project", help="project whose active model version is used")
         if name == "predict":
             sp.add_argument("--out", required=True, help="Label Studio import file to write")
+        _runtime_flag(sp)
         sp.set_defaults(func=func)
     _add_people_commands(sub)
     return p

@@ -7,6 +7,7 @@ import streamlit as st
 from core.types import ReportLensError
 from services import jobs as job_svc
 from services.models import activate, export_merged_version, list_versions, version_rows
+from ui.models import onnx_export_section
 from ui.state import engine, project_picker
 
 st.title("Models")
@@ -52,6 +53,7 @@ if c2.button("Export merged model folder"):
         st.success(f"Exported to {out}: it loads with transformers.pipeline('{kind}', model=...).")
     except ReportLensError as exc:
         st.error(str(exc))
+onnx_export_section(engine(), chosen)
 
 metrics = chosen.metrics or {}
 split_name = "test" if metrics.get("test") else "dev"

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from core.auth import Permission
@@ -206,13 +205,9 @@ def _rule_entities(text: str, mapping: LabelMap, cues: bool) -> list[Entity]:
 
 
 def _load_model(version: ModelVersionInfo) -> Any:
-    from training.inference import load_model
+    from services.models import load_version  # torch, or the ONNX export under --runtime onnx
 
-    model_dir = version.model_dir
-    if model_dir is None or not Path(model_dir).is_dir():
-        raise ReportLensError(f"Model {version.name}'s files are missing ({model_dir}); retrain it or restore the data "
-                              "folder.")
-    return load_model(model_dir)
+    return load_version(version)
 
 
 def _predict_entities(engine: Any, version: ModelVersionInfo, docs: list[tuple[Any, str]]) -> list[list[Entity]]:

@@ -5,6 +5,7 @@ Behind ``cli.py models / predict / evaluate`` and the Models page.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -95,14 +96,102 @@ def export_merged_version(version: ModelVersionInfo) -> Path:
     return out
 
 
-@requires(Permission.MODELS)
-def load_version(version: ModelVersionInfo) -> Any:
-    from training.inference import load_model
+EXPORT_FORMATS = ("merged", "onnx")
+RUNTIME_ENV = "REPORTLENS_RUNTIME"  # the process' default runtime (set by `cli.py extract/serve --runtime`)
 
+
+@open_to_all
+def default_runtime() -> str:
+    """``torch`` unless ``$REPORTLENS_RUNTIME`` says otherwise (``onnx``, ``onnx-int8``, an export folder)."""
+    return os.environ.get(RUNTIME_ENV, "").strip() or "torch"
+
+
+@open_to_all
+def set_default_runtime(runtime: str | None) -> None:
+    if runtime:
+        os.environ[RUNTIME_ENV] = runtime
+
+
+@requires(Permission.MODELS, action="model_exported")
+def export_version(engine: Any, version: ModelVersionInfo, fmt: str = "onnx", *, int8: bool = False,
+                   exporter: str = "dynamo") -> dict[str, Any]:
+    """Export a version: ``merged`` (a plain transformers folder) or ``onnx`` (:mod:`training.onnx_export`,
+    checked against torch on the version's dev+test reports; with ``int8`` the quantised model and its F1 change
+    on the test split). Returns ``{"format", "out", "card"?}``."""
+    if fmt not in EXPORT_FORMATS:
+        raise ReportLensError(f"Unknown export format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}.")
+    _require_files(version)
+    if fmt == "merged":
+        if int8:
+            raise ReportLensError("--int8 applies to --format onnx only.")
+        return {"format": fmt, "out": str(export_merged_version(version))}
+    from db.repository import training_documents
+    from training.onnx_export import export_onnx
+    from training.onnx_runtime import onnx_dir_for
+
+    snapshot = version.data_snapshot or {}
+    test_ids, dev_ids = set(snapshot.get("test") or ()), set(snapshot.get("dev") or ())
+    docs = list(training_documents(engine, version.project_id)) if (test_ids or dev_ids) else []
+    test = [d for d in docs if d.id in test_ids]
+    check = [(d.id, d.text) for d in docs if d.id in test_ids | dev_ids][:500]
+    about = {"version": version.name, "version_id": version.id, "project_id": version.project_id,
+             "version_created_at": version.created_at.isoformat()}
+    out = onnx_dir_for(version.model_dir)
+    card = export_onnx(version.model_dir, out, int8=int8, exporter=exporter, check_docs=check, eval_docs=test,
+                       about=about)
+    return {"format": fmt, "out": str(out), "card": card}
+
+
+@requires(Permission.MODELS)
+def onnx_export_of(version: ModelVersionInfo) -> Path | None:
+    """The version's ONNX export folder, if it has one."""
+    from training.onnx_runtime import is_onnx_export, onnx_dir_for
+
+    if version.model_dir is None:
+        return None
+    folder = onnx_dir_for(version.model_dir)
+    return folder if is_onnx_export(folder) else None
+
+
+@open_to_all
+def zip_folder(folder: Path) -> bytes:
+    """A folder as zip bytes (the Models page's download), its files under the folder's name."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(Path(folder).rglob("*")):
+            if path.is_file():
+                zf.write(path, f"{Path(folder).name}/{path.relative_to(folder)}")
+    return buf.getvalue()
+
+
+def _require_files(version: ModelVersionInfo) -> None:
     if version.model_dir is None or not Path(version.model_dir).is_dir():
         raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or restore "
                               "the data folder.")
-    return load_model(version.model_dir)
+
+
+@requires(Permission.MODELS)
+def load_version(version: ModelVersionInfo, runtime: str | None = None) -> Any:
+    """The version ready to predict: the torch model (:func:`training.inference.load_model`), or with ``runtime``
+    ``onnx`` / ``onnx-int8`` / an export folder (default :func:`default_runtime`) its ONNX export
+    (:func:`training.onnx_runtime.load_onnx`), which predicts through the same windowed inference."""
+    from training.inference import load_model
+
+    _require_files(version)
+    runtime = runtime or default_runtime()
+    if runtime == "torch":
+        return load_model(version.model_dir)
+    from training.onnx_runtime import export_choice, load_onnx
+
+    folder, variant = export_choice(version.model_dir, runtime)
+    model = load_onnx(folder, variant)
+    if list(model.schema.labels) != list(version.schema().labels):
+        raise ReportLensError(f"The ONNX export {folder} has labels {list(model.schema.labels)}, not those of model "
+                              f"{version.name}; export this version to ONNX.")
+    return model
 
 
 @requires(Permission.MODELS)

@@ -40,7 +40,7 @@ from training.tasks import get_task
 
 __all__ = [
     "ADAPTER_FILE", "CONFIG_FILE", "METRICS_FILE", "SCHEMA_FILE", "DocPrediction", "LoadedModel", "PreparedDoc",
-    "WindowBatch", "clear_model_cache", "decode", "export_merged", "load_model", "predict_detailed",
+    "WindowBatch", "clear_model_cache", "decode", "export_merged", "load_model", "load_uncached", "predict_detailed",
     "predict_documents", "prepare_documents", "read_model_files", "schema_of", "window_batches",
     "window_probabilities",
 ]
@@ -87,6 +87,11 @@ def _load(model_dir: str, attn_implementation: str | None) -> LoadedModel:
     attn = attn_implementation or config.attn_implementation
     model = get_task(config.task).load_trained(model_dir, schema, scheme, config, attn)
     return LoadedModel(model, load_tokenizer(model_dir), schema, config, model_dir, scheme)
+
+
+def load_uncached(model_dir: str | Path) -> LoadedModel:
+    """A saved model loaded afresh (not the cached one), for callers that change it, e.g. by merging LoRA."""
+    return _load(str(Path(model_dir).resolve()), None)
 
 
 @lru_cache(maxsize=2)

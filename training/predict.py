@@ -1,10 +1,12 @@
-"""Forward passes over model windows, and token-classification probabilities merged per document and decoded.
+"""Torch models as a :class:`training.runtime.Runtime`, and token-classification predictions with them.
 
 Documents are never truncated: each is cut into the windows of :func:`core.alignment.make_windows` (the same
 ``max_length``/``stride`` as in training), windows of all documents are batched longest first (little padding)
-by :func:`window_batches`, and each token takes the probabilities of the window where it has the most context
-(:func:`core.alignment.merge_window_probs`). Decoding (:func:`core.alignment.probs_to_spans`) keeps adjacent
-entities of the same label apart when the model tags the second one ``B-``.
+by :func:`training.runtime.pad_batches`, and each token takes the probabilities of the window where it has the
+most context (:func:`core.alignment.merge_window_probs`). Decoding (:func:`core.alignment.probs_to_spans`) keeps
+adjacent entities of the same label apart when the model tags the second one ``B-``. All of that lives in
+:mod:`training.runtime`, shared with the ONNX runtime; this module adds only the torch forward call
+(:class:`TorchRuntime`) and keeps the functions callers have always used, which accept a torch model or a runtime.
 
 Shared by the tasks, evaluation, scoring and saved-model inference; it imports none of them.
 """
@@ -12,58 +14,91 @@ Shared by the tasks, evaluation, scoring and saved-model inference; it imports n
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
-from core.alignment import AlignConfig, Window, merge_window_probs, probs_to_spans
 from core.trainconfig import TrainConfig
 from core.types import LabelSchema, ReportLensError, Span
-from training.encoding import PreparedDoc, prepare_documents
+from training import runtime as rt
+from training.encoding import PreparedDoc
+from training.runtime import DocPrediction, Runtime, Stopped, WindowBatch, decode, pad_batches, predict_with
+
+__all__ = ["DocPrediction", "Runtime", "Stopped", "TorchRuntime", "WindowBatch", "as_runtime", "decode",
+           "predict_detailed", "predict_documents", "schema_of", "window_batches", "window_logits",
+           "window_probabilities"]
 
 
-@dataclass(frozen=True)
-class WindowBatch:
-    """Windows of several documents padded to the longest: ``keys`` are ``(document index, window index)``."""
+class TorchRuntime(Runtime):
+    """A torch model (transformers, peft or merged) behind the runtime protocol: eval mode (put back afterwards),
+    no gradients, numpy in and out."""
 
-    keys: list[tuple[int, int]]
-    windows: list[Window]
-    input_ids: Any  # torch.LongTensor (batch, width)
-    attention_mask: Any
+    name = "torch"
+    supports_dropout = True
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray, hidden: bool, train_dropout: bool = False):
+        import torch
+
+        model = self.model
+        was_training = model.training
+        model.eval()
+        if train_dropout:
+            for mod in model.modules():
+                if isinstance(mod, torch.nn.Dropout):
+                    mod.train()
+        try:
+            with torch.inference_mode():
+                ids = torch.from_numpy(np.ascontiguousarray(input_ids)).to(self.device)
+                mask = torch.from_numpy(np.ascontiguousarray(attention_mask)).to(self.device)
+                out = (model(input_ids=ids, attention_mask=mask, output_hidden_states=True) if hidden
+                       else model(input_ids=ids, attention_mask=mask))
+                logits = out.logits.float().cpu().numpy()
+                return logits, (out.hidden_states[-1].float().cpu().numpy() if hidden else None)
+        finally:
+            model.train(was_training)
+
+    def forward(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self._run(input_ids, attention_mask, False)[0]
+
+    def forward_hidden(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(input_ids, attention_mask, True)
+
+    def dropout_passes(self, input_ids: np.ndarray, attention_mask: np.ndarray, passes: int) -> np.ndarray:
+        """``(batch, passes, width, n_tags)`` probabilities, each pass with only the dropout layers training."""
+        return np.stack([rt.softmax(self._run(input_ids, attention_mask, False, train_dropout=True)[0])
+                         for _ in range(passes)], axis=1)
+
+    @contextmanager
+    def dropout_seed(self, seed: int) -> Iterator[None]:
+        import torch
+
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        try:
+            yield
+        finally:
+            torch.random.set_rng_state(state)
+
+
+def as_runtime(model: Any) -> Runtime:
+    """``model`` itself when it is a runtime, else a torch model wrapped in :class:`TorchRuntime`."""
+    return model if isinstance(model, Runtime) else TorchRuntime(model)
 
 
 def window_batches(prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
                    device: Any = None) -> Iterator[WindowBatch]:
-    """Every window of ``prepared``, longest first (little padding), in padded batches of ``batch_size``."""
+    """:func:`training.runtime.pad_batches` as torch tensors (on ``device`` when given)."""
     import torch
 
-    if batch_size < 1:
-        raise ReportLensError(f"batch_size must be >= 1; got {batch_size}.")
-    items = [(d, w) for d, p in enumerate(prepared) for w in range(len(p.windows))]
-    items.sort(key=lambda dw: (-len(prepared[dw[0]].windows[dw[1]].input_ids), dw))
-    for b in range(0, len(items), batch_size):
-        batch = items[b : b + batch_size]
-        wins = [prepared[d].windows[w] for d, w in batch]
-        width = max(len(win.input_ids) for win in wins)
-        ids = torch.full((len(wins), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(wins), width), dtype=torch.long)
-        for i, win in enumerate(wins):
-            ids[i, : len(win.input_ids)] = torch.tensor(win.input_ids)
-            mask[i, : len(win.input_ids)] = 1
-        yield WindowBatch(batch, wins, ids.to(device) if device is not None else ids,
+    for wb in pad_batches(prepared, pad_id, batch_size):
+        ids, mask = torch.from_numpy(wb.input_ids), torch.from_numpy(wb.attention_mask)
+        yield WindowBatch(wb.keys, wb.windows, ids.to(device) if device is not None else ids,
                           mask.to(device) if device is not None else mask)
-
-
-@dataclass(frozen=True)
-class DocPrediction:
-    """Per-token probabilities (content tokens, ``(n_tokens, n_tags)``) and the decoded spans with scores."""
-
-    doc_id: Any
-    offsets: tuple[tuple[int, int], ...]
-    word_ids: tuple[int | None, ...]
-    probs: np.ndarray
-    spans: list[tuple[Span, float]]
 
 
 def schema_of(model: Any) -> LabelSchema:
@@ -77,28 +112,13 @@ def schema_of(model: Any) -> LabelSchema:
     return schema
 
 
-class Stopped(Exception):
-    """``should_stop()`` turned true between two batches of :func:`window_logits`."""
-
-
 def window_logits(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, batch_size: int = 32,
                   should_stop: Callable[[], bool] | None = None) -> Iterator[tuple[WindowBatch, Any]]:
-    """Each padded batch of windows with the model's float logits, in eval mode without gradients (the mode is put
-    back afterwards); raises :class:`Stopped` when ``should_stop()`` turns true between batches. The one forward
-    loop of NER and document classification."""
+    """:func:`training.runtime.window_logits` for a torch model (or a runtime), the logits as a torch tensor."""
     import torch
 
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for wb in window_batches(prepared, pad_id, batch_size, device):
-                if should_stop is not None and should_stop():
-                    raise Stopped()
-                yield wb, model(input_ids=wb.input_ids, attention_mask=wb.attention_mask).logits.float()
-    finally:
-        model.train(was_training)
+    for wb, logits in rt.window_logits(as_runtime(model), prepared, pad_id, batch_size, should_stop):
+        yield wb, torch.from_numpy(logits)
 
 
 def window_probabilities(
@@ -106,42 +126,14 @@ def window_probabilities(
     should_stop: Callable[[], bool] | None = None,
 ) -> list[np.ndarray] | None:
     """Merged per-token probabilities per document; ``None`` if ``should_stop()`` turned true between batches."""
-    import torch
-
-    per_window: dict[tuple[int, int], np.ndarray] = {}
-    try:
-        for wb, logits in window_logits(model, prepared, pad_id, batch_size, should_stop):
-            probs = torch.softmax(logits, dim=-1).cpu().numpy()
-            for i, (key, win) in enumerate(zip(wb.keys, wb.windows, strict=True)):
-                per_window[key] = probs[i, 1 : len(win.input_ids) - 1]
-    except Stopped:
-        return None
-    out = []
-    for d, p in enumerate(prepared):
-        ranges = [(w.token_start, w.token_end) for w in p.windows]
-        out.append(merge_window_probs(len(p.doc), ranges, [per_window[(d, w)] for w in range(len(p.windows))]))
-    return out
-
-
-def decode(prepared: Sequence[PreparedDoc], probs: Sequence[np.ndarray], schema: LabelSchema,
-           align: AlignConfig) -> list[DocPrediction]:
-    out = []
-    for p, pr in zip(prepared, probs, strict=True):
-        spans = probs_to_spans(pr, p.doc.offsets, schema, p.doc.word_ids, align.label_all_subtokens)
-        out.append(DocPrediction(p.doc.doc_id, p.doc.offsets, p.doc.word_ids, pr, spans))
-    return out
+    return rt.window_probabilities(as_runtime(model), prepared, pad_id, batch_size, should_stop)
 
 
 def predict_detailed(
     model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], config: TrainConfig, batch_size: int = 32
 ) -> list[DocPrediction]:
     """Per-document token probabilities and spans (for uncertainty scores and explanations)."""
-    align = config.align()
-    prepared = prepare_documents(tokenizer, docs, align)
-    probs = window_probabilities(model, prepared, tokenizer.pad_token_id or 0, batch_size)
-    if probs is None:  # pragma: no cover - no should_stop was given
-        raise ReportLensError("Prediction was interrupted.")
-    return decode(prepared, probs, schema_of(model), align)
+    return predict_with(as_runtime(model), tokenizer, docs, schema_of(model), config.align(), batch_size)
 
 
 def predict_documents(

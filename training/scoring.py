@@ -34,92 +34,65 @@ from core.alignment import AlignConfig, merge_window_probs
 from core.confidence import document_confidence
 from core.types import LabelSchema, ReportLensError, Span
 from training.inference import PreparedDoc, decode, prepare_documents
+from training.runtime import content_sums, keep_content, merge_documents, pad_batches, softmax
 
 Progress = Callable[[dict[str, Any]], None]
 StopCheck = Callable[[], bool]
 MAX_CENTRES = 2000  # labelled reports embedded as diversity centres (one per distinct text, a fixed choice)
 
 
-def _dropout_only_train(model: Any) -> None:
-    import torch
-
-    model.eval()
-    for mod in model.modules():
-        if isinstance(mod, torch.nn.Dropout):
-            mod.train()
-
-
 def forward_pool(model: Any, prepared: Sequence[PreparedDoc], pad_id: int, *, batch_size: int = 32,
                  mc_passes: int = 0, want_probs: bool = True, want_embeddings: bool = True, seed: int = 0,
                  progress: Progress | None = None, should_stop: StopCheck | None = None) -> Pool | None:
-    """One pass over every window of ``prepared`` (longest first): the pool's merged token probabilities
-    (``want_probs``), MC-dropout stacks (``mc_passes >= 2``) and mean-pooled embeddings (``want_embeddings``), in
-    the order of ``prepared``; ``None`` if ``should_stop()`` turned true."""
-    import torch
+    """One pass over every window of ``prepared`` (longest first) with ``model`` (a torch model or any
+    :class:`training.runtime.Runtime`): the pool's merged token probabilities (``want_probs``), MC-dropout stacks
+    (``mc_passes >= 2``) and mean-pooled embeddings (``want_embeddings``), in the order of ``prepared``; ``None``
+    if ``should_stop()`` turned true."""
+    from training.predict import as_runtime
 
-    from training.inference import window_batches
-
+    runtime = as_runtime(model)
+    if mc_passes >= 2 and not runtime.supports_dropout:
+        raise ReportLensError(f"The {runtime.name} runtime has no dropout, so it cannot make the MC-dropout passes "
+                              "the 'bald' strategy needs; score with --runtime torch, or choose another strategy.")
     n_windows = sum(len(p.windows) for p in prepared)
     win_probs: dict[tuple[int, int], np.ndarray] = {}
     win_passes: dict[tuple[int, int], np.ndarray] = {}
     emb_sum: np.ndarray | None = None
     emb_count = np.zeros(len(prepared))
-    device = next(model.parameters()).device
-    was_training = model.training
-    gen_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
     last_report = 0.0
     done = 0
-    try:
-        with torch.inference_mode():
-            for wb in window_batches(prepared, pad_id, batch_size, device):
-                if should_stop is not None and should_stop():
-                    return None
-                batch, wins, ids, mask = wb.keys, wb.windows, wb.input_ids, wb.attention_mask
-                model.eval()
-                out = model(input_ids=ids, attention_mask=mask, output_hidden_states=want_embeddings)
-                if want_probs:
-                    probs = torch.softmax(out.logits.float(), dim=-1).cpu().numpy()
-                    for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
-                        win_probs[key] = probs[i, 1 : len(win.input_ids) - 1]
-                if want_embeddings:
-                    hidden = out.hidden_states[-1].float()
-                    content = mask.clone()
-                    content[:, 0] = 0  # [CLS]
-                    content[torch.arange(len(wins)), mask.sum(dim=1) - 1] = 0  # [SEP]
-                    summed = (hidden * content.unsqueeze(-1)).sum(dim=1).cpu().numpy()
-                    if emb_sum is None:
-                        emb_sum = np.zeros((len(prepared), summed.shape[1]))
-                    for i, (d, _w) in enumerate(batch):
-                        emb_sum[d] += summed[i]
-                        emb_count[d] += float(content[i].sum())
-                if mc_passes >= 2:
-                    _dropout_only_train(model)
-                    stack = np.stack([torch.softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
-                                      .cpu().numpy() for _ in range(mc_passes)], axis=1)
-                    model.eval()
-                    for i, (key, win) in enumerate(zip(batch, wins, strict=True)):
-                        win_passes[key] = stack[i, :, 1 : len(win.input_ids) - 1]
-                now = time.monotonic()
-                done += len(batch)
-                if progress is not None and (now - last_report >= 1.0 or done == n_windows):
-                    last_report = now
-                    progress({"phase": "score", "step": done, "max_steps": n_windows,
-                              "message": f"{done}/{n_windows} windows of {len(prepared)} reports"})
-    finally:
-        model.train(was_training)
-        torch.random.set_rng_state(gen_state)
-    probs_out: list[np.ndarray] = []
+    with runtime.dropout_seed(seed):
+        for wb in pad_batches(prepared, pad_id, batch_size):
+            if should_stop is not None and should_stop():
+                return None
+            if want_embeddings:
+                logits, hidden = runtime.forward_hidden(wb.input_ids, wb.attention_mask)
+                summed, counts = content_sums(hidden, wb.attention_mask)
+                if emb_sum is None:
+                    emb_sum = np.zeros((len(prepared), summed.shape[1]))
+                for i, (d, _w) in enumerate(wb.keys):
+                    emb_sum[d] += summed[i]
+                    emb_count[d] += float(counts[i])
+            else:
+                logits = runtime.forward(wb.input_ids, wb.attention_mask)
+            if want_probs:
+                keep_content(wb, softmax(logits), win_probs)
+            if mc_passes >= 2:
+                keep_content(wb, runtime.dropout_passes(wb.input_ids, wb.attention_mask, mc_passes), win_passes)
+            now = time.monotonic()
+            done += len(wb.keys)
+            if progress is not None and (now - last_report >= 1.0 or done == n_windows):
+                last_report = now
+                progress({"phase": "score", "step": done, "max_steps": n_windows,
+                          "message": f"{done}/{n_windows} windows of {len(prepared)} reports"})
+    probs_out = merge_documents(prepared, win_probs) if want_probs else []
     passes_out: list[np.ndarray] | None = [] if mc_passes >= 2 else None
-    for d, p in enumerate(prepared):
-        ranges = [(w.token_start, w.token_end) for w in p.windows]
-        keys = [(d, w) for w in range(len(p.windows))]
-        if want_probs:
-            probs_out.append(merge_window_probs(len(p.doc), ranges, [win_probs[k] for k in keys]))
-        if passes_out is not None:
-            per_pass = [merge_window_probs(len(p.doc), ranges, [win_passes[k][t] for k in keys])
-                        for t in range(mc_passes)]
-            passes_out.append(np.stack(per_pass))
+    if passes_out is not None:
+        for d, p in enumerate(prepared):
+            ranges = [(w.token_start, w.token_end) for w in p.windows]
+            keys = [(d, w) for w in range(len(p.windows))]
+            passes_out.append(np.stack([merge_window_probs(len(p.doc), ranges, [win_passes[k][t] for k in keys])
+                                        for t in range(mc_passes)]))
     embeddings = None
     if want_embeddings and emb_sum is not None:
         embeddings = emb_sum / np.maximum(emb_count, 1.0)[:, None]
@@ -233,7 +206,7 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
         raise ReportLensError(f"The active model {version.name} of {info.name!r} classifies whole reports; scoring "
                               "ranks by entity predictions. Activate an NER model version on the Models page.")
     progress({"phase": "load", "message": "loading the model"})
-    model, tokenizer, align, schema = _load(version, info.settings)
+    model, tokenizer, align, schema = _load(version, info.settings, config.runtime)
     strategies = config.strategies(cold_start=version is None)
     result = ScoringResult(info.id, version.id if version else None, version.name if version else None,
                            str(strategies[0]))
@@ -281,8 +254,10 @@ def run_scoring(engine: Any, project: int | str, config: ScoreConfig | None = No
     return result
 
 
-def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
-    """(model, tokenizer, align config, schema): the version's saved model, or the base model at cold start."""
+def _load(version: Any, settings: dict[str, Any],
+          runtime: str = "torch") -> tuple[Any, Any, AlignConfig, LabelSchema | None]:
+    """(model or runtime, tokenizer, align config, schema): the version's saved model (``runtime`` ``torch``) or its
+    ONNX export (``onnx``, ``onnx-int8``, an export folder), or the base model at cold start (torch)."""
     from core.trainconfig import TrainConfig
 
     if version is None:
@@ -300,6 +275,15 @@ def _load(version: Any, settings: dict[str, Any]) -> tuple[Any, Any, AlignConfig
     if version.model_dir is None or not Path(version.model_dir).is_dir():
         raise ReportLensError(f"Model {version.name}'s files are missing ({version.model_dir}); retrain it or restore "
                               "the data folder.")
+    if runtime != "torch":
+        from training.onnx_runtime import export_choice, load_onnx
+
+        folder, variant = export_choice(version.model_dir, runtime)
+        onnx = load_onnx(folder, variant)
+        if onnx.schema.labels != tuple(version.label_schema.get("labels", onnx.schema.labels)):
+            raise ReportLensError(f"The ONNX export {folder} has labels {list(onnx.schema.labels)}, not those of "
+                                  f"model {version.name}; export this version to ONNX.")
+        return onnx.runtime, onnx.tokenizer, onnx.config.align(), onnx.schema
     loaded = load_model(version.model_dir)
     return _merged(loaded.model), loaded.tokenizer, loaded.config.align(), loaded.schema
 

@@ -30,6 +30,9 @@ class ScoreConfig(JsonConfig):
     batch_size: int = field(default=64, metadata=meta(
         "windows per forward pass (sorted by length, so little padding)", minimum=1, advanced=True))
     seed: int = field(default=0, metadata=meta("seed for random and MC dropout", minimum=0, advanced=True))
+    runtime: str = field(default="torch", metadata=meta(
+        "model runtime: torch, onnx (the version's ONNX export, `cli.py export --format onnx`), onnx-int8, or "
+        "an export folder", advanced=True))
 
     def __post_init__(self) -> None:
         if self.strategy not in strategy_names():
@@ -39,6 +42,9 @@ class ScoreConfig(JsonConfig):
                                   f"{self.mc_passes!r}.")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             raise ReportLensError(f"batch_size must be a whole number >= 1; got {self.batch_size!r}.")
+        if not isinstance(self.runtime, str) or not self.runtime.strip():
+            raise ReportLensError(f"runtime must be torch, onnx, onnx-int8 or an ONNX export folder; got "
+                                  f"{self.runtime!r}.")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ReportLensError(f"seed must be a whole number >= 0; got {self.seed!r}.")
 

@@ -72,6 +72,9 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "models.resolve_version": (P.MODELS, None), "models.load_version": (P.MODELS, None),
     "models.predict_texts": (P.MODELS, None), "models.evaluate_export": (P.EVALUATE, None),
     "models.predict_export": (P.EVALUATE, "predictions_exported"), "models.version_label": (OPEN, None),
+    "models.export_version": (P.MODELS, "model_exported"), "models.onnx_export_of": (P.MODELS, None),
+    "models.default_runtime": (OPEN, None), "models.set_default_runtime": (OPEN, None),
+    "models.zip_folder": (OPEN, None),
     # overview, projects
     "overview.loop_state": (P.VIEW, None), "overview.most_recent_project": (P.VIEW, None),
     "projects.list_projects": (P.VIEW, None), "projects.get_project": (P.VIEW, None),
