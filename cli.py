@@ -102,8 +102,16 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_projects(args: argparse.Namespace) -> int:
-    from services.projects import list_projects
+    from services.projects import delete_project, list_projects
 
+    if args.action == "delete":
+        if not args.name:
+            raise ReportLensError("Name the project to delete: `cli.py projects delete NAME --yes`.")
+        if not args.yes:
+            raise ReportLensError(f"Deleting project {args.name!r} removes its documents, annotations, reviews and "
+                                  "models for good (the audit trail stays); add --yes to confirm.")
+        _print_json(delete_project(_engine(), args.name, confirm=args.name))
+        return 0
     _print_json([p.__dict__ for p in list_projects(_engine())])
     return 0
 
@@ -445,7 +453,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write tasks without annotations (their tags are null)")
     conv.set_defaults(func=cmd_convert)
 
-    proj = sub.add_parser("projects", help="list projects")
+    proj = sub.add_parser("projects", help="list projects; `projects delete NAME --yes` deletes one (admin)")
+    proj.add_argument("action", nargs="?", choices=["list", "delete"], default="list")
+    proj.add_argument("name", nargs="?", help="the project to delete")
+    proj.add_argument("--yes", action="store_true", help="confirm the deletion (nothing is deleted without it)")
     proj.set_defaults(func=cmd_projects)
 
     demo = sub.add_parser("seed-demo", help="create the demo projects (English, Chinese) if the database has none")

@@ -3,17 +3,19 @@ background jobs while they run, and the projects in the database."""
 
 import streamlit as st
 
+from core.auth import Permission
 from services.auth import current_actor
 from services.overview import loop_state
 from services.projects import list_projects
 from ui.navigation import page, visible_pages
-from ui.overview import jobs_and_demo_note, loop_guide, projects_table
+from ui.overview import delete_project_panel, jobs_and_demo_note, loop_guide, projects_table
 from ui.state import engine, project_picker
 
 st.title("ReportLens")
 st.caption("From medical report text to trustworthy extraction models, with people in the loop.")
 
-pages = visible_pages(current_actor())  # the same table as the navigation, filtered by role
+actor = current_actor()
+pages = visible_pages(actor)  # the same table as the navigation, filtered by role
 project = project_picker()
 if project is None:
     st.info(
@@ -30,3 +32,5 @@ loop_guide(state, pages)
 jobs_and_demo_note(state)
 with st.expander("All projects"):
     projects_table(list_projects(engine()))
+if actor is not None and actor.may(Permission.DELETE_PROJECT):
+    delete_project_panel(project)

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from core.auth import Permission
+from core.types import ReportLensError
 from db import repository
 from db.records import DocumentRow, ImportRunInfo, ProjectInfo, StoredDocument
 from services.auth import requires
 
 __all__ = [
     "DocumentRow", "ImportRunInfo", "ProjectInfo", "StoredDocument", "document_in_project", "get_document",
-    "get_project", "import_history", "label_counts", "list_documents", "list_projects", "require_project",
+    "delete_project", "get_project", "import_history", "label_counts", "list_documents", "list_projects",
+    "require_project",
 ]
 
 # The repository's reads, each behind its rule (services/auth.py).
@@ -35,3 +37,24 @@ def document_in_project(engine: Any, project_id: int, doc_id: Any) -> StoredDocu
         return None
     doc = get_document(engine, doc_id)
     return doc if doc is not None and doc.project_id == project_id else None
+
+
+@requires(Permission.DELETE_PROJECT, action="project_deleted", detail=lambda r: r)
+def delete_project(engine: Any, project: str, *, confirm: str) -> dict[str, Any]:
+    """Delete a project, everything stored for it and its model files (``<data dir>/models/<project id>``); the audit
+    trail keeps its rows. ``confirm`` must repeat the project's name (the page asks for it, the CLI takes --yes NAME).
+    Refused while one of its jobs is queued or running."""
+    import shutil
+
+    from db.engine import data_dir
+    from db.project_delete import delete_project as delete_rows
+
+    info = repository.require_project(engine, project)
+    if confirm != info.name:
+        raise ReportLensError(f"To delete project {info.name!r}, type its name exactly to confirm (got {confirm!r}).")
+    deleted = delete_rows(engine, info.id).to_dict()
+    folder = data_dir() / "models" / str(info.id)
+    if folder.is_dir():
+        shutil.rmtree(folder, ignore_errors=True)
+        deleted["model_files_left"] = folder.exists()
+    return deleted

@@ -54,3 +54,24 @@ def projects_table(projects: list[Any]) -> None:
     st.dataframe(pd.DataFrame([{"project": p.name, "documents": p.n_documents, "labeled": p.n_labeled,
                                 "labels": ", ".join(p.labels), "created": p.created_at} for p in projects]),
                  hide_index=True, width="stretch")
+
+
+def delete_project_panel(project: Any) -> None:
+    """Admins only (the caller checks): delete the selected project after typing its name; the service refuses while
+    one of its jobs is queued or running, and records the deletion in the audit trail."""
+    from core.types import ReportLensError
+    from services.projects import delete_project
+    from ui.state import engine
+
+    with st.expander("Delete this project (admin)"):
+        st.caption(f"Removes **{project.name}**: its documents, annotations, reviews, scores, jobs and models, for "
+                   "good. The audit trail keeps its rows. Type the project's name to confirm.")
+        typed = st.text_input("Project name", key="delete_project_name")
+        if st.button("Delete project", type="primary", disabled=typed != project.name, key="delete_project"):
+            try:
+                out = delete_project(engine(), project.name, confirm=typed)
+            except ReportLensError as exc:
+                st.error(str(exc))
+                return
+            st.success(f"Deleted project {out['name']!r} ({out['documents']} documents, "
+                       f"{out['model_versions']} model versions).")

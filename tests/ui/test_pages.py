@@ -141,3 +141,25 @@ def test_import_page_reads_every_format_the_readme_names(db, tmp_path, case, ope
     assert metrics["Added"] == str(sample.documents) and int(metrics["Spans"]) >= sample.min_spans
     (proj,) = list_projects(make_engine(db))
     assert (proj.name, proj.n_documents) == (f"upload {case}", sample.documents)
+
+
+def test_an_admin_deletes_the_selected_project_from_the_overview(demo_db, open_page):
+    """Single-user mode holds every role, admin included: the Overview's delete panel needs the name typed, then
+    the project is gone, the page keeps working on the other one, and the deletion is audited."""
+    from db.audit import events
+
+    at = open_page("pages/home.py")
+    assert not at.exception, at.exception
+    before = {p.name for p in list_projects(make_engine(demo_db))}
+    button = at.button(key="delete_project")
+    assert button.disabled  # nothing typed yet
+    name = next(c.value for c in at.caption if c.value.startswith("Removes **")).split("**")[1]
+    assert name in before, name
+    at.text_input(key="delete_project_name").input(name).run()
+    at.button(key="delete_project").click().run()
+    assert not at.exception, at.exception
+    assert any(f"Deleted project {name!r}" in s.value for s in at.success), [s.value for s in at.success]
+    assert {p.name for p in list_projects(make_engine(demo_db))} == before - {name}
+    at.run()
+    assert not at.exception, at.exception
+    assert [e.outcome for e in events(make_engine(demo_db)) if e.action == "project_deleted"] == ["ok"]

@@ -80,6 +80,7 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "projects.list_projects": (P.VIEW, None), "projects.get_project": (P.VIEW, None),
     "projects.require_project": (P.VIEW, None), "projects.document_in_project": (P.DATASET, None),
     "projects.get_document": (P.DATASET, None), "projects.list_documents": (P.DATASET, None),
+    "projects.delete_project": (P.DELETE_PROJECT, "project_deleted"),
     "projects.label_counts": (P.DATASET, None), "projects.import_history": (P.IMPORT, None),
     # people
     "people.settings": (OPEN, None), "people.sign_in": (OPEN, None), "people.list_people": (P.USERS, None),
