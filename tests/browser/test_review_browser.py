@@ -10,6 +10,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from services.auth import local_actor
 from tests.factories import REVIEW_TEXTS as TEXTS
 from tests.factories import seed_review_project
 
@@ -19,6 +20,8 @@ except ImportError:  # the `browser` fixture skips these tests, saying why (and 
     Page = expect = None
 
 pytestmark = pytest.mark.ui
+
+ME = local_actor().subject  # who acts in single-user mode (the app runs as this OS user): decisions carry it
 
 
 def _settle(page: Page) -> None:
@@ -48,10 +51,9 @@ def test_review_accept_and_correct_entities_lands_in_the_database(page: Page, ap
     expect(page.get_by_role("heading", name="Review", level=1)).to_be_visible()
     _settle(page)
     expect(page.get_by_test_id("stException")).to_have_count(0)
-    reviewer = page.get_by_label("Reviewer")
-    reviewer.fill("dr. browser")
-    reviewer.press("Enter")
-    _settle(page)
+    # no name to type: the sidebar says whose decisions these are (the local user, single-user mode)
+    expect(page.get_by_label("Reviewer")).to_have_count(0)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(f"Decisions are recorded as {ME}.")
     # the least confident report comes first; its text is shown with the suggestions highlighted
     marks = page.locator("mark")
     expect(marks).to_have_count(3)  # sinus bradycardia, 45 bpm, pleural effusion
@@ -61,8 +63,8 @@ def test_review_accept_and_correct_entities_lands_in_the_database(page: Page, ap
     expect(marks.filter(has_text="sinus bradycardia")).not_to_contain_text("⚠")
 
     # accept the highlighted suggestion ("sinus bradycardia") with the span view's key
-    # the run that knows the reviewer has finished: decisions are unlocked
-    expect(page.get_by_test_id("stAlert").filter(has_text="Type your name")).to_have_count(0)
+    # someone acts: decisions are unlocked
+    expect(page.get_by_test_id("stAlert").filter(has_text="Nobody is signed in")).to_have_count(0)
     _settle(page)
     page.locator(".rl-sv").focus()  # the span view's keys work while it has the focus
     page.keyboard.press("a")
@@ -96,18 +98,18 @@ def test_review_accept_and_correct_entities_lands_in_the_database(page: Page, ap
     expect(page.get_by_text(f"next report after #{doc}")).to_be_visible()
 
     # what the database holds
-    state = db_review.review_state(app.engine(), doc, "dr. browser")
+    state = db_review.review_state(app.engine(), doc, ME)
     assert state.complete, state  # nothing pending any more: the review is training data
     assert sorted((text[s.start:s.end], s.label) for s in state.spans) == [
         ("heart rate 45 bpm", "HR"), ("pleural effusion", "FINDING"), ("sinus bradycardia", "RHYTHM")]
     decisions = list(reversed(db_review.list_decisions(app.engine(), document_id=doc)))
     assert [d.action for d in decisions] == ["accept", "adjust", "relabel"]
-    assert all(d.reviewer == "dr. browser" and d.model_version_id == seeded["version"].id for d in decisions)
+    assert all(d.reviewer == ME and d.model_version_id == seeded["version"].id for d in decisions)
     assert decisions[1].before["label"] == "HR" and text[decisions[1].after["start"]:decisions[1].after["end"]] == (
         "heart rate 45 bpm")
     with read_session(app.engine()) as s:
         rows = s.execute(select(m.Annotation.source, m.Annotation.author, m.Annotation.cancelled).where(
             m.Annotation.document_id == doc)).all()
-    assert rows == [("review", "dr. browser", False)]
+    assert rows == [("review", ME, False)]
     expect(page.get_by_test_id("stMetric").filter(has_text="Reviewed")).to_contain_text("1 /")
     assert not requests_seen.outside(), requests_seen.outside()

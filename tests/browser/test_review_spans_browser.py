@@ -1,6 +1,7 @@
 """The Review page's span view in a real browser (the real app, headless Chromium): the first pending entity is
 highlighted, one key accepts it (the decision is in the database and the next entity is highlighted), a mouse
-selection adds a span with the chosen label, and report text that looks like markup stays text."""
+selection adds a span with the chosen label, and report text that looks like markup stays text. Decisions carry
+whoever acts: single-user mode here, so the local OS user (the app runs as the same user as the tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.factories import REVIEW_PROJECT, seed_review_project
+from services.auth import local_actor
+from tests.factories import REVIEW_PREDICTED, REVIEW_PROJECT, seed_review_project
 from tests.factories import REVIEW_TEXTS as TEXTS
 
 try:
@@ -21,6 +23,7 @@ pytestmark = pytest.mark.ui
 
 XSS = "sinus rhythm <img src=x onerror=\"window.__xss=1\"> <b>bold</b> heart rate 60 bpm."
 VIEW = ".rl-sv"
+ME = local_actor().subject  # who acts in single-user mode: every test here reviews as this one person
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +32,18 @@ def seeded(app, tmp_path_factory):
     from db import models as m
     from db.engine import read_session
     from db.importer import import_tasks
+    from db.scores import save_predictions
 
     out = seed_review_project(app.db_url, tmp_path_factory.mktemp("review-spans"))
-    import_tasks(out["engine"], REVIEW_PROJECT, [ParsedTask(text=XSS, task_id=77)])
+    # the mouse test gets its own copy of the least confident report, with the same stored suggestions: the tests
+    # all review as the same person, so the keys test's decisions on ``ids[1]`` would be the mouse test's start.
+    # Its confidence (0.95) ranks it after ids[1] and ids[2] (0.41, 0.9): the keys test's next report stays ids[2]
+    import_tasks(out["engine"], REVIEW_PROJECT, [ParsedTask(text=XSS, task_id=77),
+                                                 ParsedTask(text=TEXTS[0], task_id=78)])
     with read_session(out["engine"]) as s:
         out["xss"] = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 77))
+        out["copy"] = s.scalar(select(m.Document.id).where(m.Document.ls_task_id == 78))
+    save_predictions(out["engine"], out["version"].id, {out["copy"]: (REVIEW_PREDICTED[0], 0.95)})
     return out
 
 
@@ -43,15 +53,14 @@ def _settle(page: Page) -> None:
     page.wait_for_timeout(150)
 
 
-def _open(page: Page, app, reviewer: str) -> None:
+def _open(page: Page, app) -> None:
+    """The Review page, decisions unlocked for the local user (no name to type: the sidebar says who records)."""
     page.goto(f"{app.url}/review")
     expect(page.get_by_role("heading", name="Review", level=1)).to_be_visible()
     _settle(page)
-    box = page.get_by_label("Reviewer")
-    box.fill(reviewer)
-    box.press("Enter")
-    _settle(page)
-    expect(page.locator(f"{VIEW}-status")).not_to_contain_text("Type your name")
+    expect(page.get_by_label("Reviewer")).to_have_count(0)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(f"Decisions are recorded as {ME}.")
+    expect(page.get_by_test_id("stAlert").filter(has_text="Nobody is signed in")).to_have_count(0)
 
 
 def _pick(page: Page, doc: int) -> None:
@@ -72,7 +81,7 @@ def test_one_key_accepts_the_highlighted_entity_and_highlights_the_next(page: Pa
     from db import review as db_review
 
     doc, text = seeded["ids"][1], TEXTS[0]
-    _open(page, app, "dr. keys")
+    _open(page, app)
     view = page.locator(VIEW)
     expect(view).to_have_attribute("data-doc", str(doc))
     marks = page.locator(f"{VIEW}-text mark")
@@ -86,7 +95,7 @@ def test_one_key_accepts_the_highlighted_entity_and_highlights_the_next(page: Pa
     expect(marks.filter(has_text="sinus bradycardia")).to_have_class(re.compile("rl-sv-accepted"))
     decisions = db_review.list_decisions(app.engine(), document_id=doc)
     assert [(d.action, d.reviewer, text[d.before["start"]:d.before["end"]]) for d in decisions] == [
-        ("accept", "dr. keys", "sinus bradycardia")]
+        ("accept", ME, "sinus bradycardia")]
     # X rejects the highlighted one ("45 bpm"): struck through, and the highlight moves on
     page.keyboard.press("x")
     expect(view).to_have_attribute("data-seq", "2", timeout=30_000)
@@ -96,16 +105,16 @@ def test_one_key_accepts_the_highlighted_entity_and_highlights_the_next(page: Pa
     # finished and the page moves on to the next report, saying so
     page.keyboard.press("1")
     expect(page.get_by_test_id("stAlert").filter(has_text=f"Report #{doc} reviewed")).to_be_visible(timeout=60_000)
-    state = db_review.review_state(app.engine(), doc, "dr. keys")
+    state = db_review.review_state(app.engine(), doc, ME)
     assert state.complete and [(text[s.start:s.end], s.label) for s in state.spans] == [
         ("sinus bradycardia", "RHYTHM"), ("pleural effusion", "FINDING")]
     nxt = int(page.locator(VIEW).get_attribute("data-doc"))
-    assert nxt != doc
+    assert nxt != doc and nxt != seeded["copy"]  # the mouse test's copy is left alone
     # the page's own shortcut still works from inside the view: Shift+A accepts the (next) report
     page.locator(VIEW).focus()
     page.keyboard.press("Shift+A")
     expect(page.get_by_test_id("stAlert").filter(has_text=f"Report #{nxt} reviewed")).to_be_visible(timeout=60_000)
-    assert db_review.review_state(app.engine(), nxt, "dr. keys").complete
+    assert db_review.review_state(app.engine(), nxt, ME).complete
     expect(page.get_by_test_id("stException")).to_have_count(0)
     assert not requests_seen.outside(), requests_seen.outside()
 
@@ -113,8 +122,8 @@ def test_one_key_accepts_the_highlighted_entity_and_highlights_the_next(page: Pa
 def test_a_mouse_selection_adds_a_span_with_the_chosen_label(page: Page, app, seeded):
     from db import review as db_review
 
-    doc, text = seeded["ids"][1], TEXTS[0]
-    _open(page, app, "dr. mouse")
+    doc, text = seeded["copy"], TEXTS[0]  # a fresh copy of the keys test's report: nothing decided on it yet
+    _open(page, app)
     _pick(page, doc)
     view = page.locator(VIEW)
     page.locator(".rl-sv-chip", has_text="HR").click()  # new spans get HR
@@ -142,10 +151,11 @@ def test_a_mouse_selection_adds_a_span_with_the_chosen_label(page: Page, app, se
     page.mouse.up()
     expect(view).to_have_attribute("data-seq", "1", timeout=30_000)
     expect(page.locator(f"{VIEW}-text mark", has_text="heart rate")).to_have_class(re.compile("rl-sv-corrected"))
-    state = db_review.review_state(app.engine(), doc, "dr. mouse")
+    state = db_review.review_state(app.engine(), doc, ME)
     assert [(text[s.start:s.end], s.label) for s in state.spans] == [("heart rate", "HR")]
-    (decision,) = db_review.list_decisions(app.engine(), document_id=doc, reviewer="dr. mouse")
-    assert decision.action == "add"
+    assert not state.complete  # the three suggestions still wait
+    (decision,) = db_review.list_decisions(app.engine(), document_id=doc)
+    assert (decision.action, decision.reviewer) == ("add", ME)
     # a click picks an entity; Shift+← widens its start by a word, Shift+Alt+→ narrows it back, Shift+← again,
     # Enter saves the new boundaries (snapped to tokens by Python)
     page.locator(f"{VIEW}-text mark", has_text="pleural effusion").click()
@@ -157,14 +167,15 @@ def test_a_mouse_selection_adds_a_span_with_the_chosen_label(page: Page, app, se
     page.keyboard.press("Shift+ArrowLeft")
     page.keyboard.press("Enter")
     expect(view).to_have_attribute("data-seq", "2", timeout=30_000)
-    last = db_review.list_decisions(app.engine(), document_id=doc, reviewer="dr. mouse")[0]
+    last, first = db_review.list_decisions(app.engine(), document_id=doc)  # newest first
+    assert first.action == "add" and last.reviewer == ME
     assert last.action == "adjust" and text[last.after["start"]:last.after["end"]] == "a pleural effusion"
 
 
 def test_report_text_that_looks_like_markup_is_shown_as_text(page: Page, app, seeded):
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    _open(page, app, "dr. safe")
+    _open(page, app)
     _pick(page, seeded["xss"])
     # the text, read back from the page without the entity tags, is the report character for character
     shown = page.evaluate("""() => {
