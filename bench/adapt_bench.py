@@ -8,7 +8,8 @@ Corpora are taken by name (:data:`CORPORA`): ``demo`` (the English ECG/radiology
 ``demo_zh`` (the Chinese ECG/Holter demo, ``core.demo_zh``); a corpus whose generator is not in this checkout is a
 clear error. ``time`` imports ``--n`` reports of generator seed 0 (labelled and unlabelled, as the demo has them)
 into a fresh SQLite file and runs one ``adapt`` job's work (``training.adapt.run_adaptation``) with the default
-``AdaptConfig`` from the bundled model: wall time, vocabulary added, [UNK] share before/after, held-out MLM loss.
+``AdaptConfig`` from the bundled model: wall and CPU time (on a shared machine CPU seconds / threads estimates the
+wall time on dedicated cores), vocabulary added, [UNK] share before/after, held-out MLM loss.
 
 ``compare``: per seed, the pool project (``--pool`` reports of generator seed 0, labelled or not) is adapted once per
 arm: ``bundled`` (no adaptation), ``vocab`` (vocabulary extension only, ``mlm_steps=0``), ``vocab+mlm`` (the
@@ -80,9 +81,12 @@ def adapt(engine, project_id: int, out: Path, **overrides) -> dict:
     from training.adapt import run_adaptation
 
     config = AdaptConfig(**overrides)
-    t = time.monotonic()
+    t, cpu = time.monotonic(), time.process_time()
     result = run_adaptation(engine, project_id, config, config.parent, out)
-    return {"wall_s": round(time.monotonic() - t, 1), "vocab": result.vocab, "corpus": result.corpus,
+    wall = time.monotonic() - t
+    steps = result.mlm.get("steps") or 0
+    return {"wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+            "s_per_step": round(wall / steps, 2) if steps else None, "vocab": result.vocab, "corpus": result.corpus,
             "mlm": {k: v for k, v in result.mlm.items() if k != "loss_curve"}, "config": config.to_dict()}
 
 

@@ -27,9 +27,9 @@ def zh(db):
 
 
 def unk_table(at):  # noqa: ANN001
-    tables = [df.value for df in at.dataframe if "[UNK] share" in df.value.columns]
-    assert len(tables) == 1, [list(df.value.columns) for df in at.dataframe]
-    return tables[0].set_index("base model")["[UNK] share"].to_dict()
+    tables = [t.value for t in at.table if "[UNK] share" in t.value.columns]
+    assert len(tables) == 1, [list(t.value.columns) for t in at.table]
+    return tables[0]["[UNK] share"].to_dict()
 
 
 def test_the_dataset_page_shows_unk_per_base_and_suggests_adapting(zh, open_page):

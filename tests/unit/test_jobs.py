@@ -533,7 +533,7 @@ def test_production_workers_run_only_production_kinds() -> None:
     code = "from jobs.context import load_handlers; print(sorted(load_handlers()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['score', 'train']"
+    assert out.stdout.strip() == "['adapt', 'score', 'train']"
     bad = subprocess.run([sys.executable, "-m", "jobs.worker", "--once", "--kinds", "selftest"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown job kind(s) ['selftest']" in bad.stderr
