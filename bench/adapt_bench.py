@@ -84,9 +84,11 @@ def adapt(engine, project_id: int, out: Path, **overrides) -> dict:
     t, cpu = time.monotonic(), time.process_time()
     result = run_adaptation(engine, project_id, config, config.parent, out)
     wall = time.monotonic() - t
-    steps = result.mlm.get("steps") or 0
+    curve = [p for p in result.mlm.get("loss_curve", []) if p.get("elapsed_s") is not None]
+    per_step = ((curve[-1]["elapsed_s"] - curve[0]["elapsed_s"]) / (curve[-1]["step"] - curve[0]["step"])
+                if len(curve) > 1 and curve[-1]["step"] > curve[0]["step"] else None)
     return {"wall_s": round(wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
-            "s_per_step": round(wall / steps, 2) if steps else None, "vocab": result.vocab, "corpus": result.corpus,
+            "s_per_step": round(per_step, 2) if per_step else None, "vocab": result.vocab, "corpus": result.corpus,
             "mlm": {k: v for k, v in result.mlm.items() if k != "loss_curve"}, "config": config.to_dict()}
 
 

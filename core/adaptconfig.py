@@ -35,7 +35,7 @@ class AdaptConfig(JsonConfig):
     vocab_max_new: int = field(default=3000, metadata=meta(
         "at most this many new vocabulary entries (the most frequent first); 0 = keep the vocabulary", minimum=0,
         maximum=50_000))
-    mlm_steps: int = field(default=200, metadata=meta(
+    mlm_steps: int = field(default=150, metadata=meta(
         "optimizer steps of continued masked-LM pretraining; 0 = vocabulary extension only", minimum=0,
         maximum=1_000_000))
     epochs: int | None = field(default=None, metadata=meta(

@@ -25,7 +25,14 @@ from core.types import Document, ReportLensError
 from training.artifacts import write_json
 from training.callbacks import callback_classes, restore
 from training.encoding import load_tokenizer, resolve_model
-from training.mlm import WholeWordMaskCollator, build_windows, heldout_batches, heldout_callback, split_heldout
+from training.mlm import (
+    WholeWordMaskCollator,
+    build_windows,
+    heldout_batches,
+    heldout_callback,
+    mlm_loss,
+    split_heldout,
+)
 from training.model import quiet_load
 from training.vocab import extend_tokenizer, resize_and_init
 
@@ -117,9 +124,23 @@ def _dataset(items: list[Any]) -> Any:
     return Windows()
 
 
+def _trainer_class() -> Any:
+    from transformers import Trainer
+
+    class MaskedOnlyTrainer(Trainer):
+        """``Trainer`` whose loss projects only the masked positions onto the vocabulary (:func:`mlm_loss`)."""
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            loss = mlm_loss(model, inputs)
+            return (loss, None) if return_outputs else loss
+
+    return MaskedOnlyTrainer
+
+
 def _train_mlm(model: Any, tokenizer: Any, train: list[Any], heldout: list[Any], config: AdaptConfig,
                progress: Callable[[dict], None], should_stop: Callable[[], bool]) -> tuple[dict[str, Any], bool]:
-    from transformers import PrinterCallback, Trainer, TrainingArguments
+    from transformers import PrinterCallback, TrainingArguments
 
     progress_cls, cancel_cls, _ = callback_classes()
     prog, cancel = progress_cls(progress), cancel_cls(should_stop)
@@ -135,7 +156,7 @@ def _train_mlm(model: Any, tokenizer: Any, train: list[Any], heldout: list[Any],
             eval_strategy="no", report_to=[], use_cpu=True, seed=config.seed, data_seed=config.seed,
             dataloader_num_workers=0, disable_tqdm=True, remove_unused_columns=False)
         collator = WholeWordMaskCollator(tokenizer, config.mask_prob, config.entity_boost, config.seed)
-        trainer = Trainer(model=model, args=args, train_dataset=_dataset(train), data_collator=collator,
+        trainer = _trainer_class()(model=model, args=args, train_dataset=_dataset(train), data_collator=collator,
                           callbacks=[prog, cancel, stopper])
         trainer.remove_callback(PrinterCallback)
         if config.epochs and config.mlm_steps:
@@ -146,7 +167,8 @@ def _train_mlm(model: Any, tokenizer: Any, train: list[Any], heldout: list[Any],
         stopper.measure(model, state)
     if not cancel.cancelled and stopper.best_state is not None and stopper.best_step != state.global_step:
         restore(model, stopper.best_state)
-    curve = [{"step": p["step"], "loss": p["loss"]} for p in prog.history if p.get("phase") == "train" and p["loss"]]
+    curve = [{"step": p["step"], "loss": round(p["loss"], 5), "elapsed_s": p.get("elapsed_s")}
+             for p in prog.history if p.get("phase") == "train" and p["loss"]]
     mlm = {"steps": state.global_step, "loss_curve": curve, "heldout_curve": stopper.curve,
            "best_step": stopper.best_step, "best_heldout_loss": None if stopper.best == float("inf") else
            round(stopper.best, 5), "stopped": stopper.stopped, "heldout_windows": sum(len(b["input_ids"])

@@ -43,26 +43,68 @@ def _cut(word_ids: Sequence[int | None], start: int, size: int) -> int:
     return back if back > start + size // 2 else end
 
 
-def build_windows(tokenizer: Any, docs: Sequence[Document], max_length: int) -> list[MlmWindow]:
-    """Every document cut into windows of at most ``max_length`` tokens (specials included), no overlap."""
-    size = max(1, max_length - 2)
-    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+def _chunks(tokenizer: Any, docs: Sequence[Document], size: int) -> list[tuple[list[int], list[Any], list[bool]]]:
+    """Each document cut into pieces of at most ``size`` tokens at word boundaries: (ids, word keys, in-entity)."""
     spans = {d.id: d.spans for d in docs}
-    out: list[MlmWindow] = []
-    for tdoc in tokenize_documents(tokenizer, [(d.id, d.text) for d in docs]):
-        if not len(tdoc):
-            continue
+    out = []
+    for n, tdoc in enumerate(tokenize_documents(tokenizer, [(d.id, d.text) for d in docs])):
         inside = [any(s.start < e and st < s.end for s in spans[tdoc.doc_id]) for st, e in tdoc.offsets]
+        keys = [(n, w) if w is not None else (n, "t", i) for i, w in enumerate(tdoc.word_ids)]
         start = 0
         while start < len(tdoc):
             end = _cut(tdoc.word_ids, start, size)
-            local: dict[Any, int] = {}
-            words = [local.setdefault(("w", w) if w is not None else ("t", i), len(local))
-                     for i, w in enumerate(tdoc.word_ids[start:end], start)]
-            out.append(MlmWindow((cls, *tdoc.input_ids[start:end], sep), (-1, *words, -1),
-                                 (False, *inside[start:end], False)))
+            out.append((list(tdoc.input_ids[start:end]), keys[start:end], inside[start:end]))
             start = end
     return out
+
+
+def build_windows(tokenizer: Any, docs: Sequence[Document], max_length: int, pack: bool = True) -> list[MlmWindow]:
+    """The documents as windows of at most ``max_length`` tokens (specials included). With ``pack`` (the default)
+    consecutive short documents share a window, separated by [SEP], so a batch holds text rather than padding; a long
+    document is cut at word boundaries, never truncated."""
+    size = max(1, max_length - 2)
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    out: list[MlmWindow] = []
+    ids: list[int] = []
+    keys: list[Any] = []
+    ents: list[bool] = []
+
+    def flush() -> None:
+        if ids:
+            local: dict[Any, int] = {}
+            words = [-1 if k is None else local.setdefault(k, len(local)) for k in keys]
+            out.append(MlmWindow((cls, *ids, sep), (-1, *words, -1), (False, *ents, False)))
+            del ids[:], keys[:], ents[:]
+
+    for c_ids, c_keys, c_ents in _chunks(tokenizer, docs, size):
+        if ids and (not pack or len(ids) + 1 + len(c_ids) > size):
+            flush()
+        if ids:
+            ids.append(sep)
+            keys.append(None)
+            ents.append(False)
+        ids.extend(c_ids)
+        keys.extend(c_keys)
+        ents.extend(c_ents)
+    flush()
+    return out
+
+
+def mlm_loss(model: Any, batch: dict[str, Any]) -> Any:
+    """The masked-LM loss computed on the masked positions only: the encoder over the batch, the LM head (a
+    30k-way projection, as costly as the encoder) only where a label is set. Falls back to the model's own loss for
+    a model without a separate encoder and head."""
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    encoder = getattr(base, getattr(base, "base_model_prefix", ""), None)
+    head = getattr(base, "cls", None) or getattr(base, "lm_head", None)
+    if encoder is None or head is None:
+        return model(**batch).loss
+    hidden = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    chosen = batch["labels"] != -100
+    logits = head(hidden[chosen])
+    return torch.nn.functional.cross_entropy(logits.float(), batch["labels"][chosen])
 
 
 def mask_window(window: MlmWindow, rng: np.random.Generator, mask_prob: float, entity_boost: float,
@@ -156,7 +198,7 @@ def heldout_loss(model: Any, batches: Sequence[dict[str, Any]], should_stop: Cal
                 if should_stop():
                     return None
                 n = int((batch["labels"] != -100).sum())
-                total += float(model(**batch).loss) * n
+                total += float(mlm_loss(model, batch)) * n
                 count += n
     finally:
         model.train(was_training)

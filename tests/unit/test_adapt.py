@@ -83,6 +83,27 @@ def test_whole_word_masking_masks_every_piece_of_a_word_and_biases_to_entities()
     assert entity_hits > 2 * hits  # entity words are masked far more often with a boost
 
 
+def test_windows_pack_short_reports_and_cut_long_ones_at_word_boundaries() -> None:
+    from core.types import Document
+    from tests.tiny import tiny_tokenizer
+    from training.mlm import build_windows
+
+    tok = tiny_tokenizer()
+    docs = [Document(id=i, text=t, spans=(Span(0, 5, "R"),) if i == 0 else ()) for i, t in enumerate(
+        ["sinus rhythm", "heart rate 72 bpm", " ".join(["bradycardia"] * 12)])]
+    windows = build_windows(tok, docs, max_length=16)
+    assert all(len(w.input_ids) <= 16 for w in windows)
+    first = windows[0]  # the two short reports share a window, [SEP] between them
+    assert tok.convert_ids_to_tokens(list(first.input_ids)) == [
+        "[CLS]", "sinus", "rhythm", "[SEP]", "heart", "rate", "7", "##2", "bpm", "[SEP]"]
+    assert first.entity[1] and not first.entity[2] and first.words[3] == -1 and first.words[6] == first.words[7]
+    rest = [t for w in windows[1:] for t in tok.convert_ids_to_tokens(list(w.input_ids)) if t not in ("[CLS]", "[SEP]")]
+    assert rest == ["brady", "##card", "##ia"] * 12  # the long report: every piece, no word split across windows
+    assert all(tok.convert_ids_to_tokens([w.input_ids[1]])[0] == "brady" for w in windows[1:])
+    unpacked = build_windows(tok, docs, max_length=16, pack=False)
+    assert len(unpacked) == len(windows) + 1
+
+
 def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(env, base_dir: str) -> None:
     from services.adapt import base_choices, queue_adaptation, unk_by_base
     from services.training import queue_training
