@@ -6,6 +6,8 @@
     python cli.py projects
     python cli.py seed-demo [--force] [--no-jobs]
     python cli.py train --project NAME [config flags, see --help] [--wait]
+    python cli.py adapt --project NAME [--parent BASE --vocab-min-count N --vocab-max-new N --mlm-steps N
+        --method full|lora ... see --help] [--wait] | adapt --project NAME --list
     python cli.py models --project NAME
     python cli.py evaluate (--model VERSION | --project NAME) EXPORT
     python cli.py predict (--model VERSION | --project NAME) EXPORT --out FILE.json
@@ -144,6 +146,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     return _wait_for(engine, job.id)
 
 
+def cmd_adapt(args: argparse.Namespace) -> int:
+    from core.adaptconfig import from_cli_args
+    from services.adapt import base_versions, queue_adaptation, version_rows
+    from services.projects import require_project
+
+    engine = _engine()
+    project = require_project(engine, args.project)
+    if args.list:
+        for row in version_rows(base_versions(engine, project.id)):
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    job, started = queue_adaptation(engine, project.id, from_cli_args(args))
+    print(f"queued adaptation job {job.id} ({job.params['name']}) for {project.name!r}"
+          + (" (worker started)" if started else ""), file=sys.stderr)
+    if not args.wait:
+        _print_json({"job": job.id, "status": job.status, "name": job.params["name"]})
+        return 0
+    return _wait_for(engine, job.id)
+
+
 def _wait_for(engine: Any, job_id: int) -> int:
     import time
 
@@ -171,6 +193,8 @@ def _wait_for(engine: Any, job_id: int) -> int:
     if version is not None:
         out.update({"model_version": version.name, "model_id": version.id, "active": version.is_active,
                     "duration_s": version.duration_s, "metrics": _metric_summary(version.metrics)})
+    elif job.result:
+        out["result"] = job.result  # e.g. an adaptation: the base version, vocabulary added, held-out loss
     _print_json(out)
     return 0 if job.status == JobStatus.SUCCEEDED else 1
 
@@ -187,6 +211,8 @@ def _progress_line(status: str, p: Any) -> str:
     dev = p.metrics.get("dev") if isinstance(p.metrics.get("dev"), dict) else {}
     if dev.get("f1") is not None:
         parts.append(f"dev F1 {float(dev['f1']):.3f}")
+    if dev.get("mlm_loss") is not None:
+        parts.append(f"held-out MLM loss {float(dev['mlm_loss']):.3f}")
     if eta := p.eta_text():
         parts.append(eta)
     if p.message:
@@ -473,6 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--wait", action="store_true", help="print progress, then the final metrics as JSON")
     add_cli_args(train)
     train.set_defaults(func=cmd_train)
+
+    from core.adaptconfig import add_cli_args as add_adapt_args
+
+    adapt = sub.add_parser("adapt", help="adapt a base model to a project's text (vocabulary + masked-LM "
+                                         "pretraining); the result is a base version training can start from")
+    adapt.add_argument("--project", required=True)
+    adapt.add_argument("--wait", action="store_true", help="print progress, then the result as JSON")
+    adapt.add_argument("--list", action="store_true", help="list the project's base versions as JSON lines")
+    add_adapt_args(adapt)
+    adapt.set_defaults(func=cmd_adapt)
 
     models = sub.add_parser("models", help="list a project's model versions (the active one marked)")
     models.add_argument("--project", required=True)

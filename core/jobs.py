@@ -42,6 +42,7 @@ ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.QUEUED, JobStatus.RUNNING)
 class JobKind(StrEnum):
     TRAIN = "train"
     SCORE = "score"
+    ADAPT = "adapt"  # vocabulary extension + continued masked-LM pretraining of a base model (issue 16)
 
 
 _NUMBER = int | float

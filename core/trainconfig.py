@@ -44,7 +44,8 @@ class TrainConfig(JsonConfig):
     KIND = "training config"
 
     base_model: str = field(default="bundled", metadata=_meta(
-        "'bundled' (all-MiniLM-L6-v2, offline), a local Hugging Face model folder, or a Hub id when online"))
+        "'bundled' (all-MiniLM-L6-v2, offline), a base version of the project by name (cli.py adapt), a local "
+        "Hugging Face model folder, or a Hub id when online"))
     task: str = field(default="ner", metadata=_meta(
         "'ner' (span labels) or 'classification' (document Choices); any task registered in training/tasks/"))
     label_mode: str = field(default="auto", metadata=_meta(

@@ -362,3 +362,28 @@ class ReviewDecision(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     comment: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# ---------------------------------------------------------------- adapted base models (0008)
+
+
+class BaseModelVersion(Base):
+    """A base model adapted to a project's text by an ``adapt`` job (vocabulary extension, continued masked-LM
+    pretraining): a plain Hugging Face model folder that training can start from, picked by ``name``."""
+
+    __tablename__ = "base_model_versions"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    parent: Mapped[str] = mapped_column(String(1000))  # the base it started from, as the config named it
+    path: Mapped[str] = mapped_column(String(1000))  # relative to the data dir when inside it
+    vocab_added: Mapped[int] = mapped_column(Integer, default=0)
+    vocab: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # VocabReport.to_dict()
+    mlm: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # loss curve, held-out losses, steps, stop reason
+    corpus: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # documents, windows, tokens
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # AdaptConfig.to_dict()
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

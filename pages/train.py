@@ -4,12 +4,15 @@
 import pandas as pd
 import streamlit as st
 
+from core.adaptconfig import AdaptConfig
 from core.types import ReportLensError
 from services import jobs as job_svc
+from services.adapt import base_choices, base_versions, queue_adaptation, version_rows
+from services.adapt import form_fields as adapt_fields
 from services.training import form_fields, queue_training
 from ui.jobs import live_jobs
 from ui.state import engine, project_picker
-from ui.train import run_estimate, train_form, values_to_config
+from ui.train import adapt_form, run_estimate, train_form, values_to_config
 
 st.title("Train")
 project = project_picker()
@@ -24,7 +27,8 @@ if project.n_labeled == 0:
 st.caption(f"{project.n_labeled} labeled reports · labels: {', '.join(project.labels) or '—'}. The defaults train a "
            "LoRA adapter on the bundled MiniLM BERT; the split into train/dev/test is fixed per project.")
 
-specs = form_fields()
+bases = base_choices(engine(), project.id)
+specs = form_fields(bases)
 values, submitted = train_form(specs)
 config = None
 if submitted:
@@ -35,6 +39,23 @@ if submitted:
     except ReportLensError as exc:
         st.error(f"Not queued: {exc}", icon="🚫")
 st.caption(run_estimate(engine(), project, config))
+
+with st.expander(f"Adapt the base model to this project's text ({len(bases) - 1} base versions)"):
+    st.caption("Adds the characters the base model cannot read to its vocabulary and continues its masked-language-"
+               "model pretraining on all of this project's reports (labelled or not). The result is a base version "
+               "that the training form above can start from; see the Dataset page for how much each base reads.")
+    versions = base_versions(engine(), project.id)
+    if versions:
+        st.dataframe(pd.DataFrame(version_rows(versions)), hide_index=True, width="stretch")
+    a_specs = adapt_fields()
+    a_values, a_submitted = adapt_form(a_specs, bases)
+    if a_submitted:
+        try:
+            job, started = queue_adaptation(engine(), project.id, values_to_config(a_specs, a_values, AdaptConfig))
+            st.success(f"Adaptation job {job.id} ({job.params['name']}) queued"
+                       + (" and a worker started." if started else "."), icon="✅")
+        except ReportLensError as exc:
+            st.error(f"Not queued: {exc}", icon="🚫")
 
 live_jobs(project.id, curves=True, empty="No training job is running.", rerun_when_done=True)
 

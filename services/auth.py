@@ -76,7 +76,8 @@ class ByJobKind:
         return self.by_kind.get(str(kind), self.default) if kind is not None else self.default
 
 
-JOB_KIND = ByJobKind({"train": Permission.TRAIN, "score": Permission.QUEUE}, Permission.TRAIN)
+JOB_KIND = ByJobKind({"train": Permission.TRAIN, "adapt": Permission.TRAIN, "score": Permission.QUEUE},
+                     Permission.TRAIN)
 
 
 @dataclass

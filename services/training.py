@@ -3,11 +3,14 @@ task registry, ``training.tasks``), a config checked against that registry, and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from core.auth import Permission
 from core.jobs import JobKind
 from core.trainconfig import TrainConfig, fields_for_form
+from db.base_versions import resolve_base_name
 from db.records import JobInfo
 from services.auth import job_detail, open_to_all, requires
 from services.jobs import queue_job
@@ -21,12 +24,15 @@ def task_names() -> list[str]:
 
 
 @open_to_all
-def form_fields() -> list[dict[str, Any]]:
-    """``fields_for_form()`` with the registered tasks as the choices of ``task``."""
+def form_fields(base_choices: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """``fields_for_form()`` with the registered tasks as the choices of ``task``; with ``base_choices`` (``bundled``
+    and the project's base versions, ``services.adapt.base_choices``) those are the choices of ``base_model``."""
     specs = fields_for_form()
     for spec in specs:
         if spec["name"] == "task":
             spec.update(type="choice", choices=tuple(task_names()))
+        if spec["name"] == "base_model" and len(base_choices) > 1 and spec["default"] in base_choices:
+            spec.update(type="choice", choices=tuple(base_choices))
     return specs
 
 
@@ -41,5 +47,8 @@ def check(config: TrainConfig) -> TrainConfig:
 
 @requires(Permission.TRAIN, action="train_queued", detail=job_detail)
 def queue_training(engine: Any, project: int | str, config: TrainConfig) -> tuple[JobInfo, bool]:
-    """Check the config, queue a ``train`` job and make sure a worker runs it."""
+    """Check the config, queue a ``train`` job and make sure a worker runs it. A ``base_model`` that names one of
+    the project's base model versions (``cli.py adapt``) becomes that version's folder, which the job, its
+    ``train_config.json`` and the model version record as the base it used."""
+    config = replace(config, base_model=resolve_base_name(engine, project, config.base_model))
     return queue_job(engine, project, JobKind.TRAIN, check(config).to_dict())

@@ -47,10 +47,26 @@ def resolve_model(name: str | None = None) -> str:
         return str(path)
     if os.environ.get("REPORTLENS_ALLOW_DOWNLOADS") == "1" and "/" in name and not path.exists():
         return name
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not path.exists():
+        cached = cached_hub_model(name)
+        if cached is not None:
+            return cached
     raise ReportLensError(
-        f"Base model {name!r} is not a local folder. Use 'bundled', the path of a downloaded model folder, or set "
+        f"Base model {name!r} is not a local folder (nor, with HF_HUB_OFFLINE=1, a Hub id in the local Hugging Face "
+        "cache). Use 'bundled', the path of a downloaded model folder, a cached Hub id with HF_HUB_OFFLINE=1, or set "
         "REPORTLENS_ALLOW_DOWNLOADS=1 on a machine that can reach the Hugging Face Hub to use a Hub id."
     )
+
+
+def cached_hub_model(name: str) -> str | None:
+    """The local snapshot folder of Hub id ``name`` when the Hugging Face cache holds it (never downloads)."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except (LocalEntryNotFoundError, ValueError, OSError):
+        return None
 
 
 @lru_cache(maxsize=4)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from core.alignment import PARTIAL_TOKEN_POLICIES, AlignConfig
 from core.errors import IssueCode
+from services.adapt import UNK_SUGGEST_SHARE, base_choices, unk_by_base
 from services.dataset import (
     UNK_WARN_SHARE,
     annotation_status,
@@ -30,14 +31,39 @@ PAGE_SIZE = 25
 
 
 @st.cache_data(show_spinner="Measuring how much of the text the model can read…", max_entries=32)
-def _unk_share(project_id: int, n_documents: int, base_model: str | None, _tok: Any) -> float:
+def _unk_share(database: str, project_id: int, n_documents: int, base_model: str | None, _tok: Any) -> float:
     return project_unk_share(engine(), project_id, _tok)  # n_documents: recomputed after an import
+
+
+@st.cache_data(show_spinner="Measuring [UNK] per base model…", max_entries=32)
+def _unk_rows(database: str, project_id: int, n_documents: int, n_bases: int) -> list[dict[str, Any]]:
+    del database, n_documents, n_bases  # cache keys: recomputed after an import or an adaptation
+    return [{"base model": r.base, "[UNK] share": f"{r.unk_share:.1%}", "tokens": r.tokens,
+             "vocabulary": r.vocab_size, "_share": r.unk_share} for r in unk_by_base(engine(), project_id)]
+
+
+def unk_per_base(project: Any) -> None:
+    """How much of the project's text each base model cannot read (bundled and the project's base versions), and a
+    suggestion to adapt when even the best one is above ``UNK_SUGGEST_SHARE``."""
+    rows = _unk_rows(str(engine().url), project.id, project.n_documents, len(base_choices(engine(), project.id)))
+    if not rows:
+        return
+    with st.expander("[UNK] share per base model", expanded=min(r["_share"] for r in rows) > UNK_SUGGEST_SHARE):
+        st.table(pd.DataFrame(rows).drop(columns="_share").set_index("base model"))  # a few rows: a static table
+        best = min(rows, key=lambda r: r["_share"])
+        if best["_share"] > UNK_SUGGEST_SHARE:
+            st.info(f"Every base model reads this project poorly (best: {best['base model']}, "
+                    f"{best['_share']:.1%} [UNK]). Adapting adds the missing characters to the vocabulary and "
+                    "continues pretraining on these reports: **Adapt** on the Train page.", icon="💡")
+        elif best["base model"] != "bundled" and len(rows) > 1:
+            st.caption(f"{best['base model']} reads the most of this project's text; pick it as the base model on "
+                       "the Train page.")
 
 
 def overview(project: Any, tok: Any, base_model: str | None) -> dict[str, int]:
     """Counts, the share of [UNK] tokens (with a warning when the base model cannot read the text) and the spans per
     label; returns the label counts."""
-    unk = _unk_share(project.id, project.n_documents, base_model, tok)
+    unk = _unk_share(str(engine().url), project.id, project.n_documents, base_model, tok)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Documents", project.n_documents)
     c2.metric("Labeled", project.n_labeled)
@@ -46,10 +72,12 @@ def overview(project: Any, tok: Any, base_model: str | None) -> dict[str, int]:
     if unk >= UNK_WARN_SHARE:
         st.warning(
             f"The base model cannot read {unk:.0%} of this project's tokens (they become [UNK]). A model trained on "
-            "it will miss those words. The bundled English MiniLM does not know most Chinese characters: choose a "
-            "base model that reads this language (e.g. a local bert-base-chinese folder via REPORTLENS_BASE_MODEL).",
+            "it will miss those words. The bundled English MiniLM does not know most Chinese characters: adapt it "
+            "to this project's text (**Adapt** on the Train page, or `cli.py adapt`), or choose a base model that "
+            "reads this language (e.g. a local bert-base-chinese folder via REPORTLENS_BASE_MODEL).",
             icon="⚠️",
         )
+    unk_per_base(project)
 
     counts = label_counts(engine(), project.id)
     if counts:

@@ -41,11 +41,11 @@ def number(spec: dict[str, Any], raw: str) -> int | float | None:
     return int(value)
 
 
-def widget(spec: dict[str, Any], container: Any) -> Any:
+def widget(spec: dict[str, Any], container: Any, prefix: str = "cfg_") -> Any:
     """The widget of one field. Optional numbers (blank = auto) come back as the typed text, parsed by
     :func:`values_to_config`; the others from number inputs."""
     label, default, help_ = _label(spec), spec["default"], spec.get("help")
-    key = f"cfg_{spec['name']}"
+    key = f"{prefix}{spec['name']}"
     if spec["type"] == "choice":
         return container.selectbox(label, spec["choices"], index=list(spec["choices"]).index(default), help=help_,
                                    key=key)
@@ -56,6 +56,8 @@ def widget(spec: dict[str, Any], container: Any) -> Any:
     if spec.get("optional"):
         return container.text_input(label + " (blank = auto)", "" if default is None else str(default), help=help_,
                                     key=key)
+    if spec["type"] == "str":
+        return container.text_input(label, "" if default is None else str(default), help=help_, key=key)
     if spec["type"] == "int":
         return container.number_input(label, value=int(default), step=1, help=help_, key=key)
     if spec["type"] == "float":
@@ -79,8 +81,9 @@ def train_form(specs: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     return values, submitted
 
 
-def values_to_config(specs: list[dict[str, Any]], values: dict[str, Any]) -> TrainConfig:
-    """The config the form asks for; :class:`ReportLensError` (one field, what is wrong) otherwise."""
+def values_to_config(specs: list[dict[str, Any]], values: dict[str, Any], cls: Any = TrainConfig) -> Any:
+    """The config (``cls``, a ``TrainConfig`` by default) the form asks for; :class:`ReportLensError` (one field,
+    what is wrong) otherwise."""
     out: dict[str, Any] = {}
     for spec in specs:
         raw = values[spec["name"]]
@@ -88,9 +91,40 @@ def values_to_config(specs: list[dict[str, Any]], values: dict[str, Any]) -> Tra
             out[spec["name"]] = number(spec, raw)
         elif spec["type"] == "list":
             out[spec["name"]] = tuple(x.strip() for x in str(raw).split(",") if x.strip())
+        elif spec["type"] == "str" and spec.get("optional") and not str(raw).strip():
+            out[spec["name"]] = None
         else:
             out[spec["name"]] = raw
-    return TrainConfig.from_dict(out)
+    return cls.from_dict(out)
+
+
+ADAPT_BASIC = ("name", "parent", "vocab_min_count", "vocab_max_new", "mlm_steps", "method")
+
+
+def adapt_form(specs: list[dict[str, Any]], parents: list[str]) -> tuple[dict[str, Any], bool]:
+    """The Adapt form: the parent base (``bundled`` or a base version; a folder under the advanced settings), the
+    vocabulary threshold and cap, MLM steps, LoRA or full; returns the raw values and whether it was submitted."""
+    values: dict[str, Any] = {}
+    with st.form("adapt_form"):
+        cols = st.columns(3)
+        basic = [s for s in specs if s["name"] in ADAPT_BASIC]
+        for i, spec in enumerate(basic):
+            if spec["name"] == "parent":
+                values["parent"] = cols[i % 3].selectbox("parent base model", parents, help=spec.get("help"),
+                                                         key="adapt_parent")
+            else:
+                values[spec["name"]] = widget(spec, cols[i % 3], prefix="adapt_")
+        with st.expander("Advanced settings"):
+            folder = st.text_input("parent model folder (overrides the choice above)", "", key="adapt_parent_dir",
+                                   help="a local Hugging Face model folder, or a Hub id in the local cache "
+                                        "(HF_HUB_OFFLINE=1)")
+            acols = st.columns(3)
+            for i, spec in enumerate(s for s in specs if s["name"] not in ADAPT_BASIC):
+                values[spec["name"]] = widget(spec, acols[i % 3], prefix="adapt_")
+        submitted = st.form_submit_button("Start adaptation")
+    if folder.strip():
+        values["parent"] = folder.strip()
+    return values, submitted
 
 
 def run_estimate(engine: Any, project: Any, config: TrainConfig | None = None) -> str:

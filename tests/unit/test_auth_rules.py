@@ -104,6 +104,11 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     # training
     "training.queue_training": (P.TRAIN, "train_queued"), "training.check": (OPEN, None),
     "training.form_fields": (OPEN, None), "training.task_names": (OPEN, None),
+    # adaptation (issue 16)
+    "adapt.queue_adaptation": (P.TRAIN, "adapt_queued"), "adapt.form_fields": (OPEN, None),
+    "adapt.base_versions": (P.VIEW, None), "adapt.base_choices": (P.VIEW, None),
+    "adapt.resolve_base": (P.VIEW, None), "adapt.unk_by_base": (P.DATASET, None),
+    "adapt.version_rows": (OPEN, None),
 }
 
 
@@ -148,5 +153,5 @@ def test_writes_are_audited_and_open_functions_write_nothing() -> None:
     writes = {n for n, (_, a) in RULES.items() if a}
     for must in ("imports.import_file", "review.decide", "training.queue_training", "models.activate",
                  "models.export_merged_version", "labelstudio.push.push", "labelstudio.pull.pull",
-                 "jobs.cancel_job", "people.grant_role", "queue.queue_scoring_job"):
+                 "jobs.cancel_job", "people.grant_role", "queue.queue_scoring_job", "adapt.queue_adaptation"):
         assert must in writes

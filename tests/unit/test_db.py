@@ -72,7 +72,7 @@ def test_migration_to_head_on_empty_file(tmp_path) -> None:
     assert current_revision(url) is None
     upgrade(url)
     upgrade(url)  # idempotent
-    assert current_revision(url) == "0007"  # the newest revision
+    assert current_revision(url) == "0008"  # the newest revision
     with make_engine(url).connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), m.Base.metadata) == []
 

@@ -505,7 +505,7 @@ def test_migration_0001_to_head_keeps_existing_data(empty_url: str) -> None:
     before = rows()
     assert len(before["documents"]) == 3 and len(before["spans"]) == 6
     upgrade(empty_url)
-    assert current_revision(empty_url) == "0007" and rows() == before
+    assert current_revision(empty_url) == "0008" and rows() == before
     with read_session(engine) as s:  # 0005: existing documents come from an unknown ("legacy") source
         assert set(s.scalars(select(m.Document.source_key))) == {"legacy"}
         assert set(s.execute(select(m.Annotation.stale, m.Annotation.text_hash))) == {(False, None)}
@@ -533,7 +533,7 @@ def test_production_workers_run_only_production_kinds() -> None:
     code = "from jobs.context import load_handlers; print(sorted(load_handlers()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['score', 'train']"
+    assert out.stdout.strip() == "['adapt', 'score', 'train']"
     bad = subprocess.run([sys.executable, "-m", "jobs.worker", "--once", "--kinds", "selftest"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown job kind(s) ['selftest']" in bad.stderr

@@ -1,0 +1,250 @@
+"""The adaptation job (issue 16) with the tiny random BERT: whole-word masking, the ``adapt`` job run by a Worker
+(progress, held-out loss, a recorded base model version with the vocabulary it added), cancel, SIGKILL recovery of a
+real worker process, and the base version chosen by name flowing into training (the model version records it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.adaptconfig import AdaptConfig
+from core.types import Annotation, ParsedTask, ReportLensError, Span
+from db.base_versions import get_base_version, list_base_versions, name_of_path
+from db.engine import make_engine
+from db.importer import import_tasks
+from jobs import queue as jobs
+from jobs.worker import Worker
+from tests.factories import cfg
+from training.mlm import MlmWindow, mask_window
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS = ["房性早搏", "短阵房性心动过速", "室性早搏"]
+
+
+def zh_tasks(n: int = 16) -> list[ParsedTask]:
+    """Chinese reports (characters the tiny vocabulary lacks) with EVENT and HR spans; every fourth unlabelled."""
+    out = []
+    for i in range(n):
+        event = EVENTS[i % 3]
+        text = f"窦性心律，心率{60 + i}次/分，{event} {i + 1} 次。"
+        hr = text.index("心率") + 2
+        spans = (Span(hr, hr + 2, "HR"), Span(text.index(event), text.index(event) + len(event), "EVENT"))
+        anns = (Annotation(source="human", spans=spans, external_id=str(i + 1)),) if i % 4 else ()
+        out.append(ParsedTask(text=text, task_id=i + 1, annotations=anns))
+    return out
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str):
+    monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setattr("services.jobs.ensure_worker", lambda engine=None: False)  # jobs run in this process
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "zh", zh_tasks())
+    return engine
+
+
+def adapt_params(base_dir: str, **kw) -> dict:
+    defaults = {"parent": base_dir, "vocab_min_count": 2, "mlm_steps": 6, "batch_size": 4, "max_length": 32,
+                "eval_every": 2, "patience": 0, "seed": 1}
+    return AdaptConfig(**(defaults | kw)).to_dict()
+
+
+def run_in_process(engine, job_id: int) -> None:
+    worker = Worker(engine, worker_id="in-process")
+    claimed = jobs.claim_next(engine, worker.worker_id, ["adapt", "train"])
+    assert claimed is not None and claimed.id == job_id
+    worker.run_job(claimed)
+
+
+def test_whole_word_masking_masks_every_piece_of_a_word_and_biases_to_entities() -> None:
+    # words: 0 = [a, ##b, ##c] (an entity), 1..9 = single pieces
+    window = MlmWindow((2, 10, 11, 12, *range(20, 29), 3), (-1, 0, 0, 0, *range(1, 10), -1),
+                       (False, True, True, True, *[False] * 9, False))
+    rng = np.random.default_rng(0)
+    hits = entity_hits = 0
+    for _ in range(400):
+        ids, labels = mask_window(window, rng, 0.15, 0.0, 4, 100)
+        masked = [i for i, lab in enumerate(labels) if lab != -100]
+        assert masked and labels[0] == labels[-1] == -100  # never the specials, at least one word
+        assert all(labels[i] == window.input_ids[i] for i in masked)
+        assert {1, 2, 3} <= set(masked) or not {1, 2, 3} & set(masked)  # the whole word or none of it
+        hits += 1 in masked
+    rng = np.random.default_rng(0)
+    for _ in range(400):
+        _, labels = mask_window(window, rng, 0.15, 5.0, 4, 100)
+        entity_hits += labels[1] != -100
+    assert entity_hits > 2 * hits  # entity words are masked far more often with a boost
+
+
+def test_windows_pack_short_reports_and_cut_long_ones_at_word_boundaries() -> None:
+    from core.types import Document
+    from tests.tiny import tiny_tokenizer
+    from training.mlm import build_windows
+
+    tok = tiny_tokenizer()
+    docs = [Document(id=i, text=t, spans=(Span(0, 5, "R"),) if i == 0 else ()) for i, t in enumerate(
+        ["sinus rhythm", "heart rate 72 bpm", " ".join(["bradycardia"] * 12)])]
+    windows = build_windows(tok, docs, max_length=16)
+    assert all(len(w.input_ids) <= 16 for w in windows)
+    first = windows[0]  # the two short reports share a window, [SEP] between them
+    assert tok.convert_ids_to_tokens(list(first.input_ids)) == [
+        "[CLS]", "sinus", "rhythm", "[SEP]", "heart", "rate", "7", "##2", "bpm", "[SEP]"]
+    assert first.entity[1] and not first.entity[2] and first.words[3] == -1 and first.words[6] == first.words[7]
+    rest = [t for w in windows[1:] for t in tok.convert_ids_to_tokens(list(w.input_ids)) if t not in ("[CLS]", "[SEP]")]
+    assert rest == ["brady", "##card", "##ia"] * 12  # the long report: every piece, no word split across windows
+    assert all(tok.convert_ids_to_tokens([w.input_ids[1]])[0] == "brady" for w in windows[1:])
+    unpacked = build_windows(tok, docs, max_length=16, pack=False)
+    assert len(unpacked) == len(windows) + 1
+
+
+def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(env, base_dir: str) -> None:
+    from services.adapt import base_choices, queue_adaptation, unk_by_base
+    from services.training import queue_training
+    from training.handlers import handle_adapt  # noqa: F401  (registers the handler)
+
+    engine = env
+    job, _ = queue_adaptation(engine, "zh", AdaptConfig(**adapt_params(base_dir)))
+    assert job.kind == "adapt" and job.params["name"] == "adapted-1"
+    run_in_process(engine, job.id)
+    info = jobs.get_job(engine, job.id)
+    assert (info.status, info.error) == ("succeeded", None), info.log
+    assert info.result["base_version"] == "adapted-1" and info.result["vocab_added"] >= 10
+    assert info.result["unk_before"] > 0.3 and info.result["unk_after"] == 0.0
+    assert info.progress.step == info.progress.max_steps == 6
+    assert any("dev_mlm_loss" in p for p in info.history) and any("loss" in p for p in info.history)
+
+    version = get_base_version(engine, "zh", "adapted-1")
+    assert version.job_id == job.id and version.parent == base_dir and version.vocab_added >= 10
+    assert "房" in version.vocab["sample"] and version.corpus["documents"] == 16 and version.corpus["labelled"] == 12
+    assert version.mlm["steps"] == 6 and len(version.mlm["heldout_curve"]) >= 3 and version.mlm["loss_curve"]
+    assert (version.model_dir / "adapt.json").is_file() and (version.model_dir / "vocab.txt").is_file()
+    assert base_choices(engine, "zh") == ["bundled", "adapted-1"]
+
+    # the Dataset page's numbers: the project's base version reads what the parent could not
+    rows = {r.base: r for r in unk_by_base(engine, "zh")}
+    assert rows["adapted-1"].unk_share == 0.0 and not rows["adapted-1"].suggest_adapt
+
+    # the version, picked by name, is what training starts from and what the model version records
+    train_job, _ = queue_training(engine, "zh", cfg("adapted-1", max_steps=2, batch_size=4))
+    assert train_job.params["base_model"] == str(version.model_dir)
+    run_in_process(engine, train_job.id)
+    trained = jobs.get_job(engine, train_job.id)
+    assert trained.status == "succeeded", trained.log
+    from db.model_versions import active_model_version
+
+    model_version = active_model_version(engine, "zh")
+    assert model_version.base_model == str(version.model_dir)
+    assert name_of_path(engine, "zh", model_version.base_model) == "adapted-1"
+    from transformers import AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(model_version.model_dir)) == version.vocab["vocab_after"]
+
+    # a second adaptation from the first one, by name; a taken name is refused before queueing
+    with pytest.raises(ReportLensError, match="already has a base model version"):
+        queue_adaptation(engine, "zh", AdaptConfig(**adapt_params("adapted-1", name="adapted-1")))
+    second, _ = queue_adaptation(engine, "zh", AdaptConfig(**adapt_params("adapted-1", mlm_steps=0)))
+    run_in_process(engine, second.id)
+    v2 = get_base_version(engine, "zh", "adapted-2")
+    assert v2.parent == "adapted-1" and v2.vocab_added == 0 and v2.mlm["stopped"] == "no_mlm"
+
+
+def start_worker(sqlite_url: str, tmp_path: Path, *args: str) -> subprocess.Popen:
+    """A real ``python -m jobs.worker`` on the test database (output in tmp_path/worker.out)."""
+    env = {**os.environ, "REPORTLENS_DATABASE_URL": sqlite_url, "PYTHONUNBUFFERED": "1"}
+    with open(tmp_path / "worker.out", "a") as out:
+        return subprocess.Popen([sys.executable, "-m", "jobs.worker", "--heartbeat", "0.3", "--poll", "0.1", *args],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def test_cancel_stops_the_adapt_job_within_seconds_and_keeps_nothing(env, base_dir: str, sqlite_url: str,
+                                                                       tmp_path: Path) -> None:
+    engine = env
+    job = jobs.enqueue(engine, "zh", "adapt", adapt_params(base_dir, name="big", mlm_steps=100_000, eval_every=50,
+                                                           max_minutes=3.0))
+    proc = start_worker(sqlite_url, tmp_path, "--once")
+    try:
+        _wait(lambda: (jobs.get_job(engine, job.id).progress.step or 0) >= 2, timeout=240)
+        asked = time.monotonic()
+        jobs.request_cancel(engine, job.id)
+        _wait(lambda: jobs.get_job(engine, job.id).status == "cancelled", timeout=30)
+        assert time.monotonic() - asked < 10
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    info = jobs.get_job(engine, job.id)
+    assert info.progress.step < 100_000 and "cancel requested" in info.log
+    assert list_base_versions(engine, "zh") == []
+    assert not (Path(os.environ["REPORTLENS_DATA_DIR"]) / "base_models" / str(info.project_id) / "big").exists()
+
+
+def _wait(check, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_sigkill_during_adaptation_is_recovered_and_a_retry_succeeds(env, base_dir: str, sqlite_url: str,
+                                                                     tmp_path: Path) -> None:
+    from training.handlers import handle_adapt  # noqa: F401  (the retry runs in this process)
+
+    engine = env
+    job = jobs.enqueue(engine, "zh", "adapt", adapt_params(base_dir, name="killed", mlm_steps=100_000,
+                                                           max_minutes=3.0))
+    proc = start_worker(sqlite_url, tmp_path)
+    try:
+        _wait(lambda: (jobs.get_job(engine, job.id).progress.step or 0) >= 2, timeout=240)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert jobs.get_job(engine, job.id).status == "running"  # nobody has looked yet
+    second = start_worker(sqlite_url, tmp_path, "--once", "--stale-after", "1")
+    assert second.wait(timeout=240) == 0, (tmp_path / "worker.out").read_text()
+    info = jobs.get_job(engine, job.id)
+    assert info.status == "failed" and info.error.startswith("worker stopped responding")
+    assert list_base_versions(engine, "zh") == []
+
+    retry = jobs.retry_job(engine, job.id)  # a new job row with the same params
+    assert retry.status == "queued" and retry.params["name"] == "killed"
+    with engine.begin() as conn:  # a short run this time
+        from sqlalchemy import update
+
+        from db import models as m
+
+        conn.execute(update(m.Job).where(m.Job.id == retry.id).values(params=adapt_params(base_dir, name="killed")))
+    run_in_process(engine, retry.id)  # the killed attempt's half-written folder is replaced
+    assert jobs.get_job(engine, retry.id).status == "succeeded"
+    (version,) = list_base_versions(engine, "zh")
+    assert version.name == "killed" and version.job_id == retry.id and version.mlm["steps"] == 6
+    assert (version.model_dir / "adapt.json").is_file()
+
+
+def test_a_cached_hub_id_is_a_parent_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``HF_HUB_OFFLINE=1``: a Hub id found in the local Hugging Face cache resolves to its snapshot folder; one
+    that is not cached is a clear error (never a download)."""
+    from training.encoding import resolve_model
+
+    snapshot = tmp_path / "hub" / "models--org--tiny" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (tmp_path / "hub" / "models--org--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--org--tiny" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("REPORTLENS_ALLOW_DOWNLOADS", raising=False)
+    assert Path(resolve_model("org/tiny")) == snapshot
+    with pytest.raises(ReportLensError, match="local Hugging Face cache"):
+        resolve_model("org/not-cached")
