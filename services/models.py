@@ -59,14 +59,17 @@ def resolve_version(engine: Any, model: str | None = None, project: str | None =
 
 @requires(Permission.MODELS)
 def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
+    from db.base_versions import name_of_path
+
     require_project(engine, project)
     rows = []
     for v in list_model_versions(engine, project):
+        base_name = name_of_path(engine, project, v.base_model) if v.base_model not in (None, "bundled") else None
         test = (v.metrics or {}).get("test") or {}
         dev = (v.metrics or {}).get("dev") or {}
         task = (v.config or {}).get("task", "ner")
         rows.append({"id": v.id, "name": v.name, "active": v.is_active, "task": task, "method": v.method,
-                     "base_model": v.base_model, "created_at": v.created_at.isoformat(),
+                     "base_model": base_name or v.base_model, "created_at": v.created_at.isoformat(),
                      "dev_f1": dev.get("f1"), "test_f1": test.get("f1"),
                      **({"test_accuracy": test.get("accuracy"), "test_roc_auc": test.get("roc_auc")}
                         if task == "classification" else {}),

@@ -142,6 +142,9 @@ def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(e
     model_version = active_model_version(engine, "zh")
     assert model_version.base_model == str(version.model_dir)
     assert name_of_path(engine, "zh", model_version.base_model) == "adapted-1"
+    from services.models import version_rows
+
+    assert [r["base_model"] for r in version_rows(engine, "zh")] == ["adapted-1"]  # the Models page shows the name
     from transformers import AutoTokenizer
 
     assert len(AutoTokenizer.from_pretrained(model_version.model_dir)) == version.vocab["vocab_after"]
