@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from api.guard import BodyLimit, Gate, error_response
 from core.limits import MAX_API_INFLIGHT
+from core.types import ReportLensError
 
 TITLE = "ReportLens API"
 
@@ -47,9 +48,9 @@ def create_app(engine: Any, runtime: str | None = None) -> FastAPI:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _field_errors(exc)
 
-    @app.exception_handler(Exception)
-    async def _error(request: Request, exc: Exception) -> JSONResponse:
-        return error_response(exc)
+    @app.exception_handler(ReportLensError)
+    async def _error(request: Request, exc: ReportLensError) -> JSONResponse:
+        return error_response(exc)  # anything else: BodyLimit answers it (500) before the server logs it
 
     app.include_router(routes.router)
     app.include_router(ls.router)

@@ -40,7 +40,8 @@ class ApiError(ReportLensError):
 
 class BodyLimit:
     """Pure ASGI middleware: a body over ``MAX_API_BODY_BYTES`` gets 413 without the app reading it (the declared
-    ``Content-Length`` is checked first, then the bytes actually received)."""
+    ``Content-Length`` is checked first, then the bytes actually received); an error the app raises is answered
+    here as JSON (:func:`error_response`) instead of reaching the server's traceback log."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -73,7 +74,18 @@ class BodyLimit:
                 return {"type": "http.request", "body": body, "more_body": False}
             return await receive()
 
-        await self.app(scope, replay, send)
+        started = [False]
+
+        async def watch(message: dict[str, Any]) -> None:
+            started[0] = started[0] or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, replay, watch)
+        except Exception as exc:  # answered here, so the server logs no traceback (it could quote report text)
+            if started[0]:
+                raise
+            await error_response(exc)(scope, receive, send)
 
     @staticmethod
     async def _too_large(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any],
@@ -132,7 +144,7 @@ def token_from(request: Request) -> str | None:
 
 
 def caller_of(request: Request, where: str = "api") -> Caller:
-    info, actor = authenticate(request.app.state.engine, token_from(request), where)
+    info, actor = authenticate(request.app.state.engine, token_from(request), f"{where} {request.url.path}")
     return Caller(actor, info.project, info.project_id)
 
 
