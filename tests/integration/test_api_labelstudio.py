@@ -16,8 +16,6 @@ import time
 import pytest
 from sqlalchemy import select
 
-from tests.integration.test_labelstudio_server import _client, conn, ls_server  # noqa: F401 (fixtures)
-
 pytestmark = pytest.mark.integration
 
 CONFIG = ('<View><Text name="text" value="$text"/><Labels name="label" toName="text">'
@@ -75,7 +73,7 @@ def _documents(engine, source_prefix: str) -> list:
         return list(s.scalars(select(m.Document.ls_task_id).where(m.Document.source_key.like(f"{source_prefix}%"))))
 
 
-def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, conn, backend, monkeypatch):  # noqa: F811
+def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, conn, backend, monkeypatch):
     import services.jobs
     from core.jobs import JobKind, JobStatus
     from services.jobs import active_jobs
@@ -86,7 +84,9 @@ def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, 
     monkeypatch.setattr(ls_backend, "_pending", {})
     monkeypatch.setenv("REPORTLENS_LS_TRAIN_EVERY", "2")
     monkeypatch.setenv("REPORTLENS_LS_URL", conn.url)
-    client = _client(conn)
+    from label_studio_sdk import LabelStudio
+
+    client = LabelStudio(base_url=conn.url, api_key=conn.token, timeout=120)
     project = client.projects.create(title="ml backend", label_config=CONFIG)
     texts = [t.text for t in tiny_tasks(n=4, seed=9)]
     client.projects.import_tasks(project.id, request=[{"data": {"text": t}} for t in texts])
