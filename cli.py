@@ -17,6 +17,8 @@
     python cli.py preannotate --project NAME
     python cli.py audit [--person WHO] [--action A] [--project NAME] [--since ISO] [--until ISO] [--outcome O]
     python cli.py users [grant|revoke WHO ROLE [--project NAME] | activate|deactivate WHO]
+    python cli.py serve [--host 127.0.0.1] [--port 8000] [--runtime torch|onnx|onnx-int8]
+    python cli.py tokens [create --name N [--project P] | revoke NAME|ID]
 
 The CLI acts as ``cli:<os user>`` with every role; the audit trail records it so.
 
@@ -419,6 +421,42 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from api.server import serve
+
+    return serve(args.host, args.port, args.runtime)
+
+
+def cmd_tokens(args: argparse.Namespace) -> int:
+    from services import api_tokens
+
+    engine = _engine()
+    if args.change == "create":
+        info, secret = api_tokens.create_token(engine, args.name, args.project)
+        print(f"token {info.name!r} created (id {info.id}); it is shown only now, store it safely:", file=sys.stderr)
+        print(secret)
+    elif args.change == "revoke":
+        _print_json(api_tokens.revoke_token(engine, args.which).to_dict())
+    else:
+        _print_json([t.to_dict() for t in api_tokens.list_tokens(engine)])
+    return 0
+
+
+def _add_serve_commands(sub: Any) -> None:
+    srv = sub.add_parser("serve", help="the REST API and the Label Studio ML backend (README \"Serving\")")
+    srv.add_argument("--host", default="127.0.0.1", help="address (default loopback; another needs a token)")
+    srv.add_argument("--port", type=int, default=8000)
+    _runtime_flag(srv)
+    srv.set_defaults(func=cmd_serve)
+    tok = sub.add_parser("tokens", help="list API tokens; create one (shown once) or revoke one")
+    tok.set_defaults(func=cmd_tokens, change=None)
+    changes = tok.add_subparsers(dest="change")
+    create = changes.add_parser("create", help="a new token (prints it once; only its sha256 is stored)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--project", help="scope the token to this project (required for the ML backend)")
+    changes.add_parser("revoke", help="revoke a token").add_argument("which", help="token name or id")
+
+
 def _add_people_commands(sub: Any) -> None:
     from services.people import OUTCOMES
 
@@ -579,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
         _runtime_flag(sp)
         sp.set_defaults(func=func)
     _add_people_commands(sub)
+    _add_serve_commands(sub)
     return p
 
 

@@ -18,7 +18,9 @@ Timed, on the same reports:
 (c) ONNX fp32 and (d) ONNX int8: the same two measurements with ``ScoreConfig(runtime="onnx" / "onnx-int8")`` and
     ``OnnxRuntime``; before them the session options (intra-op threads, graph optimisation level) are tried on
     ``--tune-n`` reports and the fastest is used;
-(e) the REST API end to end (4 concurrent clients, p50/p95): a slot left for the API (``api_end_to_end``).
+(e) the REST API end to end: ``cli.py serve``'s app on uvicorn in this process, 4 client threads posting one
+    ~300-character report per request to ``/v1/extract`` (rules + the model), p50/p95 latency (``--api-only``:
+    only this, after the setup).
 
 Checks: the fp32 scoring run must store exactly torch's entities on every report (the script fails otherwise);
 token argmax agreement is reported for fp32 and int8, and int8's differing reports are counted (not a failure).
@@ -43,12 +45,94 @@ for p in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(p))
 
 
+def _reports_of(texts: list[str], chars: int) -> list[str]:
+    """Reports of about ``chars`` characters: the pool's short reports joined, cut at the last space before
+    ``chars``."""
+    out, cur = [], ""
+    for t in texts:
+        cur = f"{cur} {t}".strip()
+        if len(cur) >= chars:
+            cut = cur[:chars]
+            out.append(cut[: cut.rfind(" ")] if " " in cut else cut)
+            cur = ""
+    return out or [(" ".join(texts))[:chars]]
+
+
 def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts: list[str]) -> dict[str, Any]:
     """(e) The REST API end to end with 4 concurrent clients: documents/s and p50/p95 latency per request.
 
-    Slot for the API (``cli.py serve``, issue 15): start the server on the bench database, post ``texts`` from 4
-    client threads, return ``{"reports_per_s", "p50_ms", "p95_ms", "clients": 4}``."""
-    return {"status": "not measured: the REST API (cli.py serve) is not part of this build yet"}
+    A uvicorn server (``api.app.create_app``, the torch runtime, the project's active model) on a free loopback port
+    of this process; a token made as ``cli.py tokens create`` does; ``--api-requests`` POSTs of one ~300-character
+    report to ``/v1/extract`` with the project (rules + model) spread over 4 client threads (``urllib``, a new
+    connection per request, as a simple client does), after 8 warm-up requests."""
+    import socket
+    import statistics
+    import threading
+    import urllib.error
+    import urllib.request
+
+    import uvicorn
+
+    from api.app import create_app
+    from core.auth import Actor
+    from db.repository import get_project
+    from services.api_tokens import create_token
+    from services.auth import act_as
+
+    with act_as(Actor.everyone("bench:serve"), engine):
+        _, secret = create_token(engine, f"bench-{os.getpid()}-{time.time_ns()}")
+    project = get_project(engine, project_id).name
+    reports = _reports_of(texts, 300)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, "torch"), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}/v1/extract"
+
+    def post(text: str) -> tuple[float, int]:
+        req = urllib.request.Request(url, data=json.dumps({"text": text, "project": project}).encode(),
+                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
+        t0 = time.perf_counter()
+        try:
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as err:
+            status = err.code
+        return time.perf_counter() - t0, status
+
+    for text in reports[:8]:
+        post(text)
+    clients, n = 4, args.api_requests
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    lock = threading.Lock()
+
+    def client(k: int) -> None:
+        for i in range(k, n, clients):
+            dt, status = post(reports[i % len(reports)])
+            with lock:
+                latencies.append(dt)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    t0 = time.perf_counter()
+    workers = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    wall = time.perf_counter() - t0
+    server.should_exit = True
+    thread.join(timeout=30)
+    q = statistics.quantiles(latencies, n=20)
+    return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
+            "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": "rules+model, torch"}
 
 
 def inference_rate(runtime: Any, tokenizer: Any, docs: list[tuple[int, str]], schema: Any, align: Any,
@@ -97,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default=None, help="a saved ReportLens model folder (skips training)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "serve.json"))
+    ap.add_argument("--api-requests", type=int, default=400, help="requests of (e), over 4 clients (400)")
+    ap.add_argument("--api-only", action="store_true", help="build the pool and model, then only (e)")
     args = ap.parse_args(argv)
 
     import torch
@@ -120,6 +206,14 @@ def main(argv: list[str] | None = None) -> int:
         pid, model_dir = build(url, args.n, args.train_n, args.model, tmp, args.train_steps)
         engine = make_engine(url)
         from db import models as m
+
+        if args.api_only:
+            with read_session(engine) as s:
+                texts = [t for (t,) in s.query(m.Document.text).filter(m.Document.ls_task_id >= 1_000_000)]
+            out = {"e_api_end_to_end": api_end_to_end(args, engine, pid, texts), "cpus": os.cpu_count(),
+                   "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
+            print(json.dumps(out, indent=2))
+            return 0
 
         with read_session(engine) as s:
             rows = s.query(m.Document.id, m.Document.text).filter(m.Document.ls_task_id >= 1_000_000).all()

@@ -56,9 +56,16 @@ MAX_ZIP_MEMBER_BYTES = Limit("MAX_ZIP_MEMBER_BYTES", 200 * 2**20, "bytes", "one 
 MAX_ZIP_TOTAL_BYTES = Limit("MAX_ZIP_TOTAL_BYTES", 2 * 2**30, "bytes", "all members of one .zip, unpacked")
 MAX_EXTRACT_CHARS = Limit("MAX_EXTRACT_CHARS", 1_000_000, "characters",
                           "one report given to the rule extractor (cli.py extract, Review)")
+MAX_API_BODY_BYTES = Limit("MAX_API_BODY_BYTES", 2 * 2**20, "bytes",
+                           "one HTTP request body to the API (`cli.py serve`), else 413")
+MAX_API_TEXTS = Limit("MAX_API_TEXTS", 64, "texts", "the texts (or Label Studio tasks) of one API request, else 413")
+MAX_API_TEXT_CHARS = Limit("MAX_API_TEXT_CHARS", 100_000, "characters", "one text sent to the API, else 413")
+MAX_API_INFLIGHT = Limit("MAX_API_INFLIGHT", 8, "requests",
+                         "API requests running the model at once; one more gets 503 with Retry-After at once")
 
 LIMITS: tuple[Limit, ...] = (MAX_JSON_DEPTH, MAX_TEXT_CHARS, MAX_SPANS_PER_TASK, MAX_ZIP_ENTRIES,
-                             MAX_ZIP_MEMBER_BYTES, MAX_ZIP_TOTAL_BYTES, MAX_EXTRACT_CHARS)
+                             MAX_ZIP_MEMBER_BYTES, MAX_ZIP_TOTAL_BYTES, MAX_EXTRACT_CHARS, MAX_API_BODY_BYTES,
+                             MAX_API_TEXTS, MAX_API_TEXT_CHARS, MAX_API_INFLIGHT)
 
 
 def readme_table() -> str:

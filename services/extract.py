@@ -274,9 +274,10 @@ def _version(engine: Any, project_id: int, version_id: int | None) -> ModelVersi
 
 
 @requires(Permission.EXTRACT)
-def extract_text(text: str, engine: Any = None, project: str | None = None) -> dict[str, Any]:
+def extract_text(text: str, engine: Any = None, project: str | None = None,
+                 version_id: int | None = None) -> dict[str, Any]:
     """The structured result of ``text``: rules alone (no project, or a project without a model), else the rules
-    merged with the project's active model. ``extraction`` says which."""
+    merged with the project's active model (or version ``version_id`` of it). ``extraction`` says which."""
     if not isinstance(text, str) or not text.strip():
         raise ReportLensError("There is no report text to extract from; pass the text, or --file FILE with the report.")
     if len(text) > MAX_EXTRACT_CHARS.value:
@@ -290,7 +291,7 @@ def extract_text(text: str, engine: Any = None, project: str | None = None) -> d
 
             engine = make_engine()
         info = require_project(engine, project)
-        version = active_model_version(engine, info.id)
+        version = _version(engine, info.id, version_id)
     if info is None:
         entities = extract_ecg(text)
     else:

@@ -101,6 +101,16 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "review.project_labels": (P.REVIEW, None), "review.project_tokenizer": (P.REVIEW, None),
     "review.suggested_entities": (P.REVIEW, None), "review.worklist": (P.REVIEW, None),
     "review.snap_range": (OPEN, None), "review.structured": (OPEN, None),
+    # serving (issue 15): API tokens, the REST API, the Label Studio ML backend
+    "api_tokens.create_token": (P.USERS, "api_token_created"), "api_tokens.list_tokens": (P.USERS, None),
+    "api_tokens.revoke_token": (P.USERS, "api_token_revoked"), "api_tokens.hash_token": (OPEN, None),
+    "api_tokens.token_actor": (OPEN, None), "api_tokens.authenticate": (OPEN, None),
+    "api_tokens.check_serve_startup": (OPEN, None),
+    "serving.extract_texts": (P.EXTRACT, None), "serving.predict_objects": (P.EXTRACT, None),
+    "serving.served_models": (P.VIEW, None), "serving.find_project": (P.VIEW, None),
+    "serving.label_config_of": (OPEN, None),
+    "labelstudio.backend.setup": (P.EXTRACT, None), "labelstudio.backend.predict": (P.EXTRACT, None),
+    "labelstudio.backend.webhook": (P.LABEL_STUDIO, "ls_webhook"), "labelstudio.backend.train_every": (OPEN, None),
     # training
     "training.queue_training": (P.TRAIN, "train_queued"), "training.check": (OPEN, None),
     "training.form_fields": (OPEN, None), "training.task_names": (OPEN, None),
