@@ -34,6 +34,8 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,22 @@ ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = ROOT / "bench" / "out" / "scoring-model"  # kept (git-ignored), so a re-run can pass --model
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@contextmanager
+def bench_pool(args: argparse.Namespace, prefix: str) -> Iterator[tuple[Path, str, int, str, Any]]:
+    """A fresh data folder and SQLite database holding the pool and its trained model (the setup both this bench and
+    bench/serve_bench.py time nothing of): ``(tmp, url, project id, model dir, engine)``."""
+    from db.engine import make_engine
+    from db.migrate import upgrade
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmpdir:
+        tmp = Path(tmpdir)
+        os.environ["REPORTLENS_DATA_DIR"] = str(tmp / "data")
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        upgrade(url)
+        pid, model_dir = build(url, args.n, args.train_n, args.model, tmp, args.train_steps)
+        yield tmp, url, pid, model_dir, make_engine(url)
 
 
 def build(url: str, n_pool: int, train_n: int, model: str | None, tmp: Path, steps: int) -> tuple[int, str]:
@@ -111,17 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from core.active import ScoreConfig
     from db import scores as score_db
-    from db.engine import make_engine, read_session
-    from db.migrate import upgrade
+    from db.engine import read_session
     from training.scoring import run_scoring
 
-    with tempfile.TemporaryDirectory(prefix="rl-scoring-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        os.environ["REPORTLENS_DATA_DIR"] = str(tmp / "data")
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(url)
-        pid, model_dir = build(url, args.n, args.train_n, args.model, tmp, args.train_steps)
-        engine = make_engine(url)
+    with bench_pool(args, "rl-scoring-bench-") as (tmp, url, pid, model_dir, engine):
 
         phases: dict[str, float] = {}
 

@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -186,11 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import torch
-    from scoring_bench import build
+    from scoring_bench import bench_pool
 
     from core.active import ScoreConfig
-    from db.engine import make_engine, read_session
-    from db.migrate import upgrade
+    from db.engine import read_session
     from training.inference import load_model
     from training.onnx_export import export_onnx
     from training.onnx_runtime import THREADS_ENV, clear_onnx_cache, load_onnx, onnx_dir_for
@@ -198,13 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.scoring import _merged, run_scoring
 
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="rl-serve-bench-") as tmpdir:
-        tmp = Path(tmpdir)
-        os.environ["REPORTLENS_DATA_DIR"] = str(tmp / "data")
-        url = f"sqlite:///{tmp / 'bench.db'}"
-        upgrade(url)
-        pid, model_dir = build(url, args.n, args.train_n, args.model, tmp, args.train_steps)
-        engine = make_engine(url)
+    with bench_pool(args, "rl-serve-bench-") as (tmp, url, pid, model_dir, engine):
         from db import models as m
 
         if args.api_only:
