@@ -100,7 +100,7 @@ def test_0007_downgrades_and_upgrades_on_postgresql(deployment) -> None:
     with make_engine(owner_url).begin() as conn:
         assert conn.execute(text("SELECT to_regclass('users')")).scalar() is None
         conn.execute(text("UPDATE audit_events SET actor = actor"))  # no trigger below 0007
-    upgrade(owner_url)
+    upgrade(owner_url, "0007")
     assert current_revision(owner_url) == "0007"
     [row] = events(make_engine(owner_url))
     assert (row.actor, row.outcome, row.project_id) == ("cli:bob", "ok", None)

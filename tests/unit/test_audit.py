@@ -70,7 +70,7 @@ def test_0007_downgrades_and_upgrades_keeping_audit_rows(sqlite_url) -> None:
         assert "users" not in names and "audit_events_no_update" not in names
         conn.execute(text("UPDATE audit_events SET actor = actor"))  # 0006 had no triggers
         assert conn.execute(text("SELECT actor FROM audit_events")).scalars().all() == ["cli:alice"]
-    upgrade(sqlite_url)
+    upgrade(sqlite_url, "0007")
     assert current_revision(sqlite_url) == "0007"
     [row] = events(make_engine(sqlite_url))
     assert (row.actor, row.outcome, row.model_version_id) == ("cli:alice", "ok", None)  # the id went with 0006
