@@ -87,21 +87,32 @@ def record(engine: Engine, *, actor: str, action: str, outcome: str = "ok", acto
            details: Mapping[str, Any] | None = None) -> int:
     """Append one audit row in its own transaction and return its id. ``project`` (a name) is resolved to its id
     when ``project_id`` is not given, and kept in ``details``; a document or model version gives its project."""
+    with write_session(engine) as s:
+        return add(s, actor=actor, action=action, outcome=outcome, actor_user_id=actor_user_id, project_id=project_id,
+                   project=project, document_id=document_id, model_version_id=model_version_id, entity=entity,
+                   entity_id=entity_id, details=details)
+
+
+def add(s: Session, *, actor: str, action: str, outcome: str = "ok", actor_user_id: int | None = None,
+        project_id: int | None = None, project: str | None = None, document_id: int | None = None,
+        model_version_id: int | None = None, entity: str = "", entity_id: int | None = None,
+        details: Mapping[str, Any] | None = None) -> int:
+    """:func:`record` inside the caller's transaction (the job queue audits a job's end in the transaction that
+    records it, so the row exists exactly when the outcome does)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"audit outcome {outcome!r} is not one of {OUTCOMES}")
     data = dict(details or {})
     _check_details(data)
-    with write_session(engine) as s:
-        if project_id is None:
-            project_id = _project_id(s, project, document_id, model_version_id)
-        if project is not None:
-            data.setdefault("project", project)
-        row = m.AuditEvent(actor=actor, actor_user_id=actor_user_id, action=action, outcome=outcome,
-                           project_id=project_id, document_id=document_id, model_version_id=model_version_id,
-                           entity=entity, entity_id=entity_id, details=json_safe(data))
-        s.add(row)
-        s.flush()
-        return row.id
+    if project_id is None:
+        project_id = _project_id(s, project, document_id, model_version_id)
+    if project is not None:
+        data.setdefault("project", project)
+    row = m.AuditEvent(actor=actor, actor_user_id=actor_user_id, action=action, outcome=outcome,
+                       project_id=project_id, document_id=document_id, model_version_id=model_version_id,
+                       entity=entity, entity_id=entity_id, details=json_safe(data))
+    s.add(row)
+    s.flush()
+    return row.id
 
 
 def events(engine: Engine, *, person: str | None = None, action: str | None = None, project: int | str | None = None,

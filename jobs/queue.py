@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.jobs import ACTIVE_STATUSES, FINAL_STATUSES, JobKind, JobStatus, Progress
 from core.types import ReportLensError
+from db import audit
 from db import models as m
 from db.engine import json_safe, read_session, write_session
 from db.model_versions import _record_model_version
@@ -267,6 +268,12 @@ def finish(engine: Engine, job_id: int, status: JobStatus | str, error: str | No
             s.flush()
             out = {**(out or {}), "then_job_ids": [q.id for q in queued]}
         job.status, job.error, job.result, job.finished_at = status, error, out, now
+        # the job's end in the audit trail, in this transaction: kind, status and the version it made; never the
+        # error text (it may quote a report)
+        audit.add(s, actor=f"worker:{worker_id}" if worker_id else "jobs", action="job_finished",
+                  outcome="failed" if status == JobStatus.FAILED else "ok", project_id=job.project_id,
+                  model_version_id=(out or {}).get("model_version_id"), entity="job", entity_id=job.id,
+                  details={"kind": str(job.kind), "status": str(status), "error": bool(error)})
         eta = 0 if status == JobStatus.SUCCEEDED else None
         job.progress = {**(job.progress or {}), "message": str(status), "eta_s": eta}
         job.log = _with_log(job.log, status + (" (the message is in the job's error)" if error else ""), now)

@@ -237,3 +237,27 @@ def test_cli_users_and_audit(cli) -> None:
     with engine.connect() as conn:  # cli.py is recorded as cli:<os user>, whatever the test process is
         assert conn.execute(select(m.AuditEvent.actor).where(m.AuditEvent.action == "role_granted")).first()[0] == me
     dispose_engine(url)
+
+
+def test_a_jobs_end_is_audited_in_the_transaction_that_records_it(sqlite_url) -> None:
+    """Issue 14: "training/scoring job queued, cancelled, finished". The worker's finish writes one row with the kind,
+    the status and the version made; a failure is outcome "failed" and its message (which may quote a report) stays
+    out of the row."""
+    from core.jobs import JobKind, JobStatus
+    from db.importer import import_tasks
+    from jobs.queue import claim_next, enqueue, finish
+    from tests.factories import tiny_tasks
+
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "p", tiny_tasks(2))
+    ok = enqueue(engine, "p", JobKind.SCORE, {})
+    bad = enqueue(engine, "p", JobKind.TRAIN, {})
+    assert claim_next(engine, "w1").id == ok.id
+    finish(engine, ok.id, JobStatus.SUCCEEDED, worker_id="w1")
+    assert claim_next(engine, "w1").id == bad.id
+    finish(engine, bad.id, JobStatus.FAILED, error="Sinus rhythm 70 bpm could not be aligned", worker_id="w1")
+    assert finish(engine, bad.id, JobStatus.FAILED) is None  # already finished: no second row
+    rows = [e for e in events(engine) if e.action == "job_finished"]
+    assert [(e.actor, e.outcome, e.entity_id, e.details["kind"], e.details["status"]) for e in rows] == [
+        ("worker:w1", "ok", ok.id, "score", "succeeded"), ("worker:w1", "failed", bad.id, "train", "failed")]
+    assert all("Sinus" not in str(e.details) for e in rows) and rows[1].details["error"] is True
