@@ -8,7 +8,18 @@ The demo export (``core.demo.generate_demo_export(n, seed=0)``, ~60% of tasks la
 file once; every run then trains in its own child process on the same project, hence on the same fixed split, and
 reports: wall time from process start to a saved model ("time to first model": imports, model load, encoding,
 training, dev/test evaluation, saving), training windows per second (dev evaluations excluded), dev/test entity F1
-(strict, micro), and peak RSS (``ru_maxrss``). A run is ``lora``, ``full`` or a JSON object of ``TrainConfig`` fields.
+(strict, micro), and peak RSS (``ru_maxrss``). A run is ``lora``, ``full``, ``defaults`` (``TrainConfig()``), a JSON
+object of ``TrainConfig`` fields, or ``recipe``: ``bench/hf_recipe.py`` (plain transformers, full fine-tuning on the
+corpus's sentences) in its own child process, AnatEM only.
+
+AnatEM (issue 17): the official train/devel/test files, consecutive sentences grouped into documents of
+``--sents-per-doc`` (10) sentences, trained on the OFFICIAL split (``fit(..., split=...)``), so test F1 is on the
+official test set; ``--max-docs`` caps each split for smoke runs (the recipe then gets the same sentences). The test
+entity count of every run is printed and checked against the recipe's:
+
+    python bench/train_bench.py --corpus anatem --runs recipe defaults --out bench/out/train-anatem.json
+    python bench/train_bench.py --corpus anatem --max-docs 4 --recipe-epochs 1 \
+        --runs recipe '{"max_steps": 2}'                                         # smoke run, about a minute
 """
 
 from __future__ import annotations
@@ -75,7 +86,8 @@ def make_ptbxl(url: str) -> None:
     import_tasks(make_engine(url), "ptbxl", tasks, source="conll")
 
 
-def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
+def make_project(url: str, n: int, seed: int, corpus: str = "demo", max_docs: int | None = None,
+                 sents_per_doc: int = 10) -> dict | None:
     from core.demo import DEMO_LABEL_CONFIG, generate_demo_export
     from core.formats.labelconfig import parse_label_config
     from core.formats.registry import parse_export
@@ -84,24 +96,44 @@ def make_project(url: str, n: int, seed: int, corpus: str = "demo") -> None:
     from db.migrate import upgrade
 
     upgrade(url)
+    if corpus == "anatem":
+        from bench.anatem import make_anatem
+
+        return make_anatem(url, max_docs, sents_per_doc)
     if corpus in ("maccrobat", "ptbxl"):
         (make_maccrobat if corpus == "maccrobat" else make_ptbxl)(url)
-        return
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "demo.json"
         path.write_text(json.dumps(generate_demo_export(n=n, seed=seed)), encoding="utf-8")
         tasks, report = parse_export(path, parse_label_config(DEMO_LABEL_CONFIG))
         import_tasks(make_engine(url), "demo", tasks, report=report)
+    return None
 
 
-def child(url: str, run: str, out_dir: str) -> dict:
+def run_fields(run: str) -> dict:
+    """A run name -> ``TrainConfig`` fields: ``lora``/``full`` (the method), ``defaults`` (none), or JSON."""
+    if run in ("lora", "full"):
+        return {"method": run}
+    if run == "defaults":
+        return {}
+    return json.loads(run)
+
+
+def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
     started = time.monotonic()
     from core.trainconfig import TrainConfig
     from db.engine import make_engine
     from training.trainer import run_training
 
-    fields = {"method": run} if run in ("lora", "full") else json.loads(run)
-    result = run_training(make_engine(url), 1, TrainConfig(**fields), Path(out_dir))
+    engine = make_engine(url)
+    split = None
+    if corpus == "anatem":
+        from bench.anatem import official_split
+        from training.trainer import load_project_data
+
+        split = official_split(load_project_data(engine, 1)[1])
+    result = run_training(engine, 1, TrainConfig(**run_fields(run)), Path(out_dir), split=split)
     m = result.metrics
     return {
         "run": run, "config": result.config.to_dict(), "split": {k: m["split"][k] for k in ("train", "dev", "test")},
@@ -110,6 +142,10 @@ def child(url: str, run: str, out_dir: str) -> dict:
         "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
         "stopped_early": result.stopped_early, "dev_f1": round(m["dev"]["f1"], 4),
         "test_f1": round(m["test"]["f1"], 4) if m["test"] else None,
+        "test_precision": round(m["test"]["precision"], 4) if m["test"] else None,
+        "test_recall": round(m["test"]["recall"], 4) if m["test"] else None,
+        "test_entities": m["test"]["support"] if m["test"] else None,
+        "test_gold_spans_changed": m["test"].get("gold_spans_changed") if m["test"] else None,
         "test_per_label_f1": {k: round(v["f1"], 3) for k, v in (m["test"] or {}).get("per_label", {}).items()},
         "dev_curve": [h["dev"]["f1"] for h in m["history"] if h.get("dev")],
         "trainable_params": m["parameters"]["trainable"],
@@ -123,20 +159,37 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=84, help="demo tasks (about 60%% labeled); 84 -> 50 labeled")
     ap.add_argument("--seed", type=int, default=0, help="demo generator seed")
     ap.add_argument("--runs", nargs="+", default=["lora", "full"])
-    ap.add_argument("--corpus", choices=["demo", "maccrobat"], default="demo",
-                    help="maccrobat: ../shared/data/maccrobat2020, labels " + ", ".join(MACCROBAT_LABELS))
+    ap.add_argument("--corpus", choices=["demo", "maccrobat", "anatem"], default="demo",
+                    help="maccrobat: ../shared/data/maccrobat2020, labels " + ", ".join(MACCROBAT_LABELS)
+                    + "; anatem: ../shared/data/anatem, the official split")
+    ap.add_argument("--max-docs", type=int, default=None, help="anatem: at most N documents per split (smoke runs)")
+    ap.add_argument("--sents-per-doc", type=int, default=10, help="anatem: sentences per document")
+    ap.add_argument("--recipe-epochs", type=float, default=6, help="run 'recipe': epochs of bench/hf_recipe.py")
+    ap.add_argument("--recipe-max-steps", type=int, default=0, help="run 'recipe': stop after N steps (smoke runs)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "train.json"))
     ap.add_argument("--child", nargs=3, metavar=("URL", "RUN", "DIR"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(child(*args.child)))
+        print(json.dumps(child(*args.child, corpus=args.corpus)))
         return
+    if "recipe" in args.runs and args.corpus != "anatem":
+        raise SystemExit("The run 'recipe' (bench/hf_recipe.py) trains on AnatEM sentences: add --corpus anatem.")
     results = []
+    load_before = round(os.getloadavg()[0], 2)
     with tempfile.TemporaryDirectory(prefix="reportlens-train-bench-") as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
-        make_project(url, args.n, args.seed, args.corpus)
+        docs = make_project(url, args.n, args.seed, args.corpus, args.max_docs, args.sents_per_doc)
+        if docs:
+            print(json.dumps({"documents": docs, "sents_per_doc": args.sents_per_doc}), flush=True)
         for i, run in enumerate(args.runs):
-            cmd = [sys.executable, __file__, "--child", url, run, str(Path(tmp) / f"model-{i}")]
+            if run == "recipe":
+                cmd = [sys.executable, str(ROOT / "bench" / "hf_recipe.py"), "--epochs", str(args.recipe_epochs),
+                       "--max-steps", str(args.recipe_max_steps), "--out-dir", str(Path(tmp) / f"model-{i}")]
+                if args.max_docs is not None:
+                    cmd += ["--max-sentences", str(args.max_docs * args.sents_per_doc)]
+            else:
+                cmd = [sys.executable, __file__, "--corpus", args.corpus, "--child", url, run,
+                       str(Path(tmp) / f"model-{i}")]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                                   env=os.environ | {"PYTHONWARNINGS": "ignore"})
             if proc.returncode:
@@ -144,10 +197,28 @@ def main() -> None:
                 raise SystemExit(f"run {run!r} failed")
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             print(json.dumps(results[-1]), flush=True)
-    out = {"corpus": args.corpus, "n_tasks": args.n, "cpus": os.cpu_count(),
-           "load_avg_1m": round(os.getloadavg()[0], 2), "python": platform.python_version(), "runs": results}
+    out = {"corpus": args.corpus, "n_tasks": args.n, "max_docs": args.max_docs, "cpus": os.cpu_count(),
+           "load_avg_1m_before": load_before, "load_avg_1m": round(os.getloadavg()[0], 2),
+           "python": platform.python_version(), "runs": results}
+    if args.corpus == "anatem":
+        out["test_entities"] = check_entity_counts(results)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1), encoding="utf-8")
+    if not out.get("test_entities", {}).get("agree", True):
+        raise SystemExit(f"test entity counts differ between runs: {out['test_entities']['per_run']} (see {args.out})")
+
+
+def check_entity_counts(results: list[dict]) -> dict:
+    """Every run's test entity count, printed; a mismatch (the runs did not score the same test entities) is an
+    error, since their F1 would not be comparable."""
+    counts = {str(r["run"]): r.get("test_entities") for r in results}
+    for r in results:
+        extra = f" (in the file: {r['test_entities_in_file']})" if "test_entities_in_file" in r else ""
+        print(f"test entities, run {r['run']}: {r.get('test_entities')}{extra}", flush=True)
+    agree = len({c for c in counts.values() if c is not None}) <= 1
+    if not agree:
+        print("TEST ENTITY COUNTS DIFFER: the runs did not score the same gold entities.", file=sys.stderr)
+    return {"per_run": counts, "agree": agree}
 
 
 if __name__ == "__main__":
