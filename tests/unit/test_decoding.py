@@ -190,3 +190,16 @@ def test_entities_are_whole_words_and_valid_bio(data):
     assert is_valid(path, allowed, first)
     none = probs_to_spans(probs, t.offsets, SCHEMA, t.word_ids, decode=DecodeConfig("viterbi", "none"))
     assert [s for s, _ in none] == bio_to_spans([TAGS[i] for i in path], t.offsets, t.word_ids)
+
+
+def test_cjk_stays_per_character_with_a_vocabulary_extended_tokenizer(tmp_path):
+    from training.vocab import extend_tokenizer
+
+    text = "短阵房性心动过速"  # all but 性 and 心 unknown to the tiny vocabulary, then added as real vocabulary
+    new, report = extend_tokenizer(tiny_tokenizer(), [text], 1, 50, tmp_path)
+    assert len(report.added) == 6
+    t = tokenize_documents(new, [("d1", text)])[0]
+    assert t.tokens == tuple(text) and len(set(t.word_ids)) == len(text)
+    tags = ["O", "O", "B-RHYTHM", "I-RHYTHM", "B-FINDING", "I-FINDING", "I-FINDING", "I-FINDING"]
+    out = probs_to_spans(one_hot_probs(tags), t.offsets, SCHEMA, t.word_ids)
+    assert [s for s, _ in out] == [Span(2, 4, "RHYTHM"), Span(4, 8, "FINDING")]
