@@ -21,6 +21,8 @@ Stated policies (also shown in the UI and the ``convert`` summary):
   crossing a window edge is ``I-`` at the start of the next window, never a spurious ``B-``.
 * **Merging windows** back: each token takes the prediction of the window in which it has the most context
   on both sides (the "max context" rule of extractive QA).
+* **Decoding** predictions back to spans (:func:`probs_to_spans`, :mod:`core.decoding`): word-level distributions
+  from the pieces, then the best *valid* BIO sequence, so no entity starts or ends inside a word.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from core.decoding import DecodeConfig, aggregate, decode_words, word_starts
 from core.errors import IssueCode
 from core.types import OUTSIDE, Issue, LabelSchema, ReportLensError, Span, snippet
 
@@ -50,6 +53,7 @@ class AlignConfig:
     label_all_subtokens: bool = True
     partial_token: Literal["expand", "shrink"] = "expand"
     overlap_policy: Literal["longest"] = "longest"
+    decode: DecodeConfig = DecodeConfig()  # how probabilities become spans again (core/decoding.py)
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_length, int) or self.max_length < 8:
@@ -70,7 +74,7 @@ class AlignConfig:
     def from_dict(cls, d: dict[str, Any]) -> AlignConfig:
         known = {k: d[k] for k in ("max_length", "stride", "label_all_subtokens", "partial_token", "overlap_policy")
                  if k in d}
-        return cls(**known)
+        return cls(**known, decode=DecodeConfig.from_dict(d.get("decode")))
 
 
 @dataclass(frozen=True)
@@ -363,24 +367,26 @@ def probs_to_spans(
     schema: LabelSchema,
     word_ids: Sequence[int | None] | None = None,
     label_all_subtokens: bool = True,
+    decode: DecodeConfig | None = None,
 ) -> list[tuple[Span, float]]:
-    """Decode per-token probabilities (content tokens) into spans, each with the mean top probability of its tokens.
+    """Decode per-token probabilities (content tokens) into spans with scores (:mod:`core.decoding`).
 
-    With ``label_all_subtokens=False`` only a word's first sub-token is read, as in training.
+    Each word's distribution is aggregated from its pieces and the word tags are decoded as valid BIO (default),
+    so an entity starts and ends on word boundaries. A span's score, in [0, 1], is the mean over its words of the
+    probability of the tag chosen for the word (``B-X`` or ``I-X``) in the word's aggregated distribution.
     """
-    id2label = schema.id2label
-    top = probs.argmax(axis=-1)
-    conf = probs.max(axis=-1)
-    tags: list[str | None] = []
-    for i, t in enumerate(top):
-        if not label_all_subtokens and _is_continuation(word_ids, i):
-            tags.append(None)
-        else:
-            tags.append(id2label[int(t)])
-    spans = bio_to_spans(tags, offsets, word_ids)
-    scored = []
-    for span in spans:
-        idx = [i for i, (s, e) in enumerate(offsets) if s >= span.start and e <= span.end and tags[i] is not None]
-        scored.append((span, float(np.mean(conf[idx])) if idx else 0.0))
-    return scored
-
+    if len(probs) != len(offsets):
+        raise ValueError(f"{len(probs)} rows of probabilities for {len(offsets)} tokens.")
+    if not len(probs):
+        return []
+    decode = decode or DecodeConfig()
+    how = decode.aggregation_for(label_all_subtokens)
+    starts = word_starts(len(probs), word_ids, how)
+    word_probs = aggregate(probs, starts, how)
+    path = decode_words(word_probs, schema.tags, decode.decoding)
+    chosen = word_probs[np.arange(len(path)), path]
+    bounds = np.array([(offsets[a][0], offsets[b - 1][1]) for a, b in zip(starts, [*starts[1:], len(probs)],
+                                                                           strict=True)]).reshape(-1, 2)
+    spans = bio_to_spans([schema.id2label[int(t)] for t in path], [tuple(b) for b in bounds.tolist()])
+    return [(span, float(chosen[(bounds[:, 0] >= span.start) & (bounds[:, 1] <= span.end)].mean()))
+            for span in spans]

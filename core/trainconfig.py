@@ -14,6 +14,7 @@ from typing import Any
 from core.alignment import OVERLAP_POLICIES, PARTIAL_TOKEN_POLICIES, AlignConfig
 from core.configs import JsonConfig, add_flags, field_specs, from_flags
 from core.configs import meta as _meta
+from core.decoding import AGGREGATIONS, DECODINGS, DecodeConfig
 from core.split import check_ratios
 from core.types import ReportLensError
 
@@ -90,6 +91,13 @@ class TrainConfig(JsonConfig):
         "overlapping or nested spans, which BIO cannot hold both of: 'longest' trains the longer span (ties: the "
         "earlier start) and reports the other; both stay in the database", choices=OVERLAP_POLICIES,
         applies_to="ner", advanced=True))
+    decoding: str = field(default=DecodeConfig.decoding, metadata=_meta(
+        "how predictions become entities: 'viterbi' (the most probable valid BIO sequence, no broken entity) or "
+        "'argmax' (each word's top tag)", choices=DECODINGS, applies_to="ner", advanced=True))
+    aggregation: str = field(default=DecodeConfig.aggregation, metadata=_meta(
+        "a word's label from its word pieces: 'average', 'first' or 'max' piece, or 'none' (pieces on their own: "
+        "an entity may cut a word); first-piece models (no label_all_subtokens) always use 'first'",
+        choices=AGGREGATIONS, applies_to="ner", advanced=True))
     class_weighting: str = field(default="none", metadata=_meta(
         "'inverse_sqrt' weights the loss of rare tags up", choices=CLASS_WEIGHTING, advanced=True))
     early_stopping_patience: int = field(default=0, metadata=_meta(
@@ -126,7 +134,8 @@ class TrainConfig(JsonConfig):
                                   f"{self.task!r}.")
         for name, allowed in (("label_mode", LABEL_MODES), ("method", METHODS),
                               ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS),
-                              ("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES)):
+                              ("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES),
+                              ("decoding", DECODINGS), ("aggregation", AGGREGATIONS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ReportLensError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}.")
@@ -183,8 +192,9 @@ class TrainConfig(JsonConfig):
         return replace(self, learning_rate=self.lr, epochs=epochs)
 
     def align(self) -> AlignConfig:
-        """How this run aligns spans to tokens and cuts windows (every :data:`ALIGN_FIELDS` field)."""
-        return AlignConfig(**{name: getattr(self, name) for name in ALIGN_FIELDS})
+        """How this run aligns spans to tokens and cuts windows (every :data:`ALIGN_FIELDS` field), and decodes."""
+        return AlignConfig(**{name: getattr(self, name) for name in ALIGN_FIELDS},
+                           decode=DecodeConfig(self.decoding, self.aggregation))
 
     # ------------------------------------------------------------------ JSON
 

@@ -3,8 +3,9 @@
 Documents are never truncated: each is cut into the windows of :func:`core.alignment.make_windows` (the same
 ``max_length``/``stride`` as in training), windows of all documents are batched longest first (little padding)
 by :func:`training.runtime.pad_batches`, and each token takes the probabilities of the window where it has the
-most context (:func:`core.alignment.merge_window_probs`). Decoding (:func:`core.alignment.probs_to_spans`) keeps
-adjacent entities of the same label apart when the model tags the second one ``B-``. All of that lives in
+most context (:func:`core.alignment.merge_window_probs`). Decoding (:func:`core.alignment.probs_to_spans`, word-level
+and valid BIO by default, :mod:`core.decoding`) keeps adjacent entities of the same label apart when the model tags
+the second one ``B-``. All of that lives in
 :mod:`training.runtime`, shared with the ONNX runtime; this module adds only the torch forward call
 (:class:`TorchRuntime`) and keeps the functions callers have always used, which accept a torch model or a runtime.
 
@@ -139,5 +140,5 @@ def predict_detailed(
 def predict_documents(
     model: Any, tokenizer: Any, docs: Sequence[tuple[Any, str]], config: TrainConfig, batch_size: int = 32
 ) -> list[list[tuple[Span, float]]]:
-    """Spans with scores (mean top probability of their tokens) for each ``(id, text)``, in input order."""
+    """Spans with scores (mean over their words of the chosen tag's probability) for each ``(id, text)``, in order."""
     return [p.spans for p in predict_detailed(model, tokenizer, docs, config, batch_size)]

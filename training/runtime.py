@@ -152,9 +152,12 @@ class DocPrediction:
 
 def decode(prepared: Sequence[PreparedDoc], probs: Sequence[np.ndarray], schema: LabelSchema,
            align: AlignConfig) -> list[DocPrediction]:
+    """Spans of each document from its merged token probabilities, decoded as ``align.decode`` says (word-level,
+    valid BIO by default: :mod:`core.decoding`). The one decoding of training, scoring, extraction, API and ONNX;
+    ``DocPrediction.probs`` stay per token (uncertainty scores read them)."""
     out = []
     for p, pr in zip(prepared, probs, strict=True):
-        spans = probs_to_spans(pr, p.doc.offsets, schema, p.doc.word_ids, align.label_all_subtokens)
+        spans = probs_to_spans(pr, p.doc.offsets, schema, p.doc.word_ids, align.label_all_subtokens, align.decode)
         out.append(DocPrediction(p.doc.doc_id, p.doc.offsets, p.doc.word_ids, pr, spans))
     return out
 

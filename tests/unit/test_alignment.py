@@ -17,6 +17,7 @@ from core.alignment import (
     probs_to_spans,
     spans_to_bio,
 )
+from core.decoding import DecodeConfig
 from core.types import Document, LabelSchema, ReportLensError, Span
 from tests.tiny import tiny_tokenizer
 from training.encoding import encode_documents, tokenize_documents
@@ -168,9 +169,11 @@ def test_probs_to_spans_scores_and_decodes():
     text = "heart rate 78 bpm"
     t = tok(text)  # heart rate 7 ##8 bpm
     probs = np.array([[0.9, 0.05, 0.05], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.3, 0.1, 0.6]])
-    out = probs_to_spans(probs, t.offsets, schema, t.word_ids)
+    out = probs_to_spans(probs, t.offsets, schema, t.word_ids, decode=DecodeConfig("argmax", "none"))
     assert [s for s, _ in out] == [Span(11, 17, "HR")]
-    assert out[0][1] == pytest.approx((0.8 + 0.6 + 0.6) / 3)
+    assert out[0][1] == pytest.approx((0.8 + 0.6 + 0.6) / 3)  # per token: 7 B-HR, ##8 I-HR, bpm I-HR
+    out = probs_to_spans(probs, t.offsets, schema, t.word_ids)  # default: per word, "78" averages its two pieces
+    assert out == [(Span(11, 17, "HR"), pytest.approx((0.5 + 0.6) / 2))]
 
 
 def test_align_config_validates_and_round_trips():
