@@ -503,3 +503,29 @@ def test_a_webhook_without_its_task_is_422(served, client):
 def test_predict_limits_tasks(served, client, count):
     r = client.post("/ls/predict", json={"tasks": [{"data": {"text": "x"}}] * count}, headers=basic(served["tiny"]))
     assert r.status_code == 413
+
+
+def test_concurrent_webhook_counts_see_each_crossing_once(served):
+    """The stored counter is read and written in one write transaction: 4 threads adding 1 each, 20 times, with
+    a training every 5, see exactly 4 crossings and leave 0."""
+    import threading
+
+    from db.lslinks import count_webhook_annotations, webhook_pending
+
+    engine, dues, lock = served["engine"], [], threading.Lock()
+    start = webhook_pending(engine, "other")
+    assert start == 0
+
+    def add() -> None:
+        for _ in range(5):
+            _, due = count_webhook_annotations(engine, "other", 1, 5)
+            with lock:
+                dues.append(due)
+
+    workers = [threading.Thread(target=add) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(dues) == 20 and sum(dues) == 4 and webhook_pending(engine, "other") == 0
+    assert count_webhook_annotations(engine, "other", 0, 5) == (0, False)  # nothing new: nothing written
