@@ -17,7 +17,7 @@
     python cli.py preannotate --project NAME
     python cli.py audit [--person WHO] [--action A] [--project NAME] [--since ISO] [--until ISO] [--outcome O]
     python cli.py users [grant|revoke WHO ROLE [--project NAME] | activate|deactivate WHO]
-    python cli.py serve [--host 127.0.0.1] [--port 8000] [--runtime torch|onnx|onnx-int8]
+    python cli.py serve [--host 127.0.0.1] [--port 8000] [--threads N] [--runtime torch|onnx|onnx-int8]
     python cli.py tokens [create --name N [--project P] | revoke NAME|ID]
 
 The CLI acts as ``cli:<os user>`` with every role; the audit trail records it so.
@@ -424,7 +424,7 @@ def cmd_users(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from api.server import serve
 
-    return serve(args.host, args.port, args.runtime)
+    return serve(args.host, args.port, args.runtime, args.threads)
 
 
 def cmd_tokens(args: argparse.Namespace) -> int:
@@ -446,6 +446,8 @@ def _add_serve_commands(sub: Any) -> None:
     srv = sub.add_parser("serve", help="the REST API and the Label Studio ML backend (README \"Serving\")")
     srv.add_argument("--host", default="127.0.0.1", help="address (default loopback; another needs a token)")
     srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: the CLI's, all "
+                     "cores or OMP_NUM_THREADS; bench/README.md \"Serving speed\" measured both)")
     _runtime_flag(srv)
     srv.set_defaults(func=cmd_serve)
     tok = sub.add_parser("tokens", help="list API tokens; create one (shown once) or revoke one")

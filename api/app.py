@@ -3,6 +3,7 @@ that answer JSON (our messages, or a fixed text for an unexpected error: never a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,14 +32,18 @@ def _field_errors(exc: RequestValidationError) -> JSONResponse:
     return JSONResponse({"detail": f"Invalid request: {summary}", "errors": errors}, status_code=422)
 
 
-def create_app(engine: Any, runtime: str | None = None) -> FastAPI:
-    """The app over ``engine``; ``runtime`` (torch, onnx, onnx-int8, a folder) becomes the process' default."""
+def create_app(engine: Any, runtime: str | None = None, docs_dir: Path | None = None) -> FastAPI:
+    """The app over ``engine``; ``runtime`` (torch, onnx, onnx-int8, a folder) becomes the process' default;
+    ``docs_dir``: where Swagger UI's files are (default :data:`api.docs.SWAGGER_DIR`)."""
     from api import ls, routes
+    from api.docs import add_docs
     from services.models import default_runtime, set_default_runtime
 
     set_default_runtime(runtime)
     app = FastAPI(title=TITLE, version="1", description="Structured results and Label Studio predictions from "
-                  "ReportLens models. Every call but /health and /ls/health needs 'Authorization: Bearer <token>'.")
+                  "ReportLens models. Every call but /health and /ls/health needs 'Authorization: Bearer <token>'.",
+                  docs_url=None, redoc_url=None)  # /docs from local files (api.docs), never a CDN
+    add_docs(app, TITLE, docs_dir)
     app.state.engine = engine
     app.state.runtime = default_runtime()
     app.state.gate = Gate(MAX_API_INFLIGHT.value)

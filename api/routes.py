@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 
 from api.guard import Caller, check_texts, run_audited, scoped
-from services.serving import extract_texts, find_project, predict_objects, served_models
+from services.serving import extract_texts, predict_objects, project_id_of, served_models
 
 router = APIRouter()
 
@@ -34,7 +34,12 @@ class TextsRequest(BaseModel):
 
 
 def _counts(texts: list[str], project: str | None, caller: Caller, request: Request) -> dict[str, Any]:
-    pid = find_project(request.app.state.engine, project).id if project else caller.project_id
+    """The audit row's counts; its project id without another project lookup (a ``ProjectInfo`` counts the
+    project's documents and labels: a query over the whole project, per request)."""
+    if project is None or project == caller.project:
+        pid = caller.project_id
+    else:
+        pid = project_id_of(request.app.state.engine, project)
     return {"texts": len(texts), "characters": sum(len(t) for t in texts), "project_id": pid}
 
 

@@ -77,6 +77,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     from db.repository import get_project
     from services.api_tokens import create_token
     from services.auth import act_as
+    from services.serving import set_request_threads
 
     with act_as(Actor.everyone("bench:serve"), engine):
         _, secret = create_token(engine, f"bench-{os.getpid()}-{time.time_ns()}")
@@ -85,7 +86,9 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, "torch"), host="127.0.0.1", port=port,
+    threads = set_request_threads(args.api_threads or None)  # 0: torch's default, as `cli.py serve`
+    runtime = getattr(args, "api_runtime", "torch")
+    server = uvicorn.Server(uvicorn.Config(create_app(engine, runtime), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -131,7 +134,8 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     q = statistics.quantiles(latencies, n=20)
     return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
             "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
-            "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": "rules+model, torch"}
+            "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": f"rules+model, {runtime}",
+            "torch_threads": threads}
 
 
 def inference_rate(runtime: Any, tokenizer: Any, docs: list[tuple[int, str]], schema: Any, align: Any,
@@ -182,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "serve.json"))
     ap.add_argument("--api-requests", type=int, default=400, help="requests of (e), over 4 clients (400)")
     ap.add_argument("--api-only", action="store_true", help="build the pool and model, then only (e)")
+    ap.add_argument("--api-runtime", default="torch", choices=("torch", "onnx"), help="the runtime of (e), as "
+                    "`cli.py serve --runtime` (onnx: the model's fp32 export, made first if missing; not timed)")
+    ap.add_argument("--api-threads", type=int, default=0, help="torch threads in (e), as `cli.py serve --threads` "
+                    "(0: torch's default, as serve's)")
     args = ap.parse_args(argv)
 
     import torch
@@ -202,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.api_only:
             with read_session(engine) as s:
                 texts = [t for (t,) in s.query(m.Document.text).filter(m.Document.ls_task_id >= 1_000_000)]
+            if args.api_runtime == "onnx" and not (onnx_dir_for(model_dir) / "model.onnx").is_file():
+                t0 = time.monotonic()
+                export_onnx(model_dir, onnx_dir_for(model_dir))
+                print(f"exported to ONNX in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
             out = {"e_api_end_to_end": api_end_to_end(args, engine, pid, texts), "cpus": os.cpu_count(),
                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
             print(json.dumps(out, indent=2))

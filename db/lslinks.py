@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from core.identity import server_source_key
@@ -82,6 +82,58 @@ def set_ls_link(engine: Engine, project: int | str, link: LsLink | None) -> None
         else:
             settings[LINK_KEY] = {"url": link.url, "project_id": int(link.ls_project_id), "title": link.title}
         row.settings = settings  # audited by the service that links (a push: its row names the Label Studio project)
+
+
+# ---------------------------------------------------------------- the ML backend's webhook
+
+WEBHOOK_KEY = "ls_webhook"  # Project.settings[WEBHOOK_KEY] = {"pending": new annotations since the last training}
+
+
+def webhook_pending(engine: Engine, project: int | str) -> int:
+    with read_session(engine) as s:
+        raw = (_project_row(s, project).settings or {}).get(WEBHOOK_KEY)
+    return int(raw.get("pending", 0)) if isinstance(raw, dict) else 0
+
+
+def count_webhook_annotations(engine: Engine, project: int | str, new: int, every: int) -> tuple[int, bool]:
+    """Add ``new`` to the project's webhook counter (stored, so a restart keeps it) in one write transaction:
+    ``(pending, due)``; ``due`` when it reaches ``every`` (> 0), and then it is reset to 0, so of concurrent callers
+    (threads or processes) exactly one sees each crossing."""
+    if new <= 0:
+        return webhook_pending(engine, project), False
+    with write_session(engine) as s:
+        col = m.Project.id if isinstance(project, int) else m.Project.name
+        row = s.scalars(select(m.Project).where(col == project).with_for_update()).one_or_none()
+        if row is None:
+            raise ReportLensError(f"Project {project!r} does not exist; `cli.py projects` lists them.")
+        settings = dict(row.settings or {})
+        raw = settings.get(WEBHOOK_KEY)
+        pending = (int(raw.get("pending", 0)) if isinstance(raw, dict) else 0) + int(new)
+        due = every > 0 and pending >= every
+        settings[WEBHOOK_KEY] = {"pending": 0 if due else pending}
+        row.settings = settings
+    return (0 if due else pending), due
+
+
+def delete_ls_annotations(engine: Engine, project: int | str, source_key: str,
+                          annotation_ids: list[str]) -> list[tuple[int, str]]:
+    """Remove the human annotations imported from Label Studio annotations ``annotation_ids`` (their external ids)
+    of the documents of ``source_key`` (:func:`core.identity.server_source_key`) in ``project``, their spans with
+    them, in one write transaction: ``[(document id, annotation id)]`` removed. An id not stored (never imported,
+    or already removed) removes nothing, so the same deletion twice is harmless; another project's or server's
+    annotation with the same id is never touched."""
+    if not annotation_ids:
+        return []
+    with write_session(engine) as s:
+        pid = _project_row(s, project).id
+        q = (select(m.Annotation.id, m.Annotation.document_id, m.Annotation.external_id)
+             .join(m.Document, m.Document.id == m.Annotation.document_id)
+             .where(m.Document.project_id == pid, m.Document.source_key == source_key,
+                    m.Annotation.source == "human", m.Annotation.external_id.in_(sorted(set(annotation_ids)))))
+        rows = s.execute(q).all()
+        if rows:
+            s.execute(delete(m.Annotation).where(m.Annotation.id.in_([r.id for r in rows])))  # spans: ON DELETE CASCADE
+    return sorted((int(r.document_id), str(r.external_id)) for r in rows)
 
 
 # ---------------------------------------------------------------- batches (created by db.scores.create_batch)

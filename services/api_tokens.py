@@ -3,14 +3,17 @@
 An admin creates a token (``cli.py tokens create --name N [--project P]``); its secret is shown once and only its
 sha256 is stored (``api_tokens``). A token acts as the :class:`~core.auth.Actor` ``token:<name>`` with the
 ``clinician`` and ``annotator`` roles (:data:`TOKEN_ROLES`: extraction and predictions, and the import a Label
-Studio webhook makes), everywhere, or only in its project when it names one. Every use records ``last_used_at``;
-a refused token appends a ``refused`` audit row (``api_auth``), never the secret.
+Studio webhook makes), everywhere, or only in its project when it names one. Its use is recorded in
+``last_used_at`` (to the minute: :data:`TOUCH_EVERY`, so busy clients do not cost a write transaction per request;
+every request has its own audit row anyway); a refused token appends a ``refused`` audit row (``api_auth``), never
+the secret.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.auth import Actor, Permission, Role
@@ -23,6 +26,7 @@ from services.auth import check_startup, current_actor, open_to_all, record, req
 TOKEN_PREFIX = "rl_"
 SUBJECT_PREFIX = "token:"
 TOKEN_ROLES = frozenset({Role.CLINICIAN, Role.ANNOTATOR})
+TOUCH_EVERY = timedelta(seconds=60)  # last_used_at is written at most once a minute per token, not once per request
 
 
 class TokenError(ReportLensError):
@@ -82,13 +86,21 @@ def authenticate(engine: Any, secret: str | None, where: str = "api") -> tuple[T
     else:
         info = token_db.find_by_hash(engine, hash_token(secret.strip()))
         if info is not None and info.active:
-            token_db.touch(engine, info.id)
+            if _stale(info.last_used_at):
+                token_db.touch(engine, info.id)
             return info, token_actor(info)
         why = "token revoked" if info is not None else "unknown token"
     record("api_auth", actor=Actor(subject=f"{SUBJECT_PREFIX}(none)"), engine=engine, outcome="refused",
            details={"reason": why, "where": where})
     raise TokenError(f"{why.capitalize()}: send 'Authorization: Bearer <token>' with a token an admin made with "
                      "`cli.py tokens create --name NAME [--project P]` (README \"Serving\").")
+
+
+def _stale(last_used: datetime | None) -> bool:
+    if last_used is None:
+        return True
+    last = last_used if last_used.tzinfo is not None else last_used.replace(tzinfo=UTC)  # SQLite drops the zone
+    return datetime.now(UTC) - last >= TOUCH_EVERY
 
 
 @open_to_all

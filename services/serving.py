@@ -10,7 +10,7 @@ another version switches the next request to it. Report text is never logged or 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.auth import Permission
 from core.confidence import document_confidence
@@ -29,6 +29,22 @@ class NotFoundError(ReportLensError):
     """A project or model version the request names does not exist (HTTP 404)."""
 
 
+@open_to_all
+def set_request_threads(threads: int | None) -> int:
+    """Torch's intra-op threads for the API server (process-wide; ``cli.py serve --threads``), or with ``None`` as
+    they are (the CLI's: all cores, or ``OMP_NUM_THREADS``); returns the number in use. Measured on 2 shared cores
+    (bench/README.md "Serving speed"): with 4 concurrent clients the default (2) served twice the requests of 1
+    thread (with 1, the requests' Python work contends for the GIL); one client alone under heavy load was faster
+    with 1. The ONNX runtime sizes its sessions itself (``REPORTLENS_ONNX_THREADS``)."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ReportLensError(f"--threads {threads}: give at least 1 (torch intra-op threads).")
+        torch.set_num_threads(threads)
+    return int(torch.get_num_threads())
+
+
 @requires(Permission.VIEW)
 def find_project(engine: Any, project: str | int) -> ProjectInfo:
     info = get_project(engine, project)
@@ -37,7 +53,24 @@ def find_project(engine: Any, project: str | int) -> ProjectInfo:
     return info
 
 
-def _find_version(engine: Any, info: ProjectInfo, model_version: str | int | None) -> ModelVersionInfo | None:
+@requires(Permission.VIEW)
+def project_id_of(engine: Any, project: str | int) -> int:
+    """The id of ``project`` (a name or id) by one indexed lookup (:func:`find_project` also counts the project's
+    documents and labels); :class:`NotFoundError` when there is none."""
+    from db.audit import resolve_project_id
+
+    found = resolve_project_id(engine, project=project)
+    if found is None:
+        raise NotFoundError(f"No project {project!r}; list them with `cli.py projects` (names are case-sensitive).")
+    return found
+
+
+class _Project(NamedTuple):
+    id: int
+    name: str
+
+
+def _find_version(engine: Any, info: _Project, model_version: str | int | None) -> ModelVersionInfo | None:
     if model_version is None or model_version == "":
         return active_model_version(engine, info.id)
     key = str(model_version).strip()
@@ -50,14 +83,19 @@ def _find_version(engine: Any, info: ProjectInfo, model_version: str | int | Non
     return found
 
 
-def _resolve_target(engine: Any, project: str | None,
-                   model_version: str | int | None) -> tuple[ProjectInfo | None, ModelVersionInfo | None]:
-    """The project and version a request names (:class:`NotFoundError` when either does not exist)."""
+def _resolve_target(engine: Any, project: str | int | None,
+                    model_version: str | int | None) -> tuple[_Project | None, ModelVersionInfo | None]:
+    """The project (id, name) and version a request names (:class:`NotFoundError` when either does not exist); a
+    name costs one indexed lookup, not :func:`find_project`'s counts."""
     if project is None:
         if model_version not in (None, ""):
             raise ReportLensError("model_version needs a project: give \"project\" too.")
         return None, None
-    info = find_project(engine, project)
+    if isinstance(project, str):
+        info = _Project(project_id_of(engine, project), project)
+    else:
+        found = find_project(engine, project)
+        info = _Project(found.id, found.name)
     return info, _find_version(engine, info, model_version)
 
 

@@ -6,8 +6,12 @@ project's model (active version), labels mapped to the label config Label Studio
 ``ANNOTATION_CREATED`` / ``ANNOTATION_UPDATED`` through the pull's import path (:func:`services.labelstudio.pull.
 store_export`: the same parsing, validation and identity rules, idempotent: the same annotation twice changes
 nothing) and, after :data:`TRAIN_EVERY_ENV` (default 10) new annotations, queues a training job with the project's
-last training config, unless one is already queued. ``ANNOTATION_DELETED`` is acknowledged and audited; an import
-never deletes, so the annotation stays in ReportLens (remove it there, or re-import an export).
+last training config, unless one is already queued. The count of new annotations is stored with the project
+(:func:`db.lslinks.count_webhook_annotations`), so a restart of the server does not lose it.
+``ANNOTATIONS_DELETED`` (what Label Studio 1.23 sends: ``{"annotations": [{"id": ...}], "project": ...}``; the
+singular ``ANNOTATION_DELETED`` is read the same way) removes the annotations imported from those Label Studio
+annotations of that Label Studio project (:func:`db.lslinks.delete_ls_annotations`; again: nothing), audited with
+ids and counts only.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 from typing import Any
 
 from core.auth import Permission
+from core.identity import server_source_key
 from core.jobs import JobKind, JobStatus
 from core.trainconfig import TrainConfig
 from core.types import ReportLensError
@@ -31,8 +36,8 @@ from services.serving import find_project, label_config_of, predict_objects
 TRAIN_EVERY_ENV = "REPORTLENS_LS_TRAIN_EVERY"  # new annotations before a training job is queued; 0: never
 LS_URL_ENV = "REPORTLENS_LS_URL"
 IMPORT_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-_pending: dict[int, int] = {}  # project id -> new annotations since the last queued training (this process)
-_lock = threading.Lock()
+DELETE_ACTIONS = ("ANNOTATIONS_DELETED", "ANNOTATION_DELETED")  # Label Studio 1.23 sends the plural
+_lock = threading.Lock()  # one queue check at a time in this process (the counter itself is the database's)
 
 
 @open_to_all
@@ -108,14 +113,11 @@ def _server_url(engine: Any, project: str, ls_project_id: int) -> str:
 
 
 def _maybe_train(engine: Any, project_id: int, new: int) -> dict[str, Any]:
-    every = train_every()
-    with _lock:
-        pending = _pending.get(project_id, 0) + new
-        _pending[project_id] = pending
-        if every == 0 or pending < every:
-            return {"pending_annotations": pending, "training_queued": None}
+    pending, due = lslinks.count_webhook_annotations(engine, project_id, new, train_every())
+    if not due:
+        return {"pending_annotations": pending, "training_queued": None}
+    with _lock:  # the counter is back at 0: a queued job reads the data when it starts, so it includes these
         queued = [j for j in active_jobs(engine, project_id, JobKind.TRAIN) if j.status == JobStatus.QUEUED]
-        _pending[project_id] = 0  # a queued job reads the data when it starts: it will include these
         if queued:
             return {"pending_annotations": 0, "training_queued": None, "training_already_queued": queued[0].id}
         last = recent_jobs(engine, project_id, JobKind.TRAIN, limit=1)
@@ -124,9 +126,26 @@ def _maybe_train(engine: Any, project_id: int, new: int) -> dict[str, Any]:
         return {"pending_annotations": 0, "training_queued": job.id}
 
 
+def _deleted_ids(event: str, payload: dict[str, Any]) -> list[str]:
+    raw = payload.get("annotations")
+    if raw is None and isinstance(payload.get("annotation"), dict):
+        raw = [payload["annotation"]]
+    if not isinstance(raw, list):
+        raise ReportLensError(f"{event}: the payload needs the 'annotations' list ([{{\"id\": ...}}]) Label Studio "
+                              "sends.")
+    ids = []
+    for item in raw:
+        value = item.get("id") if isinstance(item, dict) else item
+        if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip():
+            raise ReportLensError(f"{event}: annotation ids must be numbers or strings, not {type(value).__name__}.")
+        ids.append(str(value).strip())
+    return ids
+
+
 def _webhook_detail(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result.get(k) for k in ("event", "ls_project_id", "annotations_new", "annotations_updated",
-                                       "training_queued") if result.get(k) is not None}
+                                       "annotations_deleted", "document_ids", "training_queued")
+            if result.get(k) is not None}
 
 
 @requires(Permission.LABEL_STUDIO, action="ls_webhook", detail=_webhook_detail)
@@ -134,12 +153,16 @@ def webhook(engine: Any, project: str, payload: dict[str, Any]) -> dict[str, Any
     """``/webhook``: import the event's annotation (see the module docstring); returns what changed."""
     info = find_project(engine, project)
     event = str(payload.get("action") or "")
-    if event not in (*IMPORT_ACTIONS, "ANNOTATION_DELETED"):
+    if event not in (*IMPORT_ACTIONS, *DELETE_ACTIONS):
         return {"status": "ignored", "event": event or None}
     ls_project_id = _ls_project_id(payload)
-    if event == "ANNOTATION_DELETED":
-        return {"status": "ignored", "event": event, "ls_project_id": ls_project_id,
-                "note": "an import never deletes; remove the annotation in ReportLens or re-import an export"}
+    if event in DELETE_ACTIONS:
+        ids = _deleted_ids(event, payload)
+        skey = server_source_key(_server_url(engine, info.name, ls_project_id), ls_project_id)
+        removed = lslinks.delete_ls_annotations(engine, info.name, skey, ids)
+        return {"status": "ok", "event": event, "ls_project_id": ls_project_id, "annotations_deleted": len(removed),
+                "annotations_not_found": len(set(ids) - {ext for _, ext in removed}),
+                "document_ids": sorted({doc for doc, _ in removed})}
     task, annotation = payload.get("task"), payload.get("annotation")
     if not isinstance(task, dict) or not isinstance(annotation, dict):
         raise ReportLensError(f"{event}: the payload needs the 'task' and 'annotation' objects Label Studio sends.")

@@ -81,7 +81,6 @@ def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, 
     from tests.factories import tiny_tasks
 
     monkeypatch.setattr(services.jobs, "ensure_worker", lambda engine: False)  # queue only, no worker process
-    monkeypatch.setattr(ls_backend, "_pending", {})
     monkeypatch.setenv("REPORTLENS_LS_TRAIN_EVERY", "2")
     monkeypatch.setenv("REPORTLENS_LS_URL", conn.url)
     from label_studio_sdk import LabelStudio
@@ -95,7 +94,7 @@ def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, 
 
     # the webhook with the token first: connecting the model then keeps it instead of adding its own without one
     client.webhooks.create(url=f"{backend['url']}/ls/webhook", project=project.id, send_payload=True,
-                           actions=["ANNOTATION_CREATED", "ANNOTATION_UPDATED"],
+                           actions=["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"],
                            headers={"Authorization": f"Bearer {backend['token']}"})
     ml = client.ml.create(url=f"{backend['url']}/ls", project=project.id, title="ReportLens", is_interactive=False,
                           auth_method="BASIC_AUTH", basic_auth_user="labelstudio",
@@ -129,6 +128,19 @@ def test_label_studio_gets_predictions_and_sends_annotations(ls_env, ls_server, 
         "from_name": "label", "to_name": "text", "type": "labels",
         "value": {"start": 0, "end": 4, "text": tasks[ids[0]][:4], "labels": ["HR"]}}])
     assert len(_documents(backend["engine"], f"ls:{conn.url}/{project.id}")) == 3  # updated, not added
+    assert ls_backend.lslinks.webhook_pending(backend["engine"], version.project_id) == 1  # stored, not in memory
+
+    # deleted in Label Studio: the annotation imported from it goes too (the document stays)
+    from db.lslinks import human_fingerprints
+    from db.repository import get_project
+
+    doc_ids = [d.id for d in ls_backend.lslinks.documents_for_tasks(
+        backend["engine"], "tiny", f"ls:{conn.url}/{project.id}", [(t, tasks[t]) for t in ids[:3]]).values()]
+    assert sum(len(v) for v in human_fingerprints(backend["engine"], doc_ids).values()) == 3
+    client.annotations.delete(id=made[1].id)
+    left = human_fingerprints(backend["engine"], doc_ids)
+    assert sorted(k for v in left.values() for k in v) == sorted(str(a.id) for a in (made[0], made[2]))
+    assert get_project(backend["engine"], "tiny") is not None
 
     # the backend down: Label Studio's tasks, annotations and predictions stay as they were
     backend["server"].should_exit = True

@@ -88,3 +88,64 @@ def test_serve_answers_over_http(env):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _serve(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "cli.py", "serve", "--port", str(port), *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            call(f"{base}/health")
+            return proc, base
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else "server exited"
+            assert time.monotonic() < deadline, "the server did not answer within 120 s"
+            time.sleep(0.5)
+
+
+def test_serve_on_the_onnx_export_gives_the_torch_entities(tmp_path):
+    """``cli.py serve --runtime onnx`` (a real uvicorn process) on the fp32 export of a tiny trained model answers
+    /v1/extract with exactly the results of the torch model (computed in this process, the same service)."""
+    from core.auth import Actor
+    from db.engine import dispose_engine
+    from db.model_versions import record_model_version
+    from services.api_tokens import create_token
+    from services.auth import act_as
+    from services.models import export_version
+    from services.serving import extract_texts
+    from tests.factories import tiny_tasks, train_tiny
+
+    tasks = tiny_tasks(n=24)
+    engine, url, result = train_tiny(tmp_path, tasks, max_steps=40, learning_rate=5e-3)
+    version = record_model_version(engine, "tiny", None, result)
+    with act_as(Actor.everyone("test"), engine):
+        export_version(engine, version, "onnx")
+        _, token = create_token(engine, "onnx-it", "tiny")
+        texts = [t.text for t in tasks[:8]]
+        torch_results = extract_texts(engine, texts, "tiny")
+    dispose_engine(url)
+    assert any(e["source"] in ("model", "both") for r in torch_results for e in _entities(r)), \
+        "the tiny model found nothing: the comparison would only compare the rules"
+    env = {**os.environ, "REPORTLENS_DATABASE_URL": url, "REPORTLENS_DATA_DIR": str(tmp_path / "data"),
+           "OMP_NUM_THREADS": "1"}
+    env.pop("REPORTLENS_RUNTIME", None)
+    proc, base = _serve(env, "--runtime", "onnx")
+    try:
+        assert call(f"{base}/health")[1]["runtime"] == "onnx"
+        status, body = call(f"{base}/v1/extract", {"texts": texts}, token)
+        assert status == 200, body
+        assert body["results"] == torch_results
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _entities(result: dict) -> list[dict]:
+    """Every entity item of a structured result (grouped by label)."""
+    found = result.get("entities") or {}
+    groups = found.values() if isinstance(found, dict) else [found]
+    return [e for g in groups for e in (g if isinstance(g, list) else [g]) if isinstance(e, dict) and "source" in e]

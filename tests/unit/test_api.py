@@ -76,7 +76,9 @@ def audit(served, action: str):
 def test_health_needs_no_token_and_docs_are_served(client):
     assert client.get("/health").json()["status"] == "ok"
     assert client.get("/openapi.json").json()["paths"]["/v1/extract"]
-    assert client.get("/docs").status_code == 200
+    from api.docs import SWAGGER_DIR, missing_assets
+
+    assert client.get("/docs").status_code == (503 if missing_assets(SWAGGER_DIR) else 200)  # test_api_docs.py
 
 
 def test_only_the_tokens_hash_is_stored_and_its_use_is_recorded(served, client):
@@ -94,6 +96,35 @@ def test_only_the_tokens_hash_is_stored_and_its_use_is_recorded(served, client):
     assert client.post("/v1/extract", json={"text": REPORT}, headers=bearer(served["all"])).status_code == 200
     after = next(t for t in list_tokens(served["engine"]) if t.name == "all")
     assert after.last_used_at is not None and (tok.last_used_at is None or after.last_used_at >= tok.last_used_at)
+
+
+def test_a_token_used_again_within_a_minute_is_not_rewritten(served, client):
+    """``last_used_at`` is written at most once a minute per token (no write transaction per request); each
+    request still has its audit row."""
+    from db.tokens import list_tokens
+
+    client.post("/v1/extract", json={"text": REPORT}, headers=bearer(served["all"]))
+    first = next(t for t in list_tokens(served["engine"]) if t.name == "all").last_used_at
+    before = len(audit(served, "api_extract"))
+    assert client.post("/v1/extract", json={"text": REPORT}, headers=bearer(served["all"])).status_code == 200
+    assert next(t for t in list_tokens(served["engine"]) if t.name == "all").last_used_at == first
+    assert len(audit(served, "api_extract")) == before + 1
+
+
+def test_request_threads_are_set_and_checked():
+    import torch
+
+    from core.types import ReportLensError
+    from services.serving import set_request_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert set_request_threads(1) == 1 == torch.get_num_threads()
+        assert set_request_threads(None) == 1  # None: as it is
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ReportLensError, match="--threads 0"):
+        set_request_threads(0)
 
 
 @pytest.mark.parametrize("headers,why", [({}, "No token given"), (bearer("rl_nope"), "Unknown token"),
@@ -362,10 +393,8 @@ def test_webhook_imports_idempotently_and_queues_one_training(served, client, mo
     import services.jobs
     from core.jobs import JobKind, JobStatus
     from services import jobs as job_service
-    from services.labelstudio import backend
 
     monkeypatch.setattr(services.jobs, "ensure_worker", lambda engine: False)  # no worker process in unit tests
-    monkeypatch.setattr(backend, "_pending", {})
     monkeypatch.setenv("REPORTLENS_LS_TRAIN_EVERY", "2")
     auth = bearer(served["tiny"])
     first = client.post("/ls/webhook", json=event("ANNOTATION_CREATED"), headers=auth).json()
@@ -385,12 +414,82 @@ def test_webhook_imports_idempotently_and_queues_one_training(served, client, mo
     queued = [j for j in job_service.active_jobs(served["engine"], served["project_id"], JobKind.TRAIN)
               if j.status == JobStatus.QUEUED]
     assert [j.id for j in queued] == [second["training_queued"]]
-    deleted = client.post("/ls/webhook", json=event("ANNOTATION_DELETED"), headers=auth).json()
-    assert deleted["status"] == "ignored"
     from services.people import audit_trail
 
     rows = audit_trail(served["engine"], action="ls_webhook")
     assert rows and rows[-1].actor == "token:tinytok" and TEXT not in repr(rows)
+
+
+def _human_ids(served, task_ids) -> dict[int, set[str]]:
+    from sqlalchemy import select
+
+    from db import models as m
+    from db.engine import read_session
+
+    with read_session(served["engine"]) as s:
+        rows = s.execute(select(m.Document.ls_task_id, m.Annotation.external_id)
+                         .join(m.Annotation, m.Annotation.document_id == m.Document.id)
+                         .where(m.Document.ls_task_id.in_(task_ids), m.Annotation.source == "human",
+                                m.Document.source_key.like("ls:%/7"))).all()
+    out: dict[int, set[str]] = {t: set() for t in task_ids}
+    for tid, ext in rows:
+        out[tid].add(ext)
+    return out
+
+
+def test_annotations_deleted_in_label_studio_are_removed_here_once(served, client, monkeypatch):
+    """Label Studio 1.23 sends ``ANNOTATIONS_DELETED`` with ``annotations: [{"id"}]`` (ids only); the singular
+    ``ANNOTATION_DELETED`` with one ``annotation`` is read the same way."""
+    from services.people import audit_trail
+
+    monkeypatch.setenv("REPORTLENS_LS_TRAIN_EVERY", "0")
+    auth = bearer(served["tiny"])
+    for k in (1, 2, 3):
+        r = client.post("/ls/webhook", json=event("ANNOTATION_CREATED", annotation_id=9700 + k, task_id=700 + k),
+                        headers=auth)
+        assert r.status_code == 200 and r.json()["annotations_new"] == 1
+    assert _human_ids(served, [701, 702, 703]) == {701: {"9701"}, 702: {"9702"}, 703: {"9703"}}
+    plural = {"action": "ANNOTATIONS_DELETED", "project": {"id": 7}, "annotations": [{"id": 9701}, {"id": 9702}]}
+    first = client.post("/ls/webhook", json=plural, headers=auth).json()
+    assert (first["status"], first["annotations_deleted"], first["annotations_not_found"]) == ("ok", 2, 0)
+    assert _human_ids(served, [701, 702, 703]) == {701: set(), 702: set(), 703: {"9703"}}
+    again = client.post("/ls/webhook", json=plural, headers=auth).json()
+    assert (again["annotations_deleted"], again["annotations_not_found"]) == (0, 2)  # idempotent
+    other = {"action": "ANNOTATIONS_DELETED", "project": {"id": 8}, "annotations": [{"id": 9703}]}
+    assert client.post("/ls/webhook", json=other, headers=auth).json()["annotations_deleted"] == 0  # another LS project
+    singular = client.post("/ls/webhook", json=event("ANNOTATION_DELETED", annotation_id=9703, task_id=703),
+                           headers=auth).json()
+    assert singular["annotations_deleted"] == 1 and _human_ids(served, [703]) == {703: set()}
+    bad = client.post("/ls/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 7}}, headers=auth)
+    assert bad.status_code == 422 and "'annotations'" in bad.json()["detail"]
+    rows = [r for r in audit_trail(served["engine"], action="ls_webhook") if r.outcome == "ok" and
+            r.details.get("event") in ("ANNOTATIONS_DELETED", "ANNOTATION_DELETED")]
+    assert [r.details.get("annotations_deleted") for r in rows] == [2, 0, 0, 1]
+    assert rows[0].details["document_ids"] and TEXT not in repr(rows)
+
+
+def test_the_webhook_counter_survives_a_restart(served, monkeypatch):
+    """The new-annotation count is the project's (database), not the process': a fresh app (a restarted server)
+    goes on counting where the last one stopped."""
+    import services.jobs
+    from api.app import create_app
+    from db.lslinks import webhook_pending
+
+    monkeypatch.setattr(services.jobs, "ensure_worker", lambda engine: False)
+    auth = bearer(served["tiny"])
+    start = webhook_pending(served["engine"], served["project_id"])  # what the tests before left
+    monkeypatch.setenv("REPORTLENS_LS_TRAIN_EVERY", str(start + 3))
+    with TestClient(create_app(served["engine"]), raise_server_exceptions=False) as before:
+        for k in range(2):
+            r = before.post("/ls/webhook", json=event("ANNOTATION_CREATED", annotation_id=9800 + k,
+                                                      task_id=800 + k), headers=auth).json()
+            assert r["training_queued"] is None and r["pending_annotations"] == start + k + 1
+    assert webhook_pending(served["engine"], served["project_id"]) == start + 2
+    with TestClient(create_app(served["engine"]), raise_server_exceptions=False) as after:
+        r = after.post("/ls/webhook", json=event("ANNOTATION_CREATED", annotation_id=9899, task_id=899),
+                       headers=auth).json()
+    assert r["pending_annotations"] == 0 and (r["training_queued"] or r.get("training_already_queued"))
+    assert webhook_pending(served["engine"], served["project_id"]) == 0
 
 
 def test_a_webhook_without_its_task_is_422(served, client):
@@ -404,3 +503,29 @@ def test_a_webhook_without_its_task_is_422(served, client):
 def test_predict_limits_tasks(served, client, count):
     r = client.post("/ls/predict", json={"tasks": [{"data": {"text": "x"}}] * count}, headers=basic(served["tiny"]))
     assert r.status_code == 413
+
+
+def test_concurrent_webhook_counts_see_each_crossing_once(served):
+    """The stored counter is read and written in one write transaction: 4 threads adding 1 each, 20 times, with
+    a training every 5, see exactly 4 crossings and leave 0."""
+    import threading
+
+    from db.lslinks import count_webhook_annotations, webhook_pending
+
+    engine, dues, lock = served["engine"], [], threading.Lock()
+    start = webhook_pending(engine, "other")
+    assert start == 0
+
+    def add() -> None:
+        for _ in range(5):
+            _, due = count_webhook_annotations(engine, "other", 1, 5)
+            with lock:
+                dues.append(due)
+
+    workers = [threading.Thread(target=add) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(dues) == 20 and sum(dues) == 4 and webhook_pending(engine, "other") == 0
+    assert count_webhook_annotations(engine, "other", 0, 5) == (0, False)  # nothing new: nothing written

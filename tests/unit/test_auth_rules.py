@@ -108,7 +108,8 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "api_tokens.check_serve_startup": (OPEN, None),
     "serving.extract_texts": (P.EXTRACT, None), "serving.predict_objects": (P.EXTRACT, None),
     "serving.served_models": (P.VIEW, None), "serving.find_project": (P.VIEW, None),
-    "serving.label_config_of": (OPEN, None),
+    "serving.label_config_of": (OPEN, None), "serving.set_request_threads": (OPEN, None),
+    "serving.project_id_of": (P.VIEW, None),
     "labelstudio.backend.setup": (P.EXTRACT, None), "labelstudio.backend.predict": (P.EXTRACT, None),
     "labelstudio.backend.webhook": (P.LABEL_STUDIO, "ls_webhook"), "labelstudio.backend.train_every": (OPEN, None),
     # training
