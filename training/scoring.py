@@ -284,19 +284,6 @@ def _load(version: Any, settings: dict[str, Any],
             raise ReportLensError(f"The ONNX export {folder} has labels {list(onnx.schema.labels)}, not those of "
                                   f"model {version.name}; export this version to ONNX.")
         return onnx.runtime, onnx.tokenizer, onnx.config.align(), onnx.schema
-    loaded = load_model(version.model_dir)
-    return _merged(loaded.model), loaded.tokenizer, loaded.config.align(), loaded.schema
+    loaded = load_model(version.model_dir)  # LoRA merged into the base weights
+    return loaded.model, loaded.tokenizer, loaded.config.align(), loaded.schema
 
-
-def _merged(model: Any) -> Any:
-    """A LoRA model folded into plain weights, on a private copy (the cached model is left as it is): fewer, larger
-    matmuls per layer, the same predictions as ``export_merged``'s model (probabilities within ~1e-5)."""
-    import copy
-
-    from training.model import is_peft
-
-    if not is_peft(model):
-        return model
-    merged = copy.deepcopy(model).merge_and_unload()
-    merged.eval()
-    return merged
