@@ -77,6 +77,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     from db.repository import get_project
     from services.api_tokens import create_token
     from services.auth import act_as
+    from services.models import enable_micro_batching
     from services.serving import set_request_threads
 
     with act_as(Actor.everyone("bench:serve"), engine):
@@ -88,8 +89,10 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
         port = sock.getsockname()[1]
     threads = set_request_threads(args.api_threads or None)  # 0: torch's default, as `cli.py serve`
     runtime = getattr(args, "api_runtime", "torch")
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, runtime), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    app = create_app(engine, runtime)
+    batching = getattr(args, "api_batching", "on")
+    enable_micro_batching(batching == "on")  # create_app turns it on; "off" measures the server without it
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
@@ -135,7 +138,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
             "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": f"rules+model, {runtime}",
-            "torch_threads": threads}
+            "torch_threads": threads, "micro_batching": batching}
 
 
 def inference_rate(runtime: Any, tokenizer: Any, docs: list[tuple[int, str]], schema: Any, align: Any,
@@ -186,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "serve.json"))
     ap.add_argument("--api-requests", type=int, default=400, help="requests of (e), over 4 clients (400)")
     ap.add_argument("--api-only", action="store_true", help="build the pool and model, then only (e)")
+    ap.add_argument("--api-batching-modes", nargs="+", default=["on"], choices=("on", "off"),
+                    help="with --api-only: (e) with the server's micro-batching on and/or off, back to back")
     ap.add_argument("--api-runtime", default="torch", choices=("torch", "onnx"), help="the runtime of (e), as "
                     "`cli.py serve --runtime` (onnx: the model's fp32 export, made first if missing; not timed)")
     ap.add_argument("--api-threads", type=int, default=0, help="torch threads in (e), as `cli.py serve --threads` "
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.onnx_export import export_onnx
     from training.onnx_runtime import THREADS_ENV, clear_onnx_cache, load_onnx, onnx_dir_for
     from training.predict import TorchRuntime
-    from training.scoring import _merged, run_scoring
+    from training.scoring import run_scoring
 
     out: dict[str, Any] = {}
     with bench_pool(args, "rl-serve-bench-") as (tmp, url, pid, model_dir, engine):
@@ -214,7 +219,13 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 export_onnx(model_dir, onnx_dir_for(model_dir))
                 print(f"exported to ONNX in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-            out = {"e_api_end_to_end": api_end_to_end(args, engine, pid, texts), "cpus": os.cpu_count(),
+            runs = []
+            for batching in args.api_batching_modes:  # back to back on the same model and server setup
+                args.api_batching = batching
+                runs.append(api_end_to_end(args, engine, pid, texts) | {
+                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
+                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+            out = {"e_api_end_to_end": runs[0] if len(runs) == 1 else runs, "cpus": os.cpu_count(),
                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
             print(json.dumps(out, indent=2))
             return 0
@@ -239,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         torch_scoring_s = time.monotonic() - t0
         n = len(torch_run.doc_ids)
         print(f"(b) torch scoring run: {n / torch_scoring_s:.1f} reports/s", file=sys.stderr, flush=True)
-        torch_rate, torch_preds = inference_rate(TorchRuntime(_merged(loaded.model)), tok, docs, schema, align,
+        torch_rate, torch_preds = inference_rate(TorchRuntime(loaded.model), tok, docs, schema, align,
                                                  args.batch_size)
         print(f"(b) torch inference: {torch_rate:.1f} reports/s", file=sys.stderr, flush=True)
 

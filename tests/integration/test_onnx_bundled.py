@@ -24,7 +24,6 @@ from training.inference import load_model
 from training.onnx_export import compare
 from training.onnx_runtime import load_onnx
 from training.predict import TorchRuntime
-from training.scoring import _merged
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +56,7 @@ def exported(tmp_path_factory):
 def test_fp32_onnx_gives_torch_entities_on_demo_and_maccrobat(exported):
     tmp, version, folder, card = exported
     loaded, onnx = load_model(version.model_dir), load_onnx(folder)
-    torch_rt = TorchRuntime(_merged(loaded.model))
+    torch_rt = TorchRuntime(loaded.model)  # load_model merges LoRA
     demo = [(i, t.text) for i, t in enumerate(_demo(tmp, 300, 3))]
     report = ParseReport()
     macc = [(t.task_id or i, t.text) for i, t in enumerate(iter_tasks(shared("maccrobat2020"), report=report))]
