@@ -5,7 +5,8 @@ fixed batch, for the options of one step that TrainConfig does not show in a ful
     python bench/train_step_bench.py --no-compile --batch 8 --length 160
 
 Each variant builds the same model (seed 0), runs 2 warm-up steps (torch.compile compiles in them; that time is
-reported apart) and then times ``--steps`` steps of forward, backward and ``optimizer.step()``. Prints one JSON line
+reported apart) and then times ``--steps`` steps of forward, backward and ``optimizer.step()``, in wall and process CPU
+seconds (on a shared machine with ``OMP_NUM_THREADS=1`` the CPU seconds are the steadier figure). Prints one JSON line
 per variant.
 """
 
@@ -51,12 +52,14 @@ def run(variant: str, steps: int, batch: int, length: int) -> dict:
     for _ in range(2):
         step()
     warm = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         step()
     per_step = (time.perf_counter() - t0) / steps
+    cpu_per_step = (time.process_time() - c0) / steps
     return {"variant": variant, "batch": batch, "length": length, "steps": steps, "warmup_s": round(warm, 2),
-            "s_per_step": round(per_step, 4), "threads": torch.get_num_threads(),
+            "s_per_step": round(per_step, 4), "cpu_s_per_step": round(cpu_per_step, 4),
+            "threads": torch.get_num_threads(),
             "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 

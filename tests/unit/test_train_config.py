@@ -188,7 +188,7 @@ def test_early_stopping_patience_auto_depends_on_a_held_out_dev_split():
 
 def test_training_lever_defaults_and_a_config_stored_before_them_loads():
     cfg = TrainConfig()
-    assert cfg.group_by_length and not cfg.refit and cfg.dev_evaluations == 8
+    assert not cfg.group_by_length and not cfg.refit and cfg.dev_evaluations == 8
     assert cfg.optimizer == "adamw_torch_fused"
     old = {k: v for k, v in TrainConfig(early_stopping_patience=0).to_dict().items()
            if k not in ("group_by_length", "dev_evaluations", "refit", "optimizer")}
@@ -199,9 +199,9 @@ def test_training_lever_defaults_and_a_config_stored_before_them_loads():
     with pytest.raises(ReportLensError, match="refit must be true or false"):
         TrainConfig(refit="yes")
     parser = add_cli_args(argparse.ArgumentParser())
-    ns = parser.parse_args(["--refit", "--no-group-by-length", "--dev-evaluations", "0", "--optimizer",
+    ns = parser.parse_args(["--refit", "--group-by-length", "--dev-evaluations", "0", "--optimizer",
                             "adamw_torch"])
-    assert from_cli_args(ns) == TrainConfig(refit=True, group_by_length=False, dev_evaluations=0,
+    assert from_cli_args(ns) == TrainConfig(refit=True, group_by_length=True, dev_evaluations=0,
                                             optimizer="adamw_torch")
 
 
