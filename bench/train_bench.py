@@ -110,7 +110,7 @@ def child(url: str, run: str, out_dir: str) -> dict:
         "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
         "dev_eval_s": m["speed"]["dev_eval_s"], "dev_evaluations": m["speed"].get("dev_evaluations"),
         "padded_token_share": m["speed"].get("padded_token_share"),
-        "refit": {k: v for k, v in (m.get("refit") or {}).items() if not k.startswith("selection_")} or None,
+        "refit": {k: v for k, v in (m.get("refit") or {}).items() if not isinstance(v, dict)} or None,
         "selection_dev_f1": round(m["refit"]["selection_dev"]["f1"], 4) if m.get("refit", {}).get("selection_dev")
         else None,
         "selection_test_f1": round(m["refit"]["selection_test"]["f1"], 4)

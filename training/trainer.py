@@ -210,7 +210,7 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     config = config.resolved(len(encoded.items), has_held_out_dev=bool(split.dev) and not split.dev_is_train)
     train_config = config  # what the Trainer runs; ``config`` is what gets recorded
     if refit_of is not None:
-        steps = max(1, round(refit_of["selected_step"] * len(encoded.items) / refit_of["train_windows"]))
+        steps = max(1, round(refit_of["selected_step"] * len(encoded.items) / refit_of["selection_train_windows"]))
         train_config = dataclasses.replace(config, max_steps=steps, early_stopping_patience=0)
     set_seed(config.seed)
     model = task.build_model(config, data)
@@ -283,7 +283,7 @@ def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callabl
     m = select.metrics
     refit_of = {"selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
                 "selection_steps": m["steps"], "selection_stopped_early": select.stopped_early,
-                "train_windows": m["speed"]["train_windows"], "train_documents": len(split.train),
+                "selection_train_windows": m["speed"]["train_windows"], "train_documents": len(split.train),
                 "dev_documents": len(split.dev), "selection_dev": m["dev"], "selection_test": m["test"],
                 "selection_speed": m["speed"]}
     both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,

@@ -425,7 +425,8 @@ def test_refit_trains_on_train_and_dev_and_still_reports_test(project, base_dir,
     # the selecting run is the plain run (same seed): its best step, scaled to the bigger training set
     assert refit["selected_step"] == plain.metrics["best_step"]
     windows = result.metrics["speed"]["train_windows"]
-    assert windows > plain.metrics["speed"]["train_windows"]
+    assert windows == refit["train_windows"] > plain.metrics["speed"]["train_windows"] == refit[
+        "selection_train_windows"]
     assert refit["steps"] == result.metrics["steps"] == max(1, round(
         refit["selected_step"] * windows / plain.metrics["speed"]["train_windows"]))
     assert refit["selection_dev"]["f1"] == plain.metrics["dev"]["f1"]
