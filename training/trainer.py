@@ -165,7 +165,9 @@ def fit(
     "evaluate", "final_evaluation", "done"), ``epoch``, ``step``, ``max_steps``, ``loss``, ``learning_rate``, ``dev``
     (scores, at evaluations), ``elapsed_s``, ``eta_s``. When ``should_stop()`` turns true training stops within a step
     and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
-    rate and epochs resolved). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
+    rate, epochs and early-stopping patience resolved). With ``config.refit`` (and no ``split`` given) a first run
+    picks the step count on dev and the saved model is trained on train+dev (phases of the first run are prefixed
+    "select: "). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
     nothing to learn for the task).
     """
     started = time.monotonic()
