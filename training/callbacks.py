@@ -159,7 +159,8 @@ def callback_classes() -> tuple[type, type, type]:
                     self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             elif self.best > 0:
                 self.stale_evals += 1
-                if self.patience and self.stale_evals >= self.patience and control is not None:
+                if (self.patience and self.stale_evals >= self.patience and control is not None
+                        and state.global_step < state.max_steps):  # at the last step there is nothing to stop
                     self.stopped_early = True
                     control.should_training_stop = True
             self.progress.report(state, "evaluate", dev=dev)

@@ -340,14 +340,14 @@ def test_evaluations_run_at_their_steps_and_early_stopping_waits_for_a_first_hit
     found nothing yet) do not use up the patience."""
     import torch
 
-    tracker, cancel, early = _callbacks([0.0, 0.0, 0.0, 0.4, 0.3, 0.3], patience=2)
-    early.evaluations = 6
+    tracker, cancel, early = _callbacks([0.0, 0.0, 0.0, 0.4, 0.3, 0.3, 0.5], patience=2)
+    early.evaluations = 7
     model = torch.nn.Linear(2, 2)
     control = SimpleNamespace(should_training_stop=False, should_epoch_stop=False)
-    early.on_train_begin(None, SimpleNamespace(global_step=0, max_steps=12, epoch=0.0), control)
+    early.on_train_begin(None, SimpleNamespace(global_step=0, max_steps=14, epoch=0.0), control)
     scored = []
-    for step in range(1, 13):
-        state = SimpleNamespace(global_step=step, max_steps=12, epoch=step / 4)
+    for step in range(1, 15):
+        state = SimpleNamespace(global_step=step, max_steps=14, epoch=step / 4)
         early.on_step_end(None, state, control, model=model)
         early.on_epoch_end(None, state, control, model=model)  # ignored when evaluations are spaced by step
         if early.last_eval_step == step:
