@@ -140,6 +140,13 @@ def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
         "time_to_model_s": round(time.monotonic() - started, 1), "run_training_s": round(result.duration_s, 1),
         "train_runtime_s": m["speed"]["train_runtime_s"], "examples_per_s": m["speed"]["examples_per_s"],
         "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
+        "dev_eval_s": m["speed"]["dev_eval_s"], "dev_evaluations": m["speed"].get("dev_evaluations"),
+        "padded_token_share": m["speed"].get("padded_token_share"),
+        "refit": {k: v for k, v in (m.get("refit") or {}).items() if not isinstance(v, dict)} or None,
+        "selection_dev_f1": round(m["refit"]["selection_dev"]["f1"], 4) if m.get("refit", {}).get("selection_dev")
+        else None,
+        "selection_test_f1": round(m["refit"]["selection_test"]["f1"], 4)
+        if (m.get("refit") or {}).get("selection_test") else None,
         "stopped_early": result.stopped_early, "dev_f1": round(m["dev"]["f1"], 4),
         "test_f1": round(m["test"]["f1"], 4) if m["test"] else None,
         "test_precision": round(m["test"]["precision"], 4) if m["test"] else None,

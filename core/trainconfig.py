@@ -15,7 +15,7 @@ from core.alignment import OVERLAP_POLICIES, PARTIAL_TOKEN_POLICIES, AlignConfig
 from core.configs import JsonConfig, add_flags, field_specs, from_flags
 from core.configs import meta as _meta
 from core.decoding import AGGREGATIONS, DECODINGS, DecodeConfig
-from core.split import check_ratios
+from core.split import MIN_DOCS_FOR_SPLIT, check_ratios
 from core.types import ReportLensError
 
 BUILTIN_TASKS = ("ner", "classification")  # the tasks in training/tasks/ today; the registry there decides
@@ -23,13 +23,18 @@ LABEL_MODES = ("auto", "single", "multi")
 METHODS = ("lora", "full")
 CLASS_WEIGHTING = ("none", "inverse_sqrt")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+OPTIMIZERS = ("adamw_torch_fused", "adamw_torch")
 DEFAULT_LR = {"lora": 2e-3, "full": 1e-4}
 BERT_TARGET_MODULES = ("query", "key", "value", "dense")
 AUTO_STEPS = 100
+LORA_R = 16
 # Floor: MACCROBAT dev F1 0.53 after 3 epochs, 0.56 after 5, 0.60 after 9. Ceiling: a project of 16 demo reports
 # reached test F1 0.568 at 15 epochs (30 steps), 0.734 at 20 and 0.909 at 50 (100 steps); 8 reports 0.43 at 20 and
 # 0.65 at 100. A ceiling of 20 starved small projects of steps, so it lets them reach AUTO_STEPS (bench/README.md).
 AUTO_EPOCHS = (5, 100)
+# Dev evaluations per run and early-stopping patience counted in them (bench/README.md, "Training").
+DEV_EVALUATIONS = 8
+AUTO_PATIENCE = 3
 CLI_DEST_PREFIX = "trainconfig_"
 # The fields that say how spans become BIO tags and reports become windows (``TrainConfig.align``); ``cli.py
 # convert`` takes them as flags too (:func:`add_align_cli_args`).
@@ -54,7 +59,7 @@ class TrainConfig(JsonConfig):
         "report has two choices)", choices=LABEL_MODES, applies_to="classification", advanced=True))
     method: str = field(default="lora", metadata=_meta(
         "'lora' (small adapter, fast) or 'full' fine-tuning (all weights, for comparison)", choices=METHODS))
-    lora_r: int = field(default=16, metadata=_meta("LoRA rank", minimum=1, maximum=256, applies_to="lora",
+    lora_r: int = field(default=LORA_R, metadata=_meta("LoRA rank", minimum=1, maximum=256, applies_to="lora",
                                                    advanced=True))
     lora_alpha: int = field(default=32, metadata=_meta("LoRA scaling alpha (usually 2 x r)", minimum=1,
                                                        applies_to="lora", advanced=True))
@@ -100,9 +105,26 @@ class TrainConfig(JsonConfig):
         choices=AGGREGATIONS, applies_to="ner", advanced=True))
     class_weighting: str = field(default="none", metadata=_meta(
         "'inverse_sqrt' weights the loss of rare tags up", choices=CLASS_WEIGHTING, advanced=True))
-    early_stopping_patience: int = field(default=0, metadata=_meta(
-        "stop after this many epochs without a better dev entity F1 and keep the best epoch; 0 = off",
-        "--patience", minimum=0, maximum=1000))
+    early_stopping_patience: int | None = field(default=None, metadata=_meta(
+        f"stop after this many dev evaluations without a better entity F1 and keep the best weights (evaluations "
+        f"before the model finds any entity do not count); empty = auto: {AUTO_PATIENCE} when the project has a dev "
+        f"split, off when dev is the training set (tiny projects); 0 = off", "--patience", minimum=0, maximum=1000))
+    dev_evaluations: int = field(default=DEV_EVALUATIONS, metadata=_meta(
+        "score the dev split at most this many times per run, evenly spaced over the steps (the last step always "
+        "counts); 0 = after every epoch (a 16-report project trains up to 100 epochs)", minimum=0, maximum=1000,
+        advanced=True))
+    refit: bool = field(default=False, metadata=_meta(
+        "after the run that picks the best step count on dev, train the final model on train+dev for as many "
+        "passes (the test split stays held out; the final model's dev scores are then not held out). About twice "
+        "the training time", advanced=True))
+    group_by_length: bool = field(default=False, metadata=_meta(
+        "put windows of similar length in the same batch (less padding; random between groups). The Trainer sorts "
+        "within groups of about a quarter of the windows (at most 50 batches), so it acts only from 8 x batch_size "
+        "windows on; off by default: it did not cut padding on the 36-window demo project (bench/README.md)",
+        advanced=True))
+    optimizer: str = field(default="adamw_torch_fused", metadata=_meta(
+        "'adamw_torch_fused' (one fused kernel per step) or 'adamw_torch' (the plain loop); same updates",
+        choices=OPTIMIZERS, advanced=True))
     seed: int = field(default=42, metadata=_meta("random seed for initialisation and shuffling", minimum=0,
                                                  advanced=True))
     dev_ratio: float = field(default=0.15, metadata=_meta(
@@ -134,6 +156,7 @@ class TrainConfig(JsonConfig):
                                   f"{self.task!r}.")
         for name, allowed in (("label_mode", LABEL_MODES), ("method", METHODS),
                               ("class_weighting", CLASS_WEIGHTING), ("attn_implementation", ATTN_IMPLEMENTATIONS),
+                              ("optimizer", OPTIMIZERS),
                               ("partial_token", PARTIAL_TOKEN_POLICIES), ("overlap_policy", OVERLAP_POLICIES),
                               ("decoding", DECODINGS), ("aggregation", AGGREGATIONS)):
             value = getattr(self, name)
@@ -186,10 +209,20 @@ class TrainConfig(JsonConfig):
         lo, hi = AUTO_EPOCHS
         return max(lo, min(hi, math.ceil(AUTO_STEPS / self.steps_per_epoch(n_windows))))
 
-    def resolved(self, n_windows: int | None = None) -> TrainConfig:
-        """A copy with the defaults that depend on other fields (and on the data size) filled in: what ran."""
+    def patience_for(self, has_held_out_dev: bool) -> int:
+        """``early_stopping_patience``, or (auto) :data:`AUTO_PATIENCE` evaluations when the dev split is held out and
+        0 (off) when there is none or it is the training set."""
+        if self.early_stopping_patience is not None:
+            return self.early_stopping_patience
+        return AUTO_PATIENCE if has_held_out_dev else 0
+
+    def resolved(self, n_windows: int | None = None, has_held_out_dev: bool | None = None) -> TrainConfig:
+        """A copy with the defaults that depend on other fields (and on the data size and split) filled in: what
+        ran."""
         epochs = self.epochs if n_windows is None else self.epochs_for(n_windows)
-        return replace(self, learning_rate=self.lr, epochs=epochs)
+        patience = (self.early_stopping_patience if has_held_out_dev is None
+                    else self.patience_for(has_held_out_dev))
+        return replace(self, learning_rate=self.lr, epochs=epochs, early_stopping_patience=patience)
 
     def align(self) -> AlignConfig:
         """How this run aligns spans to tokens and cuts windows (every :data:`ALIGN_FIELDS` field), and decodes."""
@@ -204,9 +237,64 @@ class TrainConfig(JsonConfig):
     @classmethod
     def from_stored(cls, d: dict[str, Any]) -> TrainConfig:
         """The config recorded with an earlier model version: keys this version no longer has are left out (fields
-        added since take their defaults, which is what that run did); values are validated as usual."""
+        added since take today's defaults: for options such as ``group_by_length`` not what that run did); values are
+        validated as usual."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in (d or {}).items() if k in known})
+
+
+# ---------------------------------------------------------------------- the defaults a run resolves, explained
+
+
+def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int) -> list[tuple[str, Any, str]]:
+    """``(field, value, reason)`` for each value a run of ``config`` resolves from the data, one short reason each:
+    what the Train page shows next to the form. ``n_docs``: the project's labeled documents (what the split is made
+    of); ``n_windows``: its training windows. The rules live in :meth:`TrainConfig.resolved` (epochs, learning rate,
+    patience); this says what they give and why."""
+    steps_per_epoch = config.steps_per_epoch(max(n_windows, 1))
+    epochs = config.epochs_for(max(n_windows, 1))
+    total = config.max_steps or steps_per_epoch * epochs
+    out: list[tuple[str, Any, str]] = []
+    if config.learning_rate is None:
+        out.append(("learning_rate", config.lr, f"the default for {config.method} (LoRA adapters learn at a higher "
+                                                "rate than full fine-tuning)"))
+    else:
+        out.append(("learning_rate", config.lr, "set in the form"))
+    if config.max_steps:
+        out.append(("epochs", epochs, f"max_steps {config.max_steps} ends the run first"))
+    elif config.epochs is None:
+        lo, hi = AUTO_EPOCHS
+        bound = " (the floor)" if epochs == lo else " (the ceiling)" if epochs == hi else ""
+        out.append(("epochs", epochs, f"auto: {n_windows} windows make {steps_per_epoch} step(s) per pass; "
+                                      f"{epochs} passes{bound} give about {AUTO_STEPS} optimizer steps ({total})"))
+    else:
+        out.append(("epochs", epochs, f"set in the form: {total} optimizer steps"))
+    held_out = split_has_held_out_dev(n_docs, config.dev_ratio)
+    patience = config.patience_for(held_out)
+    if config.early_stopping_patience is not None:
+        out.append(("early_stopping_patience", patience, "set in the form" + (" (off)" if not patience else "")))
+    elif patience:
+        out.append(("early_stopping_patience", patience, f"auto: the project has a held-out dev split, so training "
+                                                         f"stops after {patience} evaluations without a better dev "
+                                                         "F1 and keeps the best weights"))
+    else:
+        out.append(("early_stopping_patience", 0, "auto: off, the project is too small for a held-out dev split "
+                                                  "(dev scores would measure the training set)"))
+    if config.method == "lora":
+        out.append(("lora_r", config.lora_r, "the default for every project size: ranks 8 and 16 scored alike on "
+                                             "the demo (bench/README.md)" if config.lora_r == LORA_R
+                    else "set in the form"))
+    evals = min(config.dev_evaluations, total) if config.dev_evaluations else epochs
+    every = f"every {math.ceil(total / evals)} steps" if config.dev_evaluations else "after every epoch"
+    out.append(("dev_evaluations", evals, f"dev scored {every} ({evals} times in {total} steps), the last step "
+                                          "always"))
+    return out
+
+
+def split_has_held_out_dev(n_docs: int, dev_ratio: float) -> bool:
+    """Whether :func:`core.split.split_documents` gives ``n_docs`` labeled documents a dev split of their own (not
+    the training set) at ``dev_ratio``."""
+    return dev_ratio > 0 and n_docs >= MIN_DOCS_FOR_SPLIT
 
 
 # ---------------------------------------------------------------------- form and CLI

@@ -3,8 +3,9 @@
 - :class:`ProgressCallback`: progress dicts (loss, learning rate, elapsed time, ETA) per log step and every few
   seconds; keeps the history that goes to ``metrics.json``.
 - :class:`CancelCallback`: stops within a step once ``should_stop()`` turns true.
-- :class:`DevEarlyStopping`: scores the dev split at each epoch end, stops after ``patience`` epochs without a better
-  dev metric, and puts the best epoch's trainable weights back (:meth:`DevEarlyStopping.finish`).
+- :class:`DevEarlyStopping`: scores the dev split at most ``evaluations`` times, evenly spaced over the run's steps
+  (or at each epoch end), stops after ``patience`` evaluations without a better dev metric, and puts the best
+  evaluation's trainable weights back (:meth:`DevEarlyStopping.finish`).
 
 Each is a class defined once, at first use (:func:`callback_classes`), so importing this module needs no
 transformers.
@@ -12,6 +13,7 @@ transformers.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -99,13 +101,19 @@ def callback_classes() -> tuple[type, type, type]:
             self.check(control)
 
     class DevEarlyStopping(TrainerCallback):
-        """Dev ``metric`` at each epoch end (unless cancelled); with ``patience`` > 0, stops after that many epochs
-        without improvement and keeps the best epoch's trainable weights for :meth:`finish`."""
+        """Dev ``metric`` at ``evaluations`` evenly spaced steps (0: at each epoch end), unless cancelled; with
+        ``patience`` > 0, stops after that many evaluations without improvement (those before the metric first
+        rises above 0 do not count: a model that has found nothing yet is not stuck) and keeps the best
+        evaluation's trainable weights for :meth:`finish`."""
 
         def __init__(self, evaluate: Evaluate, summarize: Callable[[dict], dict], patience: int,
-                     progress: ProgressCallback, cancel: CancelCallback, metric: str = "f1") -> None:
+                     progress: ProgressCallback, cancel: CancelCallback, metric: str = "f1",
+                     evaluations: int = 0) -> None:
             self.evaluate_fn, self.summarize, self.patience = evaluate, summarize, patience
             self.progress, self.cancel, self.metric = progress, cancel, metric
+            self.evaluations = evaluations
+            self.eval_steps: set[int] = set()
+            self.n_evaluations = 0
             self.best = -1.0
             self.best_step = -1
             self.best_epoch: float | None = None
@@ -118,12 +126,17 @@ def callback_classes() -> tuple[type, type, type]:
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.in_training = True
+            self.eval_steps = evaluation_steps(state.max_steps, self.evaluations)
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.in_training = False
 
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
+            if state.global_step in self.eval_steps and not self.cancel.check(control):
+                self.evaluate(model, state, control)
+
         def on_epoch_end(self, args: Any, state: Any, control: Any, model: Any = None, **kwargs: Any) -> None:
-            if not self.cancel.check(control):
+            if not self.evaluations and not self.cancel.check(control):
                 self.evaluate(model, state, control)
 
         def evaluate(self, model: Any, state: Any, control: Any | None = None) -> None:
@@ -137,15 +150,17 @@ def callback_classes() -> tuple[type, type, type]:
                     control.should_training_stop = True
                 return
             self.last_eval_step = state.global_step
+            self.n_evaluations += 1
             dev = self.summarize(result)
             if dev[self.metric] > self.best + IMPROVEMENT:
                 self.best, self.best_step, self.best_epoch = dev[self.metric], state.global_step, state.epoch
                 self.stale_evals = 0
                 if self.patience:
                     self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-            else:
+            elif self.best > 0:
                 self.stale_evals += 1
-                if self.patience and self.stale_evals >= self.patience and control is not None:
+                if (self.patience and self.stale_evals >= self.patience and control is not None
+                        and state.global_step < state.max_steps):  # at the last step there is nothing to stop
                     self.stopped_early = True
                     control.should_training_stop = True
             self.progress.report(state, "evaluate", dev=dev)
@@ -158,6 +173,15 @@ def callback_classes() -> tuple[type, type, type]:
                 restore(model, self.best_state)
 
     return ProgressCallback, CancelCallback, DevEarlyStopping
+
+
+def evaluation_steps(max_steps: int, evaluations: int) -> set[int]:
+    """The steps of a ``max_steps`` run at which to score dev: ``evaluations`` of them (fewer if the run is shorter),
+    evenly spaced, the last step included; none for ``evaluations`` 0 (the epoch ends decide then)."""
+    if evaluations <= 0 or max_steps <= 0:
+        return set()
+    n = min(evaluations, max_steps)
+    return {math.ceil(max_steps * i / n) for i in range(1, n + 1)}
 
 
 def restore(model: Any, weights: dict[str, Any]) -> None:

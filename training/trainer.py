@@ -4,7 +4,7 @@ The task (``TrainConfig.task``, looked up in :data:`training.tasks.TASKS`) suppl
 the collator and the evaluator (:class:`training.tasks.base.Task`); this module owns what every task shares: the
 project's fixed split, augmentation, the Hugging Face ``Trainer`` (dynamic padding per batch, CPU, no checkpoints),
 the callbacks of :mod:`training.callbacks` (progress, cancel, dev-metric early stopping with the best weights kept),
-the final dev/test evaluation, the saved files and cross-validation.
+the final dev/test evaluation, the saved files, cross-validation and the refit on train+dev.
 """
 
 from __future__ import annotations
@@ -101,9 +101,30 @@ def _trainer_class() -> Any:
     return WeightedLossTrainer
 
 
+class PaddingCounter:
+    """Wraps a collator and counts the tokens it is given and the (padded) tokens it returns."""
+
+    def __init__(self, collator: Any) -> None:
+        self.collator = collator
+        self.real = 0
+        self.padded = 0
+
+    def __call__(self, features: list[dict[str, Any]]) -> Any:
+        batch = self.collator(features)
+        self.real += sum(len(f["input_ids"]) for f in features)
+        self.padded += int(batch["input_ids"].numel())
+        return batch
+
+    @property
+    def padded_share(self) -> float | None:
+        """Share of the batches' tokens that are padding (None before any batch)."""
+        return round(1 - self.real / self.padded, 4) if self.padded else None
+
+
 def _train(model: Any, items: list[dict], tokenizer: Any, collator: Any, weights: list[float] | None,
            config: TrainConfig, callbacks: list[Any]) -> Any:
-    """Run the Trainer over ``items``; returns its final state."""
+    """Run the Trainer over ``items``; returns its final state. ``group_by_length`` uses the Trainer's
+    length-grouped sampler (batches of similar length, random between groups)."""
     from transformers import PrinterCallback, TrainingArguments
 
     total_steps = config.max_steps or config.steps_per_epoch(len(items)) * (config.epochs or 1)
@@ -115,7 +136,8 @@ def _train(model: Any, items: list[dict], tokenizer: Any, collator: Any, weights
             weight_decay=config.weight_decay, lr_scheduler_type="linear", logging_strategy="steps",
             logging_steps=max(1, total_steps // 100), save_strategy="no", eval_strategy="no", report_to=[],
             use_cpu=True, seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-            remove_unused_columns=False)
+            remove_unused_columns=False, dataloader_pin_memory=False, optim=config.optimizer,
+            train_sampling_strategy="group_by_length" if config.group_by_length else "random")
         trainer = _trainer_class()(
             model=model, args=args, train_dataset=_dataset(items), processing_class=tokenizer,
             data_collator=collator, callbacks=callbacks, class_weights=weights)
@@ -143,7 +165,9 @@ def fit(
     "evaluate", "final_evaluation", "done"), ``epoch``, ``step``, ``max_steps``, ``loss``, ``learning_rate``, ``dev``
     (scores, at evaluations), ``elapsed_s``, ``eta_s``. When ``should_stop()`` turns true training stops within a step
     and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
-    rate and epochs resolved). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
+    rate, epochs and early-stopping patience resolved). With ``config.refit`` (and no ``split`` given) a first run
+    picks the step count on dev and the saved model is trained on train+dev (phases of the first run are prefixed
+    "select: "). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
     nothing to learn for the task).
     """
     started = time.monotonic()
@@ -151,15 +175,22 @@ def fit(
     task = get_task(config.task)
     if config.cv_folds >= 2 and split is None:
         return _with_cross_validation(engine, project_id, config, Path(out_dir), progress, should_stop, started)
-    return _fit_once(task, task.load_data(engine, project_id, config), Path(out_dir), progress, should_stop, split,
-                     started)
+    data = task.load_data(engine, project_id, config)
+    if config.refit and split is None:
+        return _fit_with_refit(task, data, Path(out_dir), progress, should_stop, started)
+    return _fit_once(task, data, Path(out_dir), progress, should_stop, split, started)
 
 
 run_training = fit
 
 
 def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
-              should_stop: Callable[[], bool], split: DocumentSplit | None, started: float) -> TrainResult:
+              should_stop: Callable[[], bool], split: DocumentSplit | None, started: float, *,
+              save: bool = True, refit_of: dict[str, Any] | None = None) -> TrainResult:
+    """One training on ``split`` (default: the project's fixed split), scored on its dev and test documents, saved
+    to ``out_dir`` unless ``save`` is false. ``refit_of`` (the selecting run's facts, :func:`_fit_with_refit`)
+    makes this the refit: no dev evaluations while training (dev is in the training set), ``max_steps`` scaled from
+    the selected step to the bigger training set, and ``metrics["refit"]`` saying so."""
     from transformers import set_seed
 
     config = data.config
@@ -178,26 +209,38 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
         snapshot["augmented_copies"] = augmented
     encoded = task.encode(tokenizer, train_docs, data, config)
     dev = task.evaluator(tokenizer, [by_id[i] for i in split.dev], data, config)
-    config = config.resolved(len(encoded.items))
+    config = config.resolved(len(encoded.items), has_held_out_dev=bool(split.dev) and not split.dev_is_train)
+    train_config = config  # what the Trainer runs; ``config`` is what gets recorded
+    if refit_of is not None:
+        steps = max(1, round(refit_of["selected_step"] * len(encoded.items) / refit_of["selection_train_windows"]))
+        train_config = dataclasses.replace(config, max_steps=steps, early_stopping_patience=0)
     set_seed(config.seed)
     model = task.build_model(config, data)
     progress_cb_class, cancel_class, early_class = callback_classes()
     tracker = progress_cb_class(progress, started)
     cancel = cancel_class(should_stop)
     early = early_class(lambda m, stop: dev.evaluate(m, max_examples=0, should_stop=stop), task.summary,
-                        config.early_stopping_patience, tracker, cancel)
+                        config.early_stopping_patience, tracker, cancel, evaluations=config.dev_evaluations)
+    collator = PaddingCounter(task.collator(tokenizer))
     state = None
     if not cancel.check():
-        state = _train(model, encoded.items, tokenizer, task.collator(tokenizer),
-                       task.loss_weights(encoded, data, config), config, [cancel, tracker, early])
-        if not cancel.cancelled:
+        callbacks = [cancel, tracker] + ([early] if refit_of is None else [])
+        state = _train(model, encoded.items, tokenizer, collator, task.loss_weights(encoded, data, config),
+                       train_config, callbacks)
+        if not cancel.cancelled and refit_of is None:
             early.finish(model, state)
     metrics: dict[str, Any] = {
         **data.metrics, "dev": None, "test": None, "history": tracker.history, "best_epoch": early.best_epoch,
-        "steps": state.global_step if state else 0, "dev_is_train": split.dev_is_train,
+        "best_step": early.best_step if early.best_step >= 0 else None,
+        "steps": state.global_step if state else 0, "dev_is_train": split.dev_is_train or refit_of is not None,
+        "dev_held_out": bool(split.dev) and not split.dev_is_train and refit_of is None,
         "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
         **encoded.metrics, "augmented_copies": augmented, "parameters": parameter_counts(model),
-        "speed": _speed(tracker.train_log, early.eval_in_training_s, len(encoded.items), state)}
+        "speed": _speed(tracker.train_log, early.eval_in_training_s, len(encoded.items), state)
+        | {"dev_evaluations": early.n_evaluations, "padded_token_share": collator.padded_share}}
+    if refit_of is not None:
+        metrics["refit"] = {**refit_of, "documents": len(split.train), "train_windows": len(encoded.items),
+                            "steps": metrics["steps"]}
 
     def result(cancelled: bool) -> TrainResult:
         return TrainResult(str(out_dir), data.schema, config, metrics, snapshot, time.monotonic() - started,
@@ -212,10 +255,44 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
         metrics["test"] = task.evaluator(tokenizer, test_docs, data, config).evaluate(model, should_stop=should_stop)
     if metrics["dev"] is None or (test_docs and metrics["test"] is None):
         return result(True)
-    save_model(out_dir, model, tokenizer, data.schema, task.scheme, config, metrics)
+    if save:
+        save_model(out_dir, model, tokenizer, data.schema, task.scheme, config, metrics)
     tracker.report(state, "done", dev=task.summary(metrics["dev"]), keep=False,
                    test=task.summary(metrics["test"]) if metrics["test"] else None)
     return result(False)
+
+
+def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
+                    should_stop: Callable[[], bool], started: float) -> TrainResult:
+    """``refit``: a run on the fixed split picks the step with the best dev score (nothing saved), then the final
+    model trains on train+dev for as many passes (steps scaled by the windows) and is scored on the test split.
+    Without a held-out dev split there is nothing to pick with: the one run is the model (``refit`` is noted as
+    skipped in its metrics)."""
+    split = make_split(data.project, data.docs, data.config, data.doc_labels)
+    if not split.dev or split.dev_is_train:
+        r = _fit_once(task, data, out_dir, progress, should_stop, split, started)
+        r.metrics["refit"] = {"skipped": "no held-out dev split to choose the step count on"}
+        if not r.cancelled:
+            write_json(out_dir / METRICS_FILE, r.metrics)
+        return r
+
+    def select_progress(p: dict) -> None:
+        progress({**p, "phase": f"select: {p.get('phase')}"})
+
+    select = _fit_once(task, data, out_dir, select_progress, should_stop, split, started, save=False)
+    if select.cancelled:
+        return select
+    m = select.metrics
+    refit_of = {"selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
+                "selection_steps": m["steps"], "selection_stopped_early": select.stopped_early,
+                "selection_train_windows": m["speed"]["train_windows"], "train_documents": len(split.train),
+                "dev_documents": len(split.dev), "selection_dev": m["dev"], "selection_test": m["test"],
+                "selection_speed": m["speed"]}
+    both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,
+                         notes=split.notes)
+    final = _fit_once(task, dataclasses.replace(data, config=select.config), out_dir, progress, should_stop, both,
+                      started, refit_of=refit_of)
+    return dataclasses.replace(final, stopped_early=select.stopped_early)
 
 
 def _speed(train_log: dict[str, Any], eval_s: float, n_windows: int, state: Any) -> dict[str, Any]:

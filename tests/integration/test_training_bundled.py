@@ -42,7 +42,9 @@ def test_default_lora_on_the_demo_project(sqlite_url, tmp_path):
     assert m["dev"]["f1"] > F1_FLOOR and m["test"]["f1"] > F1_FLOOR, (m["dev"]["f1"], m["test"]["f1"])
     assert m["parameters"]["trainable"] < 0.05 * m["parameters"]["total"]
     dev_curve = [p["dev"]["f1"] for p in seen if p["phase"] == "evaluate"]
-    assert len(dev_curve) == result.config.epochs and dev_curve[-1] > dev_curve[0]
+    assert len(dev_curve) == m["speed"]["dev_evaluations"] <= result.config.dev_evaluations  # not every epoch
+    assert dev_curve[-1] > dev_curve[0] and m["dev_held_out"]
+    assert result.config.early_stopping_patience > 0  # on by default: this project has a held-out dev split
 
     clear_model_cache()
     model = load_model(result.model_dir)

@@ -171,3 +171,58 @@ def test_the_task_registry_decides_which_task_names_exist():
     assert check(TrainConfig()) == TrainConfig()
     [task] = [f for f in form_fields() if f["name"] == "task"]
     assert task["type"] == "choice" and set(task["choices"]) == {"ner", "classification"}
+
+
+def test_early_stopping_patience_auto_depends_on_a_held_out_dev_split():
+    from core.trainconfig import AUTO_PATIENCE
+
+    cfg = TrainConfig()
+    assert cfg.early_stopping_patience is None  # auto
+    assert cfg.patience_for(True) == AUTO_PATIENCE and cfg.patience_for(False) == 0
+    assert cfg.resolved(40, has_held_out_dev=True).early_stopping_patience == AUTO_PATIENCE
+    assert cfg.resolved(40, has_held_out_dev=False).early_stopping_patience == 0
+    assert cfg.resolved(40).early_stopping_patience is None  # the split is not known yet
+    assert TrainConfig(early_stopping_patience=0).resolved(40, has_held_out_dev=True).early_stopping_patience == 0
+    assert TrainConfig(early_stopping_patience=5).patience_for(False) == 5
+
+
+def test_training_lever_defaults_and_a_config_stored_before_them_loads():
+    cfg = TrainConfig()
+    assert not cfg.group_by_length and not cfg.refit and cfg.dev_evaluations == 8
+    assert cfg.optimizer == "adamw_torch_fused"
+    old = {k: v for k, v in TrainConfig(early_stopping_patience=0).to_dict().items()
+           if k not in ("group_by_length", "dev_evaluations", "refit", "optimizer")}
+    loaded = TrainConfig.from_stored(old)
+    assert loaded.early_stopping_patience == 0 and loaded.dev_evaluations == 8  # what it stored stays
+    with pytest.raises(ReportLensError, match="optimizer must be one of 'adamw_torch_fused', 'adamw_torch'"):
+        TrainConfig(optimizer="sgd")
+    with pytest.raises(ReportLensError, match="refit must be true or false"):
+        TrainConfig(refit="yes")
+    parser = add_cli_args(argparse.ArgumentParser())
+    ns = parser.parse_args(["--refit", "--group-by-length", "--dev-evaluations", "0", "--optimizer",
+                            "adamw_torch"])
+    assert from_cli_args(ns) == TrainConfig(refit=True, group_by_length=True, dev_evaluations=0,
+                                            optimizer="adamw_torch")
+
+
+def test_explain_defaults_gives_each_resolved_value_with_a_reason():
+    from core.trainconfig import AUTO_PATIENCE, explain_defaults
+
+    rows = explain_defaults(TrainConfig(), n_windows=36, n_docs=50)
+    by_field = {f: (v, why) for f, v, why in rows}
+    assert list(by_field) == ["learning_rate", "epochs", "early_stopping_patience", "lora_r", "dev_evaluations"]
+    assert all(isinstance(why, str) and why for _, _, why in rows)
+    assert by_field["learning_rate"][0] == DEFAULT_LR["lora"]
+    assert by_field["epochs"][0] == TrainConfig().epochs_for(36) == 20 and "5 step(s) per pass" in by_field["epochs"][1]
+    assert by_field["early_stopping_patience"][0] == AUTO_PATIENCE
+    assert by_field["dev_evaluations"] == (8, "dev scored every 13 steps (8 times in 100 steps), the last step always")
+    tiny = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(), n_windows=6, n_docs=6)}
+    assert tiny["early_stopping_patience"][0] == 0 and "too small" in tiny["early_stopping_patience"][1]
+    assert tiny["epochs"][0] == 100 and "ceiling" in tiny["epochs"][1]
+    mine = {f: (v, why) for f, v, why in explain_defaults(
+        TrainConfig(learning_rate=1e-4, epochs=3, early_stopping_patience=0, dev_evaluations=0), 36, 50)}
+    assert mine["learning_rate"] == (1e-4, "set in the form") and mine["epochs"][0] == 3
+    assert mine["early_stopping_patience"] == (0, "set in the form (off)")
+    assert mine["dev_evaluations"][0] == 3 and "after every epoch" in mine["dev_evaluations"][1]
+    assert "lora_r" not in dict((f, v) for f, v, _ in explain_defaults(TrainConfig(method="full"), 36, 50))
+    assert dict((f, v) for f, v, _ in explain_defaults(TrainConfig(lora_r=8), 36, 50))["lora_r"] == 8
