@@ -2,7 +2,7 @@
 sizing (every job cores - 1, fixed) and the new one (each job its share of the cores, re-decided while it runs:
 ``jobs.threads``), and torch's default for reference (every job all cores: oversubscribed).
 
-    python bench/jobs_threads_bench.py [--steps 30] [--n 300] [--modes old,new,default] [--out FILE.json]
+    python bench/jobs_threads_bench.py [--steps 30] [--n 300] [--modes old,new,default] [--at-once 1,2] [--out F]
 
 Per mode: a fresh data folder and SQLite file with the English demo project (``seed_demo``, ``--n`` reports), then
 ``solo``: one ``train`` job (``max_steps=--steps``, the defaults otherwise) run by one ``python -m jobs.worker
@@ -112,6 +112,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--n", type=int, default=300, help="demo reports (about 60%% end up in the training split)")
     p.add_argument("--modes", default="old,new,default")
+    p.add_argument("--at-once", default="1,2", help="jobs at once per run (comma-separated)")
     p.add_argument("--out", default=str(ROOT / "bench" / "out" / "jobs_threads.json"))
     args = p.parse_args()
     out = Path(args.out)
@@ -119,8 +120,8 @@ def main() -> None:
     results: dict[str, Any] = {"cores": os.cpu_count(), "load_avg_before": os.getloadavg(), "steps": args.steps,
                                "runs": []}
     with tempfile.TemporaryDirectory(prefix="reportlens-jobs-threads-") as tmp:
-        for mode in args.modes.split(","):
-            for n_jobs in (1, 2):
+        for n_jobs in map(int, args.at_once.split(",")):  # modes side by side: a change of load hits them alike
+            for mode in args.modes.split(","):
                 results["runs"].append(run(mode, n_jobs, args.steps, args.n, Path(tmp)))
                 print(json.dumps(results["runs"][-1]), flush=True)
                 out.write_text(json.dumps(results, indent=2), encoding="utf-8")  # partial results as it goes

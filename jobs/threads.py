@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -41,9 +42,13 @@ def decide(engine: Engine, job_id: int, environ: MutableMapping[str, str], cores
     return ct.job_threads(cores, len(running), reserve, environ, rank=running.index(job_id))
 
 
-def current_threads(environ: MutableMapping[str, str]) -> int | None:
+def _torch(use: bool) -> Any:
+    return sys.modules.get("torch") if use else None
+
+
+def current_threads(environ: MutableMapping[str, str], use_torch: bool = True) -> int | None:
     """The intra-op threads of the calling thread: torch's when it is loaded, else what ``OMP_NUM_THREADS`` says."""
-    torch = sys.modules.get("torch")
+    torch = _torch(use_torch)
     if torch is not None and hasattr(torch, "get_num_threads"):
         return int(torch.get_num_threads())
     try:
@@ -52,7 +57,7 @@ def current_threads(environ: MutableMapping[str, str]) -> int | None:
         return None
 
 
-def apply(threads: int, environ: MutableMapping[str, str]) -> None:
+def apply(threads: int, environ: MutableMapping[str, str], use_torch: bool = True) -> None:
     """Give the calling thread ``threads`` intra-op threads (torch if loaded) and export them for what loads later."""
     if not environ.get(ENV_ROLE):  # keep the user's own OMP_NUM_THREADS apart from ours (core.threads)
         user = ct.user_omp_threads(environ)
@@ -60,7 +65,7 @@ def apply(threads: int, environ: MutableMapping[str, str]) -> None:
             environ[ENV_USER_OMP] = user
         environ[ENV_ROLE] = str(ProcessKind.WORKER)
     environ[ENV_OMP] = environ[ENV_MKL] = str(threads)
-    torch = sys.modules.get("torch")
+    torch = _torch(use_torch)
     if torch is not None and hasattr(torch, "set_num_threads") and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -70,8 +75,9 @@ class JobThreads:
 
     def __init__(self, engine: Engine, job_id: int, *, every_s: float = RESIZE_S,
                  environ: MutableMapping[str, str] | None = None, cores: int | None = None,
-                 note: Callable[[str], None] | None = None) -> None:
+                 note: Callable[[str], None] | None = None, use_torch: bool = True) -> None:
         self.engine, self.job_id, self.every_s, self.cores = engine, job_id, every_s, cores
+        self.use_torch = use_torch  # False: only the environment (a test process keeps its own torch threads)
         self.environ = os.environ if environ is None else environ
         self.note = note  # e.g. the job's log: each change is written there
         self.owner = threading.get_ident()
@@ -80,23 +86,22 @@ class JobThreads:
 
     def tick(self, force: bool = False) -> ThreadPlan | None:
         """Decide and apply when ``every_s`` has passed (or ``force``); only from the thread that started the job.
-        Returns the plan when it decided one. A database hiccup keeps the current count."""
+        Returns the plan when it decided one. A database or file hiccup keeps the current count."""
         now = time.monotonic()
         if threading.get_ident() != self.owner or (not force and now - self._at < self.every_s):
             return None
         self._at = now
         try:
             plan = decide(self.engine, self.job_id, self.environ, self.cores)
-        except SQLAlchemyError as exc:
-            log.warning("job %d: could not count the running jobs (%s); threads unchanged", self.job_id,
-                        type(exc).__name__)
+            before = current_threads(self.environ, self.use_torch)
+            apply(plan.threads, self.environ, self.use_torch)
+            if before != plan.threads or self.last is None:
+                text = f"torch threads {before if before is not None else '?'} -> {plan.threads} ({plan.source})"
+                log.info("job %d: %s", self.job_id, text)
+                if self.note is not None and (self.last is None or self.last.threads != plan.threads):
+                    self.note(text)
+        except (SQLAlchemyError, OSError) as exc:  # threads are worth no failed job: keep the count, say why
+            log.warning("job %d: could not re-size its threads (%s); unchanged", self.job_id, type(exc).__name__)
             return None
-        before = current_threads(self.environ)
-        apply(plan.threads, self.environ)
-        if before != plan.threads or self.last is None:
-            text = f"torch threads {before if before is not None else '?'} -> {plan.threads} ({plan.source})"
-            log.info("job %d: %s", self.job_id, text)
-            if self.note is not None and (self.last is None or self.last.threads != plan.threads):
-                self.note(text)
         self.last = plan
         return plan

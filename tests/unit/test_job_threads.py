@@ -92,7 +92,7 @@ def test_tick_applies_in_the_jobs_thread_only_and_at_most_every_few_seconds(sqli
     first, second = running(engine, 2)
     env: dict[str, str] = {}
     notes: list[str] = []
-    sizer = JobThreads(engine, first, environ=env, cores=4, every_s=3600, note=notes.append)
+    sizer = JobThreads(engine, first, environ=env, cores=4, every_s=3600, note=notes.append, use_torch=False)
     assert sizer.tick(force=True).threads == 2 and env[ENV_OMP] == "2" and env[ENV_ROLE] == "worker"
     assert notes == ["torch threads ? -> 2 (2 running jobs on 4 cores)"]
     jobs.finish(engine, second, "succeeded")
@@ -105,7 +105,7 @@ def test_tick_applies_in_the_jobs_thread_only_and_at_most_every_few_seconds(sqli
     assert sizer.tick(force=True).threads == 4 and env[ENV_OMP] == "4"
     assert notes[-1] == "torch threads 2 -> 4 (1 running job on 4 cores)"
     users = {ENV_OMP: "3"}  # the user's own: it wins, and stays known as theirs once ours is written
-    assert JobThreads(engine, first, environ=users, cores=4).tick(force=True).threads == 3
+    assert JobThreads(engine, first, environ=users, cores=4, use_torch=False).tick(force=True).threads == 3
     assert users[ENV_USER_OMP] == "3" and users[ENV_ROLE] == "worker"
 
 

@@ -85,21 +85,37 @@ def test_durations_in_words(seconds: float, text: str) -> None:
     assert duration_text(seconds) == text
 
 
-def test_the_service_reads_the_recorded_speeds_and_counts_windows(sqlite_url: str, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+def record(engine, project: int, eps: float, folder) -> None:  # noqa: ANN001
+    mv.record_model_version(engine, project, None, {
+        "model_dir": str(folder / f"m{project}"), "schema": {"labels": ["A"]}, "duration_s": 30.0,
+        "config": TrainConfig().to_dict(), "metrics": {"history": [{"step": 1}] * 50, "speed": {
+            "examples_per_s": eps, "train_runtime_s": 12.0, "dev_eval_s": 2.0}}})
+
+
+def test_the_service_reads_only_the_recorded_speeds(db_url: str, tmp_path) -> None:  # noqa: ANN001
+    from services.trainplan import recorded_speeds
+
+    engine = make_engine(db_url)
+    mine, other = ensure_project(engine, "mine").id, ensure_project(engine, "other").id
+    record(engine, mine, 9.5, tmp_path)
+    record(engine, other, 40.0, tmp_path)
+    mv.record_model_version(engine, mine, None, {"model_dir": str(tmp_path / "old"), "schema": {"labels": ["A"]},
+                                                 "metrics": {}})  # an older run that recorded no speed
+    speeds = recorded_speeds(engine)
+    assert [(s.project_id, s.project_name, s.version, s.examples_per_s, s.train_s, s.duration_s) for s in speeds] == [
+        (mine, "mine", "v2", None, None, None), (other, "other", "v1", 40.0, 10.0, 30.0),
+        (mine, "mine", "v1", 9.5, 10.0, 30.0)]
+    assert pick_speed(speeds, mine, "lora").source.startswith("this project's v1 (lora) ran 9.5 windows/s")
+
+
+def test_the_service_counts_windows_as_training_cuts_them(sqlite_url: str, tmp_path, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("REPORTLENS_DATA_DIR", str(tmp_path / "data"))
     from services.imports import seed_demo
-    from services.trainplan import count_windows, recorded_speeds, train_plan
+    from services.trainplan import count_windows, train_plan
 
     engine = make_engine(sqlite_url)
     seed_demo(engine, n=20, chinese=False)
-    other = ensure_project(engine, "other").id
-    for project, eps in ((1, 9.5), (other, 40.0)):
-        mv.record_model_version(engine, project, None, {
-            "model_dir": str(tmp_path / f"m{project}"), "schema": {"labels": ["A"]}, "duration_s": 30.0,
-            "config": TrainConfig().to_dict(), "metrics": {"history": [{"step": 1}] * 50, "speed": {
-                "examples_per_s": eps, "train_runtime_s": 12.0, "dev_eval_s": 2.0}}})
-    speeds = recorded_speeds(engine)
-    assert [(s.project_id, s.examples_per_s, s.train_s) for s in speeds] == [(other, 40.0, 10.0), (1, 9.5, 10.0)]
+    record(engine, 1, 9.5, tmp_path)
     labelled = len(list(training_documents(engine, 1)))
     windows = count_windows(engine, 1, "bundled", 256, 32)
     assert windows.n_docs == labelled > 0 and windows.n_windows >= labelled  # a long report makes several
@@ -114,4 +130,4 @@ def test_the_service_reads_the_recorded_speeds_and_counts_windows(sqlite_url: st
     missing = count_windows(engine, 1, str(tmp_path / "no-such-model"), 256, 32)
     assert missing.n_windows == labelled and "one window per report assumed" in missing.note
     plan = train_plan(engine, 1, TrainConfig(), windows)
-    assert plan.speed.examples_per_s == 9.5 and plan.speed.source.startswith("this project's v1 (lora)")
+    assert plan.speed.examples_per_s == 9.5 and plan.n_docs == labelled
