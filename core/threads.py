@@ -6,7 +6,7 @@ process takes its share:
 
 | role | threads | named setting |
 |---|---|---|
-| ``worker`` (``python -m jobs.worker``) | cores - 1 (at least 1) | ``REPORTLENS_TRAIN_THREADS`` |
+| ``worker`` (``python -m jobs.worker``) | cores - 1; per job its share (below) | ``REPORTLENS_TRAIN_THREADS`` |
 | ``app`` (Streamlit) | 1 on up to 2 cores, else cores // 4 (at most 4) | ``REPORTLENS_APP_THREADS`` |
 | ``cli`` (``cli.py``) | all cores | |
 
@@ -16,13 +16,18 @@ default above. :func:`size_process_threads` writes the result into the process e
 of the process, the Streamlit script threads included), and marks them with ``REPORTLENS_THREADS_ROLE`` so a child
 process (a worker the app or the CLI starts) does not take them for the user's choice; the user's own value travels
 as ``REPORTLENS_USER_OMP_NUM_THREADS``. Nothing here imports torch (``core`` is pure), so sizing costs nothing at start.
+
+A worker then re-sizes each job while it runs (:func:`job_threads`, applied by :mod:`jobs.threads`): the cores left
+after the app's reserve (the threads of the apps open on this host), shared among the jobs running on this host, so
+one job alone gets the whole machine and two jobs at once never oversubscribe it. The user's explicit setting
+(``REPORTLENS_TRAIN_THREADS``, else their ``OMP_NUM_THREADS``) always wins.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -122,3 +127,31 @@ def size_process_threads(role: ProcessKind | str, environ: MutableMapping[str, s
     if environ is os.environ and "torch" in sys.modules:
         plan = ThreadPlan(plan.role, plan.threads, plan.source + "; torch was already loaded, so not applied here")
     return plan
+
+
+def app_reserve(cores: int, app_threads: Sequence[int]) -> int:
+    """The cores a worker leaves to the apps open on this host: the threads they take (``app_threads``, one entry per
+    app process), at most ``cores - 1`` so a job always keeps one."""
+    return min(max(0, sum(max(0, t) for t in app_threads)), max(0, max(1, cores) - 1))
+
+
+def job_threads(cores: int, running_jobs: int, reserve: int, env: Mapping[str, str], rank: int = 0) -> ThreadPlan:
+    """The intra-op threads of one running job of a worker on a machine with ``cores`` cores, where ``running_jobs``
+    jobs run (this one included) and ``reserve`` cores are left to the app (:func:`app_reserve`). ``rank``: this
+    job's place among the running ones (oldest first); the cores that do not divide evenly go to the oldest.
+
+    The user's explicit setting wins (``REPORTLENS_TRAIN_THREADS``, else their own ``OMP_NUM_THREADS``); otherwise
+    the shares add up to the free cores, never more, except that every job gets at least 1 thread."""
+    named = (env.get(ENV_TRAIN) or "").strip()
+    if named:
+        return ThreadPlan(ProcessKind.WORKER, _whole(ENV_TRAIN, named), ENV_TRAIN)
+    user = user_omp_threads(env)
+    if user is not None:
+        return ThreadPlan(ProcessKind.WORKER, _whole(ENV_OMP, user), ENV_OMP)
+    cores, jobs = max(1, cores), max(1, running_jobs)
+    free = max(1, cores - max(0, reserve))
+    share, extra = divmod(free, jobs)
+    threads = max(1, share + (1 if 0 <= rank < extra else 0))
+    app = f", {reserve} left to the app" if reserve > 0 else ""
+    return ThreadPlan(ProcessKind.WORKER, threads,
+                      f"{jobs} running job{'s' if jobs != 1 else ''} on {cores} cores{app}")

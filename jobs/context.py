@@ -26,6 +26,8 @@ from jobs import queue
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from jobs.threads import JobThreads
+
 ENV_HANDLERS = "REPORTLENS_JOB_HANDLERS"
 DEFAULT_HANDLER_MODULES = ("training.handlers",)
 CANCEL_CHECK_S = 1.0
@@ -60,6 +62,7 @@ class JobContext:
         self._checked_at = -math.inf
         self.cancelled = False  # the cancel flag was seen in the database
         self.lost = False  # the heartbeat found the job no longer ours (recovered by another process)
+        self.threads: JobThreads | None = None  # set by the worker: re-sizes torch's threads between steps
 
     def progress(self, report: Progress | Mapping[str, Any]) -> None:
         """Queue a progress report; the heartbeat thread writes it. ``elapsed_s`` and ``eta_s`` are stamped here
@@ -67,6 +70,8 @@ class JobContext:
         stamped = self._clock.stamp(report, time.monotonic())
         with self._lock:
             self._pending.append(stamped)
+        if self.threads is not None:
+            self.threads.tick()
 
     def take_pending(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -79,7 +84,10 @@ class JobContext:
 
     def should_stop(self) -> bool:
         """True once cancel was requested, the worker is shutting down, or the job is no longer this worker's.
-        Reads the database at most every ``CANCEL_CHECK_S`` seconds."""
+        Reads the database at most every ``CANCEL_CHECK_S`` seconds. Also where the job's threads follow the machine
+        (:mod:`jobs.threads`, every few seconds): handlers call it between steps, from the job's thread."""
+        if self.threads is not None:
+            self.threads.tick()
         if self.cancelled or self.lost or self._stop.stopping:
             return True
         now = time.monotonic()

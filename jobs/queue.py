@@ -40,7 +40,7 @@ LOG_CAP = 50_000  # characters of log tail kept per job
 
 __all__ = [
     "JobInfo", "active_jobs", "append_log", "claim_next", "enqueue", "finish", "get_job", "heartbeat",
-    "is_cancel_requested", "list_jobs", "recover_stale", "request_cancel", "requeue", "retry_job",
+    "is_cancel_requested", "list_jobs", "recover_stale", "request_cancel", "requeue", "retry_job", "running_here",
 ]
 
 
@@ -333,6 +333,18 @@ def recover_stale(engine: Engine, stale_after_s: float | None = None) -> list[Jo
                 s.delete(worker)
         s.flush()
         return [_job_info(j) for j in out]
+
+
+def running_here(engine: Engine, stale_after_s: float | None = None) -> list[int]:
+    """The ids of the jobs running on this host whose process is alive (the ones that share its cores), oldest
+    first. A row left ``running`` by a dead worker is not counted (:func:`jobs.workers.stale_reason`)."""
+    limit = default_stale_after_s() if stale_after_s is None else stale_after_s
+    now = m.utcnow()
+    with read_session(engine) as s:
+        rows = s.execute(select(m.Job.id, m.Job.pid, m.Job.heartbeat_at, m.Job.started_at)
+                         .where(m.Job.status == JobStatus.RUNNING, m.Job.host == HOST).order_by(m.Job.id)).all()
+    return [r.id for r in rows
+            if stale_reason(HOST, r.pid, _aware(r.heartbeat_at or r.started_at), now, limit) is None]
 
 
 def get_job(engine: Engine, job_id: int) -> JobInfo | None:

@@ -21,8 +21,10 @@ exits after S seconds without work (never while a job it could run is queued).
   put back in the queue (``queued``, not ``cancelled``: nobody asked to cancel it, so the next worker starts it again
   from the beginning) and the worker exits. A second signal ends the process at once (the job is then recovered as
   ``failed`` by the next worker start). SIGKILL leaves the job ``running`` until the next start marks it ``failed``.
-- Threads: before anything imports torch, the worker takes cores - 1 intra-op threads (``REPORTLENS_TRAIN_THREADS``
-  or the user's ``OMP_NUM_THREADS`` instead; :mod:`core.threads`), leaving a core to the app.
+- Threads: before anything imports torch, the worker takes cores - 1 intra-op threads (:mod:`core.threads`); then
+  each job's threads follow the machine (:mod:`jobs.threads`): at its start and every few seconds while it runs,
+  its share of the cores given the jobs running on this host and the apps open here (one job alone and no app: all
+  of them). ``REPORTLENS_TRAIN_THREADS`` (or the user's ``OMP_NUM_THREADS``) fixes the count instead.
 - Output goes through :mod:`logging`: to stdout, or with ``--log-file`` (what :func:`jobs.launcher.ensure_worker`
   passes) to a size-rotated file (``LOG_ROTATE_BYTES``, ``LOG_BACKUPS`` old files).
 
@@ -56,6 +58,7 @@ from db.engine import database_url, dispose_engine, make_engine
 from db.records import JobInfo
 from jobs import queue, workers
 from jobs.context import Handler, JobContext, JobStopped, Outcome, StopSource, load_handlers
+from jobs.threads import JobThreads
 
 __all__ = ["Worker", "main"]
 
@@ -83,12 +86,13 @@ class Worker(StopSource):
     def __init__(self, engine: Engine, *, worker_id: str | None = None, kinds: Sequence[str] | None = None,
                  poll_s: float = 1.0, idle_exit_s: float | None = None, once: bool = False,
                  stale_after_s: float | None = None, heartbeat_s: float = HEARTBEAT_S,
-                 handlers: dict[str, Handler] | None = None) -> None:
+                 handlers: dict[str, Handler] | None = None, resize_threads: bool = False) -> None:
         self.engine, self.worker_id = engine, worker_id or workers.new_worker_id()
         self.handlers = load_handlers() if handlers is None else dict(handlers)
         self.kinds = tuple(kinds) if kinds else tuple(self.handlers)
         self.poll_s, self.idle_exit_s, self.once = poll_s, idle_exit_s, once
         self.stale_after_s, self.heartbeat_s = stale_after_s, heartbeat_s
+        self.resize_threads = resize_threads  # jobs.threads: main() turns it on (it changes this process's threads)
         self.stopping = False  # set by SIGTERM/SIGINT (a plain flag: Event.set is not safe in a signal handler)
         self._exiting = threading.Event()  # stops the heartbeat thread
         self._beat_lock = threading.Lock()
@@ -193,6 +197,9 @@ class Worker(StopSource):
         with self._beat_lock:
             self._current = ctx
         self.say(f"job {job.id} ({job.kind}, project {job.project_id}) started")
+        if self.resize_threads:
+            ctx.threads = JobThreads(self.engine, job.id, note=ctx.log)
+            ctx.threads.tick(force=True)  # before the handler loads torch: its share of the cores now
         outcome: Outcome | None = None
         stopped, error, frames = False, None, None
         try:
@@ -298,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     upgrade(url)  # a worker started on a fresh or older database brings the schema to head first (idempotent)
     worker = Worker(make_engine(url), worker_id=args.worker_id, kinds=kinds, poll_s=args.poll,
                     idle_exit_s=args.idle_exit, once=args.once, stale_after_s=args.stale_after,
-                    heartbeat_s=heartbeat_s, handlers=handlers)
+                    heartbeat_s=heartbeat_s, handlers=handlers, resize_threads=True)
     try:
         return worker.run()
     finally:

@@ -1,5 +1,5 @@
-"""Train: the training form (one click with the defaults), how long a run takes, live progress of the running job
-(with "v1 ready -> Models" when it ends), job history."""
+"""Train: the training form (one click with the defaults), what a run will do (steps, time on this machine, why each
+default), live progress of the running job (with "v1 ready -> Models" when it ends), job history."""
 
 import pandas as pd
 import streamlit as st
@@ -12,7 +12,7 @@ from services.adapt import form_fields as adapt_fields
 from services.training import form_fields, queue_training
 from ui.jobs import live_jobs
 from ui.state import engine, project_picker
-from ui.train import adapt_form, run_estimate, train_form, values_to_config
+from ui.train import adapt_form, show_plan, train_form, values_to_config
 
 st.title("Train")
 project = project_picker()
@@ -38,7 +38,7 @@ if submitted:
         st.success(f"Training job {job.id} queued" + (" and a worker started." if started else "."), icon="✅")
     except ReportLensError as exc:
         st.error(f"Not queued: {exc}", icon="🚫")
-st.caption(run_estimate(engine(), project, config))
+show_plan(project, config)
 
 with st.expander(f"Adapt the base model to this project's text ({len(bases) - 1} base versions)"):
     st.caption("Adds the characters the base model cannot read to its vocabulary and continues its masked-language-"

@@ -1,18 +1,21 @@
 """The Train page's form: one widget per ``TrainConfig`` field (from ``services.training.form_fields``), read as
 text where the user types numbers, and turned into values with messages that say which field and why (never a
-traceback); and how long a run will take, from the data size and the project's last runs."""
+traceback); and what a run will do before it starts (:func:`show_plan`): its steps, its time at the speed measured on
+this machine, and why each default has its value."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
-from core.jobs import JobKind
 from core.trainconfig import TrainConfig
+from core.trainplan import TrainPlan, explain_defaults, train_share
 from core.types import ReportLensError
-from services import jobs as job_svc
+from services.trainplan import WindowCount, count_windows, train_plan
+from ui.state import engine
 
 
 def _label(spec: dict[str, Any]) -> str:
@@ -127,29 +130,32 @@ def adapt_form(specs: list[dict[str, Any]], parents: list[str]) -> tuple[dict[st
     return values, submitted
 
 
-def run_estimate(engine: Any, project: Any, config: TrainConfig | None = None) -> str:
-    """``"About 110 optimizer steps (7 epochs over ~120 training reports); the last run took 1.2 s a step, so
-    about 2 min."``: what the defaults (or ``config``) will do, timed by the project's last finished run."""
+@st.cache_data(show_spinner="Counting the training windows…", max_entries=32)
+def _windows(database: str, project_id: int, n_labeled: int, base_model: str, max_length: int,
+             stride: int) -> WindowCount:
+    del database, n_labeled  # cache keys: counted again after an import or new labels
+    return count_windows(engine(), project_id, base_model, max_length, stride)
+
+
+def run_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
+    """What a run of ``config`` (the defaults) will do in ``project``, timed at the speed measured on this machine."""
     config = config or TrainConfig()
-    n_train = max(1, round(project.n_labeled * (1 - config.dev_ratio - config.test_ratio)))
-    n_windows = n_train * (1 + config.augment)  # short reports: one window each (long ones add windows)
-    epochs = config.epochs_for(n_windows)
-    steps = epochs * config.steps_per_epoch(n_windows)
-    if config.max_steps is not None:
-        steps = min(steps, config.max_steps)
-    text = f"About {steps:,} optimizer steps ({epochs} epochs over ~{n_train:,} training reports)"
-    per_step = None
-    for job in job_svc.recent_jobs(engine, project.id, kind=JobKind.TRAIN, limit=10):
-        duration = (job.result or {}).get("duration_s")
-        done = job.progress.step
-        if job.status == "succeeded" and isinstance(duration, int | float) and done:
-            per_step = duration / done
-            break
-    if per_step is None:
-        return text + "; the first run on a laptop CPU takes a few minutes (cancel it any time)."
-    total = per_step * steps * (1 + config.cv_folds)
-    return text + f"; the last run took {per_step:.2f} s a step, so about {_duration(total)}."
+    windows = _windows(str(engine().url), project.id, project.n_labeled, config.base_model, config.max_length,
+                       config.stride)
+    return train_plan(engine(), project.id, config, windows)
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+def show_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
+    """Before a run: its steps and estimated time (one caption starting "About "), how the windows were counted
+    and where the speed comes from, and the chosen defaults with a reason each."""
+    plan = run_plan(project, config)
+    chosen = config or TrainConfig()
+    st.caption(plan.summary())
+    measured = "" if plan.speed.measured else " The time is a rough figure until a first model is trained here."
+    st.caption(f"Counted: {plan.windows_note}; about {train_share(chosen):.0%} of the reports train (the rest are "
+               f"the dev and test splits). Cancel a run any time.{measured}")
+    with st.expander("Why these settings", expanded=True):
+        rows = explain_defaults(chosen, plan.n_windows, plan.n_train_docs)
+        st.table(pd.DataFrame([{"setting": f.replace("_", " "), "value": f"{v:g}" if isinstance(v, float) else str(v),
+                                "why": why} for f, v, why in rows]).set_index("setting"))
+    return plan

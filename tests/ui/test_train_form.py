@@ -1,15 +1,20 @@
 """AppTest of the Train page's form and live panel (issue 13): text in a number field is a message naming the
-field, never a traceback, and the form stays whole; the page says how long a run takes; the live panel shows the
-current values, its legend above the plot, and when the job ends "v1 ready: test F1 ... -> Models" with the job
-history refreshed."""
+field, never a traceback, and the form stays whole; the page says how long a run takes on this machine and why the
+defaults (issue 17); the live panel shows the current values, its legend above the plot, and when the job ends "v1
+ready: test F1 ... -> Models" with the job history refreshed."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 
 import pytest
 
 from core.jobs import JobKind, JobStatus
+from core.trainconfig import TrainConfig
+from core.trainplan import duration_text
+from db import model_versions as mv
 from db.engine import make_engine
 from jobs import queue
 
@@ -47,17 +52,31 @@ def test_text_in_a_number_field_is_a_message_and_the_form_stays(demo, open_page,
     assert queue.list_jobs(demo) == []
 
 
-def test_the_page_says_how_long_a_run_takes(demo, open_page):
+def test_the_page_says_how_long_a_run_takes_and_why_the_defaults(demo, open_page, tmp_path):
+    """Before any model: the steps, a time from the fallback speed (said so) and the defaults with a reason each.
+    After a model version recorded its speed: the time follows that speed (arithmetic redone here)."""
     at = open_page("pages/train.py")
+    assert not at.exception, at.exception
     (estimate,) = [c.value for c in at.caption if c.value.startswith("About ")]
-    assert "optimizer steps" in estimate and "training reports" in estimate and "few minutes" in estimate
-    job = queue.enqueue(demo, 1, JobKind.TRAIN, {})
-    queue.claim_next(demo, "w-test", ["train"])
-    queue.heartbeat(demo, job.id, {"step": 50, "max_steps": 50}, worker_id="w-test")
-    queue.finish(demo, job.id, JobStatus.SUCCEEDED, result={"duration_s": 25.0}, worker_id="w-test")
+    assert "optimizer steps" in estimate and "training windows" in estimate and "training reports" in estimate
+    assert "no model trained here yet, so a typical 2-core laptop figure" in estimate
+    assert any("rough figure until a first model is trained here" in c.value for c in at.caption)
+    table = at.table[0].value
+    assert list(table.index) == ["epochs", "learning rate", "method", "batch size"]
+    assert table.loc["learning rate", "value"] == "0.002" and "LoRA default" in table.loc["learning rate", "why"]
+    assert "auto: enough passes for about 100 optimizer steps" in table.loc["epochs", "why"]
+
+    mv.record_model_version(demo, 1, None, {
+        "model_dir": str(tmp_path / "m"), "schema": {"labels": ["A"]}, "config": TrainConfig().to_dict(),
+        "duration_s": 30.0, "metrics": {"speed": {"examples_per_s": 10.0, "train_runtime_s": 12.0, "dev_eval_s": 2.0}}})
     at.run()
     (estimate,) = [c.value for c in at.caption if c.value.startswith("About ")]
-    assert "the last run took 0.50 s a step" in estimate
+    assert "this project's v1 (lora) ran 10 windows/s on this machine" in estimate
+    windows = int(re.search(r"over ~([\d,]+) training windows", estimate).group(1).replace(",", ""))
+    epochs = max(5, min(100, math.ceil(100 / math.ceil(windows / 8))))
+    assert f"About {epochs * math.ceil(windows / 8):,} optimizer steps ({epochs} epochs" in estimate
+    assert f"about {duration_text(epochs * windows / 10.0 + 20.0)} (" in estimate  # 20 s = 30 s - (12 - 2) s of steps
+    assert not any("rough figure" in c.value for c in at.caption)
 
 
 def test_the_live_panel_shows_the_values_and_says_when_the_model_is_ready(demo, open_page):

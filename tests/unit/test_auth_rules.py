@@ -116,6 +116,9 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     # training
     "training.queue_training": (P.TRAIN, "train_queued"), "training.check": (OPEN, None),
     "training.form_fields": (OPEN, None), "training.task_names": (OPEN, None),
+    # the Train page's estimate (issue 17)
+    "trainplan.recorded_speeds": (P.TRAIN, None), "trainplan.count_windows": (P.TRAIN, None),
+    "trainplan.train_plan": (P.TRAIN, None),
     # adaptation (issue 16)
     "adapt.queue_adaptation": (P.TRAIN, "adapt_queued"), "adapt.form_fields": (OPEN, None),
     "adapt.base_versions": (P.VIEW, None), "adapt.base_choices": (P.VIEW, None),

@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from core.threads import ENV_APP, ENV_OMP, ENV_ROLE, ENV_TRAIN, ENV_USER_OMP, plan_threads, size_process_threads
+from core.threads import (
+    ENV_APP,
+    ENV_OMP,
+    ENV_ROLE,
+    ENV_TRAIN,
+    ENV_USER_OMP,
+    app_reserve,
+    job_threads,
+    plan_threads,
+    size_process_threads,
+)
 from core.threads import ProcessKind as K
 from core.types import ReportLensError
 
@@ -69,3 +79,41 @@ def test_torch_in_a_fresh_process_gets_the_planned_threads() -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["1", "1"]  # torch alone would take both cores here
+
+
+# ---------------------------------------------------------------- a running job's share (issue 17)
+
+
+@pytest.mark.parametrize(("cores", "jobs", "reserve", "expected"), [
+    (2, 1, 0, [2]),        # one job alone, no app: the whole machine (was cores - 1 = 1)
+    (2, 1, 1, [1]),        # the app open: it keeps its core
+    (2, 2, 0, [1, 1]),     # two jobs on 2 cores: one thread each, never 2 + 2
+    (2, 2, 1, [1, 1]),     # cannot go below 1 a job: the one oversubscription left, by one thread
+    (2, 3, 0, [1, 1, 1]),
+    (8, 1, 2, [6]), (8, 2, 2, [3, 3]), (8, 3, 0, [3, 3, 2]),  # the remainder goes to the oldest jobs
+    (16, 4, 4, [3, 3, 3, 3]), (1, 1, 0, [1]), (1, 2, 1, [1, 1]),
+])
+def test_a_job_gets_its_share_of_the_free_cores(cores: int, jobs: int, reserve: int, expected: list[int]) -> None:
+    shares = [job_threads(cores, jobs, reserve, {}, rank=r).threads for r in range(jobs)]
+    assert shares == expected
+    assert sum(shares) <= max(cores - reserve, jobs)  # never more than the free cores, except the floor of 1
+    assert str(jobs) in job_threads(cores, jobs, reserve, {}).source
+
+
+def test_the_users_setting_wins_over_the_share() -> None:
+    assert job_threads(8, 4, 2, {ENV_TRAIN: "6"}) == job_threads(2, 1, 0, {ENV_TRAIN: "6"})
+    assert job_threads(8, 4, 2, {ENV_TRAIN: "6"}).threads == 6
+    assert job_threads(8, 4, 2, {ENV_OMP: "5"}).threads == 5  # the user's own OMP_NUM_THREADS
+    # an OMP_NUM_THREADS a ReportLens process wrote is not the user's: the share applies
+    assert job_threads(8, 1, 0, {ENV_OMP: "7", ENV_ROLE: "worker"}).threads == 8
+    assert job_threads(8, 1, 0, {ENV_OMP: "7", ENV_ROLE: "worker", ENV_USER_OMP: "2"}).threads == 2
+    with pytest.raises(ReportLensError, match=ENV_TRAIN):
+        job_threads(2, 1, 0, {ENV_TRAIN: "zero"})
+
+
+def test_the_app_reserve_leaves_a_job_at_least_one_core() -> None:
+    assert app_reserve(2, []) == 0
+    assert app_reserve(2, [1]) == 1
+    assert app_reserve(2, [1, 1]) == 1  # two apps on 2 cores: the job still keeps one
+    assert app_reserve(8, [2, 1]) == 3
+    assert app_reserve(1, [1]) == 0
