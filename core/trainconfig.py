@@ -280,6 +280,12 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int) -> list[t
     else:
         out.append(("early_stopping_patience", 0, "auto: off, the project is too small for a held-out dev split "
                                                   "(dev scores would measure the training set)"))
+    out.append(("method", config.method,
+                "LoRA: a small adapter on the base model, as accurate as full fine-tuning on the demo and faster "
+                "(bench/README.md)" if config.method == "lora" else "full fine-tuning: every weight trained (slower)"))
+    out.append(("batch_size", config.batch_size,
+                "8 windows a step: fits a laptop's memory and gives a small project enough steps"
+                if config.batch_size == TrainConfig.batch_size else "set in the form"))
     if config.method == "lora":
         out.append(("lora_r", config.lora_r, "the default for every project size: ranks 8 and 16 scored alike on "
                                              "the demo (bench/README.md)" if config.lora_r == LORA_R

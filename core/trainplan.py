@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.trainconfig import AUTO_EPOCHS, AUTO_STEPS, TrainConfig
+from core.trainconfig import TrainConfig
 
 # Windows per second of a LoRA run of the bundled MiniLM on 2 busy laptop cores: the low end of bench/README.md
 # "Training" for short reports (demo: 15-22 on free cores, 2.3 under load 4); long reports (MACCROBAT: 2-5) are slower.
@@ -145,34 +145,5 @@ def duration_text(seconds: float) -> str:
     return f"{minutes} min" if minutes < 90 else f"{minutes // 60} h {minutes % 60} min"
 
 
-def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int) -> list[tuple[str, object, str]]:
-    """``(field, value, reason)`` for the defaults that matter most (epochs, learning rate, method, batch size), as
-    this run resolves them for ``n_windows`` training windows from ``n_docs`` reports. A value the user set says so.
-
-    A minimal stand-in: ``core.trainconfig.explain_defaults`` (same signature) replaces it once it exists."""
-    resolved = config.resolved(n_windows)
-    per_epoch = config.steps_per_epoch(n_windows)
-    out: list[tuple[str, object, str]] = []
-    if config.epochs is None:
-        lo, hi = AUTO_EPOCHS
-        bound = (f" (at least {lo})" if resolved.epochs == lo else f" (at most {hi})" if resolved.epochs == hi
-                 else "")
-        why = (f"auto: enough passes for about {AUTO_STEPS} optimizer steps at {per_epoch} step"
-               f"{'s' if per_epoch != 1 else ''} per epoch over {n_windows} windows from {n_docs} reports{bound}")
-    else:
-        why = "set by you"
-    out.append(("epochs", resolved.epochs, why))
-    lr_why = ("the LoRA default: a small adapter needs a high rate" if config.method == "lora"
-              else "the full fine-tuning default: every weight moves, so a small rate")
-    out.append(("learning_rate", resolved.learning_rate, lr_why if config.learning_rate is None else "set by you"))
-    out.append(("method", config.method,
-                "LoRA: a small adapter on the base model, as accurate as full fine-tuning on the demo and faster "
-                "(bench/README.md)" if config.method == "lora" else "full fine-tuning: every weight trained (slower)"))
-    out.append(("batch_size", config.batch_size,
-                "8 windows a step: fits a laptop's memory and gives a small project enough steps" if config.batch_size
-                == TrainConfig.batch_size else "set by you"))
-    return out
-
-
 __all__ = ["FALLBACK_EXAMPLES_PER_S", "RecordedSpeed", "Speed", "TrainPlan", "duration_text",
-           "explain_defaults", "pick_speed", "plan_run", "recorded_speed"]
+           "pick_speed", "plan_run", "recorded_speed"]

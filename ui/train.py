@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from core.trainconfig import TrainConfig
-from core.trainplan import TrainPlan, explain_defaults, train_share
+from core.trainconfig import TrainConfig, explain_defaults
+from core.trainplan import TrainPlan, train_share
 from core.types import ReportLensError
 from services.trainplan import WindowCount, count_windows, train_plan
 from ui.state import engine
@@ -155,7 +155,7 @@ def show_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
     st.caption(f"Counted: {plan.windows_note}; about {train_share(chosen):.0%} of the reports train (the rest are "
                f"the dev and test splits). Cancel a run any time.{measured}")
     with st.expander("Why these settings", expanded=True):
-        rows = explain_defaults(chosen, plan.n_windows, plan.n_train_docs)
+        rows = explain_defaults(chosen, plan.n_windows, plan.n_docs)
         st.table(pd.DataFrame([{"setting": f.replace("_", " "), "value": f"{v:g}" if isinstance(v, float) else str(v),
                                 "why": why} for f, v, why in rows]).set_index("setting"))
     return plan

@@ -62,9 +62,11 @@ def test_the_page_says_how_long_a_run_takes_and_why_the_defaults(demo, open_page
     assert "no model trained here yet, so a typical 2-core laptop figure" in estimate
     assert any("rough figure until a first model is trained here" in c.value for c in at.caption)
     table = at.table[0].value
-    assert list(table.index) == ["epochs", "learning rate", "method", "batch size"]
-    assert table.loc["learning rate", "value"] == "0.002" and "LoRA default" in table.loc["learning rate", "why"]
-    assert "auto: enough passes for about 100 optimizer steps" in table.loc["epochs", "why"]
+    assert list(table.index) == ["learning rate", "epochs", "early stopping patience", "method", "batch size",
+                                 "lora r", "dev evaluations"]
+    assert table.loc["learning rate", "value"] == "0.002" and "default for lora" in table.loc["learning rate", "why"]
+    assert "give about 100 optimizer steps" in table.loc["epochs", "why"]
+    assert "held-out dev split" in table.loc["early stopping patience", "why"]
 
     mv.record_model_version(demo, 1, None, {
         "model_dir": str(tmp_path / "m"), "schema": {"labels": ["A"]}, "config": TrainConfig().to_dict(),

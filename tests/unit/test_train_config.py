@@ -210,7 +210,10 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
 
     rows = explain_defaults(TrainConfig(), n_windows=36, n_docs=50)
     by_field = {f: (v, why) for f, v, why in rows}
-    assert list(by_field) == ["learning_rate", "epochs", "early_stopping_patience", "lora_r", "dev_evaluations"]
+    assert list(by_field) == ["learning_rate", "epochs", "early_stopping_patience", "method", "batch_size", "lora_r",
+                              "dev_evaluations"]
+    assert by_field["method"][0] == "lora" and "LoRA" in by_field["method"][1]
+    assert by_field["batch_size"][0] == 8 and "set in the form" not in by_field["batch_size"][1]
     assert all(isinstance(why, str) and why for _, _, why in rows)
     assert by_field["learning_rate"][0] == DEFAULT_LR["lora"]
     assert by_field["epochs"][0] == TrainConfig().epochs_for(36) == 20 and "5 step(s) per pass" in by_field["epochs"][1]
@@ -224,5 +227,7 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
     assert mine["learning_rate"] == (1e-4, "set in the form") and mine["epochs"][0] == 3
     assert mine["early_stopping_patience"] == (0, "set in the form (off)")
     assert mine["dev_evaluations"][0] == 3 and "after every epoch" in mine["dev_evaluations"][1]
+    assert dict((f, w) for f, _, w in explain_defaults(TrainConfig(batch_size=4), 36, 50))["batch_size"] == \
+        "set in the form"
     assert "lora_r" not in dict((f, v) for f, v, _ in explain_defaults(TrainConfig(method="full"), 36, 50))
     assert dict((f, v) for f, v, _ in explain_defaults(TrainConfig(lora_r=8), 36, 50))["lora_r"] == 8

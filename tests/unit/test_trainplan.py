@@ -13,7 +13,6 @@ from core.trainplan import (
     FALLBACK_EXAMPLES_PER_S,
     Speed,
     duration_text,
-    explain_defaults,
     pick_speed,
     plan_run,
     recorded_speed,
@@ -64,19 +63,6 @@ def test_the_speed_of_this_project_and_method_is_preferred_then_anyone_then_the_
     assert (fallback.examples_per_s, fallback.measured) == (FALLBACK_EXAMPLES_PER_S, False)
     assert "no model trained here yet" in fallback.source
     assert recorded_speed(1, "v1", "lora", None, {"examples_per_s": float("nan")}, None).examples_per_s is None
-
-
-def test_the_defaults_say_why() -> None:
-    rows = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(), 16, 16)}
-    assert list(rows) == ["epochs", "learning_rate", "method", "batch_size"]
-    assert rows["epochs"][0] == 50 and "100 optimizer steps at 2 steps per epoch over 16 windows" in rows["epochs"][1]
-    assert rows["learning_rate"] == (0.002, "the LoRA default: a small adapter needs a high rate")
-    assert rows["method"][0] == "lora" and rows["batch_size"][0] == 8
-    mine = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(epochs=3, learning_rate=0.01, batch_size=4),
-                                                          16, 16)}
-    assert mine["epochs"] == (3, "set by you") and mine["learning_rate"] == (0.01, "set by you")
-    assert mine["batch_size"] == (4, "set by you")
-    assert "at least 5" in dict((f, w) for f, _, w in explain_defaults(TrainConfig(), 4000, 3000))["epochs"]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0.2, "1 s"), (42, "42 s"), (89, "89 s"), (150, "2 min"),
