@@ -47,14 +47,29 @@ def current_values(job: Any) -> str:
     return " · ".join(parts)
 
 
-def loss_curves(history: Sequence[dict[str, Any]]) -> None:
+def loss_curves(history: Sequence[dict[str, Any]], job_id: int | None = None) -> None:
     """Training loss and dev entity F1 against the step, from a job's history points (legend above the plot, so it
-    hides no tick; dev F1 on a 0-1 axis with ticks every 0.2)."""
+    hides no tick; dev F1 on a 0-1 axis with ticks every 0.2). With ``job_id`` the figure is built once per new
+    history point and reused by the live panel's refreshes (building and validating a plotly figure was most of a
+    refresh's cost: bench/README.md, "The live-progress panel's cost per refresh")."""
     if not history:
         return
+    last = history[-1]
+    fig = (_loss_figure_cached(job_id, len(history), str(last.get("step")), tuple(history)) if job_id is not None
+           else loss_figure(history))
+    if fig is not None:
+        st.plotly_chart(fig, width="stretch")
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _loss_figure_cached(job_id: int, n_points: int, last_step: str, _history: tuple) -> go.Figure | None:
+    return loss_figure(_history)
+
+
+def loss_figure(history: Sequence[dict[str, Any]]) -> go.Figure | None:
     df = pd.DataFrame(list(history))
     if "step" not in df:
-        return
+        return None
     fig = go.Figure()
     if "loss" in df:
         d = df.dropna(subset=["loss"])
@@ -67,7 +82,7 @@ def loss_curves(history: Sequence[dict[str, Any]]) -> None:
                                   tickformat=".1f", showgrid=False),
                       legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
                       margin=dict(t=30, b=40))
-    st.plotly_chart(fig, width="stretch")
+    return fig
 
 
 def ended_text(job: Any) -> tuple[str, str, str | None]:
@@ -125,10 +140,10 @@ def live_jobs(project_id: int, kind: JobKind | None = None, *, curves: bool = Fa
             return
         for job in active:
             st.progress(job.fraction or 0.0, text=progress_text(job))
-            if curves:
+            if curves and job.kind == JobKind.TRAIN:  # a scoring job has no loss to draw
                 if values := current_values(job):
                     st.caption(values)
-                loss_curves(job.history)
+                loss_curves(job.history, job.id)
             if st.button("Cancel", key=f"cancel_{job.kind}_{job.id}", disabled=job.cancel_requested):
                 job_svc.cancel_job(engine(), job.id)
                 st.rerun()
