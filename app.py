@@ -11,9 +11,9 @@ import streamlit as st
 
 from core.threads import ProcessKind, size_process_threads
 from core.types import ReportLensError
-from jobs.presence import announce_app
 from ui import navigation
 from ui.auth import start_session
+from ui.state import announce_app
 
 # Before any page imports torch: the app takes 1 intra-op thread on a 2-core machine (REPORTLENS_APP_THREADS), the
 # background worker the others (core.threads). Idempotent on reruns.
@@ -22,10 +22,7 @@ try:
 except ReportLensError as exc:  # a bad REPORTLENS_APP_THREADS / OMP_NUM_THREADS: say so instead of a traceback
     st.error(str(exc))
     st.stop()
-try:  # workers on this host leave the app its threads while it is open (jobs.presence, jobs.threads)
-    announce_app(_threads.threads)
-except OSError as exc:  # a read-only data folder: workers then do not know about the app; not worth stopping for
-    logging.getLogger("reportlens.app").warning("could not announce the app to the workers: %s", exc)
+announce_app(_threads.threads)  # workers on this host leave the app its threads while it is open (jobs.presence)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -37,10 +37,9 @@ def create_app(engine: Any, runtime: str | None = None, docs_dir: Path | None = 
     ``docs_dir``: where Swagger UI's files are (default :data:`api.docs.SWAGGER_DIR`)."""
     from api import ls, routes
     from api.docs import add_docs
-    from services.models import default_runtime, enable_micro_batching, set_default_runtime
+    from services.models import default_runtime, set_default_runtime
 
-    set_default_runtime(runtime)
-    enable_micro_batching()  # concurrent requests share forward passes (services.batching)
+    set_default_runtime(runtime)  # its models share forwards between concurrent requests (services.batching)
     app = FastAPI(title=TITLE, version="1", description="Structured results and Label Studio predictions from "
                   "ReportLens models. Every call but /health and /ls/health needs 'Authorization: Bearer <token>'.",
                   docs_url=None, redoc_url=None)  # /docs from local files (api.docs), never a CDN

@@ -91,7 +91,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     runtime = getattr(args, "api_runtime", "torch")
     app = create_app(engine, runtime)
     batching = getattr(args, "api_batching", "on")
-    enable_micro_batching(batching == "on")  # create_app turns it on; "off" measures the server without it
+    enable_micro_batching(batching == "on")  # on by default; "off" measures the server without it
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

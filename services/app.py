@@ -30,3 +30,12 @@ def load_tokenizer(model: str | None = None) -> Any:
     from training.encoding import load_tokenizer as load
 
     return load(model)
+
+
+@open_to_all
+def announce_app(threads: int) -> None:
+    """Tell the workers on this host that an app is open taking ``threads`` torch threads, so they leave them to it
+    (:mod:`jobs.presence`, :mod:`jobs.threads`); raises ``OSError`` when the data folder is not writable."""
+    from jobs.presence import announce_app as announce
+
+    announce(threads)

@@ -197,13 +197,14 @@ def load_version(version: ModelVersionInfo, runtime: str | None = None) -> Any:
     return _maybe_batched(model)
 
 
-_MICRO_BATCHING = {"on": False}
+_MICRO_BATCHING = {"on": True}
 
 
 @open_to_all
 def enable_micro_batching(on: bool = True) -> None:
-    """From now on (process-wide) :func:`load_version` returns models whose concurrent predictions share forward
-    passes (:class:`services.batching.MicroBatcher`); the API server turns it on."""
+    """Whether (process-wide) :func:`load_version` returns models whose concurrent predictions share forward passes
+    (:class:`services.batching.MicroBatcher`: the API's concurrent requests, the app's sessions): on by default; off
+    only to measure without it (bench/serve_bench.py ``--api-batching-modes off``)."""
     _MICRO_BATCHING["on"] = on
 
 

@@ -84,3 +84,14 @@ def project_picker(key: str = "project") -> Any:
     if st.session_state.get(CHOSEN):
         remember_project(name)  # page switches drop query parameters: write it again
     return next(p for p in projects if p.name == name)
+
+
+def announce_app(threads: int) -> None:
+    """Tell the workers on this host that this app is open taking ``threads`` torch threads (they leave them to it:
+    :mod:`jobs.presence`); a data folder that cannot be written is logged, not raised (workers then do not know)."""
+    from services.app import announce_app as announce
+
+    try:
+        announce(threads)
+    except OSError as exc:
+        log.warning("could not announce the app to the workers: %s", exc)

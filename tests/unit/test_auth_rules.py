@@ -26,6 +26,7 @@ MACHINERY = {"services.auth"}  # the decorator itself and the actor context
 RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     # services.app: what the app needs once per process
     "app.database_url": (OPEN, None), "app.open_database": (OPEN, None), "app.load_tokenizer": (OPEN, None),
+    "app.announce_app": (OPEN, None),
     "convert.convert_export": (P.DATASET, None),
     # dataset
     "dataset.training_settings": (P.DATASET, None), "dataset.project_alignment": (P.DATASET, None),
