@@ -39,7 +39,7 @@ def create_app(engine: Any, runtime: str | None = None, docs_dir: Path | None = 
     from api.docs import add_docs
     from services.models import default_runtime, set_default_runtime
 
-    set_default_runtime(runtime)  # its models share forwards between concurrent requests (services.batching)
+    set_default_runtime(runtime)
     app = FastAPI(title=TITLE, version="1", description="Structured results and Label Studio predictions from "
                   "ReportLens models. Every call but /health and /ls/health needs 'Authorization: Bearer <token>'.",
                   docs_url=None, redoc_url=None)  # /docs from local files (api.docs), never a CDN

@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,13 +63,11 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
 
     A uvicorn server (``api.app.create_app``, the torch runtime, the project's active model) on a free loopback port
     of this process; a token made as ``cli.py tokens create`` does; ``--api-requests`` POSTs of one ~300-character
-    report to ``/v1/extract`` with the project (rules + model) spread over 4 client threads (``urllib``, a new
-    connection per request, as a simple client does), after 8 warm-up requests."""
+    report to ``/v1/extract`` with the project (rules + model) spread over 4 client threads (:func:`run_clients`) in
+    a process of their own (``--api-clients-in-process``: in this one, as first measured)."""
     import socket
     import statistics
     import threading
-    import urllib.error
-    import urllib.request
 
     import uvicorn
 
@@ -90,18 +89,44 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     threads = set_request_threads(args.api_threads or None)  # 0: torch's default, as `cli.py serve`
     runtime = getattr(args, "api_runtime", "torch")
     app = create_app(engine, runtime)
-    batching = getattr(args, "api_batching", "on")
-    enable_micro_batching(batching == "on")  # on by default; "off" measures the server without it
+    batching = getattr(args, "api_batching", "off")
+    enable_micro_batching(batching == "on")  # off by default in the server (services.models)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:
         time.sleep(0.05)
     url = f"http://127.0.0.1:{port}/v1/extract"
+    job = {"url": url, "secret": secret, "project": project, "reports": reports, "n": args.api_requests, "clients": 4}
+    if getattr(args, "api_clients_in_process", False):
+        res = run_clients(job)
+    else:  # the clients in a process of their own, as a real client is: not sharing the server's interpreter lock
+        proc = subprocess.run([sys.executable, __file__, "--clients-child"], input=json.dumps(job), text=True,
+                              capture_output=True, timeout=1800)
+        if proc.returncode:
+            raise SystemExit(f"the client process failed: {proc.stderr[-2000:]}")
+        res = json.loads(proc.stdout)
+    latencies, statuses, wall, n, clients = res["latencies"], res["statuses"], res["wall"], job["n"], job["clients"]
+    server.should_exit = True
+    thread.join(timeout=30)
+    q = statistics.quantiles(latencies, n=20)
+    return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
+            "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": f"rules+model, {runtime}",
+            "torch_threads": threads, "micro_batching": batching}
+
+
+def run_clients(job: dict[str, Any]) -> dict[str, Any]:
+    """``job["clients"]`` threads POSTing ``job["n"]`` reports to ``job["url"]`` (``urllib``, a new connection per
+    request, as a simple client does) after 8 warm-up requests: latencies (s), statuses, wall time."""
+    import threading
+    import urllib.error
+    import urllib.request
 
     def post(text: str) -> tuple[float, int]:
-        req = urllib.request.Request(url, data=json.dumps({"text": text, "project": project}).encode(),
-                                     headers={"Content-Type": "application/json", "Authorization": f"Bearer {secret}"})
+        req = urllib.request.Request(job["url"], data=json.dumps({"text": text, "project": job["project"]}).encode(),
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": f"Bearer {job['secret']}"})
         t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(req, timeout=120) as resp:
@@ -111,11 +136,11 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
             status = err.code
         return time.perf_counter() - t0, status
 
+    reports, clients, n = job["reports"], job["clients"], job["n"]
     for text in reports[:8]:
         post(text)
-    clients, n = 4, args.api_requests
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
+    statuses: dict[str, int] = {}
     lock = threading.Lock()
 
     def client(k: int) -> None:
@@ -123,7 +148,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
             dt, status = post(reports[i % len(reports)])
             with lock:
                 latencies.append(dt)
-                statuses[status] = statuses.get(status, 0) + 1
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
 
     t0 = time.perf_counter()
     workers = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -131,14 +156,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
         w.start()
     for w in workers:
         w.join()
-    wall = time.perf_counter() - t0
-    server.should_exit = True
-    thread.join(timeout=30)
-    q = statistics.quantiles(latencies, n=20)
-    return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
-            "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
-            "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": f"rules+model, {runtime}",
-            "torch_threads": threads, "micro_batching": batching}
+    return {"latencies": latencies, "statuses": statuses, "wall": time.perf_counter() - t0}
 
 
 def inference_rate(runtime: Any, tokenizer: Any, docs: list[tuple[int, str]], schema: Any, align: Any,
@@ -189,13 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "bench" / "out" / "serve.json"))
     ap.add_argument("--api-requests", type=int, default=400, help="requests of (e), over 4 clients (400)")
     ap.add_argument("--api-only", action="store_true", help="build the pool and model, then only (e)")
-    ap.add_argument("--api-batching-modes", nargs="+", default=["on"], choices=("on", "off"),
+    ap.add_argument("--api-clients-in-process", action="store_true",
+                    help="(e)'s client threads in the server's process (as measured before; they share its GIL)")
+    ap.add_argument("--clients-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--api-batching-modes", nargs="+", default=["off"], choices=("on", "off"),
                     help="with --api-only: (e) with the server's micro-batching on and/or off, back to back")
     ap.add_argument("--api-runtime", default="torch", choices=("torch", "onnx"), help="the runtime of (e), as "
                     "`cli.py serve --runtime` (onnx: the model's fp32 export, made first if missing; not timed)")
     ap.add_argument("--api-threads", type=int, default=0, help="torch threads in (e), as `cli.py serve --threads` "
                     "(0: torch's default, as serve's)")
     args = ap.parse_args(argv)
+    if args.clients_child:
+        print(json.dumps(run_clients(json.loads(sys.stdin.read()))))
+        return 0
 
     import torch
     from scoring_bench import bench_pool

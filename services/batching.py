@@ -1,4 +1,5 @@
-"""Concurrent predictions on one model share forward passes: :class:`MicroBatcher` (the API server's models).
+"""Concurrent predictions on one model share forward passes: :class:`MicroBatcher` (opt-in:
+``services.models.enable_micro_batching``; measured not to pay on 2 cores, see there).
 
 Four clients posting one short report each used to run four forward passes at once, each with torch's threads, on
 2 cores: oversubscribed, p95 latency was 2-3x the service time (bench/README.md "Serving speed"). Here the calls

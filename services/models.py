@@ -197,14 +197,15 @@ def load_version(version: ModelVersionInfo, runtime: str | None = None) -> Any:
     return _maybe_batched(model)
 
 
-_MICRO_BATCHING = {"on": True}
+_MICRO_BATCHING = {"on": False}
 
 
 @open_to_all
 def enable_micro_batching(on: bool = True) -> None:
     """Whether (process-wide) :func:`load_version` returns models whose concurrent predictions share forward passes
-    (:class:`services.batching.MicroBatcher`: the API's concurrent requests, the app's sessions): on by default; off
-    only to measure without it (bench/serve_bench.py ``--api-batching-modes off``)."""
+    (:class:`services.batching.MicroBatcher`). Off by default: on 2 quiet cores it did not pay (4 API clients:
+    20.1 requests/s, p95 254 ms without it; 18.5, p95 307 ms with it; bench/README.md "Serving speed"); kept to be
+    measured on larger machines (bench/serve_bench.py ``--api-batching-modes off on``)."""
     _MICRO_BATCHING["on"] = on
 
 

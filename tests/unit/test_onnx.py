@@ -128,7 +128,7 @@ def test_int8_loads_as_an_option_and_is_never_the_default(project):
     assert load_onnx(out, "int8").variant == "int8"
     assert load_version(version, "onnx").variant == "fp32"
     assert load_version(version, "onnx-int8").variant == "int8"
-    assert type(load_version(version).loaded).__name__ == "LoadedModel"  # torch unless asked (behind its batcher)
+    assert type(load_version(version)).__name__ == "LoadedModel"  # torch unless asked
 
 
 def test_scoring_on_onnx_stores_the_torch_entities(project):
