@@ -3,7 +3,8 @@ on this machine, and why each default has its value. Pure arithmetic; the inputs
 (the windows of the project's labelled reports and the speeds recorded by earlier runs).
 
 - Windows: training reads windows (a long report is cut into several, :mod:`core.alignment`); the training split is
-  about ``1 - dev_ratio - test_ratio`` of the reports, plus ``augment`` copies of each.
+  about ``1 - dev_ratio - test_ratio`` of the reports (all of them in a project too small to split), plus
+  ``augment`` copies of each.
 - Steps: :meth:`TrainConfig.epochs_for` / :meth:`TrainConfig.steps_per_epoch` as in the trainer, capped by
   ``max_steps``.
 - Time: the windows a run goes through divided by the training speed an earlier run measured on this machine
@@ -19,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core.split import MIN_DOCS_FOR_SPLIT
 from core.trainconfig import TrainConfig
 
 # Windows per second of a LoRA run of the bundled MiniLM on 2 busy laptop cores: the low end of bench/README.md
@@ -113,14 +115,18 @@ class TrainPlan:
                 f"{duration_text(self.seconds)} ({self.speed.source}).")
 
 
-def train_share(config: TrainConfig) -> float:
+def train_share(config: TrainConfig, n_docs: int) -> float:
+    """The share of ``n_docs`` labelled reports that trains: all of them in a project too small for a held-out dev
+    split (:func:`core.split.split_documents`: dev is then the training set), else ``1 - dev_ratio - test_ratio``."""
+    if n_docs < MIN_DOCS_FOR_SPLIT:
+        return 1.0
     return max(0.0, 1.0 - config.dev_ratio - config.test_ratio)
 
 
 def plan_run(config: TrainConfig, n_docs: int, doc_windows: int, speed: Speed, windows_note: str = "") -> TrainPlan:
     """The plan of a run of ``config`` over a project of ``n_docs`` labelled reports that make ``doc_windows``
     windows in all (:func:`services.trainplan.count_windows`)."""
-    share = train_share(config)
+    share = train_share(config, n_docs)
     n_train = max(1, round(n_docs * share)) if n_docs else 0
     per_doc = doc_windows / n_docs if n_docs else 1.0
     n_windows = max(1, round(n_train * per_doc * (1 + config.augment)))

@@ -152,8 +152,10 @@ def show_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
     chosen = config or TrainConfig()
     st.caption(plan.summary())
     measured = "" if plan.speed.measured else " The time is a rough figure until a first model is trained here."
-    st.caption(f"Counted: {plan.windows_note}; about {train_share(chosen):.0%} of the reports train (the rest are "
-               f"the dev and test splits). Cancel a run any time.{measured}")
+    share = train_share(chosen, plan.n_docs)
+    who = ("all the reports train (too few for dev and test splits: dev scores then measure the training set)"
+           if share == 1.0 else f"about {share:.0%} of the reports train (the rest are the dev and test splits)")
+    st.caption(f"Counted: {plan.windows_note}; {who}. Cancel a run any time.{measured}")
     with st.expander("Why these settings", expanded=True):
         rows = explain_defaults(chosen, plan.n_windows, plan.n_docs)
         st.table(pd.DataFrame([{"setting": f.replace("_", " "), "value": f"{v:g}" if isinstance(v, float) else str(v),

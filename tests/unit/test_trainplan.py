@@ -16,6 +16,7 @@ from core.trainplan import (
     pick_speed,
     plan_run,
     recorded_speed,
+    train_share,
 )
 from db import model_versions as mv
 from db.engine import make_engine
@@ -45,6 +46,13 @@ def test_max_steps_cross_validation_and_augmentation_change_the_plan() -> None:
     aug = plan_run(TrainConfig(augment=2, epochs=1), 10, 10, SPEED)
     assert aug.n_windows == 21  # 7 training reports, each with 2 copies
     assert plan_run(TrainConfig(), 0, 0, SPEED).n_windows == 1  # no labelled report: still a plan, never a crash
+
+
+def test_a_project_too_small_to_split_trains_on_every_report() -> None:
+    # fewer than MIN_DOCS_FOR_SPLIT (10) labelled reports: core.split puts all of them in train (dev = train)
+    tiny = plan_run(TrainConfig(), 8, 8, SPEED)
+    assert (tiny.n_train_docs, tiny.n_windows) == (8, 8)
+    assert train_share(TrainConfig(), 8) == 1.0 and train_share(TrainConfig(), 10) == pytest.approx(0.7)
 
 
 def test_the_speed_of_this_project_and_method_is_preferred_then_anyone_then_the_fallback() -> None:
