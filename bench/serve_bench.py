@@ -76,7 +76,6 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     from db.repository import get_project
     from services.api_tokens import create_token
     from services.auth import act_as
-    from services.models import enable_micro_batching
     from services.serving import set_request_threads
 
     with act_as(Actor.everyone("bench:serve"), engine):
@@ -89,8 +88,6 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     threads = set_request_threads(args.api_threads or None)  # 0: torch's default, as `cli.py serve`
     runtime = getattr(args, "api_runtime", "torch")
     app = create_app(engine, runtime)
-    batching = getattr(args, "api_batching", "off")
-    enable_micro_batching(batching == "on")  # off by default in the server (services.models)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -113,7 +110,7 @@ def api_end_to_end(args: argparse.Namespace, engine: Any, project_id: int, texts
     return {"clients": clients, "requests": n, "report_chars": round(sum(map(len, reports)) / len(reports)),
             "reports_per_s": round(n / wall, 1), "p50_ms": round(statistics.median(latencies) * 1000, 1),
             "p95_ms": round(q[18] * 1000, 1), "statuses": statuses, "mode": f"rules+model, {runtime}",
-            "torch_threads": threads, "micro_batching": batching}
+            "torch_threads": threads}
 
 
 def run_clients(job: dict[str, Any]) -> dict[str, Any]:
@@ -210,8 +207,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-clients-in-process", action="store_true",
                     help="(e)'s client threads in the server's process (as measured before; they share its GIL)")
     ap.add_argument("--clients-child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--api-batching-modes", nargs="+", default=["off"], choices=("on", "off"),
-                    help="with --api-only: (e) with the server's micro-batching on and/or off, back to back")
     ap.add_argument("--api-runtime", default="torch", choices=("torch", "onnx"), help="the runtime of (e), as "
                     "`cli.py serve --runtime` (onnx: the model's fp32 export, made first if missing; not timed)")
     ap.add_argument("--api-threads", type=int, default=0, help="torch threads in (e), as `cli.py serve --threads` "
@@ -243,13 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.monotonic()
                 export_onnx(model_dir, onnx_dir_for(model_dir))
                 print(f"exported to ONNX in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
-            runs = []
-            for batching in args.api_batching_modes:  # back to back on the same model and server setup
-                args.api_batching = batching
-                runs.append(api_end_to_end(args, engine, pid, texts) | {
-                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]})
-                print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
-            out = {"e_api_end_to_end": runs[0] if len(runs) == 1 else runs, "cpus": os.cpu_count(),
+            out = {"e_api_end_to_end": api_end_to_end(args, engine, pid, texts), "cpus": os.cpu_count(),
                    "load_avg_after": [round(x, 2) for x in os.getloadavg()]}
             print(json.dumps(out, indent=2))
             return 0

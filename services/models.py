@@ -186,7 +186,7 @@ def load_version(version: ModelVersionInfo, runtime: str | None = None) -> Any:
     _require_files(version)
     runtime = runtime or default_runtime()
     if runtime == "torch":
-        return _maybe_batched(load_model(version.model_dir))
+        return load_model(version.model_dir)
     from training.onnx_runtime import export_choice, load_onnx
 
     folder, variant = export_choice(version.model_dir, runtime)
@@ -194,27 +194,8 @@ def load_version(version: ModelVersionInfo, runtime: str | None = None) -> Any:
     if list(model.schema.labels) != list(version.schema().labels):
         raise ReportLensError(f"The ONNX export {folder} has labels {list(model.schema.labels)}, not those of model "
                               f"{version.name}; export this version to ONNX.")
-    return _maybe_batched(model)
+    return model
 
-
-_MICRO_BATCHING = {"on": False}
-
-
-@open_to_all
-def enable_micro_batching(on: bool = True) -> None:
-    """Whether (process-wide) :func:`load_version` returns models whose concurrent predictions share forward passes
-    (:class:`services.batching.MicroBatcher`). Off by default: on 2 quiet cores it did not pay (4 API clients:
-    20.1 requests/s, p95 254 ms without it; 18.5, p95 307 ms with it; bench/README.md "Serving speed"); kept to be
-    measured on larger machines (bench/serve_bench.py ``--api-batching-modes off on``)."""
-    _MICRO_BATCHING["on"] = on
-
-
-def _maybe_batched(loaded: Any) -> Any:
-    if not _MICRO_BATCHING["on"]:
-        return loaded
-    from services.batching import batched
-
-    return batched(loaded)
 
 
 @requires(Permission.MODELS)

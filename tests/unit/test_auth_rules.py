@@ -75,7 +75,6 @@ RULES: dict[str, tuple[Permission | object | None, str | None]] = {
     "models.predict_export": (P.EVALUATE, "predictions_exported"), "models.version_label": (OPEN, None),
     "models.export_version": (P.MODELS, "model_exported"), "models.onnx_export_of": (P.MODELS, None),
     "models.default_runtime": (OPEN, None), "models.set_default_runtime": (OPEN, None),
-    "models.enable_micro_batching": (OPEN, None), "batching.batched": (OPEN, None),
     "models.zip_folder": (OPEN, None),
     # overview, projects
     "overview.loop_state": (P.VIEW, None), "overview.most_recent_project": (P.VIEW, None),
