@@ -69,7 +69,8 @@ class AdaptConfig(JsonConfig):
         "stop the masked-LM training after this many minutes (the model so far is kept); 0 = no limit", minimum=0.0,
         maximum=10_000.0, advanced=True))
     extra_text: str | None = field(default=None, metadata=meta(
-        "a plain-text file of more unlabelled reports (one per line) to pretrain on besides the project's",
+        "more unlabelled reports to pretrain on besides the project's: a plain-text file (one report per line) or "
+        "a Label Studio export (annotations not needed; any import format works)",
         advanced=True))
     seed: int = field(default=42, metadata=meta("random seed (masking, shuffling, new rows)", minimum=0,
                                                 advanced=True))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,25 +50,44 @@ class AdaptResult:
     cancelled: bool
 
 
+PLAIN_TEXT_SUFFIXES = ("", ".txt", ".text")
+
+
 def read_extra_text(path: str | None) -> list[str]:
-    """The non-empty lines of a plain-text file (one report per line)."""
+    """The extra reports of ``path``: the non-empty lines of a plain-text file (``.txt`` or no suffix, one report
+    per line), or the texts of any export ReportLens imports (a Label Studio export without annotations, JSON-MIN,
+    CoNLL, brat, DICOM SR; annotations, if any, are ignored)."""
     if not path:
         return []
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise ReportLensError(f"extra_text {path!r} is not a file; give a plain-text file with one report per line.")
+    if not p.exists():
+        raise ReportLensError(f"extra_text {path!r} does not exist; give a plain-text file with one report per line "
+                              "or a Label Studio export.")
+    if p.is_file() and p.suffix.lower() in PLAIN_TEXT_SUFFIXES and not p.with_suffix(".ann").is_file():
+        try:
+            return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except UnicodeDecodeError as exc:
+            raise ReportLensError(f"extra_text {path!r} is not UTF-8 text ({exc}); save it as UTF-8.") from None
+    from core.formats.registry import parse_export
+
     try:
-        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except UnicodeDecodeError as exc:
-        raise ReportLensError(f"extra_text {path!r} is not UTF-8 text ({exc}); save it as UTF-8.") from None
+        tasks, _ = parse_export(p)
+    except ReportLensError as exc:
+        raise ReportLensError(f"extra_text {path!r}: {exc}") from None
+    return [t.text.strip() for t in tasks if t.text and t.text.strip()]
 
 
-def load_corpus(engine: Any, project_id: int, extra_text: str | None = None) -> list[Document]:
-    """Every document of the project (labelled ones with their spans) and the extra lines, as ``Document``s."""
+def load_corpus(engine: Any, project_id: int, extra_text: str | None = None,
+                exclude: Collection[Any] = ()) -> list[Document]:
+    """Every document of the project (labelled ones with their spans) and the extra lines, as ``Document``s;
+    ``exclude`` names document ids to leave out (a benchmark keeps its test split's text away from the MLM)."""
     from db.repository import require_project, training_documents, unlabeled_documents
 
     project = require_project(engine, project_id)
     docs = [*training_documents(engine, project.id), *unlabeled_documents(engine, project.id)]
+    if exclude:
+        left_out = set(exclude)
+        docs = [d for d in docs if d.id not in left_out]
     docs += [Document(id=f"extra-{i}", text=t) for i, t in enumerate(read_extra_text(extra_text))]
     docs = [d for d in docs if d.text.strip()]
     if not docs:
@@ -178,13 +197,14 @@ def _train_mlm(model: Any, tokenizer: Any, train: list[Any], heldout: list[Any],
 
 def run_adaptation(engine: Any, project_id: int, config: AdaptConfig, parent_path: str, out_dir: Path, *,
                    progress: Callable[[dict], None] = lambda p: None,
-                   should_stop: Callable[[], bool] = lambda: False) -> AdaptResult:
-    """Adapt ``parent_path`` (a resolved base model) to the project's text and save it to ``out_dir``."""
+                   should_stop: Callable[[], bool] = lambda: False, exclude: Collection[Any] = ()) -> AdaptResult:
+    """Adapt ``parent_path`` (a resolved base model) to the project's text and save it to ``out_dir``
+    (``exclude``: document ids kept out of the corpus, see :func:`load_corpus`)."""
     import torch
 
     started = time.monotonic()
     torch.manual_seed(config.seed)
-    docs = load_corpus(engine, project_id, config.extra_text)
+    docs = load_corpus(engine, project_id, config.extra_text, exclude)
     progress({"phase": "vocabulary", "message": f"reading {len(docs)} documents"})
     path = resolve_model(parent_path)
     old_tok = load_tokenizer(path)

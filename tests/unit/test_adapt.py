@@ -251,3 +251,43 @@ def test_a_cached_hub_id_is_a_parent_offline(tmp_path: Path, monkeypatch: pytest
     assert Path(resolve_model("org/tiny")) == snapshot
     with pytest.raises(ReportLensError, match="local Hugging Face cache"):
         resolve_model("org/not-cached")
+
+
+def test_the_corpus_can_leave_documents_out(env) -> None:
+    """``exclude`` keeps named documents (a benchmark's test split) out of the masked-LM corpus; the rest, labelled
+    and unlabelled, stay."""
+    from training.adapt import load_corpus
+
+    everything = load_corpus(env, 1)
+    assert len(everything) == 16 and sum(1 for d in everything if d.spans) == 12
+    left_out = {d.id for d in everything if d.spans}
+    kept = load_corpus(env, 1, exclude=sorted(left_out)[:5])
+    assert len(kept) == 11 and not {d.id for d in kept} & set(sorted(left_out)[:5])
+    assert {d.id for d in kept} | set(sorted(left_out)[:5]) == {d.id for d in everything}
+
+
+def test_extra_text_is_plain_lines_or_a_label_studio_export(tmp_path: Path) -> None:
+    """More unlabelled text for the masked LM: a ``.txt`` of one report per line, or a Label Studio export with no
+    annotations (its task texts); a broken export or a missing file is a clear error naming the file."""
+    import json
+
+    from training.adapt import read_extra_text
+
+    plain = tmp_path / "more.txt"
+    plain.write_text("窦性心律，心率72次/分。\n\n  房性早搏 3 次。  \n", encoding="utf-8")
+    assert read_extra_text(str(plain)) == ["窦性心律，心率72次/分。", "房性早搏 3 次。"]
+    export = tmp_path / "unlabelled.json"
+    export.write_text(json.dumps([{"id": 1, "data": {"text": "室性早搏 12 次。"}},
+                                  {"id": 2, "data": {"text": "Sinus rhythm, rate 64 bpm."}}], ensure_ascii=False),
+                      encoding="utf-8")
+    assert read_extra_text(str(export)) == ["室性早搏 12 次。", "Sinus rhythm, rate 64 bpm."]
+    broken = tmp_path / "broken.json"
+    broken.write_text('[{"id": 1, "data": {"text": "x"}', encoding="utf-8")
+    with pytest.raises(ReportLensError, match="broken.json"):
+        read_extra_text(str(broken))
+    with pytest.raises(ReportLensError, match="does not exist"):
+        read_extra_text(str(tmp_path / "missing.txt"))
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(ReportLensError, match="UTF-8"):
+        read_extra_text(str(latin))
