@@ -68,6 +68,9 @@ class TrainConfig(JsonConfig):
     target_modules: tuple[str, ...] = field(default=BERT_TARGET_MODULES, metadata=_meta(
         "names of the linear layers that get LoRA adapters (comma-separated); 'all-linear' for every one",
         applies_to="lora", advanced=True))
+    train_new_vocab: bool = field(default=True, metadata=_meta(
+        "LoRA on an adapted base model: also train the embedding rows its vocabulary extension added (peft "
+        "trainable tokens; the old rows stay frozen)", applies_to="lora", advanced=True))
     learning_rate: float | None = field(default=None, metadata=_meta(
         f"peak learning rate; empty = {DEFAULT_LR['lora']:g} for LoRA, {DEFAULT_LR['full']:g} for full fine-tuning",
         "--lr", minimum=0.0, maximum=1.0))

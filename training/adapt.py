@@ -53,6 +53,21 @@ class AdaptResult:
 PLAIN_TEXT_SUFFIXES = ("", ".txt", ".text")
 
 
+def added_vocab_rows(model_dir: str | Path) -> range:
+    """The embedding rows the last adaptation of ``model_dir`` added (from its ``adapt.json``); empty for any other
+    model folder."""
+    path = Path(model_dir) / ADAPT_FILE
+    if not path.is_file():
+        return range(0)
+    import json
+
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8")).get("vocab") or {}
+        return range(int(vocab["vocab_before"]), int(vocab["vocab_after"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return range(0)
+
+
 def read_extra_text(path: str | None) -> list[str]:
     """The extra reports of ``path``: the non-empty lines of a plain-text file (``.txt`` or no suffix, one report
     per line), or the texts of any export ReportLens imports (a Label Studio export without annotations, JSON-MIN,

@@ -88,8 +88,21 @@ def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     check_target_modules(model, config.target_modules)
     targets: Any = "all-linear" if config.target_modules == ("all-linear",) else list(config.target_modules)
     lora = LoraConfig(task_type=TaskType.TOKEN_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"])
+                      lora_dropout=config.lora_dropout, target_modules=targets, modules_to_save=["classifier"],
+                      trainable_token_indices=new_vocab_rows(config, model))
     return quiet_load(get_peft_model, model, lora)
+
+
+def new_vocab_rows(config: TrainConfig, model: Any) -> list[int] | None:
+    """The embedding rows LoRA also trains (``train_new_vocab``): those an adaptation of the base model added to its
+    vocabulary (``training.adapt.added_vocab_rows``), when the model has them; ``None`` = none."""
+    if not config.train_new_vocab:
+        return None
+    from training.adapt import added_vocab_rows
+
+    rows = added_vocab_rows(resolve_model(config.base_model))
+    size = model.get_input_embeddings().weight.shape[0]
+    return [i for i in rows if i < size] or None
 
 
 def load_saved(model_dir: str | Path, base: Callable[[], Any], auto_class: Any, attn_implementation: str) -> Any:

@@ -291,3 +291,43 @@ def test_extra_text_is_plain_lines_or_a_label_studio_export(tmp_path: Path) -> N
     latin.write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(ReportLensError, match="UTF-8"):
         read_extra_text(str(latin))
+
+
+def test_lora_training_on_an_adapted_base_trains_the_added_rows_only(tmp_path: Path, base_dir: str,
+                                                                     sqlite_url: str) -> None:
+    """``train_new_vocab`` (default on): LoRA fine-tuning from a base whose vocabulary was extended also trains
+    the added embedding rows (peft trainable tokens) and leaves the old ones exactly as they were; merged and
+    unmerged reloads give the same outputs. Off, the added rows keep their initial values."""
+    import torch
+    from safetensors.torch import load_file
+
+    from training.adapt import added_vocab_rows, run_adaptation
+    from training.inference import clear_model_cache, load_model, load_uncached
+    from training.trainer import run_training
+
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "zh", zh_tasks())
+    config = AdaptConfig(**adapt_params(base_dir, mlm_steps=0))
+    adapted = run_adaptation(engine, 1, config, base_dir, tmp_path / "base")
+    rows = added_vocab_rows(adapted.model_dir)
+    assert len(rows) == adapted.vocab["added"] >= 10 and rows.start == adapted.vocab["vocab_before"]
+    assert added_vocab_rows(base_dir) == range(0)
+    base_emb = load_file(adapted.model_dir / "model.safetensors")["bert.embeddings.word_embeddings.weight"]
+
+    trained = {}
+    for on in (True, False):
+        out = tmp_path / f"model-{on}"
+        run_training(engine, 1, cfg(str(adapted.model_dir), train_new_vocab=on, max_steps=3, learning_rate=5e-2,
+                                    dev_ratio=0.0, test_ratio=0.0), out)
+        clear_model_cache()
+        loaded = load_model(out)  # merged
+        emb = loaded.model.get_input_embeddings().weight.detach()
+        assert torch.equal(emb[:rows.start], base_emb[:rows.start])  # the old rows never move
+        trained[on] = emb[rows.start:rows.stop].clone()
+        adapter = load_uncached(out).model  # the adapter itself, unmerged: the same outputs on the new characters
+        ids = loaded.tokenizer("房性早搏 3 次", return_tensors="pt")
+        assert ids["input_ids"].max() >= rows.start
+        with torch.no_grad():
+            assert torch.allclose(loaded.model(**ids).logits, adapter(**ids).logits, atol=1e-5)
+    assert not torch.allclose(trained[True], base_emb[rows.start:rows.stop])
+    assert torch.equal(trained[False], base_emb[rows.start:rows.stop])
