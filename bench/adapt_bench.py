@@ -29,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,25 +132,36 @@ def cmd_compare(args: argparse.Namespace) -> None:
         for seed in args.seeds:
             bases = {"bundled": ("bundled", {"wall_s": 0.0})}
             for arm in (a for a in args.arms if a != "bundled"):
-                out = Path(tmp) / f"base-{arm}-{seed}"
-                info = adapt(engine, pid, out, seed=seed, mlm_steps=0 if arm == "vocab" else args.mlm_steps)
+                mlm_steps = 0 if arm == "vocab" else args.mlm_steps
+                out = Path(args.cache or tmp) / f"base-{args.corpus}-{arm}-{seed}-mlm{mlm_steps}-pool{args.pool}"
+                if args.cache and (out / "adapt.json").is_file():
+                    info = json.loads((out / "adapt.json").read_text(encoding="utf-8"))
+                    info["wall_s"] = info.get("duration_s")
+                    print(json.dumps({"reused": str(out)}), flush=True)
+                else:
+                    info = adapt(engine, pid, out, seed=seed, mlm_steps=mlm_steps)
+                    print(json.dumps({"adapted": arm, "seed": seed, **info}, ensure_ascii=False), flush=True)
                 bases[arm] = (str(out), info)
-                print(json.dumps({"adapted": arm, "seed": seed, **info}, ensure_ascii=False), flush=True)
             for k in args.sizes:
                 for arm in args.arms:
                     base, info = bases[arm]
                     with tempfile.TemporaryDirectory(dir=tmp) as run:
                         small, spid = fresh_project(run, labelled[:k], "small")
-                        config = TrainConfig(base_model=base, seed=seed, max_steps=args.steps, dev_ratio=0.0,
-                                             test_ratio=0.0)
+                        config = TrainConfig(**({"base_model": base, "seed": seed, "max_steps": args.steps,
+                                                 "dev_ratio": 0.0, "test_ratio": 0.0} | json.loads(args.train)))
                         t = time.monotonic()
                         run_training(small, spid, config, Path(run) / "m")
                         train_s = time.monotonic() - t
                         clear_model_cache()
                         loaded = load_model(Path(run) / "m")
                         scores = evaluate_documents(loaded.model, loaded.tokenizer, test_docs, loaded.config)
-                    row = {"corpus": args.corpus, "arm": arm, "labelled": k, "seed": seed,
-                           "f1": round(scores["f1"], 4),
+                    errors = scores.get("errors") or {}
+                    confused = Counter(
+                        f"{e['gold'][2] if e['gold'] else '-'}->{e['pred'][2] if e['pred'] else '-'} ({e['type']})"
+                        for e in errors.get("examples", []))
+                    row = {"corpus": args.corpus, "arm": arm, "labelled": k, "seed": seed, "train": args.train,
+                           "f1": round(scores["f1"], 4), "errors": errors.get("counts"),
+                           "top_errors": dict(confused.most_common(6)),
                            "per_label": {lab: round(v["f1"], 4) for lab, v in (scores.get("per_label") or {}).items()},
                            "adapt_s": info["wall_s"], "train_s": round(train_s, 1),
                            "unk_after": info.get("vocab", {}).get("unk_after")}
@@ -191,6 +203,10 @@ def main() -> None:
     c.add_argument("--test-seed", type=int, default=7, help="generator seed of the held-out reports")
     c.add_argument("--steps", type=int, default=100, help="fine-tuning optimizer steps, the same for every arm")
     c.add_argument("--mlm-steps", type=int, default=200)
+    c.add_argument("--train", default="{}", help="TrainConfig fields (JSON) over the bench's, e.g. "
+                   "'{\"train_new_vocab\": false}' or '{\"max_steps\": 300}'")
+    c.add_argument("--cache", help="keep the adapted bases in this folder and reuse them on the next run (keyed by "
+                   "corpus, arm, seed, MLM steps and pool size)")
     c.add_argument("--out")
     c.set_defaults(func=cmd_compare)
     args = ap.parse_args()
