@@ -108,8 +108,9 @@ def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, 
     English project is created first (project 1) and imported last, so a new tab opens it (the project worked on
     last). With ``jobs`` (what ``make run`` / ``cli.py seed-demo`` do) it also queues the English demo's first
     training job, a short run sized for a laptop (``core.demo.demo_train_config``), then a scoring run, then the
-    same two for the Chinese demo: one chain, so the two trainings never share the cores. Models, Queue, Review and
-    Explain have something to show a few minutes after the first start. Tests leave ``jobs`` off.
+    same two for the Chinese demo, after extending the bundled model's vocabulary with its characters (an ``adapt``
+    job, :func:`core.demo_zh.zh_demo_adapt_config`): one chain, so the two trainings never share the cores. Models,
+    Queue, Review and Explain have something to show a few minutes after the first start. Tests leave ``jobs`` off.
 
     Returns the English import's summary (as before) with ``projects``: one summary per demo project.
     """
@@ -120,7 +121,13 @@ def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, 
         demo_train_config,
         generate_demo_export,
     )
-    from core.demo_zh import ZH_DEMO_LABEL_CONFIG, ZH_DEMO_PROJECT_NAME, generate_zh_export
+    from core.demo_zh import (
+        ZH_DEMO_BASE_NAME,
+        ZH_DEMO_LABEL_CONFIG,
+        ZH_DEMO_PROJECT_NAME,
+        generate_zh_export,
+        zh_demo_adapt_config,
+    )
     from core.jobs import JobKind
     from db.repository import ensure_project, list_projects
     from services.jobs import queue_job
@@ -148,7 +155,8 @@ def seed_demo(engine: Any, *, force: bool = False, n: int = 300, seed: int = 0, 
         then: list[Any] = [(JobKind.SCORE, score)]
         if chinese:
             zh = ensure_project(engine, ZH_DEMO_PROJECT_NAME).id
-            then += [(JobKind.TRAIN, train, zh), (JobKind.SCORE, score, zh)]
+            then += [(JobKind.ADAPT, zh_demo_adapt_config().to_dict(), zh),
+                     (JobKind.TRAIN, {**train, "base_model": ZH_DEMO_BASE_NAME}, zh), (JobKind.SCORE, score, zh)]
         job, started = queue_job(engine, DEMO_PROJECT_NAME, JobKind.TRAIN, train, then=then)
         log.info("demo: training job %s queued (then %d more); worker started: %s", job.id, len(then), started)
         out["jobs"] = {"train_job_id": job.id, "then": [str(JobKind.SCORE)], "worker_started": started,

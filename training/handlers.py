@@ -20,10 +20,15 @@ def job_dir(job: JobInfo) -> Path:
 
 @handler(JobKind.TRAIN)
 def handle_train(job: JobInfo, ctx: JobContext) -> Outcome:
+    from dataclasses import replace
+
     from core.trainconfig import TrainConfig
+    from db.base_versions import resolve_base_name
     from training.trainer import fit
 
     config = TrainConfig.from_dict(job.params)
+    # a base version named by a chain step whose adapt job ran just before (queue_training resolved it already)
+    config = replace(config, base_model=resolve_base_name(ctx.engine, job.project_id, config.base_model))
     out_dir = job_dir(job)
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx.log(f"training {config.task} ({config.method}) on {config.base_model} into {out_dir}")

@@ -149,6 +149,13 @@ def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(e
 
     assert len(AutoTokenizer.from_pretrained(model_version.model_dir)) == version.vocab["vocab_after"]
 
+    # a training job that names the version in its params (a chain step queued before the version existed, as the
+    # demo seed does) resolves the name when it runs
+    named = jobs.enqueue(engine, 1, "train", cfg("adapted-1", max_steps=1, batch_size=4).to_dict())
+    run_in_process(engine, named.id)
+    assert jobs.get_job(engine, named.id).status == "succeeded"
+    assert active_model_version(engine, "zh").base_model == str(version.model_dir)
+
     # a second adaptation from the first one, by name; a taken name is refused before queueing
     with pytest.raises(ReportLensError, match="already has a base model version"):
         queue_adaptation(engine, "zh", AdaptConfig(**adapt_params("adapted-1", name="adapted-1")))

@@ -124,11 +124,22 @@ def test_seed_demo_chains_the_chinese_training_after_the_english_chain(sqlite_ur
     engine = make_engine(sqlite_url)
     workers.register_worker(engine, "test-live")  # a live worker: queueing starts no process
     result = seed_demo(engine, n=8, jobs=True)
-    assert result["jobs"]["chain"] == [f"score ({DEMO_PROJECT_NAME})", f"train ({ZH_DEMO_PROJECT_NAME})",
-                                       f"score ({ZH_DEMO_PROJECT_NAME})"]
+    assert result["jobs"]["chain"] == [f"score ({DEMO_PROJECT_NAME})", f"adapt ({ZH_DEMO_PROJECT_NAME})",
+                                       f"train ({ZH_DEMO_PROJECT_NAME})", f"score ({ZH_DEMO_PROJECT_NAME})"]
     assert [j.kind for j in queue.active_jobs(engine)] == [JobKind.TRAIN]  # one training at a time
-    order = []
+    order, params = [], {}
     while (job := queue.claim_next(engine, "test-live")) is not None:
         order.append((job.kind, job.project_id))
+        params[(job.kind, job.project_id)] = queue.handler_params(job.params)
         queue.finish(engine, job.id, JobStatus.SUCCEEDED, result={}, worker_id="test-live")
-    assert order == [(JobKind.TRAIN, 1), (JobKind.SCORE, 1), (JobKind.TRAIN, 2), (JobKind.SCORE, 2)]
+    assert order == [(JobKind.TRAIN, 1), (JobKind.SCORE, 1), (JobKind.ADAPT, 2), (JobKind.TRAIN, 2),
+                     (JobKind.SCORE, 2)]
+    # the Chinese demo trains from its own vocabulary-extended base (made by the adapt step, named, resolved when
+    # the training runs); the English one from the bundled model
+    from core.adaptconfig import AdaptConfig
+    from core.demo_zh import ZH_DEMO_BASE_NAME
+
+    adapt = AdaptConfig.from_dict(params[(JobKind.ADAPT, 2)])
+    assert (adapt.name, adapt.parent, adapt.mlm_steps) == (ZH_DEMO_BASE_NAME, "bundled", 0)
+    assert params[(JobKind.TRAIN, 2)]["base_model"] == ZH_DEMO_BASE_NAME
+    assert params[(JobKind.TRAIN, 1)]["base_model"] == "bundled"
