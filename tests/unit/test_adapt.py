@@ -338,3 +338,20 @@ def test_lora_training_on_an_adapted_base_trains_the_added_rows_only(tmp_path: P
             assert torch.allclose(loaded.model(**ids).logits, adapter(**ids).logits, atol=1e-5)
     assert not torch.allclose(trained[True], base_emb[rows.start:rows.stop])
     assert torch.equal(trained[False], base_emb[rows.start:rows.stop])
+
+
+def test_document_classification_on_an_adapted_base_trains_the_added_rows_too(tmp_path: Path, env,
+                                                                              base_dir: str) -> None:
+    from training.adapt import added_vocab_rows, run_adaptation
+    from training.tasks.classification import build_classifier
+
+    adapted = run_adaptation(env, 1, AdaptConfig(**adapt_params(base_dir, mlm_steps=0)), base_dir, tmp_path / "b")
+    rows = added_vocab_rows(adapted.model_dir)
+    trainable = {n: p.shape for n, p in build_classifier(
+        cfg(str(adapted.model_dir), task="classification"), ["normal", "abnormal"], False).named_parameters()
+        if p.requires_grad}
+    (delta,) = [shape for name, shape in trainable.items() if "trainable_tokens_delta" in name]
+    assert delta[0] == len(rows) >= 10
+    off = build_classifier(cfg(str(adapted.model_dir), task="classification", train_new_vocab=False),
+                           ["normal", "abnormal"], False)
+    assert not any("trainable_tokens" in n for n, p in off.named_parameters() if p.requires_grad)

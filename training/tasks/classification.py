@@ -29,7 +29,7 @@ from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema, ReportLensError
 from training.artifacts import DOCUMENT, SCHEMA_FILE
 from training.encoding import PreparedDoc, prepare_documents
-from training.model import check_max_length, check_target_modules, load_saved, quiet_load
+from training.model import check_max_length, check_target_modules, load_saved, new_vocab_rows, quiet_load
 from training.predict import Stopped, window_logits
 from training.tasks.base import Encoded, TaskData, load_training_documents, summary_scores
 
@@ -141,7 +141,8 @@ def build_classifier(config: TrainConfig, classes: Sequence[str], multi_label: b
     targets_: Any = ("all-linear" if config.target_modules == ("all-linear",)
                      else lora_target_pattern(config.target_modules, heads))
     lora = LoraConfig(task_type=TaskType.SEQ_CLS, r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=targets_, modules_to_save=heads)
+                      lora_dropout=config.lora_dropout, target_modules=targets_, modules_to_save=heads,
+                      trainable_token_indices=new_vocab_rows(config, model))
     return quiet_load(get_peft_model, model, lora)
 
 
