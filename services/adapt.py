@@ -63,6 +63,12 @@ def queue_adaptation(engine: Any, project: int | str, config: AdaptConfig) -> tu
         raise ReportLensError(f"Project {info.name!r} already has a base model version (or a queued adaptation) "
                               f"named {name!r}; choose another name.")
     resolve_model(resolve_base_name(engine, info.id, config.parent))  # a clear error now, not in the worker
+    if config.extra_text:
+        from training.adapt import read_extra_text
+
+        if not read_extra_text(config.extra_text):  # a missing, broken or empty file: said on the form
+            raise ReportLensError(f"extra_text {config.extra_text!r} holds no report text; give a plain-text file "
+                                  "with one report per line or a Label Studio export of tasks with text.")
     return queue_job(engine, info.id, JobKind.ADAPT, replace(config, name=name).to_dict())
 
 

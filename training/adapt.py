@@ -54,18 +54,24 @@ PLAIN_TEXT_SUFFIXES = ("", ".txt", ".text")
 
 
 def added_vocab_rows(model_dir: str | Path) -> range:
-    """The embedding rows the last adaptation of ``model_dir`` added (from its ``adapt.json``); empty for any other
+    """The embedding rows that adaptations added to ``model_dir``'s vocabulary (from its ``adapt.json``, and its
+    parents' when it was adapted from an adapted base, so rows added two steps back count too); empty for any other
     model folder."""
-    path = Path(model_dir) / ADAPT_FILE
-    if not path.is_file():
-        return range(0)
     import json
 
-    try:
-        vocab = json.loads(path.read_text(encoding="utf-8")).get("vocab") or {}
-        return range(int(vocab["vocab_before"]), int(vocab["vocab_after"]))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return range(0)
+    start = stop = None
+    path, seen = Path(model_dir), set()
+    while (path / ADAPT_FILE).is_file() and path.resolve() not in seen:
+        seen.add(path.resolve())
+        try:
+            data = json.loads((path / ADAPT_FILE).read_text(encoding="utf-8"))
+            vocab = data.get("vocab") or {}
+            before, after = int(vocab["vocab_before"]), int(vocab["vocab_after"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            break
+        start, stop = before, stop if stop is not None else after
+        path = Path(str(data.get("parent") or ""))
+    return range(start, stop) if start is not None and stop is not None else range(0)
 
 
 def read_extra_text(path: str | None) -> list[str]:
@@ -235,7 +241,8 @@ def run_adaptation(engine: Any, project_id: int, config: AdaptConfig, parent_pat
         tokenizer = old_tok
         report = VocabReport((), 0, share, share, total, total, len(old_tok), len(old_tok))
     model = _mlm_model(path)
-    old_rows = model.get_input_embeddings().weight.shape[0]
+    # rows the vocabulary had before any adaptation: those an earlier adaptation added are trained again too
+    old_rows = added_vocab_rows(path).start or model.get_input_embeddings().weight.shape[0]
     from_pieces = resize_and_init(model, old_tok, tokenizer, report.added, seed=config.seed)
     vocab = {**report.to_dict(), "initialised_from_pieces": from_pieces}
     progress({"phase": "vocabulary", "message": f"added {len(report.added)} vocabulary entries", "vocab": vocab})

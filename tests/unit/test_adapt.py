@@ -163,6 +163,11 @@ def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(e
     run_in_process(engine, second.id)
     v2 = get_base_version(engine, "zh", "adapted-2")
     assert v2.parent == "adapted-1" and v2.vocab_added == 0 and v2.mlm["stopped"] == "no_mlm"
+    # the rows the first adaptation added are still "new" to a fine-tuning from the second (trained, not frozen)
+    from training.adapt import added_vocab_rows
+
+    first = added_vocab_rows(version.model_dir)
+    assert len(first) == version.vocab_added and added_vocab_rows(v2.model_dir) == first
 
 
 def start_worker(sqlite_url: str, tmp_path: Path, *args: str) -> subprocess.Popen:
@@ -355,3 +360,17 @@ def test_document_classification_on_an_adapted_base_trains_the_added_rows_too(tm
     off = build_classifier(cfg(str(adapted.model_dir), task="classification", train_new_vocab=False),
                            ["normal", "abnormal"], False)
     assert not any("trainable_tokens" in n for n, p in off.named_parameters() if p.requires_grad)
+
+
+def test_a_bad_extra_text_file_is_refused_when_queueing_not_in_the_worker(env, base_dir: str, tmp_path: Path) -> None:
+    from services.adapt import queue_adaptation
+
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    broken = tmp_path / "broken.json"
+    broken.write_text("[{", encoding="utf-8")
+    for path, message in ((empty, "holds no report text"), (broken, "broken.json"),
+                          (tmp_path / "missing.txt", "does not exist")):
+        with pytest.raises(ReportLensError, match=message):
+            queue_adaptation(env, "zh", AdaptConfig(**adapt_params(base_dir, extra_text=str(path))))
+    assert jobs.active_jobs(env) == []  # nothing was queued
