@@ -130,8 +130,9 @@ def size_process_threads(role: ProcessKind | str, environ: MutableMapping[str, s
 
 
 def app_reserve(cores: int, app_threads: Sequence[int]) -> int:
-    """The cores a worker leaves to the apps open on this host: the threads they take (``app_threads``, one entry per
-    app process), at most ``cores - 1`` so a job always keeps one."""
+    """The cores a worker leaves to the apps working on this host (:mod:`jobs.presence`: an idle open app is not
+    counted): the threads they take (``app_threads``, one entry per app process), at most ``cores - 1`` so a job
+    always keeps one."""
     return min(max(0, sum(max(0, t) for t in app_threads)), max(0, max(1, cores) - 1))
 
 

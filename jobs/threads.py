@@ -1,6 +1,7 @@
 """A running job's torch threads follow the machine: its share of this host's cores (:func:`core.threads.job_threads`)
-given the jobs running here (:func:`jobs.queue.running_here`) and the apps open here (:mod:`jobs.presence`), decided
-when the job starts and again every ``RESIZE_S`` seconds while it runs.
+given the jobs running here (:func:`jobs.queue.running_here`) and the apps open and working here
+(:mod:`jobs.presence`: an idle app takes no core), decided when the job starts and again every ``RESIZE_S`` seconds
+while it runs.
 
 ``torch.set_num_threads`` changes the intra-op pool of the thread that calls it only (measured on this torch build,
 OpenMP backend: set from another thread, the main thread kept its count), so the decision is applied from the job's
@@ -32,13 +33,19 @@ RESIZE_S = 5.0
 log = logging.getLogger("reportlens.worker")
 
 
-def decide(engine: Engine, job_id: int, environ: MutableMapping[str, str], cores: int | None = None) -> ThreadPlan:
-    """The threads job ``job_id`` should have now on this host (reads the jobs table and the app files)."""
+def decide(engine: Engine, job_id: int, environ: MutableMapping[str, str], cores: int | None = None,
+           activity: presence.AppActivity | None = None) -> ThreadPlan:
+    """The threads job ``job_id`` should have now on this host (reads the jobs table and the app files). With
+    ``activity`` (the job's :class:`jobs.presence.AppActivity`), only the apps working since its previous look keep
+    cores; without it every open app does."""
     cores = ct.cpu_cores() if cores is None else cores
     running = queue.running_here(engine)
     if job_id not in running:  # e.g. a heartbeat has not stamped it yet: it runs all the same
         running = sorted([*running, job_id])
-    reserve = ct.app_reserve(cores, [a.threads for a in presence.live_apps()])
+    apps = presence.live_apps()
+    if activity is not None:
+        apps = activity.busy(apps)
+    reserve = ct.app_reserve(cores, [a.threads for a in apps])
     return ct.job_threads(cores, len(running), reserve, environ, rank=running.index(job_id))
 
 
@@ -83,6 +90,7 @@ class JobThreads:
         self.owner = threading.get_ident()
         self.last: ThreadPlan | None = None
         self._at = -float("inf")
+        self.activity = presence.AppActivity()  # the apps' CPU time between this job's looks
 
     def tick(self, force: bool = False) -> ThreadPlan | None:
         """Decide and apply when ``every_s`` has passed (or ``force``); only from the thread that started the job.
@@ -92,7 +100,7 @@ class JobThreads:
             return None
         self._at = now
         try:
-            plan = decide(self.engine, self.job_id, self.environ, self.cores)
+            plan = decide(self.engine, self.job_id, self.environ, self.cores, self.activity)
             before = current_threads(self.environ, self.use_torch)
             apply(plan.threads, self.environ, self.use_torch)
             if before != plan.threads or self.last is None:

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,55 @@ def test_the_decision_follows_the_running_jobs_and_the_app(sqlite_url: str, data
     jobs.finish(engine, first, "succeeded")
     assert decide(engine, second, env, cores=2).threads == 1  # the app keeps its core
     assert decide(engine, second, {**env, ENV_TRAIN: "2"}, cores=2).threads == 2  # the user's setting wins
+
+
+def _announce_for(pid: int, threads: int = 1) -> Path:
+    """An app file for another process (what that process's :func:`presence.announce_app` writes)."""
+    path = presence.announce_app(threads)
+    other = path.with_name(path.name.replace(f"-{os.getpid()}.json", f"-{pid}.json"))
+    other.write_text(json.dumps({"host": HOST, "pid": pid, "threads": threads}))
+    path.unlink()
+    return other
+
+
+def test_an_idle_open_app_leaves_a_lone_job_both_cores_a_working_one_keeps_its_core(sqlite_url: str,
+                                                                                   data: Path) -> None:
+    """Real processes: an app that spins (scoring, say) keeps its core; one that sleeps (open, nobody clicking) does
+    not, once a second look has seen its CPU time stand still. The first look counts every app (nothing to compare)."""
+    engine = make_engine(sqlite_url)
+    (job,) = running(engine, 1)
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    idle = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        _announce_for(spin.pid), _announce_for(idle.pid)
+        activity = presence.AppActivity()
+        apps = presence.live_apps()
+        assert {a.pid for a in activity.busy(apps)} == {spin.pid, idle.pid}  # first look: both counted
+        time.sleep(1.0)
+        assert [a.pid for a in activity.busy(apps)] == [spin.pid]
+        time.sleep(1.0)  # a job looks every few seconds (RESIZE_S)
+        assert decide(engine, job, {ENV_ROLE: "worker"}, cores=2, activity=activity).threads == 1
+        spin.kill()
+        spin.wait()
+        time.sleep(1.0)
+        assert decide(engine, job, {ENV_ROLE: "worker"}, cores=2, activity=activity).threads == 2  # only idle left
+        assert decide(engine, job, {ENV_ROLE: "worker"}, cores=2).threads == 1  # without the check: every open app
+    finally:
+        for proc in (spin, idle):
+            proc.kill()
+            proc.wait()
+
+
+def test_app_activity_counts_first_looks_unreadable_apps_and_the_threshold() -> None:
+    now, cpu = [0.0], {1: 0.0, 2: 0.0, 3: None}
+    activity = presence.AppActivity(busy_cores=0.25, clock=lambda: now[0], cpu=cpu.get)
+    apps = [presence.AppPresence(pid, 1, Path(f"app-{pid}.json")) for pid in (1, 2, 3)]
+    assert [a.pid for a in activity.busy(apps)] == [1, 2, 3]  # no earlier look; 3 cannot be read
+    now[0], cpu[1], cpu[2] = 4.0, 1.0, 0.99  # 0.25 of a core vs just under
+    assert [a.pid for a in activity.busy(apps)] == [1, 3]
+    now[0] = 8.0  # nothing used since: idle
+    assert [a.pid for a in activity.busy(apps)] == [3]
+    assert [a.pid for a in activity.busy(apps[1:2])] == [2]  # the clock did not move: no rate, counted
 
 
 def test_tick_applies_in_the_jobs_thread_only_and_at_most_every_few_seconds(sqlite_url: str, data: Path) -> None:
