@@ -249,11 +249,13 @@ class TrainConfig(JsonConfig):
 # ---------------------------------------------------------------------- the defaults a run resolves, explained
 
 
-def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int) -> list[tuple[str, Any, str]]:
+def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
+                     new_vocab_rows: int = 0) -> list[tuple[str, Any, str]]:
     """``(field, value, reason)`` for each value a run of ``config`` resolves from the data, one short reason each:
     what the Train page shows next to the form. ``n_docs``: the project's labeled documents (what the split is made
-    of); ``n_windows``: its training windows. The rules live in :meth:`TrainConfig.resolved` (epochs, learning rate,
-    patience); this says what they give and why."""
+    of); ``n_windows``: its training windows; ``new_vocab_rows``: the embedding rows the base model's adaptation
+    added (0: not an adapted base, or nothing added). The rules live in :meth:`TrainConfig.resolved` (epochs,
+    learning rate, patience); this says what they give and why."""
     steps_per_epoch = config.steps_per_epoch(max(n_windows, 1))
     epochs = config.epochs_for(max(n_windows, 1))
     total = config.max_steps or steps_per_epoch * epochs
@@ -289,6 +291,13 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int) -> list[t
     out.append(("batch_size", config.batch_size,
                 "8 windows a step: fits a laptop's memory and gives a small project enough steps"
                 if config.batch_size == TrainConfig.batch_size else "set in the form"))
+    if config.method == "lora" and new_vocab_rows:
+        out.append(("train_new_vocab", config.train_new_vocab,
+                    f"the base's vocabulary extension added {new_vocab_rows:,} tokens; their embedding rows train "
+                    "with the adapter (left frozen they keep one initial value and look alike to the model: 0.68 vs "
+                    "0.82 F1 at 10 Chinese reports, bench/README.md)" if config.train_new_vocab else
+                    f"set in the form: the {new_vocab_rows:,} embedding rows the base's vocabulary extension added "
+                    "stay at their initial value"))
     if config.method == "lora":
         out.append(("lora_r", config.lora_r, "the default for every project size: ranks 8 and 16 scored alike on "
                                              "the demo (bench/README.md)" if config.lora_r == LORA_R

@@ -29,6 +29,7 @@ class WindowCount:
     n_docs: int  # labelled reports
     n_windows: int  # windows they make in all
     note: str  # how they were counted, in words
+    new_vocab_rows: int = 0  # embedding rows the base model's adaptations added (training.artifacts.added_vocab_rows)
 
 
 @requires(Permission.TRAIN)
@@ -53,12 +54,14 @@ def count_windows(engine: Any, project_id: int, base_model: str, max_length: int
     window, ``stride`` shared), as training cuts them (:func:`core.alignment.make_windows`). It reads the model
     folder's ``tokenizer.json`` with the ``tokenizers`` package (what the transformers fast tokenizer runs; the
     page imports neither transformers nor torch for it). Without one (a Hub id not in the cache, a folder without
-    ``tokenizer.json``): one window per report, and the note says so."""
+    ``tokenizer.json``): one window per report, and the note says so. Also counts the vocabulary rows an adaptation
+    of the base added (what ``train_new_vocab`` trains)."""
     from tokenizers import Tokenizer
 
     from core.alignment import make_windows
     from db.base_versions import resolve_base_name
     from db.repository import training_documents
+    from training.artifacts import added_vocab_rows
     from training.encoding import resolve_model
 
     texts = [d.text for d in training_documents(engine, project_id)]
@@ -74,7 +77,8 @@ def count_windows(engine: Any, project_id: int, base_model: str, max_length: int
     for b in range(0, len(texts), TOKENIZE_BATCH):
         for enc in tokenizer.encode_batch(texts[b:b + TOKENIZE_BATCH], add_special_tokens=False):
             n += len(make_windows(len(enc.ids), max_length, stride, enc.word_ids))
-    return WindowCount(len(texts), n, f"{n:,} windows of {max_length} tokens in the {len(texts):,} labelled reports")
+    return WindowCount(len(texts), n, f"{n:,} windows of {max_length} tokens in the {len(texts):,} labelled reports",
+                       len(added_vocab_rows(folder)))
 
 
 @requires(Permission.TRAIN)

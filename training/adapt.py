@@ -22,7 +22,7 @@ from typing import Any
 
 from core.adaptconfig import AdaptConfig
 from core.types import Document, ReportLensError
-from training.artifacts import write_json
+from training.artifacts import ADAPT_FILE, added_vocab_rows, write_json
 from training.callbacks import callback_classes, restore
 from training.encoding import load_tokenizer, resolve_model
 from training.mlm import (
@@ -36,7 +36,6 @@ from training.mlm import (
 from training.model import quiet_load
 from training.vocab import extend_tokenizer, resize_and_init
 
-ADAPT_FILE = "adapt.json"
 LORA_TARGETS = ["query", "key", "value", "dense"]
 
 
@@ -51,27 +50,6 @@ class AdaptResult:
 
 
 PLAIN_TEXT_SUFFIXES = ("", ".txt", ".text")
-
-
-def added_vocab_rows(model_dir: str | Path) -> range:
-    """The embedding rows that adaptations added to ``model_dir``'s vocabulary (from its ``adapt.json``, and its
-    parents' when it was adapted from an adapted base, so rows added two steps back count too); empty for any other
-    model folder."""
-    import json
-
-    start = stop = None
-    path, seen = Path(model_dir), set()
-    while (path / ADAPT_FILE).is_file() and path.resolve() not in seen:
-        seen.add(path.resolve())
-        try:
-            data = json.loads((path / ADAPT_FILE).read_text(encoding="utf-8"))
-            vocab = data.get("vocab") or {}
-            before, after = int(vocab["vocab_before"]), int(vocab["vocab_after"])
-        except (ValueError, KeyError, TypeError, AttributeError):
-            break
-        start, stop = before, stop if stop is not None else after
-        path = Path(str(data.get("parent") or ""))
-    return range(start, stop) if start is not None and stop is not None else range(0)
 
 
 def read_extra_text(path: str | None) -> list[str]:

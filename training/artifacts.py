@@ -79,3 +79,25 @@ def save_model(out: Path, model: Any, tokenizer: Any, schema: LabelSchema, schem
     (out / SCHEMA_FILE).write_text(schema_json(schema, scheme), encoding="utf-8")
     (out / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=1), encoding="utf-8")
     write_json(out / METRICS_FILE, metrics)
+
+
+ADAPT_FILE = "adapt.json"  # what an adaptation writes beside the adapted base model (training.adapt)
+
+
+def added_vocab_rows(model_dir: str | Path) -> range:
+    """The embedding rows that adaptations added to ``model_dir``'s vocabulary (from its ``adapt.json``, and its
+    parents' when it was adapted from an adapted base, so rows added two steps back count too); empty for any other
+    model folder."""
+    start = stop = None
+    path, seen = Path(model_dir), set()
+    while (path / ADAPT_FILE).is_file() and path.resolve() not in seen:
+        seen.add(path.resolve())
+        try:
+            data = json.loads((path / ADAPT_FILE).read_text(encoding="utf-8"))
+            vocab = data.get("vocab") or {}
+            before, after = int(vocab["vocab_before"]), int(vocab["vocab_after"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            break
+        start, stop = before, stop if stop is not None else after
+        path = Path(str(data.get("parent") or ""))
+    return range(start, stop) if start is not None and stop is not None else range(0)

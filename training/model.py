@@ -95,10 +95,10 @@ def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
 
 def new_vocab_rows(config: TrainConfig, model: Any) -> list[int] | None:
     """The embedding rows LoRA also trains (``train_new_vocab``): those an adaptation of the base model added to its
-    vocabulary (``training.adapt.added_vocab_rows``), when the model has them; ``None`` = none."""
+    vocabulary (``training.artifacts.added_vocab_rows``), when the model has them; ``None`` = none."""
     if not config.train_new_vocab:
         return None
-    from training.adapt import added_vocab_rows
+    from training.artifacts import added_vocab_rows
 
     rows = added_vocab_rows(resolve_model(config.base_model))
     size = model.get_input_embeddings().weight.shape[0]

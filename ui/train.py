@@ -157,7 +157,9 @@ def show_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
            if share == 1.0 else f"about {share:.0%} of the reports train (the rest are the dev and test splits)")
     st.caption(f"Counted: {plan.windows_note}; {who}. Cancel a run any time.{measured}")
     with st.expander("Why these settings", expanded=True):
-        rows = explain_defaults(chosen, plan.n_windows, plan.n_docs)
+        windows = _windows(str(engine().url), project.id, project.n_labeled, chosen.base_model, chosen.max_length,
+                           chosen.stride)  # cached: the count run_plan made
+        rows = explain_defaults(chosen, plan.n_windows, plan.n_docs, windows.new_vocab_rows)
         st.table(pd.DataFrame([{"setting": f.replace("_", " "), "value": f"{v:g}" if isinstance(v, float) else str(v),
                                 "why": why} for f, v, why in rows]).set_index("setting"))
     return plan

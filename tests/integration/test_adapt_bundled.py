@@ -19,7 +19,8 @@ from core.policy import training_documents_from_tasks
 from core.trainconfig import TrainConfig
 from db.engine import make_engine
 from db.importer import import_tasks
-from training.adapt import added_vocab_rows, run_adaptation
+from training.adapt import run_adaptation
+from training.artifacts import added_vocab_rows
 from training.evaluate import evaluate_documents
 from training.inference import clear_model_cache, load_model
 from training.trainer import run_training

@@ -164,7 +164,7 @@ def test_adapt_job_extends_the_vocabulary_pretrains_and_records_a_base_version(e
     v2 = get_base_version(engine, "zh", "adapted-2")
     assert v2.parent == "adapted-1" and v2.vocab_added == 0 and v2.mlm["stopped"] == "no_mlm"
     # the rows the first adaptation added are still "new" to a fine-tuning from the second (trained, not frozen)
-    from training.adapt import added_vocab_rows
+    from training.artifacts import added_vocab_rows
 
     first = added_vocab_rows(version.model_dir)
     assert len(first) == version.vocab_added and added_vocab_rows(v2.model_dir) == first
@@ -313,7 +313,8 @@ def test_lora_training_on_an_adapted_base_trains_the_added_rows_only(tmp_path: P
     import torch
     from safetensors.torch import load_file
 
-    from training.adapt import added_vocab_rows, run_adaptation
+    from training.adapt import run_adaptation
+    from training.artifacts import added_vocab_rows
     from training.inference import clear_model_cache, load_model, load_uncached
     from training.trainer import run_training
 
@@ -347,7 +348,8 @@ def test_lora_training_on_an_adapted_base_trains_the_added_rows_only(tmp_path: P
 
 def test_document_classification_on_an_adapted_base_trains_the_added_rows_too(tmp_path: Path, env,
                                                                               base_dir: str) -> None:
-    from training.adapt import added_vocab_rows, run_adaptation
+    from training.adapt import run_adaptation
+    from training.artifacts import added_vocab_rows
     from training.tasks.classification import build_classifier
 
     adapted = run_adaptation(env, 1, AdaptConfig(**adapt_params(base_dir, mlm_steps=0)), base_dir, tmp_path / "b")

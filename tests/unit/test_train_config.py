@@ -231,3 +231,10 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
         "set in the form"
     assert "lora_r" not in dict((f, v) for f, v, _ in explain_defaults(TrainConfig(method="full"), 36, 50))
     assert dict((f, v) for f, v, _ in explain_defaults(TrainConfig(lora_r=8), 36, 50))["lora_r"] == 8
+    assert "train_new_vocab" not in by_field  # not an adapted base: nothing to say
+    adapted = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(), 36, 50, new_vocab_rows=105)}
+    assert adapted["train_new_vocab"][0] is True and "105 tokens" in adapted["train_new_vocab"][1]
+    frozen = dict((f, w) for f, _, w in explain_defaults(TrainConfig(train_new_vocab=False), 36, 50, 105))
+    assert frozen["train_new_vocab"].startswith("set in the form")
+    assert "train_new_vocab" not in dict((f, v) for f, v, _ in explain_defaults(TrainConfig(method="full"), 36, 50,
+                                                                                 105))  # full trains every row

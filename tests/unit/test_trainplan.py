@@ -5,6 +5,7 @@ the speeds (only ``metrics["speed"]``) and counting windows as training cuts the
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,15 @@ def test_the_service_counts_windows_as_training_cuts_them(sqlite_url: str, tmp_p
     assert missing.n_windows == labelled and "one window per report assumed" in missing.note
     plan = train_plan(engine, 1, TrainConfig(), windows)
     assert plan.speed.examples_per_s == 9.5 and plan.n_docs == labelled
+    assert windows.new_vocab_rows == 0  # the bundled model: no adaptation
+    import json
+    import shutil
+
+    from training.encoding import resolve_model
+
+    adapted = tmp_path / "adapted"  # what an adaptation leaves: the tokenizer and adapt.json (vocab 30522 -> 30627)
+    adapted.mkdir()
+    shutil.copy(Path(resolve_model("bundled")) / "tokenizer.json", adapted / "tokenizer.json")
+    (adapted / "adapt.json").write_text(json.dumps({"parent": None, "vocab": {"vocab_before": 30522,
+                                                                               "vocab_after": 30627}}))
+    assert count_windows(engine, 1, str(adapted), 256, 32).new_vocab_rows == 105
