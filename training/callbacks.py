@@ -123,6 +123,11 @@ def callback_classes() -> tuple[type, type, type]:
             self.stopped_early = False
             self.in_training = False
             self.eval_in_training_s = 0.0
+            # the full results of the best and of the last evaluation: the final model's dev score without scoring
+            # the same weights again (:meth:`final_result`)
+            self.best_result: dict | None = None
+            self.last_result: dict | None = None
+            self.restored = False
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.in_training = True
@@ -150,10 +155,12 @@ def callback_classes() -> tuple[type, type, type]:
                     control.should_training_stop = True
                 return
             self.last_eval_step = state.global_step
+            self.last_result = result
             self.n_evaluations += 1
             dev = self.summarize(result)
             if dev[self.metric] > self.best + IMPROVEMENT:
                 self.best, self.best_step, self.best_epoch = dev[self.metric], state.global_step, state.epoch
+                self.best_result = result
                 self.stale_evals = 0
                 if self.patience:
                     self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
@@ -169,8 +176,18 @@ def callback_classes() -> tuple[type, type, type]:
             """After training: score the last step if no epoch end did, then restore the best weights."""
             if self.last_eval_step != state.global_step:
                 self.evaluate(model, state)
-            if not self.cancel.cancelled and self.best_state is not None and self.best_step != state.global_step:
+            self.restored = (not self.cancel.cancelled and self.best_state is not None
+                             and self.best_step != state.global_step)
+            if self.restored:
                 restore(model, self.best_state)
+
+        def final_result(self) -> dict | None:
+            """After :meth:`finish`: the evaluation of the weights the model now holds (the best evaluation's when
+            they were put back, else the last step's), or None when there is none (cancelled). Scoring dev again
+            would give the same numbers: the forward pass is deterministic in eval mode."""
+            if self.cancel.cancelled:
+                return None
+            return self.best_result if self.restored else self.last_result
 
     return ProgressCallback, CancelCallback, DevEarlyStopping
 

@@ -219,7 +219,7 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     progress_cb_class, cancel_class, early_class = callback_classes()
     tracker = progress_cb_class(progress, started)
     cancel = cancel_class(should_stop)
-    early = early_class(lambda m, stop: dev.evaluate(m, max_examples=0, should_stop=stop), task.summary,
+    early = early_class(lambda m, stop: dev.evaluate(m, should_stop=stop), task.summary,
                         config.early_stopping_patience, tracker, cancel, evaluations=config.dev_evaluations)
     collator = PaddingCounter(task.collator(tokenizer))
     state = None
@@ -249,7 +249,9 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     if state is None or cancel.cancelled:
         return result(True)
     tracker.report(state, "final_evaluation", keep=False)
-    metrics["dev"] = dev.evaluate(model, should_stop=should_stop)
+    # the last in-training evaluation already scored these weights (or the best one, put back): not scored twice
+    known = early.final_result() if refit_of is None else None
+    metrics["dev"] = known if known is not None else dev.evaluate(model, should_stop=should_stop)
     test_docs = [by_id[i] for i in split.test]
     if test_docs and metrics["dev"] is not None:
         metrics["test"] = task.evaluator(tokenizer, test_docs, data, config).evaluate(model, should_stop=should_stop)

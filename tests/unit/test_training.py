@@ -138,6 +138,7 @@ def test_early_stopping_keeps_the_best_epoch():
     early.finish(model, SimpleNamespace(global_step=40, max_steps=100, epoch=4.0))  # last step already scored
     assert float(model.weight[0, 0].detach()) == 2.0
     assert [p["dev"]["f1"] for p in tracker.history] == [0.5, 0.7, 0.6, 0.6]
+    assert early.restored and early.final_result()["f1"] == 0.7  # the score of the weights put back
 
 
 def test_without_patience_training_runs_on_and_keeps_the_last_weights():
@@ -154,6 +155,7 @@ def test_without_patience_training_runs_on_and_keeps_the_last_weights():
     assert not control.should_training_stop and not early.stopped_early and early.best_state is None
     early.finish(model, SimpleNamespace(global_step=3, max_steps=3, epoch=3.0))
     assert float(model.weight[0, 0].detach()) == 3.0 and early.best_epoch == 1.0
+    assert not early.restored and early.final_result()["f1"] == 0.4  # the last step's weights, the last score
 
 
 def test_cancel_stops_the_step_and_skips_the_epoch_evaluation():
@@ -406,6 +408,38 @@ def test_a_run_scores_dev_at_most_dev_evaluations_times(project, base_dir, tmp_p
     assert evals == [4, 7, 10] and result.metrics["speed"]["dev_evaluations"] == 3
     assert result.metrics["speed"]["dev_eval_s"] > 0
     assert 0 <= result.metrics["speed"]["padded_token_share"] < 1
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(project, base_dir, tmp_path, monkeypatch,
+                                                                          patience):
+    """The final dev metrics reuse the in-training evaluation of the weights kept (the last step's, or the best one
+    put back) instead of scoring dev again: they must equal a fresh evaluation of the saved model, examples
+    included, and dev is scored only at the planned steps."""
+    from training.evaluate import Evaluator
+
+    engine, pid = project
+    calls = []
+    real = Evaluator.evaluate
+
+    def counting(self, *args, **kwargs):
+        calls.append(len(self.docs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "evaluate", counting)
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=12, dev_evaluations=4,
+                                                       early_stopping_patience=patience), tmp_path / "m")
+    n_dev, n_test = len(result.data_snapshot["dev"]), len(result.data_snapshot["test"])
+    assert calls.count(n_dev) == result.metrics["speed"]["dev_evaluations"] <= 4 and calls.count(n_test) == 1
+    clear_model_cache()
+    model = load_model(tmp_path / "m")
+    by_id = {d.id: d for d in trainer_mod.load_project_data(engine, pid)[1]}
+    fresh = real(Evaluator.build(model.tokenizer, [by_id[i] for i in result.data_snapshot["dev"]], result.config),
+                 model.model)
+    recorded = json.loads((tmp_path / "m" / "metrics.json").read_text())["dev"]
+    assert {k: recorded[k] for k in ("precision", "recall", "f1", "support")} == pytest.approx(
+        {k: fresh[k] for k in ("precision", "recall", "f1", "support")}, abs=1e-9)
+    assert recorded["errors"] == json.loads(json.dumps(fresh["errors"]))
 
 
 def test_refit_trains_on_train_and_dev_and_still_reports_test(project, base_dir, tmp_path):
