@@ -120,11 +120,11 @@ class TrainConfig(JsonConfig):
         "after the run that picks the best step count on dev, train the final model on train+dev for as many "
         "passes (the test split stays held out; the final model's dev scores are then not held out). About twice "
         "the training time", advanced=True))
-    group_by_length: bool = field(default=False, metadata=_meta(
+    group_by_length: bool = field(default=True, metadata=_meta(
         "put windows of similar length in the same batch (less padding; random between groups). The Trainer sorts "
         "within groups of about a quarter of the windows (at most 50 batches), so it acts only from 8 x batch_size "
-        "windows on; off by default: it did not cut padding on the 36-window demo project (bench/README.md)",
-        advanced=True))
+        "windows on. On AnatEM: padding 24% -> 2% of the tokens, 1.25x the windows/s, test F1 0.824 -> 0.829 "
+        "(bench/README.md)", advanced=True))
     optimizer: str = field(default="adamw_torch_fused", metadata=_meta(
         "'adamw_torch_fused' (one fused kernel per step) or 'adamw_torch' (the plain loop); same updates",
         choices=OPTIMIZERS, advanced=True))
@@ -302,6 +302,12 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
         out.append(("lora_r", config.lora_r, "the default for every project size: ranks 8 and 16 scored alike on "
                                              "the demo (bench/README.md)" if config.lora_r == LORA_R
                     else "set in the form"))
+    if config.group_by_length:
+        out.append(("group_by_length", True,
+                    "windows of similar length share a batch: less padding (AnatEM 24% -> 2% of the tokens, 1.25x "
+                    "the windows/s at the same F1)" if n_windows >= 8 * config.batch_size else
+                    f"on, but {n_windows} windows are too few for it to group anything (it acts from "
+                    f"{8 * config.batch_size})"))
     evals = min(config.dev_evaluations, total) if config.dev_evaluations else epochs
     every = f"every {math.ceil(total / evals)} steps" if config.dev_evaluations else "after every epoch"
     out.append(("dev_evaluations", evals, f"dev scored {every} ({evals} times in {total} steps), the last step "

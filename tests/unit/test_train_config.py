@@ -188,7 +188,7 @@ def test_early_stopping_patience_auto_depends_on_a_held_out_dev_split():
 
 def test_training_lever_defaults_and_a_config_stored_before_them_loads():
     cfg = TrainConfig()
-    assert not cfg.group_by_length and not cfg.refit and cfg.dev_evaluations == 8
+    assert cfg.group_by_length and not cfg.refit and cfg.dev_evaluations == 8  # grouping: on since AnatEM
     assert cfg.optimizer == "adamw_torch_fused"
     old = {k: v for k, v in TrainConfig(early_stopping_patience=0).to_dict().items()
            if k not in ("group_by_length", "dev_evaluations", "refit", "optimizer")}
@@ -199,9 +199,9 @@ def test_training_lever_defaults_and_a_config_stored_before_them_loads():
     with pytest.raises(ReportLensError, match="refit must be true or false"):
         TrainConfig(refit="yes")
     parser = add_cli_args(argparse.ArgumentParser())
-    ns = parser.parse_args(["--refit", "--group-by-length", "--dev-evaluations", "0", "--optimizer",
+    ns = parser.parse_args(["--refit", "--no-group-by-length", "--dev-evaluations", "0", "--optimizer",
                             "adamw_torch"])
-    assert from_cli_args(ns) == TrainConfig(refit=True, group_by_length=True, dev_evaluations=0,
+    assert from_cli_args(ns) == TrainConfig(refit=True, group_by_length=False, dev_evaluations=0,
                                             optimizer="adamw_torch")
 
 
@@ -211,7 +211,10 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
     rows = explain_defaults(TrainConfig(), n_windows=36, n_docs=50)
     by_field = {f: (v, why) for f, v, why in rows}
     assert list(by_field) == ["learning_rate", "epochs", "early_stopping_patience", "method", "batch_size", "lora_r",
-                              "dev_evaluations"]
+                              "group_by_length", "dev_evaluations"]
+    assert "too few" in by_field["group_by_length"][1]  # 36 windows: the sampler groups nothing below 64
+    assert "less padding" in dict((f, w) for f, _, w in explain_defaults(TrainConfig(), 1096, 587))["group_by_length"]
+    assert "group_by_length" not in {f for f, _, _ in explain_defaults(TrainConfig(group_by_length=False), 36, 50)}
     assert by_field["method"][0] == "lora" and "LoRA" in by_field["method"][1]
     assert by_field["batch_size"][0] == 8 and "set in the form" not in by_field["batch_size"][1]
     assert all(isinstance(why, str) and why for _, _, why in rows)
