@@ -32,6 +32,12 @@ LORA_R = 16
 # reached test F1 0.568 at 15 epochs (30 steps), 0.734 at 20 and 0.909 at 50 (100 steps); 8 reports 0.43 at 20 and
 # 0.65 at 100. A ceiling of 20 starved small projects of steps, so it lets them reach AUTO_STEPS (bench/README.md).
 AUTO_EPOCHS = (5, 100)
+# Mid-size projects: MACCROBAT (61 steps a pass) scored test F1 0.611 at 5 passes (305 steps) and 0.628 at 10 (610),
+# its dev curve still rising; AnatEM's (137 steps a pass) still rose at the end of its 5 passes (685 steps). So a run
+# also aims at about MID_STEPS steps, with at most MID_EPOCHS passes for it (the demo's 300 reports: 6 -> 10 passes,
+# where early stopping ends a plateau; large projects keep the floor of 5 passes).
+MID_STEPS = 600
+MID_EPOCHS = 10
 # Dev evaluations per run and early-stopping patience counted in them (bench/README.md, "Training").
 DEV_EVALUATIONS = 8
 AUTO_PATIENCE = 3
@@ -75,8 +81,9 @@ class TrainConfig(JsonConfig):
         f"peak learning rate; empty = {DEFAULT_LR['lora']:g} for LoRA, {DEFAULT_LR['full']:g} for full fine-tuning",
         "--lr", minimum=0.0, maximum=1.0))
     epochs: int | None = field(default=None, metadata=_meta(
-        f"passes over the training documents; empty = auto: enough for about {AUTO_STEPS} optimizer steps "
-        f"({AUTO_EPOCHS[0]} to {AUTO_EPOCHS[1]} passes)", minimum=1, maximum=1000))
+        f"passes over the training documents; empty = auto: at least {AUTO_STEPS} optimizer steps (up to "
+        f"{AUTO_EPOCHS[1]} passes), about {MID_STEPS} within {MID_EPOCHS} passes, and never fewer than "
+        f"{AUTO_EPOCHS[0]} passes", minimum=1, maximum=1000))
     batch_size: int = field(default=8, metadata=_meta("windows per step", minimum=1, maximum=1024))
     grad_accum: int = field(default=1, metadata=_meta("steps whose gradients add up before an update", minimum=1,
                                                       maximum=1024, advanced=True))
@@ -206,11 +213,16 @@ class TrainConfig(JsonConfig):
         return max(1, math.ceil(math.ceil(n_windows / self.batch_size) / self.grad_accum))
 
     def epochs_for(self, n_windows: int) -> int:
-        """``epochs``, or (auto) enough passes over ``n_windows`` training windows for about ``AUTO_STEPS`` steps."""
+        """``epochs``, or (auto) enough passes over ``n_windows`` training windows for about ``AUTO_STEPS`` steps
+        (small projects, up to ``AUTO_EPOCHS[1]`` passes) and for about ``MID_STEPS`` steps within ``MID_EPOCHS``
+        passes (mid-size projects), never fewer than ``AUTO_EPOCHS[0]``."""
         if self.epochs is not None:
             return self.epochs
         lo, hi = AUTO_EPOCHS
-        return max(lo, min(hi, math.ceil(AUTO_STEPS / self.steps_per_epoch(n_windows))))
+        per_epoch = self.steps_per_epoch(n_windows)
+        small = min(hi, math.ceil(AUTO_STEPS / per_epoch))
+        mid = min(MID_EPOCHS, math.ceil(MID_STEPS / per_epoch))
+        return max(lo, small, mid)
 
     def patience_for(self, has_held_out_dev: bool) -> int:
         """``early_stopping_patience``, or (auto) :data:`AUTO_PATIENCE` evaluations when the dev split is held out and
@@ -270,8 +282,12 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
     elif config.epochs is None:
         lo, hi = AUTO_EPOCHS
         bound = " (the floor)" if epochs == lo else " (the ceiling)" if epochs == hi else ""
+        small = min(hi, math.ceil(AUTO_STEPS / steps_per_epoch))
+        aim = (f"at least {AUTO_STEPS} optimizer steps" if epochs == small and epochs > lo else
+               f"about {MID_STEPS} optimizer steps within {MID_EPOCHS} passes" if epochs > lo else
+               f"at least {lo} passes")
         out.append(("epochs", epochs, f"auto: {n_windows} windows make {steps_per_epoch} step(s) per pass; "
-                                      f"{epochs} passes{bound} give about {AUTO_STEPS} optimizer steps ({total})"))
+                                      f"{epochs} passes{bound} give {total} steps ({aim})"))
     else:
         out.append(("epochs", epochs, f"set in the form: {total} optimizer steps"))
     held_out = split_has_held_out_dev(n_docs, config.dev_ratio)

@@ -63,9 +63,11 @@ def test_the_page_says_how_long_a_run_takes_and_why_the_defaults(demo, open_page
     assert any("rough figure until a first model is trained here" in c.value for c in at.caption)
     table = at.table[0].value
     assert list(table.index) == ["learning rate", "epochs", "early stopping patience", "method", "batch size",
-                                 "lora r", "dev evaluations"]
+                                 "lora r", "group by length", "dev evaluations"]
     assert table.loc["learning rate", "value"] == "0.002" and "default for lora" in table.loc["learning rate", "why"]
-    assert "give about 100 optimizer steps" in table.loc["epochs", "why"]
+    assert re.search(r"passes( \(the (floor|ceiling)\))? give [\d,]+ steps \((at least 100 optimizer steps|about 600 "
+                     r"optimizer steps within 10 passes|at least 5 passes)\)", table.loc["epochs", "why"])
+    assert table.loc["group by length", "value"] == "True"
     assert "held-out dev split" in table.loc["early stopping patience", "why"]
 
     mv.record_model_version(demo, 1, None, {
@@ -75,7 +77,8 @@ def test_the_page_says_how_long_a_run_takes_and_why_the_defaults(demo, open_page
     (estimate,) = [c.value for c in at.caption if c.value.startswith("About ")]
     assert "this project's v1 (lora) ran 10 windows/s on this machine" in estimate
     windows = int(re.search(r"over ~([\d,]+) training windows", estimate).group(1).replace(",", ""))
-    epochs = max(5, min(100, math.ceil(100 / math.ceil(windows / 8))))
+    per_pass = math.ceil(windows / 8)  # at least 100 steps (<= 100 passes), ~600 within 10 passes, >= 5 passes
+    epochs = max(5, min(100, math.ceil(100 / per_pass)), min(10, math.ceil(600 / per_pass)))
     assert f"About {epochs * math.ceil(windows / 8):,} optimizer steps ({epochs} epochs" in estimate
     assert f"about {duration_text(epochs * windows / 10.0 + 20.0)} (" in estimate  # 20 s = 30 s - (12 - 2) s of steps
     assert not any("rough figure" in c.value for c in at.caption)

