@@ -218,11 +218,23 @@ class TrainConfig(JsonConfig):
         passes (mid-size projects), never fewer than ``AUTO_EPOCHS[0]``."""
         if self.epochs is not None:
             return self.epochs
+        return self.auto_epochs(n_windows)[0]
+
+    def auto_epochs(self, n_windows: int) -> tuple[int, str]:
+        """The automatic epoch count for ``n_windows`` training windows and the rule that gave it: ``"steps"`` (at
+        least ``AUTO_STEPS`` steps), ``"mid"`` (about ``MID_STEPS`` within ``MID_EPOCHS`` passes) or ``"floor"``."""
         lo, hi = AUTO_EPOCHS
         per_epoch = self.steps_per_epoch(n_windows)
         small = min(hi, math.ceil(AUTO_STEPS / per_epoch))
         mid = min(MID_EPOCHS, math.ceil(MID_STEPS / per_epoch))
-        return max(lo, small, mid)
+        epochs = max(lo, small, mid)
+        return epochs, "floor" if epochs == lo else "steps" if epochs == small else "mid"
+
+    def groups_by_length(self, n_windows: int) -> bool:
+        """Whether ``group_by_length`` changes the batches of ``n_windows`` windows: the Trainer's length-grouped
+        sampler sorts within megabatches of ``n_windows // (4 x batch)`` batches (the batch counting gradient
+        accumulation), so it needs at least two of them."""
+        return self.group_by_length and n_windows >= 8 * self.batch_size * self.grad_accum
 
     def patience_for(self, has_held_out_dev: bool) -> int:
         """``early_stopping_patience``, or (auto) :data:`AUTO_PATIENCE` evaluations when the dev split is held out and
@@ -282,10 +294,9 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
     elif config.epochs is None:
         lo, hi = AUTO_EPOCHS
         bound = " (the floor)" if epochs == lo else " (the ceiling)" if epochs == hi else ""
-        small = min(hi, math.ceil(AUTO_STEPS / steps_per_epoch))
-        aim = (f"at least {AUTO_STEPS} optimizer steps" if epochs == small and epochs > lo else
-               f"about {MID_STEPS} optimizer steps within {MID_EPOCHS} passes" if epochs > lo else
-               f"at least {lo} passes")
+        aim = {"steps": f"at least {AUTO_STEPS} optimizer steps", "floor": f"at least {lo} passes",
+               "mid": f"about {MID_STEPS} optimizer steps within {MID_EPOCHS} passes"}[config.auto_epochs(
+                   max(n_windows, 1))[1]]
         out.append(("epochs", epochs, f"auto: {n_windows} windows make {steps_per_epoch} step(s) per pass; "
                                       f"{epochs} passes{bound} give {total} steps ({aim})"))
     else:
@@ -321,9 +332,9 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
     if config.group_by_length:
         out.append(("group_by_length", True,
                     "windows of similar length share a batch: less padding (AnatEM 24% -> 2% of the tokens, 1.25x "
-                    "the windows/s at the same F1)" if n_windows >= 8 * config.batch_size else
+                    "the windows/s at the same F1)" if config.groups_by_length(n_windows) else
                     f"on, but {n_windows} windows are too few for it to group anything (it acts from "
-                    f"{8 * config.batch_size})"))
+                    f"{8 * config.batch_size * config.grad_accum})"))
     evals = min(config.dev_evaluations, total) if config.dev_evaluations else epochs
     every = f"every {math.ceil(total / evals)} steps" if config.dev_evaluations else "after every epoch"
     out.append(("dev_evaluations", evals, f"dev scored {every} ({evals} times in {total} steps), the last step "

@@ -134,6 +134,10 @@ def test_auto_epochs_give_small_projects_enough_steps():
     assert cfg.epochs_for(560) == 9 and 9 * cfg.steps_per_epoch(560) >= MID_STEPS > 8 * cfg.steps_per_epoch(560)
     assert cfg.epochs_for(1096) == AUTO_EPOCHS[0]
     assert cfg.epochs_for(200) == MID_EPOCHS  # 25 steps a pass: 250 steps, not 600 (at most MID_EPOCHS passes)
+    assert [cfg.auto_epochs(n)[1] for n in (16, 200, 487, 1096)] == ["steps", "mid", "mid", "floor"]
+    assert cfg.groups_by_length(64) and not cfg.groups_by_length(63)
+    assert not TrainConfig(grad_accum=2).groups_by_length(64) and not TrainConfig(group_by_length=False) \
+        .groups_by_length(10_000)
     assert TrainConfig(epochs=3).epochs_for(16) == 3
     assert TrainConfig(grad_accum=2).epochs_for(16) == 100  # one update per epoch
 
