@@ -40,6 +40,9 @@ MID_STEPS = 600
 MID_EPOCHS = 10
 # Dev evaluations per run and early-stopping patience counted in them (bench/README.md, "Training").
 DEV_EVALUATIONS = 8
+# Dev evaluations of large dev splits score a sample of about this many windows (AnatEM: 439 dev windows, 8 scorings
+# were 15% of a run; bench/README.md). Every project below it (the demo, MACCROBAT) scores its whole dev split.
+DEV_SAMPLE_WINDOWS = 256
 AUTO_PATIENCE = 3
 CLI_DEST_PREFIX = "trainconfig_"
 # The fields that say how spans become BIO tags and reports become windows (``TrainConfig.align``); ``cli.py
@@ -113,6 +116,9 @@ class TrainConfig(JsonConfig):
         "a word's label from its word pieces: 'average', 'first' or 'max' piece, or 'none' (pieces on their own: "
         "an entity may cut a word); first-piece models (no label_all_subtokens) always use 'first'",
         choices=AGGREGATIONS, applies_to="ner", advanced=True))
+    dropout: float | None = field(default=None, metadata=_meta(
+        "dropout of the base model while training (hidden states, attention, the classifier's input); empty = the "
+        "base model's own (0.1 for the bundled model)", minimum=0.0, maximum=0.9, advanced=True))
     class_weighting: str = field(default="none", metadata=_meta(
         "'inverse_sqrt' weights the loss of rare tags up", choices=CLASS_WEIGHTING, advanced=True))
     early_stopping_patience: int | None = field(default=None, metadata=_meta(
@@ -123,6 +129,10 @@ class TrainConfig(JsonConfig):
         "score the dev split at most this many times per run, evenly spaced over the steps (the last step always "
         "counts); 0 = after every epoch (a 16-report project trains up to 100 epochs)", minimum=0, maximum=1000,
         advanced=True))
+    dev_sample_windows: int = field(default=DEV_SAMPLE_WINDOWS, metadata=_meta(
+        "a dev split of more windows than this is scored during training on a fixed, evenly spread sample of its "
+        "documents of about this many windows (early stopping and the live curve read it); the final model's dev "
+        "score is always on the whole split; 0 = the whole split every time", minimum=0, advanced=True))
     refit: bool = field(default=False, metadata=_meta(
         "after the run that picks the best step count on dev, train the final model on train+dev for as many "
         "passes (the test split stays held out; the final model's dev scores are then not held out). About twice "

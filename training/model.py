@@ -76,11 +76,35 @@ def check_max_length(model: Any, config: TrainConfig) -> None:
                               f"({limit} positions); set max_length to {limit} or less.")
 
 
+def set_dropout(model: Any, p: float | None) -> None:
+    """Every dropout of the base model (hidden states, attention probabilities, the classifier's input) at ``p``
+    while training; ``None`` keeps the model's own. Called before LoRA wraps the model, so LoRA's own dropout
+    (``lora_dropout``) is not touched. The model's config records it too (a saved model says what it trained with;
+    inference runs in eval mode, where dropout does nothing)."""
+    if p is None:
+        return
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
+                 "attention_dropout"):
+        if getattr(model.config, name, None) is not None or name == "classifier_dropout":
+            setattr(model.config, name, p)
+
+
+def prepare_base(model: Any, config: TrainConfig) -> Any:
+    """The checks and settings every task applies to a freshly loaded base model before training."""
+    check_max_length(model, config)
+    set_dropout(model, config.dropout)
+    return model
+
+
 def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     """A trainable model for ``config.method``: the whole encoder (``full``) or a peft LoRA wrapper whose adapters
     and (fully trained) classifier head are the only trainable weights."""
-    model = load_base_model(config.base_model, schema, config.attn_implementation)
-    check_max_length(model, config)
+    model = prepare_base(load_base_model(config.base_model, schema, config.attn_implementation), config)
     if config.method == "full":
         return model
     from peft import LoraConfig, TaskType, get_peft_model

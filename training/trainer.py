@@ -10,6 +10,7 @@ the final dev/test evaluation, the saved files, cross-validation and the refit o
 from __future__ import annotations
 
 import dataclasses
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema
 from training.artifacts import CONFIG_FILE, METRICS_FILE, save_model, write_json
 from training.callbacks import callback_classes
-from training.encoding import load_tokenizer
+from training.encoding import load_tokenizer, prepare_documents
 from training.model import parameter_counts
 from training.tasks import get_task
 from training.tasks.base import Task, TaskData
@@ -208,7 +209,9 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
         augmented, train_docs = len(extra), train_docs + extra
         snapshot["augmented_copies"] = augmented
     encoded = task.encode(tokenizer, train_docs, data, config)
-    dev = task.evaluator(tokenizer, [by_id[i] for i in split.dev], data, config)
+    dev_docs = [by_id[i] for i in split.dev]
+    dev = task.evaluator(tokenizer, dev_docs, data, config)
+    watch, dev_sample = _dev_sample(task, tokenizer, dev_docs, dev, data, config)
     config = config.resolved(len(encoded.items), has_held_out_dev=bool(split.dev) and not split.dev_is_train)
     train_config = config  # what the Trainer runs; ``config`` is what gets recorded
     if refit_of is not None:
@@ -219,7 +222,7 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     progress_cb_class, cancel_class, early_class = callback_classes()
     tracker = progress_cb_class(progress, started)
     cancel = cancel_class(should_stop)
-    early = early_class(lambda m, stop: dev.evaluate(m, should_stop=stop), task.summary,
+    early = early_class(lambda m, stop: watch.evaluate(m, should_stop=stop), task.summary,
                         config.early_stopping_patience, tracker, cancel, evaluations=config.dev_evaluations)
     collator = PaddingCounter(task.collator(tokenizer))
     state = None
@@ -237,7 +240,8 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
         "split": split.to_dict() | {k: len(getattr(split, k)) for k in ("train", "dev", "test")},
         **encoded.metrics, "augmented_copies": augmented, "parameters": parameter_counts(model),
         "speed": _speed(tracker.train_log, early.eval_in_training_s, len(encoded.items), state)
-        | {"dev_evaluations": early.n_evaluations, "padded_token_share": collator.padded_share}}
+        | {"dev_evaluations": early.n_evaluations, "padded_token_share": collator.padded_share,
+           "dev_sample": dev_sample}}
     if refit_of is not None:
         metrics["refit"] = {**refit_of, "documents": len(split.train), "train_windows": len(encoded.items),
                             "steps": metrics["steps"]}
@@ -249,8 +253,9 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     if state is None or cancel.cancelled:
         return result(True)
     tracker.report(state, "final_evaluation", keep=False)
-    # the last in-training evaluation already scored these weights (or the best one, put back): not scored twice
-    known = early.final_result() if refit_of is None else None
+    # the last in-training evaluation already scored these weights (or the best one, put back) when it scored the
+    # whole dev split: not scored twice
+    known = early.final_result() if refit_of is None and watch is dev else None
     metrics["dev"] = known if known is not None else dev.evaluate(model, should_stop=should_stop)
     test_docs = [by_id[i] for i in split.test]
     if test_docs and metrics["dev"] is not None:
@@ -295,6 +300,26 @@ def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callabl
     final = _fit_once(task, dataclasses.replace(data, config=select.config), out_dir, progress, should_stop, both,
                       started, refit_of=refit_of)
     return dataclasses.replace(final, stopped_early=select.stopped_early)
+
+
+def _dev_sample(task: Task, tokenizer: Any, dev_docs: list[Any], dev: Any, data: TaskData,
+                config: TrainConfig) -> tuple[Any, dict[str, int] | None]:
+    """The evaluator the in-training dev scorings use, and what it holds when it is a sample: ``dev`` itself when
+    the split has at most ``config.dev_sample_windows`` windows (or sampling is off), else an evaluator on every
+    k-th dev document (split order, fixed per project) for about that many windows."""
+    cap = config.dev_sample_windows
+    if not cap or len(dev_docs) < 2:
+        return dev, None
+    counts = [len(p.windows) for p in prepare_documents(tokenizer, [(d.id, d.text) for d in dev_docs],
+                                                         config.align())]
+    total = sum(counts)
+    if total <= cap:
+        return dev, None
+    k = math.ceil(total / cap)
+    chosen = dev_docs[::k]
+    return task.evaluator(tokenizer, chosen, data, config), {
+        "every": k, "documents": len(chosen), "windows": sum(counts[::k]), "of_documents": len(dev_docs),
+        "of_windows": total}
 
 
 def _speed(train_log: dict[str, Any], eval_s: float, n_windows: int, state: Any) -> dict[str, Any]:

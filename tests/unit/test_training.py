@@ -383,6 +383,36 @@ def test_length_grouped_batches_pad_less(base_dir):
     assert shares[True] < 0.75 * shares[False]  # measured 0.19 vs 0.36 (sorted within megabatches of 12)
 
 
+def test_dropout_sets_every_base_dropout_and_leaves_loras_own(base_dir):
+    """``dropout`` reaches every dropout of the base model (NER and classification), not LoRA's own; empty keeps
+    the model's; 0 makes two training-mode forward passes agree (nothing is dropped)."""
+    import torch
+
+    from training.model import build_model
+    from training.tasks.classification import build_classifier
+
+    schema = LabelSchema(("FINDING",))
+
+    def base_ps(model):
+        return {round(m.p, 3) for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Dropout) and "lora_dropout" not in n}
+
+    assert base_ps(build_model(cfg(base_dir), schema)) == {0.1}  # the tiny model's own
+    for model in (build_model(cfg(base_dir, dropout=0.0, lora_dropout=0.2), schema),
+                  build_classifier(cfg(base_dir, task="classification", dropout=0.0, lora_dropout=0.2), ["A", "B"],
+                                   multi_label=False)):
+        assert base_ps(model) == {0.0}
+        assert {round(m.p, 3) for n, m in model.named_modules() if "lora_dropout" in n and
+                isinstance(m, torch.nn.Dropout)} == {0.2}
+        assert model.config.hidden_dropout_prob == model.config.attention_probs_dropout_prob == 0.0
+    full = build_model(cfg(base_dir, method="full", dropout=0.0), schema)
+    full.train()
+    ids = torch.tensor([[2, 7, 9, 11, 3]])
+    torch.testing.assert_close(full(input_ids=ids).logits, full(input_ids=ids).logits)
+    with pytest.raises(ReportLensError, match="dropout must be between 0 and 0.9"):
+        TrainConfig(dropout=1.5)
+
+
 def test_early_stopping_is_on_by_default_only_with_a_held_out_dev_split(sqlite_url, base_dir, tmp_path):
     from core.trainconfig import AUTO_PATIENCE
 
@@ -441,6 +471,37 @@ def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(projec
     assert {k: recorded[k] for k in ("precision", "recall", "f1", "support")} == pytest.approx(
         {k: fresh[k] for k in ("precision", "recall", "f1", "support")}, abs=1e-9)
     assert recorded["errors"] == json.loads(json.dumps(fresh["errors"]))
+
+
+def test_a_large_dev_split_is_sampled_while_training_and_scored_whole_at_the_end(project, base_dir, tmp_path,
+                                                                                 monkeypatch):
+    """Above ``dev_sample_windows`` the in-training scorings read every k-th dev document (fewer windows, the same
+    documents each time); the recorded dev score is on the whole split, scored once more at the end."""
+    from training.evaluate import Evaluator
+
+    engine, pid = project
+    calls = []
+    real = Evaluator.evaluate
+
+    def counting(self, *args, **kwargs):
+        calls.append(sorted(d.id for d in self.docs))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Evaluator, "evaluate", counting)
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=6, dev_evaluations=3, dev_sample_windows=2,
+                                                       early_stopping_patience=0), tmp_path / "m")
+    dev_ids = result.data_snapshot["dev"]
+    sample = result.metrics["speed"]["dev_sample"]
+    assert sample is not None and sample["of_documents"] == len(dev_ids) >= 2
+    assert sample["windows"] < sample["of_windows"] and sample["documents"] < len(dev_ids)
+    in_training = sorted(dev_ids[::sample["every"]])
+    assert len(in_training) == sample["documents"] and sample["every"] >= 2
+    assert calls.count(in_training) == result.metrics["speed"]["dev_evaluations"] == 3
+    assert calls.count(sorted(dev_ids)) == 1  # the final score: the whole split
+    assert result.metrics["dev"]["documents"] == len(dev_ids)
+    whole = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=2, dev_sample_windows=0,
+                                                      early_stopping_patience=0), tmp_path / "w")
+    assert whole.metrics["speed"]["dev_sample"] is None
 
 
 def test_refit_trains_on_train_and_dev_and_still_reports_test(project, base_dir, tmp_path):
