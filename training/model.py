@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,35 +77,38 @@ def check_max_length(model: Any, config: TrainConfig) -> None:
                               f"({limit} positions); set max_length to {limit} or less.")
 
 
-def set_dropout(model: Any, p: float | None) -> None:
-    """Every dropout of the base model (hidden states, attention probabilities, the classifier's input) at ``p``
-    while training; ``None`` keeps the model's own. Called before LoRA wraps the model, so LoRA's own dropout
-    (``lora_dropout``) is not touched. The model's config records it too (a saved model says what it trained with;
-    inference runs in eval mode, where dropout does nothing)."""
-    if p is None:
-        return
+QUERY_NAMES = ("query", "q_lin", "q_proj", "q")  # a module holding one of these computes attention (BERT, DistilBERT..)
+
+
+@contextmanager
+def base_dropout(model: Any, hidden: float | None, attention: float | None) -> Iterator[None]:
+    """The base model's dropouts inside the block, put back after: those on the attention probabilities (a dropout
+    inside a module that holds the query projection) at ``attention``, every other one (hidden states, embeddings,
+    the classifier's input) at ``hidden``; ``None`` keeps the model's own. LoRA's own dropout (``lora_dropout``) is
+    left alone. The model's config is not touched: a saved model keeps its own rates, which MC dropout (the ``bald``
+    scoring strategy) needs."""
     import torch
 
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = p
-    for name in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout", "dropout",
-                 "attention_dropout"):
-        if getattr(model.config, name, None) is not None or name == "classifier_dropout":
-            setattr(model.config, name, p)
-
-
-def prepare_base(model: Any, config: TrainConfig) -> Any:
-    """The checks and settings every task applies to a freshly loaded base model before training."""
-    check_max_length(model, config)
-    set_dropout(model, config.dropout)
-    return model
+    changed = []
+    for parent_name, parent in model.named_modules():
+        is_attention = any(isinstance(getattr(parent, q, None), torch.nn.Module) for q in QUERY_NAMES)
+        for module in parent.children():
+            p = attention if is_attention else hidden
+            if isinstance(module, torch.nn.Dropout) and "lora_dropout" not in parent_name and p is not None:
+                changed.append((module, module.p))
+                module.p = p
+    try:
+        yield
+    finally:
+        for module, old in changed:
+            module.p = old
 
 
 def build_model(config: TrainConfig, schema: LabelSchema) -> Any:
     """A trainable model for ``config.method``: the whole encoder (``full``) or a peft LoRA wrapper whose adapters
     and (fully trained) classifier head are the only trainable weights."""
-    model = prepare_base(load_base_model(config.base_model, schema, config.attn_implementation), config)
+    model = load_base_model(config.base_model, schema, config.attn_implementation)
+    check_max_length(model, config)
     if config.method == "full":
         return model
     from peft import LoraConfig, TaskType, get_peft_model

@@ -24,7 +24,7 @@ from core.types import Document, LabelSchema
 from training.artifacts import CONFIG_FILE, METRICS_FILE, save_model, write_json
 from training.callbacks import callback_classes
 from training.encoding import load_tokenizer, prepare_documents
-from training.model import parameter_counts
+from training.model import base_dropout, parameter_counts
 from training.tasks import get_task
 from training.tasks.base import Task, TaskData
 from training.tasks.ner import load_project_data
@@ -228,8 +228,9 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     state = None
     if not cancel.check():
         callbacks = [cancel, tracker] + ([early] if refit_of is None else [])
-        state = _train(model, encoded.items, tokenizer, collator, task.loss_weights(encoded, data, config),
-                       train_config, callbacks)
+        with base_dropout(model, config.dropout, config.attention_dropout):
+            state = _train(model, encoded.items, tokenizer, collator, task.loss_weights(encoded, data, config),
+                           train_config, callbacks)
         if not cancel.cancelled and refit_of is None:
             early.finish(model, state)
     metrics: dict[str, Any] = {

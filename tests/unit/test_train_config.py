@@ -221,7 +221,12 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
     rows = explain_defaults(TrainConfig(), n_windows=36, n_docs=50)
     by_field = {f: (v, why) for f, v, why in rows}
     assert list(by_field) == ["learning_rate", "epochs", "early_stopping_patience", "method", "batch_size", "lora_r",
-                              "group_by_length", "dev_evaluations"]
+                              "attention_dropout", "group_by_length", "dev_evaluations"]
+    assert by_field["attention_dropout"][0] == 0.0 and "faster" in by_field["attention_dropout"][1]
+    assert dict((f, w) for f, _, w in explain_defaults(TrainConfig(attention_dropout=None), 36, 50))[
+        "attention_dropout"] == "the base model's own"
+    assert dict((f, w) for f, _, w in explain_defaults(TrainConfig(attention_dropout=0.1), 36, 50))[
+        "attention_dropout"] == "set in the form"
     assert "too few" in by_field["group_by_length"][1]  # 36 windows: the sampler groups nothing below 64
     assert "less padding" in dict((f, w) for f, _, w in explain_defaults(TrainConfig(), 1096, 587))["group_by_length"]
     assert "group_by_length" not in {f for f, _, _ in explain_defaults(TrainConfig(group_by_length=False), 36, 50)}

@@ -383,34 +383,51 @@ def test_length_grouped_batches_pad_less(base_dir):
     assert shares[True] < 0.75 * shares[False]  # measured 0.19 vs 0.36 (sorted within megabatches of 12)
 
 
-def test_dropout_sets_every_base_dropout_and_leaves_loras_own(base_dir):
-    """``dropout`` reaches every dropout of the base model (NER and classification), not LoRA's own; empty keeps
-    the model's; 0 makes two training-mode forward passes agree (nothing is dropped)."""
+def test_dropout_applies_while_training_only_and_leaves_loras_own(base_dir, project, tmp_path):
+    """``dropout`` (hidden states) and ``attention_dropout`` (attention probabilities) set the base model's dropouts
+    while training (NER and classification alike), not LoRA's own, and put the model's own back after: a saved model
+    keeps its rates (MC dropout, the BALD strategy, needs them). With both at 0 two training-mode forward passes
+    agree (nothing is dropped)."""
     import torch
 
-    from training.model import build_model
+    from training.model import base_dropout, build_model
     from training.tasks.classification import build_classifier
 
     schema = LabelSchema(("FINDING",))
 
-    def base_ps(model):
-        return {round(m.p, 3) for n, m in model.named_modules()
-                if isinstance(m, torch.nn.Dropout) and "lora_dropout" not in n}
+    def ps(model, kind):
+        return {round(m.p, 3) for n, m in model.named_modules() if isinstance(m, torch.nn.Dropout)
+                and "lora_dropout" not in n and (n.endswith("attention.self.dropout") == (kind == "attention"))}
 
-    assert base_ps(build_model(cfg(base_dir), schema)) == {0.1}  # the tiny model's own
-    for model in (build_model(cfg(base_dir, dropout=0.0, lora_dropout=0.2), schema),
-                  build_classifier(cfg(base_dir, task="classification", dropout=0.0, lora_dropout=0.2), ["A", "B"],
+    def lora_ps(model):
+        return {round(m.p, 3) for n, m in model.named_modules() if "lora_dropout" in n and
+                isinstance(m, torch.nn.Dropout)}
+
+    assert (TrainConfig().dropout, TrainConfig().attention_dropout) == (None, 0.0)  # the defaults
+    for model in (build_model(cfg(base_dir, lora_dropout=0.2), schema),
+                  build_classifier(cfg(base_dir, task="classification", lora_dropout=0.2), ["A", "B"],
                                    multi_label=False)):
-        assert base_ps(model) == {0.0}
-        assert {round(m.p, 3) for n, m in model.named_modules() if "lora_dropout" in n and
-                isinstance(m, torch.nn.Dropout)} == {0.2}
-        assert model.config.hidden_dropout_prob == model.config.attention_probs_dropout_prob == 0.0
-    full = build_model(cfg(base_dir, method="full", dropout=0.0), schema)
+        own = (ps(model, "hidden"), ps(model, "attention"), lora_ps(model))
+        assert own == ({0.1}, {0.1}, {0.2})  # the tiny model's own, LoRA's own
+        with base_dropout(model, None, 0.0):
+            assert (ps(model, "hidden"), ps(model, "attention"), lora_ps(model)) == ({0.1}, {0.0}, {0.2})
+        with base_dropout(model, 0.3, None):
+            assert (ps(model, "hidden"), ps(model, "attention"), lora_ps(model)) == ({0.3}, {0.1}, {0.2})
+        assert (ps(model, "hidden"), ps(model, "attention"), lora_ps(model)) == own
+    full = build_model(cfg(base_dir, method="full"), schema)
     full.train()
     ids = torch.tensor([[2, 7, 9, 11, 3]])
-    torch.testing.assert_close(full(input_ids=ids).logits, full(input_ids=ids).logits)
-    with pytest.raises(ReportLensError, match="dropout must be between 0 and 0.9"):
-        TrainConfig(dropout=1.5)
+    with base_dropout(full, 0.0, 0.0):
+        torch.testing.assert_close(full(input_ids=ids).logits, full(input_ids=ids).logits)
+    assert not torch.equal(full(input_ids=ids).logits, full(input_ids=ids).logits)  # 0.1 again: masks differ
+    engine, pid = project
+    trainer_mod.run_training(engine, pid, cfg(base_dir, method="full", max_steps=2, dropout=0.0), tmp_path / "m")
+    clear_model_cache()
+    saved = load_model(tmp_path / "m").model
+    assert ps(saved, "hidden") == ps(saved, "attention") == {0.1} and saved.config.hidden_dropout_prob == 0.1
+    for name in ("dropout", "attention_dropout"):
+        with pytest.raises(ReportLensError, match=f"{name} must be between 0 and 0.9"):
+            TrainConfig(**{name: 1.5})
 
 
 def test_early_stopping_is_on_by_default_only_with_a_held_out_dev_split(sqlite_url, base_dir, tmp_path):

@@ -29,7 +29,7 @@ from core.trainconfig import TrainConfig
 from core.types import Document, LabelSchema, ReportLensError
 from training.artifacts import DOCUMENT, SCHEMA_FILE
 from training.encoding import PreparedDoc, prepare_documents
-from training.model import check_target_modules, load_saved, new_vocab_rows, prepare_base, quiet_load
+from training.model import check_max_length, check_target_modules, load_saved, new_vocab_rows, quiet_load
 from training.predict import Stopped, window_logits
 from training.tasks.base import Encoded, TaskData, load_training_documents, summary_scores
 
@@ -130,8 +130,8 @@ def load_base_classifier(base_model: str, classes: Sequence[str], multi_label: b
 
 
 def build_classifier(config: TrainConfig, classes: Sequence[str], multi_label: bool) -> Any:
-    model = prepare_base(load_base_classifier(config.base_model, classes, multi_label, config.attn_implementation),
-                         config)
+    model = load_base_classifier(config.base_model, classes, multi_label, config.attn_implementation)
+    check_max_length(model, config)
     if config.method == "full":
         return model
     from peft import LoraConfig, TaskType, get_peft_model
