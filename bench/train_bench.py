@@ -155,7 +155,7 @@ def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
         "train_runtime_s": m["speed"]["train_runtime_s"], "examples_per_s": m["speed"]["examples_per_s"],
         "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
         "dev_eval_s": m["speed"]["dev_eval_s"], "dev_evaluations": m["speed"].get("dev_evaluations"),
-        "padded_token_share": m["speed"].get("padded_token_share"),
+        "padded_token_share": m["speed"].get("padded_token_share"), "dev_sample": m["speed"].get("dev_sample"),
         "refit": {k: v for k, v in (m.get("refit") or {}).items() if not isinstance(v, dict)} or None,
         "selection_dev_f1": round(m["refit"]["selection_dev"]["f1"], 4) if m.get("refit", {}).get("selection_dev")
         else None,

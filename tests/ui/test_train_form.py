@@ -63,11 +63,13 @@ def test_the_page_says_how_long_a_run_takes_and_why_the_defaults(demo, open_page
     assert any("rough figure until a first model is trained here" in c.value for c in at.caption)
     table = at.table[0].value
     assert list(table.index) == ["learning rate", "epochs", "early stopping patience", "method", "batch size",
-                                 "lora r", "group by length", "dev evaluations"]
+                                 "lora r", "attention dropout", "group by length", "dev evaluations"]
     assert table.loc["learning rate", "value"] == "0.002" and "default for lora" in table.loc["learning rate", "why"]
     assert re.search(r"passes( \(the (floor|ceiling)\))? give [\d,]+ steps \((at least 100 optimizer steps|about 600 "
                      r"optimizer steps within 10 passes|at least 5 passes)\)", table.loc["epochs", "why"])
     assert table.loc["group by length", "value"] == "True"
+    assert table.loc["attention dropout", "value"] == "0" and "fused attention" in table.loc["attention dropout",
+                                                                                                 "why"]
     assert "held-out dev split" in table.loc["early stopping patience", "why"]
 
     mv.record_model_version(demo, 1, None, {
