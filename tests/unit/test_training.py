@@ -457,16 +457,11 @@ def test_a_run_scores_dev_at_most_dev_evaluations_times(project, base_dir, tmp_p
     assert 0 <= result.metrics["speed"]["padded_token_share"] < 1
 
 
-@pytest.mark.parametrize("patience", [0, 1])
-def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(project, base_dir, tmp_path, monkeypatch,
-                                                                          patience):
-    """The final dev metrics reuse the in-training evaluation of the weights kept (the last step's, or the best one
-    put back) instead of scoring dev again: they must equal a fresh evaluation of the saved model, examples
-    included, and dev is scored only at the planned steps."""
+def record_evaluations(monkeypatch) -> tuple[list[list], object]:
+    """Each NER evaluation's document ids (sorted), in order, and the real ``Evaluator.evaluate``."""
     from training.evaluate import Evaluator
 
-    engine, pid = project
-    calls = []
+    calls: list[list] = []
     real = Evaluator.evaluate
 
     def counting(self, *args, **kwargs):
@@ -474,6 +469,17 @@ def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(projec
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Evaluator, "evaluate", counting)
+    return calls, real
+
+
+@pytest.mark.parametrize("patience", [0, 1])
+def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(project, base_dir, tmp_path, monkeypatch,
+                                                                          patience):
+    """The final dev metrics reuse the in-training evaluation of the weights kept (the last step's, or the best one
+    put back) instead of scoring dev again: they must equal a fresh evaluation of the saved model, examples
+    included, and dev is scored only at the planned steps."""
+    engine, pid = project
+    calls, real = record_evaluations(monkeypatch)
     result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=12, dev_evaluations=4,
                                                        early_stopping_patience=patience), tmp_path / "m")
     dev_ids, test_ids = sorted(result.data_snapshot["dev"]), sorted(result.data_snapshot["test"])
@@ -482,6 +488,8 @@ def test_the_recorded_dev_score_is_the_saved_models_without_a_second_pass(projec
     clear_model_cache()
     model = load_model(tmp_path / "m")
     by_id = {d.id: d for d in trainer_mod.load_project_data(engine, pid)[1]}
+    from training.evaluate import Evaluator
+
     fresh = real(Evaluator.build(model.tokenizer, [by_id[i] for i in result.data_snapshot["dev"]], result.config),
                  model.model)
     recorded = json.loads((tmp_path / "m" / "metrics.json").read_text())["dev"]
@@ -494,17 +502,8 @@ def test_a_large_dev_split_is_sampled_while_training_and_scored_whole_at_the_end
                                                                                  monkeypatch):
     """Above ``dev_sample_windows`` the in-training scorings read every k-th dev document (fewer windows, the same
     documents each time); the recorded dev score is on the whole split, scored once more at the end."""
-    from training.evaluate import Evaluator
-
     engine, pid = project
-    calls = []
-    real = Evaluator.evaluate
-
-    def counting(self, *args, **kwargs):
-        calls.append(sorted(d.id for d in self.docs))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Evaluator, "evaluate", counting)
+    calls, real = record_evaluations(monkeypatch)
     result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=6, dev_evaluations=3, dev_sample_windows=2,
                                                        early_stopping_patience=0), tmp_path / "m")
     dev_ids = result.data_snapshot["dev"]
