@@ -6,8 +6,8 @@ fixed batch, for the options of one step that TrainConfig does not show in a ful
     python bench/train_step_bench.py --dropout --length 256 # the base model's dropout: its own 0.1, none, or one kind
 
 The dropout variants (``--dropout``) time the same LoRA step with the bundled model's own dropout (0.1 on hidden
-states and attention probabilities), with none (``TrainConfig.dropout`` 0, the default), and with only one of the two
-kinds, to show where the cost of dropout lies.
+states and attention probabilities), with none, and with only one of the two kinds (hidden states only is the
+default: ``TrainConfig.attention_dropout`` 0), to show where the cost of dropout lies.
 
 Each variant builds the same model (seed 0), runs 2 warm-up steps (torch.compile compiles in them; that time is
 reported apart) and then times ``--steps`` steps of forward, backward and ``optimizer.step()``, in wall and process CPU

@@ -311,8 +311,10 @@ def _dev_sample(task: Task, tokenizer: Any, dev_docs: list[Any], dev: Any, data:
     cap = config.dev_sample_windows
     if not cap or len(dev_docs) < 2:
         return dev, None
-    counts = [len(p.windows) for p in prepare_documents(tokenizer, [(d.id, d.text) for d in dev_docs],
-                                                         config.align())]
+    prepared = getattr(dev, "prepared", None)  # the built-in evaluators hold the windows already
+    if prepared is None:
+        prepared = prepare_documents(tokenizer, [(d.id, d.text) for d in dev_docs], config.align())
+    counts = [len(p.windows) for p in prepared]
     total = sum(counts)
     if total <= cap:
         return dev, None
