@@ -166,9 +166,9 @@ def fit(
     "evaluate", "final_evaluation", "done"), ``epoch``, ``step``, ``max_steps``, ``loss``, ``learning_rate``, ``dev``
     (scores, at evaluations), ``elapsed_s``, ``eta_s``. When ``should_stop()`` turns true training stops within a step
     and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
-    rate, epochs and early-stopping patience resolved). With ``config.refit`` (and no ``split`` given) a first run
-    picks the step count on dev and the saved model is trained on train+dev (phases of the first run are prefixed
-    "select: "). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
+    rate, epochs and early-stopping patience resolved). With ``config.refit`` a first run picks the step count on
+    dev (of ``split``, default the project's fixed split) and the saved model is trained on train+dev, the test
+    split still held out (phases of the first run are prefixed "select: "). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
     nothing to learn for the task).
     """
     started = time.monotonic()
@@ -177,8 +177,8 @@ def fit(
     if config.cv_folds >= 2 and split is None:
         return _with_cross_validation(engine, project_id, config, Path(out_dir), progress, should_stop, started)
     data = task.load_data(engine, project_id, config)
-    if config.refit and split is None:
-        return _fit_with_refit(task, data, Path(out_dir), progress, should_stop, started)
+    if config.refit:
+        return _fit_with_refit(task, data, Path(out_dir), progress, should_stop, started, split)
     return _fit_once(task, data, Path(out_dir), progress, should_stop, split, started)
 
 
@@ -271,12 +271,13 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
 
 
 def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
-                    should_stop: Callable[[], bool], started: float) -> TrainResult:
-    """``refit``: a run on the fixed split picks the step with the best dev score (nothing saved), then the final
+                    should_stop: Callable[[], bool], started: float,
+                    split: DocumentSplit | None = None) -> TrainResult:
+    """``refit``: a run on ``split`` (default: the project's fixed split) picks the step with the best dev score (nothing saved), then the final
     model trains on train+dev for as many passes (steps scaled by the windows) and is scored on the test split.
     Without a held-out dev split there is nothing to pick with: the one run is the model (``refit`` is noted as
     skipped in its metrics)."""
-    split = make_split(data.project, data.docs, data.config, data.doc_labels)
+    split = split or make_split(data.project, data.docs, data.config, data.doc_labels)
     if not split.dev or split.dev_is_train:
         r = _fit_once(task, data, out_dir, progress, should_stop, split, started)
         r.metrics["refit"] = {"skipped": "no held-out dev split to choose the step count on"}
@@ -360,7 +361,7 @@ def _with_cross_validation(engine: Any, project_id: int, config: TrainConfig, ou
 
     folds = cv_folds(engine, project_id, config)
     k = len(folds)
-    fold_config = dataclasses.replace(config, cv_folds=0)
+    fold_config = dataclasses.replace(config, cv_folds=0, refit=False)  # a fold is scored, never refitted
     per_fold: list[dict[str, Any]] = []
     for i, fold in enumerate(folds):
         def fold_progress(p: dict, i: int = i) -> None:
@@ -384,7 +385,8 @@ def _with_cross_validation(engine: Any, project_id: int, config: TrainConfig, ou
           **{f"mean_{key}": statistics.fmean(f[key] for f in per_fold)
              for key in CV_KEYS[1:] if all(key in f for f in per_fold)}}
     progress({"phase": "cv done", "cv_mean_f1": round(cv["mean_f1"], 4), "cv_std_f1": round(cv["std_f1"], 4)})
-    final = fit(engine, project_id, fold_config, out_dir, progress=progress, should_stop=should_stop)
+    final = fit(engine, project_id, dataclasses.replace(config, cv_folds=0), out_dir, progress=progress,
+                should_stop=should_stop)
     metrics = {**final.metrics, "cv": cv}
     if not final.cancelled and (out_dir / METRICS_FILE).is_file():
         write_json(out_dir / METRICS_FILE, metrics)

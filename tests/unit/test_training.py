@@ -552,6 +552,37 @@ def test_refit_trains_on_train_and_dev_and_still_reports_test(project, base_dir,
     assert load_model(tmp_path / "m").config.refit
 
 
+def test_refit_on_a_given_split_trains_on_its_train_and_dev_and_holds_its_test_out(project, base_dir, tmp_path):
+    """A caller's split (an official benchmark split, say) is refitted like the fixed one: the selecting run and the
+    refit both use it, and its test documents stay out of training."""
+    from core.split import DocumentSplit
+
+    engine, pid = project
+    fixed = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=2, early_stopping_patience=0),
+                                     tmp_path / "plain").data_snapshot
+    given = DocumentSplit(train=tuple(fixed["train"]), dev=tuple(fixed["test"]), test=tuple(fixed["dev"]))
+    seen: list[dict] = []
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=4, early_stopping_patience=0, refit=True),
+                                      tmp_path / "m", progress=seen.append, split=given)
+    snap, refit = result.data_snapshot, result.metrics["refit"]
+    assert set(snap["train"]) == set(given.train) | set(given.dev) and snap["test"] == list(given.test)
+    assert (refit["train_documents"], refit["dev_documents"]) == (len(given.train), len(given.dev))
+    assert result.metrics["test"]["documents"] == len(given.test)
+    assert "select: train" in {p["phase"] for p in seen}
+
+
+def test_cross_validation_with_refit_refits_the_final_model_only(project, base_dir, tmp_path):
+    engine, pid = project
+    seen: list[dict] = []
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, cv_folds=3, max_steps=2, early_stopping_patience=0,
+                                                       refit=True), tmp_path / "m", progress=seen.append)
+    phases = {p.get("phase") for p in seen}
+    assert not any(ph.startswith("cv") and "select" in ph for ph in phases)  # folds are scored, not refitted
+    assert "select: train" in phases and result.metrics["cv"]["folds"] == 3
+    snap = result.data_snapshot
+    assert result.metrics["refit"]["documents"] == len(snap["train"]) and result.metrics["dev_is_train"]
+
+
 def test_refit_without_a_held_out_dev_split_is_one_run(sqlite_url, base_dir, tmp_path):
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks(6, seed=3))
