@@ -7,6 +7,7 @@ import streamlit as st
 from core.types import ReportLensError
 from services import jobs as job_svc
 from services.models import activate, export_merged_version, list_versions, version_rows
+from ui.jobs import dev_sample_note
 from ui.models import onnx_export_section
 from ui.state import engine, project_picker
 
@@ -118,4 +119,6 @@ if job is not None and job.history:
                         width="stretch")
     if "dev_f1" in hist:
         c2.plotly_chart(px.line(hist.dropna(subset=["dev_f1"]), x="step", y="dev_f1", markers=True,
-                                title="Dev F1 per epoch", range_y=[0, 1]), width="stretch")
+                                title="Dev F1 at each evaluation", range_y=[0, 1]), width="stretch")
+        if note := dev_sample_note(job.history):
+            c2.caption(note)

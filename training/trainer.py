@@ -168,8 +168,8 @@ def fit(
     and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
     rate, epochs and early-stopping patience resolved). With ``config.refit`` a first run picks the step count on
     dev (of ``split``, default the project's fixed split) and the saved model is trained on train+dev, the test
-    split still held out (phases of the first run are prefixed "select: "). Raises :class:`ReportLensError` for a project that cannot train (no labeled documents,
-    nothing to learn for the task).
+    split still held out (phases of the first run are prefixed "select: "). Raises :class:`ReportLensError` for a
+    project that cannot train (no labeled documents, nothing to learn for the task).
     """
     started = time.monotonic()
     config = config.resolved()
@@ -222,7 +222,10 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     progress_cb_class, cancel_class, early_class = callback_classes()
     tracker = progress_cb_class(progress, started)
     cancel = cancel_class(should_stop)
-    early = early_class(lambda m, stop: watch.evaluate(m, should_stop=stop), task.summary,
+    # a sampled dev split says so in each in-training evaluation's report (the job history's ``dev_documents`` /
+    # ``dev_of_documents``), so the live curve and the Models page can say what its points were scored on
+    sampled = {"documents": dev_sample["documents"], "of_documents": dev_sample["of_documents"]} if dev_sample else {}
+    early = early_class(lambda m, stop: watch.evaluate(m, should_stop=stop), lambda r: {**task.summary(r), **sampled},
                         config.early_stopping_patience, tracker, cancel, evaluations=config.dev_evaluations)
     collator = PaddingCounter(task.collator(tokenizer))
     state = None
@@ -273,8 +276,9 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
 def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
                     should_stop: Callable[[], bool], started: float,
                     split: DocumentSplit | None = None) -> TrainResult:
-    """``refit``: a run on ``split`` (default: the project's fixed split) picks the step with the best dev score (nothing saved), then the final
-    model trains on train+dev for as many passes (steps scaled by the windows) and is scored on the test split.
+    """``refit``: a run on ``split`` (default: the project's fixed split) picks the step with the best dev score
+    (nothing saved), then the final model trains on train+dev for as many passes (steps scaled by the windows) and
+    is scored on the test split.
     Without a held-out dev split there is nothing to pick with: the one run is the model (``refit`` is noted as
     skipped in its metrics)."""
     split = split or make_split(data.project, data.docs, data.config, data.doc_labels)

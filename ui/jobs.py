@@ -44,7 +44,19 @@ def current_values(job: Any) -> str:
     if dev:
         best = max(dev, key=lambda h: h["dev_f1"])
         parts.append(f"dev F1 {dev[-1]['dev_f1']:.3f} (best {best['dev_f1']:.3f} at step {int(best.get('step', 0))})")
+        if note := dev_sample_note(job.history):
+            parts.append(note)
     return " · ".join(parts)
+
+
+def dev_sample_note(history: Sequence[dict[str, Any]]) -> str | None:
+    """``"dev F1 on a sample: 106 of the 212 dev documents; the final score uses all"`` when a run's in-training
+    dev scorings read a sample of a large dev split (``TrainConfig.dev_sample_windows``), else None."""
+    for h in reversed(history):
+        n, of = h.get("dev_documents"), h.get("dev_of_documents")
+        if isinstance(n, int | float) and isinstance(of, int | float):
+            return f"dev F1 on a sample: {int(n)} of the {int(of)} dev documents; the final score uses all"
+    return None
 
 
 def loss_curves(history: Sequence[dict[str, Any]], job_id: int | None = None) -> None:
@@ -76,7 +88,8 @@ def loss_figure(history: Sequence[dict[str, Any]]) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=d["step"], y=d["loss"], name="training loss", mode="lines"))
     if "dev_f1" in df:
         d = df.dropna(subset=["dev_f1"])
-        fig.add_trace(go.Scatter(x=d["step"], y=d["dev_f1"], name="dev entity F1", mode="lines+markers", yaxis="y2"))
+        name = "dev entity F1 (sample)" if "dev_of_documents" in df else "dev entity F1"
+        fig.add_trace(go.Scatter(x=d["step"], y=d["dev_f1"], name=name, mode="lines+markers", yaxis="y2"))
     fig.update_layout(height=300, xaxis_title="step", yaxis=dict(title="loss", rangemode="tozero"),
                       yaxis2=dict(title="dev F1", overlaying="y", side="right", range=[0, 1], dtick=0.2,
                                   tickformat=".1f", showgrid=False),

@@ -515,9 +515,15 @@ def test_a_large_dev_split_is_sampled_while_training_and_scored_whole_at_the_end
     assert calls.count(in_training) == result.metrics["speed"]["dev_evaluations"] == 3
     assert calls.count(sorted(dev_ids)) == 1  # the final score: the whole split
     assert result.metrics["dev"]["documents"] == len(dev_ids)
+    # each in-training evaluation's report says it read a sample (the job history's dev_documents /
+    # dev_of_documents, which the live panel and the Models page show)
+    evaluations = [h["dev"] for h in result.metrics["history"] if h.get("dev")]
+    assert len(evaluations) == 3 and all(
+        (d["documents"], d["of_documents"]) == (sample["documents"], len(dev_ids)) for d in evaluations)
     whole = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=2, dev_sample_windows=0,
                                                       early_stopping_patience=0), tmp_path / "w")
     assert whole.metrics["speed"]["dev_sample"] is None
+    assert not any("of_documents" in h["dev"] for h in whole.metrics["history"] if h.get("dev"))
 
 
 def test_refit_trains_on_train_and_dev_and_still_reports_test(project, base_dir, tmp_path):
