@@ -27,6 +27,9 @@ it, reporting the adaptation under ``adapted`` (its time is also inside ``time_t
 
     python bench/train_bench.py --corpus maccrobat --runs '{"max_steps": 300}' \
         '{"max_steps": 300, "adapt": {"mlm_steps": 150}}' --out bench/out/adapt-maccrobat.json
+
+A run's ``"decodings": true`` also scores the saved model's dev and test splits under every decoding / aggregation
+pair of ``bench/decoding_bench.py`` (after the time to the model is taken), under ``decodings``.
 """
 
 from __future__ import annotations
@@ -142,16 +145,18 @@ def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
 
         split = official_split(load_project_data(engine, 1)[1])
     fields = run_fields(run)
+    with_decodings = bool(fields.pop("decodings", False))
     adapted = None
     if "adapt" in fields:
         adapted = adapt_first(engine, fields.pop("adapt"), fields, split, Path(out_dir) / "base")
         fields["base_model"] = adapted.pop("base_model")
     result = run_training(engine, 1, TrainConfig(**fields), Path(out_dir), split=split)
     m = result.metrics
+    time_to_model_s = round(time.monotonic() - started, 1)
     return {
         "run": run, "adapted": adapted, "config": result.config.to_dict(),
         "split": {k: m["split"][k] for k in ("train", "dev", "test")},
-        "time_to_model_s": round(time.monotonic() - started, 1), "run_training_s": round(result.duration_s, 1),
+        "time_to_model_s": time_to_model_s, "run_training_s": round(result.duration_s, 1),
         "train_runtime_s": m["speed"]["train_runtime_s"], "examples_per_s": m["speed"]["examples_per_s"],
         "train_windows": m["speed"]["train_windows"], "steps": m["steps"], "best_epoch": m["best_epoch"],
         "dev_eval_s": m["speed"]["dev_eval_s"], "dev_evaluations": m["speed"].get("dev_evaluations"),
@@ -172,7 +177,36 @@ def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
         "trainable_params": m["parameters"]["trainable"],
         "cpu_s": round(sum(resource.getrusage(resource.RUSAGE_SELF)[:2]), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "decodings": decodings(engine, out_dir, result.data_snapshot) if with_decodings else None,
     }
+
+
+def decodings(engine: Any, model_dir: str, snapshot: dict) -> dict:
+    """A run's ``"decodings": true``: the saved model's dev and test entity F1 under every ``(decoding, aggregation)``
+    pair of ``bench/decoding_bench.py`` (probabilities computed once per split, after the time to the model was
+    taken). A refit model's dev was trained on, so only its test column is held out."""
+    from dataclasses import replace
+
+    from bench.decoding_bench import PAIRS
+    from core.decoding import DecodeConfig
+    from core.metrics import evaluate_spans
+    from training.evaluate import Evaluator
+    from training.inference import load_model
+    from training.predict import decode, window_probabilities
+    from training.trainer import load_project_data
+
+    loaded = load_model(model_dir)
+    docs = {d.id: d for d in load_project_data(engine, 1)[1]}
+    out: dict[str, dict[str, float]] = {}
+    for name in ("dev", "test"):
+        ev = Evaluator.build(loaded.tokenizer, [docs[i] for i in snapshot[name]], loaded.config)
+        probs = window_probabilities(loaded.model, ev.prepared, loaded.tokenizer.pad_token_id or 0)
+        for decoding, aggregation in PAIRS:
+            align = replace(loaded.config.align(), decode=DecodeConfig(decoding, aggregation))
+            pred = {p.doc_id: [s for s, _ in p.spans] for p in decode(ev.prepared, probs, loaded.schema, align)}
+            out.setdefault(f"{decoding}/{aggregation}", {})[f"{name}_f1"] = round(
+                evaluate_spans(ev.gold, pred)["f1"], 4)
+    return out
 
 
 def adapt_first(engine: Any, adapt_fields: dict, train_fields: dict, split: Any, out: Path) -> dict:
