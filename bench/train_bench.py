@@ -28,8 +28,7 @@ it, reporting the adaptation under ``adapted`` (its time is also inside ``time_t
     python bench/train_bench.py --corpus maccrobat --runs '{"max_steps": 300}' \
         '{"max_steps": 300, "adapt": {"mlm_steps": 150}}' --out bench/out/adapt-maccrobat.json
 
-A run's ``"train_on_dev": true`` trains once on train+dev (no selection run; the dev scores are then not held out,
-the test split still is). A run's ``"decodings": true`` also scores the saved model's dev and test splits under every decoding / aggregation
+A run's ``"decodings": true`` also scores the saved model's dev and test splits under every decoding / aggregation
 pair of ``bench/decoding_bench.py`` (after the time to the model is taken), under ``decodings``.
 """
 
@@ -147,14 +146,6 @@ def child(url: str, run: str, out_dir: str, corpus: str = "demo") -> dict:
         split = official_split(load_project_data(engine, 1)[1])
     fields = run_fields(run)
     with_decodings = bool(fields.pop("decodings", False))
-    if fields.pop("train_on_dev", False):  # one run on train+dev, the test split held out (no selection run)
-        from core.split import DocumentSplit
-        from training.trainer import load_project_data, make_split
-
-        project, docs = load_project_data(engine, 1)[:2]
-        base = split or make_split(project, docs, TrainConfig(**fields))
-        split = DocumentSplit(train=tuple(base.train) + tuple(base.dev), dev=tuple(base.dev), test=tuple(base.test),
-                              dev_is_train=True)
     adapted = None
     if "adapt" in fields:
         adapted = adapt_first(engine, fields.pop("adapt"), fields, split, Path(out_dir) / "base")

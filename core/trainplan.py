@@ -102,14 +102,18 @@ class TrainPlan:
     steps_per_epoch: int
     steps: int  # optimizer steps of one training
     windows_seen: int  # windows one training goes through
-    trainings: int  # 1, or 1 + cv_folds
+    trainings: int  # 1, or 1 + cv_folds, plus 1 for a refit
     seconds: float
     speed: Speed
+    refit_windows: int = 0  # ``refit``: the training windows of its second training (train+dev); 0 = no refit
 
     def summary(self) -> str:
         """``"About 100 optimizer steps (13 epochs over ~63 training windows from ~42 reports); about 40 s (this
         project's v1 (lora) ran 18.2 windows/s on this machine)."``"""
-        cv = f", {self.trainings} trainings with cross-validation" if self.trainings > 1 else ""
+        cv = (f", {self.trainings} trainings with cross-validation" if self.trainings > 1 + bool(self.refit_windows)
+              else "")
+        if self.refit_windows:
+            cv += f", then the refit on ~{self.refit_windows:,} train+dev windows"
         return (f"About {self.steps:,} optimizer steps ({self.epochs} epoch{'s' if self.epochs != 1 else ''} over "
                 f"~{self.n_windows:,} training windows from ~{self.n_train_docs:,} training reports{cv}); about "
                 f"{duration_text(self.seconds)} ({self.speed.source}).")
@@ -120,6 +124,8 @@ def train_share(config: TrainConfig, n_docs: int) -> float:
     split (:func:`core.split.split_documents`: dev is then the training set), else ``1 - dev_ratio - test_ratio``."""
     if n_docs < MIN_DOCS_FOR_SPLIT:
         return 1.0
+    if config.train_on_dev:  # dev trains too
+        return max(0.0, 1.0 - config.test_ratio)
     return max(0.0, 1.0 - config.dev_ratio - config.test_ratio)
 
 
@@ -139,8 +145,15 @@ def plan_run(config: TrainConfig, n_docs: int, doc_windows: int, speed: Speed, w
         seen = min(seen, steps * config.batch_size * config.grad_accum)
     trainings = 1 + config.cv_folds
     seconds = trainings * (seen / max(speed.examples_per_s, 1e-9) + speed.overhead_s)
+    refit_windows = 0
+    if config.refit and n_docs >= MIN_DOCS_FOR_SPLIT and config.dev_ratio > 0:
+        # the refit trains on train+dev for the selected step scaled by the windows: at most this run's passes
+        both = max(1, round(n_docs * (1.0 - config.test_ratio)))
+        refit_windows = max(1, round(both * per_doc * (1 + config.augment)))
+        trainings += 1
+        seconds += seen * refit_windows / n_windows / max(speed.examples_per_s, 1e-9) + speed.overhead_s
     return TrainPlan(n_docs, n_train, n_windows, windows_note, epochs, per_epoch, steps, seen, trainings, seconds,
-                     speed)
+                     speed, refit_windows)
 
 
 def duration_text(seconds: float) -> str:

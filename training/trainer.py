@@ -179,6 +179,8 @@ def fit(
     data = task.load_data(engine, project_id, config)
     if config.refit:
         return _fit_with_refit(task, data, Path(out_dir), progress, should_stop, started, split)
+    if config.train_on_dev:
+        return _fit_on_train_and_dev(task, data, Path(out_dir), progress, should_stop, started, split)
     return _fit_once(task, data, Path(out_dir), progress, should_stop, split, started)
 
 
@@ -211,12 +213,16 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     encoded = task.encode(tokenizer, train_docs, data, config)
     dev_docs = [by_id[i] for i in split.dev]
     dev = task.evaluator(tokenizer, dev_docs, data, config)
-    watch, dev_sample = _dev_sample(task, tokenizer, dev_docs, dev, data, config)
+    # a refit scores dev only once, at the end (it trains on dev): no sample to build
+    watch, dev_sample = (dev, None) if refit_of is not None else _dev_sample(task, tokenizer, dev_docs, dev, data,
+                                                                             config)
     config = config.resolved(len(encoded.items), has_held_out_dev=bool(split.dev) and not split.dev_is_train)
     train_config = config  # what the Trainer runs; ``config`` is what gets recorded
-    if refit_of is not None:
+    if refit_of is not None and refit_of.get("selected_step") is not None:
         steps = max(1, round(refit_of["selected_step"] * len(encoded.items) / refit_of["selection_train_windows"]))
         train_config = dataclasses.replace(config, max_steps=steps, early_stopping_patience=0)
+    elif refit_of is not None:  # train_on_dev: the automatic step count on train+dev
+        config = train_config = dataclasses.replace(config, early_stopping_patience=0)
     set_seed(config.seed)
     model = task.build_model(config, data)
     progress_cb_class, cancel_class, early_class = callback_classes()
@@ -296,7 +302,7 @@ def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callabl
     if select.cancelled:
         return select
     m = select.metrics
-    refit_of = {"selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
+    refit_of = {"mode": "refit", "selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
                 "selection_steps": m["steps"], "selection_stopped_early": select.stopped_early,
                 "selection_train_windows": m["speed"]["train_windows"], "train_documents": len(split.train),
                 "dev_documents": len(split.dev), "selection_dev": m["dev"], "selection_test": m["test"],
@@ -306,6 +312,27 @@ def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callabl
     final = _fit_once(task, dataclasses.replace(data, config=select.config), out_dir, progress, should_stop, both,
                       started, refit_of=refit_of)
     return dataclasses.replace(final, stopped_early=select.stopped_early)
+
+
+def _fit_on_train_and_dev(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
+                          should_stop: Callable[[], bool], started: float,
+                          split: DocumentSplit | None = None) -> TrainResult:
+    """``train_on_dev``: one run on the train and dev documents of ``split`` (default: the project's fixed split)
+    for the automatic step count of that many windows, scored on the test split; no dev scoring while training
+    (the dev documents are trained on), ``metrics["refit"]`` says so (``mode`` "train_on_dev"). Without a held-out
+    dev split the dev documents are already the training set: the one ordinary run is the model."""
+    split = split or make_split(data.project, data.docs, data.config, data.doc_labels)
+    if not split.dev or split.dev_is_train:
+        r = _fit_once(task, data, out_dir, progress, should_stop, split, started)
+        r.metrics["refit"] = {"mode": "train_on_dev", "skipped": "no held-out dev split: dev is the training set"}
+        if not r.cancelled:
+            write_json(out_dir / METRICS_FILE, r.metrics)
+        return r
+    both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,
+                         notes=split.notes)
+    return _fit_once(task, data, out_dir, progress, should_stop, both, started,
+                     refit_of={"mode": "train_on_dev", "selected_step": None, "train_documents": len(split.train),
+                               "dev_documents": len(split.dev)})
 
 
 def _dev_sample(task: Task, tokenizer: Any, dev_docs: list[Any], dev: Any, data: TaskData,

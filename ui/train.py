@@ -154,7 +154,8 @@ def show_plan(project: Any, config: TrainConfig | None = None) -> TrainPlan:
     measured = "" if plan.speed.measured else " The time is a rough figure until a first model is trained here."
     share = train_share(chosen, plan.n_docs)
     who = ("all the reports train (too few for dev and test splits: dev scores then measure the training set)"
-           if share == 1.0 else f"about {share:.0%} of the reports train (the rest are the dev and test splits)")
+           if share == 1.0 else f"about {share:.0%} of the reports train (the rest are the "
+           f"{'test split; dev trains too' if chosen.train_on_dev else 'dev and test splits'})")
     st.caption(f"Counted: {plan.windows_note}; {who}. Cancel a run any time.{measured}")
     with st.expander("Why these settings", expanded=True):
         windows = _windows(str(engine().url), project.id, project.n_labeled, chosen.base_model, chosen.max_length,

@@ -208,6 +208,11 @@ def test_training_lever_defaults_and_a_config_stored_before_them_loads():
         TrainConfig(optimizer="sgd")
     with pytest.raises(ReportLensError, match="refit must be true or false"):
         TrainConfig(refit="yes")
+    assert not cfg.train_on_dev
+    with pytest.raises(ReportLensError, match="refit and train_on_dev both train the final model on train\\+dev"):
+        TrainConfig(refit=True, train_on_dev=True)
+    assert from_cli_args(add_cli_args(argparse.ArgumentParser()).parse_args(["--train-on-dev"])) == TrainConfig(
+        train_on_dev=True)
     parser = add_cli_args(argparse.ArgumentParser())
     ns = parser.parse_args(["--refit", "--no-group-by-length", "--dev-evaluations", "0", "--optimizer",
                             "adamw_torch"])

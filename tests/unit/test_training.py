@@ -589,6 +589,38 @@ def test_cross_validation_with_refit_refits_the_final_model_only(project, base_d
     assert result.metrics["refit"]["documents"] == len(snap["train"]) and result.metrics["dev_is_train"]
 
 
+def test_train_on_dev_is_one_run_on_train_and_dev_without_dev_scoring(project, base_dir, tmp_path, monkeypatch):
+    engine, pid = project
+    calls, _ = record_evaluations(monkeypatch)
+    seen: list[dict] = []
+    plain = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=2, early_stopping_patience=0),
+                                     tmp_path / "plain").data_snapshot
+    calls.clear()
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, max_steps=4, train_on_dev=True), tmp_path / "m",
+                                      progress=seen.append)
+    snap, refit = result.data_snapshot, result.metrics["refit"]
+    assert set(snap["train"]) == set(plain["train"]) | set(plain["dev"]) and snap["test"] == plain["test"]
+    assert refit["mode"] == "train_on_dev" and refit["selected_step"] is None
+    assert (refit["train_documents"], refit["dev_documents"], refit["documents"]) == (
+        len(plain["train"]), len(plain["dev"]), len(plain["train"]) + len(plain["dev"]))
+    assert result.metrics["steps"] == refit["steps"] == 4  # no selection run: the step count it was given
+    assert not any(str(p.get("phase")).startswith("select") for p in seen)
+    # dev is trained on: not scored while training (no early stopping), scored once at the end and flagged
+    assert result.metrics["speed"]["dev_evaluations"] == 0 and result.metrics["speed"]["dev_sample"] is None
+    assert calls.count(sorted(plain["dev"])) == 1 and calls.count(sorted(plain["test"])) == 1
+    assert result.metrics["dev_is_train"] and not result.metrics["dev_held_out"]
+    assert result.config.early_stopping_patience == 0 and load_model(tmp_path / "m").config.train_on_dev
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["refit"]["mode"] == "train_on_dev"
+
+
+def test_train_on_dev_without_a_held_out_dev_split_is_the_ordinary_run(sqlite_url, base_dir, tmp_path):
+    engine = make_engine(sqlite_url)
+    import_tasks(engine, "tiny", tiny_tasks(6, seed=3))
+    result = trainer_mod.run_training(engine, 1, cfg(base_dir, max_steps=2, train_on_dev=True), tmp_path / "m")
+    assert result.metrics["refit"]["skipped"].startswith("no held-out dev split")
+    assert json.loads((tmp_path / "m" / "metrics.json").read_text())["refit"] == result.metrics["refit"]
+
+
 def test_refit_without_a_held_out_dev_split_is_one_run(sqlite_url, base_dir, tmp_path):
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks(6, seed=3))

@@ -45,6 +45,15 @@ def test_max_steps_cross_validation_and_augmentation_change_the_plan() -> None:
     cv = plan_run(TrainConfig(cv_folds=3, epochs=2), 100, 100, SPEED)
     assert cv.trainings == 4 and cv.seconds == pytest.approx(4 * (2 * 70 / 10.0 + 20.0))
     assert "4 trainings with cross-validation" in cv.summary()
+    # train_on_dev: one training on the train and dev reports (85% of them); refit: the 70% run, then one on 85%
+    on_dev = plan_run(TrainConfig(train_on_dev=True, epochs=2), 100, 100, SPEED)
+    assert (on_dev.n_train_docs, on_dev.n_windows, on_dev.trainings) == (85, 85, 1)
+    assert on_dev.seconds == pytest.approx(2 * 85 / 10.0 + 20.0)
+    refit = plan_run(TrainConfig(refit=True, epochs=2), 100, 100, SPEED)
+    assert (refit.n_windows, refit.refit_windows, refit.trainings) == (70, 85, 2)
+    assert refit.seconds == pytest.approx((2 * 70 / 10.0 + 20.0) + (2 * 85 / 10.0 + 20.0))
+    assert "then the refit on ~85 train+dev windows" in refit.summary() and "cross-validation" not in refit.summary()
+    assert plan_run(TrainConfig(refit=True), 8, 8, SPEED).trainings == 1  # too small to split: nothing to refit
     aug = plan_run(TrainConfig(augment=2, epochs=1), 10, 10, SPEED)
     assert aug.n_windows == 21  # 7 training reports, each with 2 copies
     assert plan_run(TrainConfig(), 0, 0, SPEED).n_windows == 1  # no labelled report: still a plan, never a crash
