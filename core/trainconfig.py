@@ -204,6 +204,9 @@ class TrainConfig(JsonConfig):
         check_ratios(self.dev_ratio, self.test_ratio)
         if self.cv_folds == 1:
             raise ReportLensError("cv_folds must be 0 (off) or at least 2; got 1.")
+        if self.train_on_dev and self.early_stopping_patience:
+            raise ReportLensError("train_on_dev trains on the dev split, so there is no held-out dev score to stop "
+                                  "early on: leave early_stopping_patience empty or 0.")
         if self.refit and self.train_on_dev:
             raise ReportLensError("refit and train_on_dev both train the final model on train+dev: choose one (refit "
                                   "picks the step count on dev first; train_on_dev uses the automatic one).")
@@ -260,10 +263,10 @@ class TrainConfig(JsonConfig):
 
     def patience_for(self, has_held_out_dev: bool) -> int:
         """``early_stopping_patience``, or (auto) :data:`AUTO_PATIENCE` evaluations when the dev split is held out and
-        0 (off) when there is none or it is the training set."""
+        0 (off) when there is none, it is the training set, or ``train_on_dev`` trains on it."""
         if self.early_stopping_patience is not None:
             return self.early_stopping_patience
-        return AUTO_PATIENCE if has_held_out_dev else 0
+        return AUTO_PATIENCE if has_held_out_dev and not self.train_on_dev else 0
 
     def resolved(self, n_windows: int | None = None, has_held_out_dev: bool | None = None) -> TrainConfig:
         """A copy with the defaults that depend on other fields (and on the data size and split) filled in: what
@@ -324,13 +327,17 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
     else:
         out.append(("epochs", epochs, f"set in the form: {total} optimizer steps"))
     held_out = split_has_held_out_dev(n_docs, config.dev_ratio)
-    patience = config.patience_for(held_out)
+    on_dev = config.train_on_dev and held_out  # dev trains too: nothing held out to stop on or to score during
+    patience = config.patience_for(held_out and not on_dev)
     if config.early_stopping_patience is not None:
         out.append(("early_stopping_patience", patience, "set in the form" + (" (off)" if not patience else "")))
     elif patience:
         out.append(("early_stopping_patience", patience, f"auto: the project has a held-out dev split, so training "
                                                          f"stops after {patience} evaluations without a better dev "
                                                          "F1 and keeps the best weights"))
+    elif on_dev:
+        out.append(("early_stopping_patience", 0, "off: train_on_dev trains on the dev split, so there is no held-out "
+                                                  "dev score to stop on"))
     else:
         out.append(("early_stopping_patience", 0, "auto: off, the project is too small for a held-out dev split "
                                                   "(dev scores would measure the training set)"))
@@ -364,6 +371,10 @@ def explain_defaults(config: TrainConfig, n_windows: int, n_docs: int,
                     "the windows/s at the same F1)" if config.groups_by_length(n_windows) else
                     f"on, but {n_windows} windows are too few for it to group anything (it acts from "
                     f"{8 * config.batch_size * config.grad_accum})"))
+    if on_dev:
+        out.append(("dev_evaluations", 0, "train_on_dev: the dev split trains too, so it is scored once at the end "
+                                          "(not held out); the test split is"))
+        return out
     evals = min(config.dev_evaluations, total) if config.dev_evaluations else epochs
     every = f"every {math.ceil(total / evals)} steps" if config.dev_evaluations else "after every epoch"
     out.append(("dev_evaluations", evals, f"dev scored {every} ({evals} times in {total} steps), the last step "

@@ -110,8 +110,8 @@ class TrainPlan:
     def summary(self) -> str:
         """``"About 100 optimizer steps (13 epochs over ~63 training windows from ~42 reports); about 40 s (this
         project's v1 (lora) ran 18.2 windows/s on this machine)."``"""
-        cv = (f", {self.trainings} trainings with cross-validation" if self.trainings > 1 + bool(self.refit_windows)
-              else "")
+        runs = self.trainings - bool(self.refit_windows)  # before the refit: the folds and the selecting run
+        cv = f", {runs} trainings with cross-validation" if runs > 1 else ""
         if self.refit_windows:
             cv += f", then the refit on ~{self.refit_windows:,} train+dev windows"
         return (f"About {self.steps:,} optimizer steps ({self.epochs} epoch{'s' if self.epochs != 1 else ''} over "
@@ -121,7 +121,8 @@ class TrainPlan:
 
 def train_share(config: TrainConfig, n_docs: int) -> float:
     """The share of ``n_docs`` labelled reports that trains: all of them in a project too small for a held-out dev
-    split (:func:`core.split.split_documents`: dev is then the training set), else ``1 - dev_ratio - test_ratio``."""
+    split (:func:`core.split.split_documents`: dev is then the training set), ``1 - test_ratio`` with
+    ``train_on_dev``, else ``1 - dev_ratio - test_ratio``."""
     if n_docs < MIN_DOCS_FOR_SPLIT:
         return 1.0
     if config.train_on_dev:  # dev trains too

@@ -168,7 +168,8 @@ def fit(
     and the result has ``cancelled=True``; nothing is saved then. ``result.config`` is the config that ran (learning
     rate, epochs and early-stopping patience resolved). With ``config.refit`` a first run picks the step count on
     dev (of ``split``, default the project's fixed split) and the saved model is trained on train+dev, the test
-    split still held out (phases of the first run are prefixed "select: "). Raises :class:`ReportLensError` for a
+    split still held out (phases of the first run are prefixed "select: "); with ``config.train_on_dev`` one run
+    trains on train+dev for the automatic step count. Raises :class:`ReportLensError` for a
     project that cannot train (no labeled documents, nothing to learn for the task).
     """
     started = time.monotonic()
@@ -193,7 +194,8 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     """One training on ``split`` (default: the project's fixed split), scored on its dev and test documents, saved
     to ``out_dir`` unless ``save`` is false. ``refit_of`` (the selecting run's facts, :func:`_fit_with_refit`)
     makes this the refit: no dev evaluations while training (dev is in the training set), ``max_steps`` scaled from
-    the selected step to the bigger training set, and ``metrics["refit"]`` saying so."""
+    the selected step to the bigger training set (``selected_step`` None, ``train_on_dev``: the automatic count, no
+    early stopping), and ``metrics["refit"]`` saying so."""
     from transformers import set_seed
 
     config = data.config
@@ -274,7 +276,8 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
         return result(True)
     if save:
         save_model(out_dir, model, tokenizer, data.schema, task.scheme, config, metrics)
-    tracker.report(state, "done", dev=task.summary(metrics["dev"]), keep=False,
+    # a refit's dev score is on documents it trained on: kept in metrics (flagged), not put on the dev curve
+    tracker.report(state, "done", dev=task.summary(metrics["dev"]) if refit_of is None else None, keep=False,
                    test=task.summary(metrics["test"]) if metrics["test"] else None)
     return result(False)
 
@@ -392,7 +395,8 @@ def _with_cross_validation(engine: Any, project_id: int, config: TrainConfig, ou
 
     folds = cv_folds(engine, project_id, config)
     k = len(folds)
-    fold_config = dataclasses.replace(config, cv_folds=0, refit=False)  # a fold is scored, never refitted
+    # a fold is scored on its held-out documents: never refitted, never trained on them
+    fold_config = dataclasses.replace(config, cv_folds=0, refit=False, train_on_dev=False)
     per_fold: list[dict[str, Any]] = []
     for i, fold in enumerate(folds):
         def fold_progress(p: dict, i: int = i) -> None:

@@ -211,6 +211,9 @@ def test_training_lever_defaults_and_a_config_stored_before_them_loads():
     assert not cfg.train_on_dev
     with pytest.raises(ReportLensError, match="refit and train_on_dev both train the final model on train\\+dev"):
         TrainConfig(refit=True, train_on_dev=True)
+    with pytest.raises(ReportLensError, match="no held-out dev score to stop early on"):
+        TrainConfig(train_on_dev=True, early_stopping_patience=2)
+    assert TrainConfig(train_on_dev=True, early_stopping_patience=0).train_on_dev
     assert from_cli_args(add_cli_args(argparse.ArgumentParser()).parse_args(["--train-on-dev"])) == TrainConfig(
         train_on_dev=True)
     parser = add_cli_args(argparse.ArgumentParser())
@@ -245,6 +248,10 @@ def test_explain_defaults_gives_each_resolved_value_with_a_reason():
     tiny = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(), n_windows=6, n_docs=6)}
     assert tiny["early_stopping_patience"][0] == 0 and "too small" in tiny["early_stopping_patience"][1]
     assert tiny["epochs"][0] == 100 and "ceiling" in tiny["epochs"][1]
+    on_dev = {f: (v, why) for f, v, why in explain_defaults(TrainConfig(train_on_dev=True), 36, 50)}
+    assert on_dev["early_stopping_patience"][0] == 0 and "trains on the dev split" in on_dev[
+        "early_stopping_patience"][1]
+    assert on_dev["dev_evaluations"][0] == 0 and "scored once at the end" in on_dev["dev_evaluations"][1]
     mine = {f: (v, why) for f, v, why in explain_defaults(
         TrainConfig(learning_rate=1e-4, epochs=3, early_stopping_patience=0, dev_evaluations=0), 36, 50)}
     assert mine["learning_rate"] == (1e-4, "set in the form") and mine["epochs"][0] == 3

@@ -611,6 +611,31 @@ def test_train_on_dev_is_one_run_on_train_and_dev_without_dev_scoring(project, b
     assert result.metrics["dev_is_train"] and not result.metrics["dev_held_out"]
     assert result.config.early_stopping_patience == 0 and load_model(tmp_path / "m").config.train_on_dev
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["refit"]["mode"] == "train_on_dev"
+    # the dev score it trained on is on no dev curve, and the Models table shows none (no yardstick between versions)
+    done = [p for p in seen if p.get("phase") == "done"]
+    assert done and done[-1]["dev"] is None and done[-1]["test"]["f1"] == result.metrics["test"]["f1"]
+    from db.model_versions import record_model_version
+    from services.models import version_rows
+
+    record_model_version(engine, pid, None, result)
+    (row,) = version_rows(engine, "tiny")
+    assert row["dev_f1"] is None and row["test_f1"] == result.metrics["test"]["f1"]
+
+
+def test_cross_validation_folds_never_train_on_their_held_out_documents(project, base_dir, tmp_path, monkeypatch):
+    engine, pid = project
+    on_dev: list[int] = []
+    real = trainer_mod._fit_on_train_and_dev
+
+    def recording(*args, **kwargs):
+        on_dev.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "_fit_on_train_and_dev", recording)
+    result = trainer_mod.run_training(engine, pid, cfg(base_dir, cv_folds=3, max_steps=2, train_on_dev=True),
+                                      tmp_path / "m")
+    assert len(on_dev) == 1  # the final model only: each fold is scored on documents it never trained on
+    assert result.metrics["cv"]["folds"] == 3 and result.metrics["refit"]["mode"] == "train_on_dev"
 
 
 def test_train_on_dev_without_a_held_out_dev_split_is_the_ordinary_run(sqlite_url, base_dir, tmp_path):
