@@ -67,7 +67,8 @@ def version_rows(engine: Any, project: str) -> list[dict[str, Any]]:
         base_name = name_of_path(engine, project, v.base_model) if v.base_model not in (None, "bundled") else None
         test = (v.metrics or {}).get("test") or {}
         dev = (v.metrics or {}).get("dev") or {}
-        if (v.metrics or {}).get("refit") and (v.metrics or {}).get("dev_held_out") is False:
+        refit = (v.metrics or {}).get("refit") or {}
+        if refit and not refit.get("skipped"):
             dev = {}  # refit / train_on_dev trained on the dev split: its score is no yardstick between versions
         task = (v.config or {}).get("task", "ner")
         rows.append({"id": v.id, "name": v.name, "active": v.is_active, "task": task, "method": v.method,

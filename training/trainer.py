@@ -178,10 +178,9 @@ def fit(
     if config.cv_folds >= 2 and split is None:
         return _with_cross_validation(engine, project_id, config, Path(out_dir), progress, should_stop, started)
     data = task.load_data(engine, project_id, config)
-    if config.refit:
-        return _fit_with_refit(task, data, Path(out_dir), progress, should_stop, started, split)
-    if config.train_on_dev:
-        return _fit_on_train_and_dev(task, data, Path(out_dir), progress, should_stop, started, split)
+    if config.refit or config.train_on_dev:
+        return _fit_on_train_and_dev(task, data, Path(out_dir), progress, should_stop, started, split,
+                                     select=config.refit)
     return _fit_once(task, data, Path(out_dir), progress, should_stop, split, started)
 
 
@@ -192,7 +191,7 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
               should_stop: Callable[[], bool], split: DocumentSplit | None, started: float, *,
               save: bool = True, refit_of: dict[str, Any] | None = None) -> TrainResult:
     """One training on ``split`` (default: the project's fixed split), scored on its dev and test documents, saved
-    to ``out_dir`` unless ``save`` is false. ``refit_of`` (the selecting run's facts, :func:`_fit_with_refit`)
+    to ``out_dir`` unless ``save`` is false. ``refit_of`` (from :func:`_fit_on_train_and_dev`)
     makes this the refit: no dev evaluations while training (dev is in the training set), ``max_steps`` scaled from
     the selected step to the bigger training set (``selected_step`` None, ``train_on_dev``: the automatic count, no
     early stopping), and ``metrics["refit"]`` saying so."""
@@ -223,8 +222,7 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     if refit_of is not None and refit_of.get("selected_step") is not None:
         steps = max(1, round(refit_of["selected_step"] * len(encoded.items) / refit_of["selection_train_windows"]))
         train_config = dataclasses.replace(config, max_steps=steps, early_stopping_patience=0)
-    elif refit_of is not None:  # train_on_dev: the automatic step count on train+dev
-        config = train_config = dataclasses.replace(config, early_stopping_patience=0)
+    # (train_on_dev keeps the automatic step count; its patience resolves to 0: TrainConfig.patience_for)
     set_seed(config.seed)
     model = task.build_model(config, data)
     progress_cb_class, cancel_class, early_class = callback_classes()
@@ -282,60 +280,48 @@ def _fit_once(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dic
     return result(False)
 
 
-def _fit_with_refit(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
-                    should_stop: Callable[[], bool], started: float,
-                    split: DocumentSplit | None = None) -> TrainResult:
-    """``refit``: a run on ``split`` (default: the project's fixed split) picks the step with the best dev score
-    (nothing saved), then the final model trains on train+dev for as many passes (steps scaled by the windows) and
-    is scored on the test split.
-    Without a held-out dev split there is nothing to pick with: the one run is the model (``refit`` is noted as
-    skipped in its metrics)."""
+def _fit_on_train_and_dev(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
+                          should_stop: Callable[[], bool], started: float, split: DocumentSplit | None = None, *,
+                          select: bool) -> TrainResult:
+    """The final model on the train and dev documents of ``split`` (default: the project's fixed split), scored on
+    its test split, ``metrics["refit"]`` saying how (``mode``):
+
+    - ``select`` (``refit``): a run on ``split`` first picks the step with the best dev score (nothing saved;
+      its phases prefixed "select: "), then the final model trains on train+dev for as many passes (steps scaled
+      by the windows);
+    - else (``train_on_dev``): one run on train+dev for the automatic step count of that many windows.
+
+    Neither scores dev while training on it. Without a held-out dev split there is nothing to add or pick with: the
+    one ordinary run is the model (noted as skipped)."""
+    mode = "refit" if select else "train_on_dev"
     split = split or make_split(data.project, data.docs, data.config, data.doc_labels)
     if not split.dev or split.dev_is_train:
         r = _fit_once(task, data, out_dir, progress, should_stop, split, started)
-        r.metrics["refit"] = {"skipped": "no held-out dev split to choose the step count on"}
+        r.metrics["refit"] = {"mode": mode, "skipped": "no held-out dev split: dev is the training set"}
         if not r.cancelled:
             write_json(out_dir / METRICS_FILE, r.metrics)
         return r
+    both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,
+                         notes=split.notes)
+    sizes = {"train_documents": len(split.train), "dev_documents": len(split.dev)}
+    if not select:
+        return _fit_once(task, data, out_dir, progress, should_stop, both, started,
+                         refit_of={"mode": mode, "selected_step": None, **sizes})
 
     def select_progress(p: dict) -> None:
         progress({**p, "phase": f"select: {p.get('phase')}"})
 
-    select = _fit_once(task, data, out_dir, select_progress, should_stop, split, started, save=False)
-    if select.cancelled:
-        return select
-    m = select.metrics
-    refit_of = {"mode": "refit", "selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
-                "selection_steps": m["steps"], "selection_stopped_early": select.stopped_early,
-                "selection_train_windows": m["speed"]["train_windows"], "train_documents": len(split.train),
-                "dev_documents": len(split.dev), "selection_dev": m["dev"], "selection_test": m["test"],
-                "selection_speed": m["speed"]}
-    both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,
-                         notes=split.notes)
-    final = _fit_once(task, dataclasses.replace(data, config=select.config), out_dir, progress, should_stop, both,
+    chosen = _fit_once(task, data, out_dir, select_progress, should_stop, split, started, save=False)
+    if chosen.cancelled:
+        return chosen
+    m = chosen.metrics
+    refit_of = {"mode": mode, "selected_step": m["best_step"] or m["steps"], "selected_epoch": m["best_epoch"],
+                "selection_steps": m["steps"], "selection_stopped_early": chosen.stopped_early,
+                "selection_train_windows": m["speed"]["train_windows"], **sizes, "selection_dev": m["dev"],
+                "selection_test": m["test"], "selection_speed": m["speed"]}
+    final = _fit_once(task, dataclasses.replace(data, config=chosen.config), out_dir, progress, should_stop, both,
                       started, refit_of=refit_of)
-    return dataclasses.replace(final, stopped_early=select.stopped_early)
-
-
-def _fit_on_train_and_dev(task: Task, data: TaskData, out_dir: Path, progress: Callable[[dict], None],
-                          should_stop: Callable[[], bool], started: float,
-                          split: DocumentSplit | None = None) -> TrainResult:
-    """``train_on_dev``: one run on the train and dev documents of ``split`` (default: the project's fixed split)
-    for the automatic step count of that many windows, scored on the test split; no dev scoring while training
-    (the dev documents are trained on), ``metrics["refit"]`` says so (``mode`` "train_on_dev"). Without a held-out
-    dev split the dev documents are already the training set: the one ordinary run is the model."""
-    split = split or make_split(data.project, data.docs, data.config, data.doc_labels)
-    if not split.dev or split.dev_is_train:
-        r = _fit_once(task, data, out_dir, progress, should_stop, split, started)
-        r.metrics["refit"] = {"mode": "train_on_dev", "skipped": "no held-out dev split: dev is the training set"}
-        if not r.cancelled:
-            write_json(out_dir / METRICS_FILE, r.metrics)
-        return r
-    both = DocumentSplit(train=split.train + split.dev, dev=split.dev, test=split.test, dev_is_train=False,
-                         notes=split.notes)
-    return _fit_once(task, data, out_dir, progress, should_stop, both, started,
-                     refit_of={"mode": "train_on_dev", "selected_step": None, "train_documents": len(split.train),
-                               "dev_documents": len(split.dev)})
+    return dataclasses.replace(final, stopped_early=chosen.stopped_early)
 
 
 def _dev_sample(task: Task, tokenizer: Any, dev_docs: list[Any], dev: Any, data: TaskData,

@@ -650,5 +650,5 @@ def test_refit_without_a_held_out_dev_split_is_one_run(sqlite_url, base_dir, tmp
     engine = make_engine(sqlite_url)
     import_tasks(engine, "tiny", tiny_tasks(6, seed=3))
     result = trainer_mod.run_training(engine, 1, cfg(base_dir, max_steps=2, refit=True), tmp_path / "m")
-    assert result.metrics["refit"] == {"skipped": "no held-out dev split to choose the step count on"}
+    assert result.metrics["refit"] == {"mode": "refit", "skipped": "no held-out dev split: dev is the training set"}
     assert json.loads((tmp_path / "m" / "metrics.json").read_text())["refit"] == result.metrics["refit"]
